@@ -1,0 +1,72 @@
+// swift-tools-version:6.0
+// dts: a Swift framework for DPDK virtualization test suites.
+import PackageDescription
+
+let package = Package(
+    name: "dts",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dts", targets: ["DTSCommand"]),
+        .library(name: "DTS", targets: ["DTS"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // libssh2 from Debian (libssh2-1-dev), imported as a C module.
+        .systemLibrary(
+            name: "CLibSSH2",
+            pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"])]
+        ),
+        // What every DUT session speaks (host DUT, VM DUT, local or SSH): exec, sendExpect, file copy.
+        .target(name: "DTSSession"),
+        // SSH sessions on libssh2: exec, interactive shell (sendExpect), file copy, host keys.
+        .target(
+            name: "DTSSSH",
+            dependencies: ["CLibSSH2", "DTSSession", .product(name: "Logging", package: "swift-log")]
+        ),
+        // QEMU's control channels: QMP, HMP over QMP, and the guest agent (QGA).
+        .target(
+            name: "DTSControl",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        // The framework: config loader, QEMUKvm and its parameter handlers, DUTs.
+        .target(
+            name: "DTS",
+            dependencies: [
+                "DTSSession", "DTSSSH", "DTSControl",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Test suites written against the framework.
+        .target(
+            name: "Suites",
+            dependencies: ["DTS"],
+            path: "suites"
+        ),
+        // The `dts` command: parses arguments and calls the library.
+        .executableTarget(
+            name: "DTSCommand",
+            dependencies: [
+                "DTS", "Suites",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Benchmarks (see the Makefile's bench-* targets).
+        .executableTarget(
+            name: "SessionBench",
+            dependencies: ["DTSSSH"],
+            path: "Benchmarks/SessionBench"
+        ),
+        .testTarget(
+            name: "DTSTests",
+            dependencies: ["DTS", "Suites"],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(name: "DTSSSHTests", dependencies: ["DTSSSH"]),
+        .testTarget(name: "DTSControlTests", dependencies: ["DTSControl"]),
+    ]
+)
