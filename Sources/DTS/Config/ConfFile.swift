@@ -1,0 +1,149 @@
+import Foundation
+
+/// An INI-like file in the format DTS uses for `conf/*.cfg`.
+///
+/// The grammar is Python `configparser`'s, which DTS reads its files with:
+/// - `[name]` starts a section;
+/// - `key = value` or `key: value` (split at the first `=` or `:`); keys are case-insensitive;
+/// - an indented line continues the previous key's value;
+/// - a line whose first non-blank character is `#` or `;` is a comment;
+/// - no interpolation: `%` and `$` are plain characters.
+///
+/// Unlike DTS, a duplicated section or key, a key outside any section, and a line that is none of
+/// the above are errors naming the file and line.
+public struct ConfFile: Sendable {
+    /// One line (or continuation line) of a value, with its line number.
+    public struct ValueLine: Sendable, Equatable {
+        public var line: Int
+        public var text: String
+    }
+
+    /// A `key = value` item of a section.
+    public struct Item: Sendable, Equatable {
+        /// The key, lowercased as configparser does.
+        public var key: String
+        /// The line of the key.
+        public var line: Int
+        /// The value's lines: the text after the delimiter, then every continuation line (trimmed).
+        public var lines: [ValueLine]
+
+        /// The value as configparser returns it: lines joined with `\n`, blank ones dropped.
+        public var value: String {
+            lines.map(\.text).filter { !$0.isEmpty }.joined(separator: "\n")
+        }
+    }
+
+    /// A `[name]` section and its items in file order.
+    public struct Section: Sendable, Equatable {
+        public var name: String
+        public var line: Int
+        public var items: [Item]
+
+        /// The item for `key` (case-insensitive), if present.
+        public func item(_ key: String) -> Item? {
+            let key = key.lowercased()
+            return items.first { $0.key == key }
+        }
+    }
+
+    /// The path the file was read from (as given).
+    public var path: String
+    /// Sections in file order.
+    public var sections: [Section]
+
+    /// The section called `name` (exact match, as configparser), if present.
+    public func section(_ name: String) -> Section? {
+        sections.first { $0.name == name }
+    }
+
+    /// Reads and parses a file.
+    public init(contentsOf path: String) throws(ConfigErrors) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigErrors([ConfigError(SourceLocation(file: path, line: 0), "cannot read file: \(Self.reason(error))")])
+        }
+        try self.init(text: text, path: path)
+    }
+
+    /// Parses `text`; `path` is used in error messages.
+    public init(text: String, path: String) throws(ConfigErrors) {
+        self.path = path
+        var sections: [Section] = []
+        var errors: [ConfigError] = []
+        var lastKeyInSection = false
+
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for (index, rawLine) in lines.enumerated() {
+            let number = index + 1
+            var line = String(rawLine)
+            if line.hasSuffix("\r") { line.removeLast() }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let here = SourceLocation(file: path, line: number, section: sections.last?.name)
+
+            if trimmed.isEmpty { continue }
+            if trimmed.hasPrefix("#") || trimmed.hasPrefix(";") { continue }
+
+            let indented = line.first == " " || line.first == "\t"
+            if indented {
+                guard lastKeyInSection, !sections.isEmpty, !sections[sections.count - 1].items.isEmpty else {
+                    errors.append(ConfigError(here, "indented line does not continue any key: '\(trimmed)'"))
+                    continue
+                }
+                let s = sections.count - 1, i = sections[s].items.count - 1
+                sections[s].items[i].lines.append(ValueLine(line: number, text: trimmed))
+                continue
+            }
+
+            if trimmed.hasPrefix("[") {
+                guard trimmed.hasSuffix("]"), trimmed.count > 2 else {
+                    errors.append(ConfigError(here, "malformed section header '\(trimmed)'; expected '[name]'"))
+                    lastKeyInSection = false
+                    continue
+                }
+                let name = String(trimmed.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
+                if let previous = sections.first(where: { $0.name == name }) {
+                    errors.append(ConfigError(SourceLocation(file: path, line: number, section: name),
+                                              "section [\(name)] already defined at line \(previous.line)"))
+                }
+                sections.append(Section(name: name, line: number, items: []))
+                lastKeyInSection = false
+                continue
+            }
+
+            guard let delimiter = trimmed.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+                errors.append(ConfigError(here, "expected 'key = value', '[section]' or a comment, got '\(trimmed)'"))
+                continue
+            }
+            let key = trimmed[..<delimiter].trimmingCharacters(in: .whitespaces).lowercased()
+            let value = trimmed[trimmed.index(after: delimiter)...].trimmingCharacters(in: .whitespaces)
+            guard !key.isEmpty else {
+                errors.append(ConfigError(here, "missing key before '\(trimmed[delimiter])'"))
+                continue
+            }
+            guard !sections.isEmpty else {
+                errors.append(ConfigError(here, key: key, "key outside any section; add a '[section]' line above it"))
+                continue
+            }
+            let s = sections.count - 1
+            if let previous = sections[s].items.first(where: { $0.key == key }) {
+                errors.append(ConfigError(here, key: key, "key already set at line \(previous.line) in this section"))
+            }
+            sections[s].items.append(Item(key: key, line: number, lines: [ValueLine(line: number, text: value)]))
+            lastKeyInSection = true
+        }
+        self.sections = sections
+        if !errors.isEmpty { throw ConfigErrors(errors) }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain,
+           let message = strerror(Int32(underlying.code)) {
+            return String(cString: message)
+        }
+        if ns.domain == NSCocoaErrorDomain, ns.code == NSFileReadNoSuchFileError { return "No such file or directory" }
+        return ns.localizedDescription
+    }
+}

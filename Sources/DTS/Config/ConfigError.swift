@@ -1,0 +1,91 @@
+/// Where a config value came from: file, line, section and key.
+public struct SourceLocation: Sendable, Equatable, Hashable, CustomStringConvertible {
+    /// The file path as given to the loader (or a label such as `<built-in defaults>`).
+    public var file: String
+    /// 1-based line number, or 0 when the value does not come from a file.
+    public var line: Int
+    /// The section the value belongs to (a VM name, `KVM`, ...), if any.
+    public var section: String?
+
+    public init(file: String, line: Int, section: String? = nil) {
+        self.file = file
+        self.line = line
+        self.section = section
+    }
+
+    /// The location of values that frameworks code adds itself.
+    public static func builtIn(_ what: String = "built-in defaults", section: String? = nil) -> SourceLocation {
+        SourceLocation(file: "<\(what)>", line: 0, section: section)
+    }
+
+    public var description: String { line > 0 ? "\(file):\(line)" : file }
+}
+
+/// One problem found in a config file or in the parameters of a VM.
+///
+/// The message always names the file and line, the section and the key, so that a lab engineer
+/// can fix the file without reading dts code.
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Where the problem is.
+    public var location: SourceLocation
+    /// The parameter or key involved (`cpu`, `device`, `dut_ip`), if any.
+    public var key: String?
+    /// What is wrong and, where possible, how to fix it.
+    public var message: String
+
+    public init(_ location: SourceLocation, key: String? = nil, _ message: String) {
+        self.location = location
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String {
+        var text = "\(location):"
+        if let section = location.section { text += " [\(section)]" }
+        if let key { text += " \(key):" }
+        return text + " " + message
+    }
+}
+
+/// Several config errors, reported together so that one run shows every problem.
+public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The errors in the order they were found.
+    public var errors: [ConfigError]
+
+    public init(_ errors: [ConfigError]) { self.errors = errors }
+
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+/// Suggests the closest known name for a misspelt one ("did you mean ...?").
+enum Spelling {
+    static func closest(to word: String, in candidates: [String]) -> String? {
+        let lowered = word.lowercased()
+        let scored = candidates.map { ($0, distance(lowered, $0.lowercased())) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+        return best.1 <= max(1, min(3, word.count / 3)) ? best.0 : nil
+    }
+
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
+    /// "unknown X 'y'; did you mean 'z'? known: a, b, c"
+    static func unknown(_ what: String, _ name: String, known: [String], context: String = "") -> String {
+        var text = "unknown \(what) '\(name)'\(context)"
+        if let suggestion = closest(to: name, in: known) { text += " (did you mean '\(suggestion)'?)" }
+        return text + "; known: " + known.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+
+/// Loads a VM's parameters the way DTS does, in this order:
+///
+/// 1. built-in defaults (``builtInDefaults(vm:)``: name, enable_kvm, machine, pid_file, daemon,
+///    monitor and the management net);
+/// 2. `virt_global.cfg`, section `[KVM]`;
+/// 3. `<suite>.cfg`, section `[<vm>]`;
+/// 4. calls made at run time (``QEMUKvm/setVMDevice(_:)``), which append entries.
+///
+/// A parameter set by a later layer replaces the whole parameter of an earlier one, keeping its
+/// position. Every parameter and option is validated; all problems are reported together.
+public enum VirtConfig {
+    /// The section of `virt_global.cfg` that holds defaults for QEMU/KVM VMs.
+    public static let globalSection = "KVM"
+    /// Sections of a suite config that hold the suite's own parameters, not a VM.
+    public static let suiteSections: Set<String> = ["suite"]
+
+    /// The defaults dts adds in code before reading any file (as DTS did).
+    public static func builtInDefaults(vm: String) -> [VirtParam] {
+        let here = SourceLocation.builtIn(section: vm)
+        func param(_ name: String, _ entries: [[(String, String)]]) -> VirtParam {
+            VirtParam(name: name, entries: entries.map { VirtEntry($0, location: here) }, location: here)
+        }
+        return [
+            param("name", [[("name", vm)]]),
+            param("enable_kvm", [[("enable", "yes")]]),
+            param("machine", [[]]),
+            param("pid_file", [[]]),
+            param("daemon", [[("enable", "no")]]),
+            param("monitor", [[]]),
+            param("net", [[("type", "nic"), ("opt_vlan", "0"), ("opt_addr", "1f")], [("type", "user"), ("opt_vlan", "0")]]),
+        ]
+    }
+
+    /// Loads the parameters of `vm` for `suite` from `confDirectory`.
+    ///
+    /// `virt_global.cfg` is optional; `<suite>.cfg` and its `[<vm>]` section are required.
+    public static func load(vm: String, suite: String, confDirectory: String) throws(ConfigErrors) -> [VirtParam] {
+        var params = builtInDefaults(vm: vm)
+        var errors: [ConfigError] = []
+
+        let globalPath = "\(confDirectory)/virt_global.cfg"
+        if FileManager.default.fileExists(atPath: globalPath) {
+            do {
+                let file = try ConfFile(contentsOf: globalPath)
+                if let section = file.section(globalSection) {
+                    let (layer, problems) = parameters(of: section, in: file)
+                    errors += problems
+                    params = merge(params, layer)
+                }
+            } catch { errors += error.errors }
+        }
+
+        let suitePath = "\(confDirectory)/\(suite).cfg"
+        do {
+            let file = try ConfFile(contentsOf: suitePath)
+            if let section = file.section(vm) {
+                let (layer, problems) = parameters(of: section, in: file)
+                errors += problems
+                params = merge(params, layer)
+            } else {
+                let vms = file.sections.map(\.name).filter { !suiteSections.contains($0) }
+                errors.append(ConfigError(SourceLocation(file: suitePath, line: 0),
+                                          "no section [\(vm)]; VM sections in this file: " + (vms.joined(separator: ", ").nonEmpty ?? "none")))
+            }
+        } catch { errors += error.errors }
+
+        guard errors.isEmpty else { throw ConfigErrors(errors) }
+        return params
+    }
+
+    /// Reads and validates every parameter of a VM section.
+    public static func parameters(of section: ConfFile.Section, in file: ConfFile) -> ([VirtParam], [ConfigError]) {
+        var params: [VirtParam] = []
+        var errors: [ConfigError] = []
+        for item in section.items {
+            let location = SourceLocation(file: file.path, line: item.line, section: section.name)
+            guard VMParameters.handler(named: item.key) != nil else {
+                errors.append(ConfigError(location, Spelling.unknown("parameter", item.key, known: VMParameters.names)))
+                continue
+            }
+            do {
+                let entries = try VirtValueParser.parse(item.lines, file: file.path, section: section.name, key: item.key)
+                let param = VirtParam(name: item.key, entries: entries, location: location)
+                if entries.isEmpty {
+                    errors.append(ConfigError(location, key: item.key, "no value; write at least one 'key=value' entry"))
+                    continue
+                }
+                let problems = VMParameters.validate(param)
+                errors += problems
+                if problems.isEmpty { params.append(param) }
+            } catch {
+                errors += error.errors
+            }
+        }
+        return (params, errors)
+    }
+
+    /// Overlays `layer` on `base`: a parameter in `layer` replaces the whole parameter in `base`
+    /// at the same position; new parameters are appended in `layer`'s order.
+    public static func merge(_ base: [VirtParam], _ layer: [VirtParam]) -> [VirtParam] {
+        var result = base
+        for param in layer {
+            if let index = result.firstIndex(where: { $0.name == param.name }) {
+                result[index] = param
+            } else {
+                result.append(param)
+            }
+        }
+        return result
+    }
+}

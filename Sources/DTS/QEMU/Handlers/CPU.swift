@@ -1,0 +1,33 @@
+/// `cpu = model=host,number=4,cpupin=24 25 26 27;` — vCPU model, count and pinning.
+///
+/// Pinning puts QEMU under `taskset -c <cpus>` and starts the guest paused (`-S`) so that each
+/// vCPU thread is pinned to its host CPU before the guest runs.
+public enum CPUParameter: VMParameterHandler {
+    public static let spec = ParamSpec(name: "cpu", summary: "vCPU model, count and pinning", options: [
+        OptionSpec("model", .text, default: "host", "QEMU CPU model; 'host' becomes 'max' under TCG"),
+        OptionSpec("number", .integer(1...288), default: "1", "vCPU count (-smp)"),
+        OptionSpec("cpupin", .cpuList, "host CPU for each vCPU, in order (as many as 'number')"),
+    ])
+
+    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+        guard let entry = param.entries.last else { return }
+        let model = entry["model"] ?? "host"
+        if model == "host", builder.context.accelerator == .tcg {
+            builder.add("-cpu", builder.context.architecture.tcgCPUModel,
+                        note: "model=host needs KVM; under TCG the closest model is '\(builder.context.architecture.tcgCPUModel)'")
+        } else {
+            builder.add("-cpu", model)
+        }
+        let number = entry.int("number") ?? 1
+        builder.add("-smp", String(number))
+
+        guard let pinText = entry["cpupin"], let cpus = ValueKind.parseCPUList(pinText) else { return }
+        guard cpus.count == number else {
+            builder.fail(entry.location(of: "cpupin"), spec.name,
+                         "cpupin lists \(cpus.count) host CPU\(cpus.count == 1 ? "" : "s") (\(pinText)) but number=\(number); give one host CPU per vCPU")
+            return
+        }
+        builder.cpuPinning = cpus
+        builder.prefix = ["taskset", "-c", cpus.map(String.init).joined(separator: ",")]
+    }
+}

@@ -1,0 +1,54 @@
+/// `kernel = guest_image=dts-guest;` or `kernel = kernel_img=/boot/vmlinuz,initrd=...,console=ttyS0,root=/dev/sda;`
+/// — direct kernel boot.
+///
+/// `guest_image=NAME` boots an image built by `scripts/build-guest-image.sh`: its `vmlinuz` and
+/// `initrd.img` are looked up in the image directory (`DTS_IMAGE_DIR`). That is a lookup, not
+/// interpolation: the name is a plain word.
+public enum KernelParameter: VMParameterHandler {
+    public static let spec = ParamSpec(name: "kernel", summary: "direct kernel boot", options: [
+        OptionSpec("guest_image", .text, "name of a dts guest image (its vmlinuz and initrd.img)"),
+        OptionSpec("kernel_img", .path, "kernel image (-kernel)"),
+        OptionSpec("initrd", .path, "initial ramdisk (-initrd)"),
+        OptionSpec("console", .text, default: "ttyS0 with guest_image", "console= on the kernel command line"),
+        OptionSpec("baudrate", .integer(50...4_000_000), "console speed, appended as console=DEV,BAUD"),
+        OptionSpec("root", .text, "root= on the kernel command line"),
+        OptionSpec("append", .text, "further kernel command-line text (quote it if it holds , or ;)"),
+    ])
+
+    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+        guard let entry = param.entries.last else { return }
+        var kernel = entry["kernel_img"]
+        var initrd = entry["initrd"]
+        var console = entry["console"]
+        switch (entry["guest_image"], kernel) {
+        case (let image?, nil):
+            guard !image.contains("/"), image != ".", image != ".." else {
+                builder.fail(entry.location(of: "guest_image"), spec.name, "guest_image takes an image name, not a path ('\(image)'); use kernel_img= for a path")
+                return
+            }
+            let directory = "\(builder.allocator.imageDirectory)/\(image)"
+            kernel = "\(directory)/vmlinuz"
+            if initrd == nil { initrd = "\(directory)/initrd.img" }
+            if console == nil { console = builder.context.architecture.consoleDevice }
+        case (nil, nil):
+            builder.fail(entry.location, spec.name, "needs kernel_img=PATH or guest_image=NAME")
+            return
+        case (_?, _?):
+            builder.fail(entry.location(of: "guest_image"), spec.name, "give either kernel_img or guest_image, not both")
+            return
+        case (nil, _?):
+            break
+        }
+        builder.add("-kernel", kernel!)
+        if let initrd { builder.add("-initrd", initrd) }
+        var words: [String] = []
+        if let console {
+            words.append("console=" + console + (entry["baudrate"].map { ",\($0)" } ?? ""))
+        } else if entry["baudrate"] != nil {
+            builder.fail(entry.location(of: "baudrate"), spec.name, "baudrate needs console= too")
+        }
+        if let root = entry["root"] { words.append("root=\(root)") }
+        if let append = entry["append"] { words.append(append) }
+        if !words.isEmpty { builder.add("-append", words.joined(separator: " ")) }
+    }
+}

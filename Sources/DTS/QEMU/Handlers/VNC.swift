@@ -1,0 +1,23 @@
+/// `vnc = displayNum=1;` or `vnc = disable=True;` — a VNC display for debugging.
+public enum VNCParameter: VMParameterHandler {
+    public static let spec = ParamSpec(name: "vnc", summary: "VNC display", options: [
+        OptionSpec("displayNum", .integer(0...99), default: "allocated", "display number (port 5900 + N)"),
+        OptionSpec("disable", .boolean, default: "False", "True: no VNC display"),
+    ])
+
+    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+        guard let entry = param.entries.last, entry.bool("disable") != true else { return }
+        let display: Int
+        if let configured = entry.int("displayNum") {
+            display = configured
+        } else {
+            guard let allocated = builder.allocate("a VNC display", at: entry.location, spec.name, { allocator, vm in
+                try allocator.vncDisplay(vm: vm)
+            }) else { return }
+            display = allocated
+        }
+        builder.ports.vncDisplay = display
+        builder.add("-vnc", "\(builder.allocator.listenAddress):\(display)")
+        builder.add(contentsOf: builder.context.architecture.displayDevice)
+    }
+}

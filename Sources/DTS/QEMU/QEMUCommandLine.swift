@@ -1,0 +1,89 @@
+/// The outcome of building a VM's command line: the argv and everything the framework needs to
+/// reach and manage the VM.
+public struct QEMUCommandLine: Sendable, Equatable {
+    /// Why an argument is there, for `dts vm cmdline --explain`.
+    public struct Explanation: Sendable, Equatable {
+        /// Index into ``argv`` of the option the note is about.
+        public var index: Int
+        /// The note.
+        public var text: String
+    }
+
+    /// Paths the VM uses, all inside its private runtime directory unless configured otherwise.
+    public struct Paths: Sendable, Equatable {
+        public var runtimeDirectory: String
+        public var qmpSocket: String
+        public var monitorSocket: String?
+        public var guestAgentSocket: String?
+        public var serialSocket: String?
+        public var pidFile: String?
+        public var consoleLog: String
+    }
+
+    /// Host ports and displays the VM listens on.
+    public struct Ports: Sendable, Equatable {
+        /// The host side of the forward to the guest's SSH port.
+        public var ssh: Int?
+        /// The address the SSH forward listens on.
+        public var sshAddress: String?
+        public var vncDisplay: Int?
+        public var telnet: Int?
+        public var migration: Int?
+    }
+
+    /// Guest login credentials (`login` parameter).
+    public struct Login: Sendable, Equatable {
+        public var user: String
+        public var password: String?
+    }
+
+    /// Deadlines and prompts from the `start` parameter.
+    public struct StartSettings: Sendable, Equatable {
+        public var waitSeconds: Int = 120
+        public var loginTimeout: Int = 60
+        public var loginPrompt: String = "login:"
+        public var passwordPrompt: String = "Password:"
+    }
+
+    /// A host PCI device passed through to the guest, with the id used to find it in `info pci`.
+    public struct Passthrough: Sendable, Equatable {
+        public var id: String
+        public var hostAddress: String
+        public var driver: String
+    }
+
+    /// The VM's name.
+    public var vmName: String
+    /// The guest architecture.
+    public var architecture: String
+    /// The accelerator chosen.
+    public var accelerator: Accelerator
+    /// A command to run QEMU under, e.g. `taskset -c 2,3` when vCPUs are pinned.
+    public var prefix: [String]
+    /// The emulator and its arguments.
+    public var argv: [String]
+    /// Notes on arguments that differ from what the config literally says.
+    public var explanations: [Explanation]
+    public var paths: Paths
+    public var ports: Ports
+    public var login: Login?
+    public var start: StartSettings
+    /// Host CPUs for vCPU i, when pinned.
+    public var cpuPinning: [Int]
+    /// QEMU starts with `-S` (paused) so that vCPUs can be pinned before the guest runs.
+    public var startsPaused: Bool
+    /// QEMU daemonizes itself (`daemon = enable=yes`).
+    public var daemonize: Bool
+    /// Whether a guest agent channel is configured.
+    public var hasGuestAgent: Bool
+    /// Passthrough devices in order (`pt_0`, `pt_1`, ...).
+    public var passthrough: [Passthrough]
+    /// The default driver for passthrough devices (`def_driver`), if set.
+    public var defaultDriver: String?
+
+    /// The full command: ``prefix`` then ``argv``.
+    public var command: [String] { prefix + argv }
+
+    /// The command as one POSIX-shell line, each argument quoted as needed.
+    public var shellLine: String { ShellQuoting.join(command) }
+}

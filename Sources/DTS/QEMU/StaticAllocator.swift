@@ -1,0 +1,91 @@
+import Foundation
+
+/// A deterministic allocator: DTS's port bases (SSH forwards from 6000, VNC displays from 1,
+/// telnet from 7000, migration from 8000), counted up per request, and MACs derived from the
+/// VM name. It reserves nothing: it serves golden tests and `dts vm cmdline`, which only print.
+public final class StaticAllocator: VMResourceAllocator, @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = (ssh: 6000, vnc: 1, serial: 7000, migration: 8000)
+    private let runtimeRoot: String
+
+    public let listenAddress: String
+    public let hugepageMount: String?
+    public let imageDirectory: String
+    public let hostArchitecture: String
+
+    /// - Parameters:
+    ///   - runtimeRoot: VM runtime directories are `<runtimeRoot>/<vm>`.
+    public init(runtimeRoot: String, listenAddress: String = "127.0.0.1", hugepageMount: String? = "/dev/hugepages",
+                imageDirectory: String = "/var/cache/dts/images", hostArchitecture: String = "x86_64") {
+        self.runtimeRoot = runtimeRoot
+        self.listenAddress = listenAddress
+        self.hugepageMount = hugepageMount
+        self.imageDirectory = imageDirectory
+        self.hostArchitecture = hostArchitecture
+    }
+
+    public func runtimeDirectory(vm: String) -> String { "\(runtimeRoot)/\(vm)" }
+
+    public func hostForwardPort(vm: String, guestPort: Int) throws -> Int {
+        lock.withLock { defer { next.ssh += 1 }; return next.ssh }
+    }
+
+    public func vncDisplay(vm: String) throws -> Int {
+        lock.withLock { defer { next.vnc += 1 }; return next.vnc }
+    }
+
+    public func serialPort(vm: String) throws -> Int {
+        lock.withLock { defer { next.serial += 1 }; return next.serial }
+    }
+
+    public func migrationPort(vm: String) throws -> Int {
+        lock.withLock { defer { next.migration += 1 }; return next.migration }
+    }
+
+    public func macAddress(vm: String, index: Int) -> String {
+        MACAddress.derived(vm: vm, index: index)
+    }
+}
+
+/// Locally administered MAC addresses derived from a VM name and NIC index.
+public enum MACAddress {
+    /// `52:54:00:xx:xx:xx` with the last three bytes from a hash of `vm` and `index` (stable
+    /// across runs and hosts, distinct for distinct VMs with overwhelming likelihood).
+    public static func derived(vm: String, index: Int, salt: String = "") -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in Array((salt + "/" + vm + "/" + String(index)).utf8) {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let bytes = [UInt8(truncatingIfNeeded: hash >> 16), UInt8(truncatingIfNeeded: hash >> 8), UInt8(truncatingIfNeeded: hash)]
+        return "52:54:00:" + bytes.map { String(format: "%02x", $0) }.joined(separator: ":")
+    }
+}
+
+/// Facts read from the host dts runs on.
+public enum HostFacts {
+    /// The first hugetlbfs mount point in `/proc/mounts`, if any.
+    public static func hugetlbfsMount(mounts path: String = "/proc/mounts") -> String? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 3, fields[2] == "hugetlbfs" { return String(fields[1]) }
+        }
+        return nil
+    }
+
+    /// Where guest images are stored: `DTS_IMAGE_DIR`, else `~/.cache/dts/images`.
+    public static var imageDirectory: String {
+        if let dir = ProcessInfo.processInfo.environment["DTS_IMAGE_DIR"], !dir.isEmpty { return dir }
+        return NSHomeDirectory() + "/.cache/dts/images"
+    }
+
+    /// `uname -m`.
+    public static var architecture: String {
+        var info = utsname()
+        uname(&info)
+        return withUnsafeBytes(of: &info.machine) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+}

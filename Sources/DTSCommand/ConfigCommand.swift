@@ -1,0 +1,57 @@
+import ArgumentParser
+import DTS
+import Foundation
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Check and show config files.",
+        subcommands: [Check.self, Show.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate config files and print every error (exit status 2 on any).")
+
+        @Argument(help: "Files to check. Default: every .cfg in --conf-dir.")
+        var files: [String] = []
+
+        @Option(name: .long, help: "Directory whose .cfg files are checked when no file is given.")
+        var confDir: String = "conf"
+
+        func run() throws {
+            let paths: [String]
+            if files.isEmpty {
+                do { paths = try ConfigChecker.configFiles(in: confDir) } catch {
+                    throw ValidationError("cannot list \(confDir): \(error.localizedDescription)")
+                }
+            } else {
+                paths = files
+            }
+            let errors = ConfigChecker.check(paths: paths)
+            guard errors.isEmpty else {
+                throw reportConfigErrors(ConfigErrors(errors))
+            }
+            print("\(paths.count) file\(paths.count == 1 ? "" : "s") OK: " + paths.joined(separator: ", "))
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a VM's merged parameters, in order, as DTS's parameter dictionaries.")
+
+        @Option(name: .long, help: "Suite whose config describes the VM.") var suite: String
+        @Option(name: .long, help: "VM name (section of the suite config).") var vm: String = "vm0"
+        @OptionGroup var options: VMOptions
+
+        func run() throws {
+            do {
+                let kvm = try QEMUKvm(dut: Dut(settings: try options.settings()), vmName: vm, suite: suite)
+                for param in kvm.params {
+                    let entries = param.entries.map { "{" + $0.options.map { "'\($0.key)': '\($0.value)'" }.joined(separator: ", ") + "}" }
+                    print("{'\(param.name)': [\(entries.joined(separator: ", "))]}   # \(param.location)")
+                }
+            } catch let errors as ConfigErrors {
+                throw reportConfigErrors(errors)
+            }
+        }
+    }
+}

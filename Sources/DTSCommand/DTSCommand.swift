@@ -1,0 +1,46 @@
+import ArgumentParser
+import DTS
+import Foundation
+
+/// `dts`: the command lab engineers run. It parses arguments and calls the DTS library.
+@main
+struct DTSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dts",
+        abstract: "DPDK virtualization test suites: VMs from DTS configs, booted with QEMU.",
+        subcommands: [ConfigCommand.self, VMCommand.self])
+}
+
+/// Exit statuses shared by every subcommand.
+enum ExitStatus {
+    /// A config file or option is invalid.
+    static let configError = ExitCode(2)
+}
+
+/// Options every command that builds or starts VMs takes.
+struct VMOptions: ParsableArguments {
+    @Option(name: .long, help: "Directory holding virt_global.cfg and <suite>.cfg.")
+    var confDir: String = "conf"
+
+    @Option(name: .long, help: "Accelerator for every VM, overriding enable_kvm (kvm|tcg). Default: $DTS_ACCEL, else the config.")
+    var accel: Accelerator?
+
+    func settings() throws -> RunSettings {
+        var accelerator = accel
+        if accelerator == nil, let env = ProcessInfo.processInfo.environment["DTS_ACCEL"], !env.isEmpty {
+            guard let parsed = Accelerator(rawValue: env) else {
+                throw ValidationError("DTS_ACCEL=\(env): expected kvm or tcg")
+            }
+            accelerator = parsed
+        }
+        return RunSettings(confDirectory: confDir, accelerator: accelerator)
+    }
+}
+
+extension Accelerator: ExpressibleByArgument {}
+
+/// Prints config errors to standard error and exits with the config-error status.
+func reportConfigErrors(_ errors: ConfigErrors) -> ExitCode {
+    FileHandle.standardError.write(Data((errors.description + "\n").utf8))
+    return ExitStatus.configError
+}
