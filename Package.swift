@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(
             name: "DTSTests",
             dependencies: ["DTS", "Suites"],
-            resources: [.copy("Golden")]
+            exclude: ["Golden"]
         ),
         .testTarget(name: "DTSSSHTests", dependencies: ["DTSSSH"]),
         .testTarget(name: "DTSControlTests", dependencies: ["DTSControl"]),

@@ -101,7 +101,13 @@ public enum QEMUCommandLineBuilder {
             builder.fail(params.last { $0.name == "net" }?.location ?? vmLocation, "net",
                          "no management network: dts reaches the guest over SSH through a 'type=user' net with a forward to guest port 22 (the default net has one)")
         }
-        guard builder.errors.isEmpty else { throw ConfigErrors(builder.errors) }
+        guard builder.errors.isEmpty else {
+            // Report in file order, whichever handler found the problem.
+            let ordered = builder.errors.enumerated().sorted { a, b in
+                (a.element.location.line, a.offset) < (b.element.location.line, b.offset)
+            }.map(\.element)
+            throw ConfigErrors(ordered)
+        }
 
         // The framework's own channels.
         builder.add("-nodefaults", note: "no implicit devices: every device on this command line comes from the config")

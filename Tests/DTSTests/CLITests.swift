@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// Runs the built `dts` executable, as a user would.
+enum DTSBinary {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// `dts` sits next to the test bundle in the build directory.
+    static var path: String {
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while url.path != "/" {
+            let candidate = url.deletingLastPathComponent().appendingPathComponent("dts").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            url.deleteLastPathComponent()
+        }
+        return packageRoot + "/.build/debug/dts"
+    }
+
+    struct Output { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:], cwd: String = packageRoot) throws -> Output {
+        try runProgram(path, arguments, environment: environment, cwd: cwd)
+    }
+}
+
+/// Runs a program with output captured in files (no pipe deadlocks) and waits for it.
+func runProgram(_ program: String, _ arguments: [String], environment: [String: String] = [:], cwd: String? = nil) throws -> DTSBinary.Output {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dts-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program)
+    process.arguments = arguments
+    if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = try FileHandle(forWritingTo: err)
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return .init(status: process.terminationStatus,
+                 stdout: try String(contentsOf: out, encoding: .utf8), stderr: try String(contentsOf: err, encoding: .utf8))
+}
+
+@Suite struct CLITests {
+    @Test func shippedConfigsAreValid() throws {
+        let result = try DTSBinary.run(["config", "check", "--conf-dir", "conf"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("conf/vxlan_sample.cfg"))
+    }
+
+    @Test func configCheckPrintsEveryErrorAndFails() throws {
+        let bad = GoldenCase.directory + "/err_bad_values.cfg"
+        let good = GoldenCase.directory + "/networks.cfg"
+        let result = try DTSBinary.run(["config", "check", good, bad])
+        #expect(result.status == 2)
+        let expected = try String(contentsOfFile: GoldenCase.directory + "/err_bad_values.err", encoding: .utf8)
+        #expect(result.stderr == expected.replacingOccurrences(of: "err_bad_values.cfg:", with: bad + ":"))
+    }
+
+    @Test func cmdlineShellLineRoundTripsThroughSh() throws {
+        let args = ["vm", "cmdline", "--conf-dir", GoldenCase.directory, "--suite", "vhost_user_memfd_tcg", "--accel", "tcg", "--runtime-dir", "/tmp/dir with space",
+                    "--device", "driver=vhost-user,opt_path=./vhost net,opt_mac=00:00:20:00:00:20"]
+        let env = ["DTS_IMAGE_DIR": "/images"]
+        let perLine = try DTSBinary.run(args, environment: env)
+        try #require(perLine.status == 0, "\(perLine.stderr)")
+        let shell = try DTSBinary.run(args + ["--shell"], environment: env)
+        try #require(shell.status == 0, "\(shell.stderr)")
+        let reparsed = try runProgram("/bin/sh", ["-c", "printf '%s\\n' " + shell.stdout])
+        #expect(reparsed.stdout == perLine.stdout)
+        #expect(perLine.stdout.contains("\n-accel\ntcg\n"))
+        #expect(perLine.stdout.contains("path=./vhost net"))
+    }
+
+    @Test func accelFromEnvironmentAndBadValues() throws {
+        let tcg = try DTSBinary.run(["vm", "cmdline", "--conf-dir", GoldenCase.directory, "--suite", "defaults"], environment: ["DTS_ACCEL": "tcg"])
+        #expect(tcg.stdout.contains("-accel\ntcg\n"), "\(tcg.stderr)")
+        let bad = try DTSBinary.run(["vm", "cmdline", "--conf-dir", GoldenCase.directory, "--suite", "defaults"], environment: ["DTS_ACCEL": "hvf"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("DTS_ACCEL=hvf"))
+    }
+}
