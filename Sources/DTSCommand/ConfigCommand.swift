@@ -5,7 +5,7 @@ import Foundation
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config", abstract: "Check and show config files.",
-        subcommands: [Check.self, Show.self])
+        subcommands: [Check.self, Show.self, Reference.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -53,5 +53,12 @@ struct ConfigCommand: ParsableCommand {
                 throw reportConfigErrors(errors)
             }
         }
+    }
+
+    struct Reference: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the reference of every VM parameter and option (Markdown).")
+
+        func run() { print(ParamReference.markdown(), terminator: "") }
     }
 }

@@ -1,3 +1,4 @@
+@testable import DTS
 import Foundation
 import Testing
 
@@ -82,5 +83,16 @@ func runProgram(_ program: String, _ arguments: [String], environment: [String: 
         let bad = try DTSBinary.run(["vm", "cmdline", "--conf-dir", GoldenCase.directory, "--suite", "defaults"], environment: ["DTS_ACCEL": "hvf"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("DTS_ACCEL=hvf"))
+    }
+}
+
+@Suite struct DocsTests {
+    @Test func configReferenceInDocsIsCurrent() throws {
+        let doc = try String(contentsOfFile: DTSBinary.packageRoot + "/docs/config.md", encoding: .utf8)
+        let begin = try #require(doc.range(of: "<!-- BEGIN GENERATED: dts config reference -->\n"))
+        let end = try #require(doc.range(of: "<!-- END GENERATED -->"))
+        let generated = String(doc[begin.upperBound..<end.lowerBound])
+        #expect(generated == ParamReference.markdown(),
+                "docs/config.md is stale: regenerate its reference section with `dts config reference`")
     }
 }

@@ -1,0 +1,25 @@
+# Shortcuts; the scripts are the source of truth.
+.PHONY: setup test main build image bench-sessions golden
+
+setup:
+	bash scripts/setup.sh
+
+test:
+	bash scripts/test.sh
+
+main:
+	bash scripts/main.sh
+
+build:
+	swift build
+
+image:
+	bash scripts/build-guest-image.sh
+
+bench-sessions:
+	bash scripts/bench-sessions.sh
+
+# Regenerate the golden command lines after a deliberate builder change; review the diff.
+golden:
+	DTS_UPDATE_GOLDEN=1 swift test --filter GoldenCommandLine
+	swift run dts config reference > /tmp/dts-ref.md && echo "check docs/config.md against /tmp/dts-ref.md"
