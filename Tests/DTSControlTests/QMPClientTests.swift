@@ -230,6 +230,21 @@ import Glibc
         }
     }
 
+    @Test func cancellingAWaitEndsItAtOnce() async throws {
+        try await withQEMU { vm in
+            let qmp = try await QMPClient.connect(path: vm.qmpPath, timeout: .seconds(10))
+            defer { qmp.close() }
+            let waiter = Task { try await qmp.waitForEvent(named: "SHUTDOWN", timeout: .seconds(60)) }
+            try await Task.sleep(for: .milliseconds(100))
+            let start = ContinuousClock.now
+            waiter.cancel()
+            await #expect(throws: CancellationError.self) { try await waiter.value }
+            #expect(ContinuousClock.now - start < .seconds(2))
+            // The client is still fine afterwards.
+            #expect(try await qmp.queryStatus().status == "prelaunch")
+        }
+    }
+
     @Test func connectDeadlineWhenNothingListens() async throws {
         let dir = try TempDir("qmpnone")
         defer { dir.remove() }
