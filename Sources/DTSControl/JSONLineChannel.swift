@@ -108,7 +108,10 @@ final class JSONLineChannel: @unchecked Sendable {
         lock.lock()
         unmatchedHandler = unmatched
         closeHandler = closed
+        let alreadyClosed = started && !fdOpen ? terminalError : nil
         lock.unlock()
+        // The reader already finished: report the close now rather than never.
+        if let alreadyClosed { closed?(alreadyClosed) }
     }
 
     /// Starts the reader thread (once).

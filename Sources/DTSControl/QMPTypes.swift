@@ -192,10 +192,17 @@ struct QMPDecoder {
 
     func memdevs(_ value: JSONValue) throws -> [QMPMemdev] {
         try array(value, "return").map { entry in
-            guard let size = entry["size"]?.doubleValue, size >= 0 else { throw fail("size is missing") }
+            let size: UInt64
+            if let exact = entry["size"]?.intValue, exact >= 0 {
+                size = UInt64(exact)
+            } else if let approximate = entry["size"]?.doubleValue, approximate >= 0, approximate < 1.8e19 {
+                size = UInt64(approximate)
+            } else {
+                throw fail("size is missing or not a byte count")
+            }
             return QMPMemdev(
                 id: entry["id"]?.stringValue,
-                size: UInt64(size),
+                size: size,
                 share: try bool(entry["share"], "share"),
                 prealloc: try bool(entry["prealloc"], "prealloc"),
                 merge: try bool(entry["merge"], "merge"),
