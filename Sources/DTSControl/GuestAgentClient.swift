@@ -40,6 +40,13 @@ public struct GuestIPAddress: Sendable, Hashable {
     public var address: String
     /// Prefix length.
     public var prefix: Int
+
+    /// Creates an address record.
+    public init(family: Family, address: String, prefix: Int) {
+        self.family = family
+        self.address = address
+        self.prefix = prefix
+    }
 }
 
 /// A guest network interface, from `guest-network-get-interfaces`.
