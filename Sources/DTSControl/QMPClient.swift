@@ -1,2 +1,391 @@
-/// Placeholder replaced by the QMP/QGA clients (issue 3).
-enum ControlLayer {}
+import Foundation
+import Logging
+
+/// A client of the QEMU Machine Protocol over a unix socket (`-qmp unix:PATH,server=on,wait=off`).
+///
+/// ``connect(path:timeout:transcript:logger:)`` retries until the socket exists (a QEMU just
+/// started), reads the greeting and negotiates `qmp_capabilities`. Commands carry unique ids and
+/// replies are matched by id, so calls may run concurrently and interleave with events. Every
+/// call has a deadline. When QEMU closes the socket, every pending call fails at once with
+/// ``ControlError/peerClosed(_:)``. Call ``close()`` when done (or ``quit(timeout:)``).
+///
+/// Events are kept in a small buffer (the last 256) so ``waitForEvent(named:after:recentWithin:timeout:)``
+/// also sees an event that arrived just before the call (a `RESUME` racing the `cont` reply), and
+/// every ``events()`` stream receives the events that arrive after it was made.
+public final class QMPClient: @unchecked Sendable {
+    /// The socket this client talks to.
+    public let endpoint: ControlEndpoint
+    /// The greeting QEMU sent (its version).
+    public let greeting: QMPGreeting
+
+    private let channel: JSONLineChannel
+    private let logger: Logger
+
+    private struct EventWaiter {
+        var token: UInt64
+        var name: String
+        var after: UInt64?
+        var continuation: CheckedContinuation<QMPEvent, any Error>
+    }
+
+    private struct BufferedEvent {
+        var event: QMPEvent
+        var consumed: Bool
+    }
+
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var nextID: UInt64 = 0
+    private var lastSequence: UInt64 = 0
+    private var buffer: [BufferedEvent] = []
+    private var eventWaiters: [EventWaiter] = []
+    private var streams: [UInt64: AsyncStream<QMPEvent>.Continuation] = [:]
+    private var closedError: ControlError?
+    private static let bufferLimit = 256
+
+    private init(channel: JSONLineChannel, greeting: QMPGreeting, logger: Logger) {
+        self.channel = channel
+        self.endpoint = channel.endpoint
+        self.greeting = greeting
+        self.logger = logger
+    }
+
+    deinit {
+        channel.close()
+    }
+
+    /// Connects to the QMP socket at `path`, waiting up to `timeout` for it to appear and for the
+    /// greeting, then sends `qmp_capabilities`.
+    /// - Parameters:
+    ///   - transcript: called with every line sent and received (see ``TranscriptFile``).
+    /// - Throws: ``ControlError/connectFailed(_:reason:)``, ``ControlError/noReply(_:what:timeout:)``
+    ///   (`no greeting within 5 s`), ``ControlError/peerClosed(_:)``.
+    public static func connect(
+        path: String, timeout: Duration = .seconds(5), transcript: ControlTranscript? = nil,
+        logger: Logger = Logger(label: "dts.qmp")
+    ) async throws -> QMPClient {
+        let endpoint = ControlEndpoint(kind: .qmp, path: path)
+        let deadline = ContinuousClock.now + timeout
+        let channel = try await JSONLineChannel.connect(
+            endpoint: endpoint, timeout: timeout, transcript: transcript, logger: logger)
+        do {
+            // Register the greeting waiter before the reader starts so the greeting cannot be missed.
+            let message = try await channel.request(
+                nil, what: "greeting", timeout: max(deadline - ContinuousClock.now, .milliseconds(500)),
+                startReader: true, matcher: { $0["QMP"] != nil })
+            let greeting = try parseGreeting(message, endpoint: endpoint)
+            let client = QMPClient(channel: channel, greeting: greeting, logger: logger)
+            channel.setHandlers(
+                unmatched: { [weak client] message in client?.handleUnmatched(message) },
+                closed: { [weak client] error in client?.handleClosed(error) })
+            _ = try await client.execute(
+                "qmp_capabilities", timeout: max(deadline - ContinuousClock.now, .seconds(1)))
+            return client
+        } catch ControlError.noReply(let endpoint, let what, _) where what == "greeting" {
+            channel.close()
+            throw ControlError.noReply(endpoint, what: what, timeout: timeout)
+        } catch {
+            channel.close()
+            throw error
+        }
+    }
+
+    private static func parseGreeting(_ message: [String: JSONValue], endpoint: ControlEndpoint) throws -> QMPGreeting {
+        let qmp = JSONValue.object(message)["QMP"]
+        guard let version = qmp?["version"]?["qemu"],
+            let major = version["major"]?.intValue, let minor = version["minor"]?.intValue,
+            let micro = version["micro"]?.intValue
+        else {
+            throw ControlError.protocolViolation(endpoint, "greeting without a QEMU version: \(JSONValue.object(message))")
+        }
+        return QMPGreeting(
+            major: major, minor: minor, micro: micro,
+            package: qmp?["version"]?["package"]?.stringValue ?? "",
+            capabilities: (qmp?["capabilities"]?.arrayValue ?? []).compactMap(\.stringValue))
+    }
+
+    // MARK: - Commands
+
+    /// Executes a QMP command and returns its `return` value.
+    /// - Throws: ``ControlError/commandFailed(_:command:errorClass:message:)`` for an `error` reply
+    ///   (`QMP command query-foo failed: CommandNotFound: ...`), ``ControlError/noReply(_:what:timeout:)``,
+    ///   ``ControlError/peerClosed(_:)``.
+    @discardableResult
+    public func execute(
+        _ command: String, arguments: [String: JSONValue]? = nil, timeout: Duration = .seconds(10)
+    ) async throws -> JSONValue {
+        let id: String = {
+            lock.lock()
+            defer { lock.unlock() }
+            nextID += 1
+            return "dts-\(nextID)"
+        }()
+        var message: [String: JSONValue] = ["execute": .string(command), "id": .string(id)]
+        if let arguments { message["arguments"] = .object(arguments) }
+        let reply = try await channel.request(
+            .object(message), what: "reply to \(command)", timeout: timeout,
+            matcher: { $0["id"] == .string(id) })
+        if let error = reply["error"] {
+            throw ControlError.commandFailed(
+                endpoint, command: command, errorClass: error["class"]?.stringValue ?? "GenericError",
+                message: error["desc"]?.stringValue ?? error.jsonText())
+        }
+        guard let value = reply["return"] else {
+            throw ControlError.protocolViolation(endpoint, "reply to \(command) has neither return nor error")
+        }
+        return value
+    }
+
+    /// `query-status`: running or not, and the run state (`prelaunch`, `running`, `paused`, ...).
+    public func queryStatus(timeout: Duration = .seconds(10)) async throws -> QMPStatus {
+        let value = try await execute("query-status", timeout: timeout)
+        return try QMPDecoder(endpoint: endpoint, command: "query-status").status(value)
+    }
+
+    /// `query-pci`: every PCI function of the guest (bridged buses included), typed.
+    public func queryPCI(timeout: Duration = .seconds(10)) async throws -> [PCIDevice] {
+        let value = try await execute("query-pci", timeout: timeout)
+        return try QMPDecoder(endpoint: endpoint, command: "query-pci").pciDevices(value)
+    }
+
+    /// The qdev id → guest PCI address map, from `query-pci`.
+    public func pciMap(timeout: Duration = .seconds(10)) async throws -> PCIMap {
+        PCIMap(devices: try await queryPCI(timeout: timeout))
+    }
+
+    /// `query-cpus-fast`: vCPU index → host thread id (for pinning vCPU threads).
+    public func queryCPUsFast(timeout: Duration = .seconds(10)) async throws -> [QMPCPU] {
+        let value = try await execute("query-cpus-fast", timeout: timeout)
+        return try QMPDecoder(endpoint: endpoint, command: "query-cpus-fast").cpus(value)
+    }
+
+    /// `query-chardev`: the character devices (serial, QGA, vhost-user sockets, ...).
+    public func queryChardev(timeout: Duration = .seconds(10)) async throws -> [QMPChardev] {
+        let value = try await execute("query-chardev", timeout: timeout)
+        return try QMPDecoder(endpoint: endpoint, command: "query-chardev").chardevs(value)
+    }
+
+    /// `query-memdev`: the memory backends (size, share, prealloc, policy, ...).
+    public func queryMemdev(timeout: Duration = .seconds(10)) async throws -> [QMPMemdev] {
+        let value = try await execute("query-memdev", timeout: timeout)
+        return try QMPDecoder(endpoint: endpoint, command: "query-memdev").memdevs(value)
+    }
+
+    /// Runs an HMP command through QMP (`human-monitor-command`) and returns its text output.
+    /// HMP reports most of its own errors as text, not as a QMP error.
+    public func humanMonitorCommand(_ commandLine: String, timeout: Duration = .seconds(10)) async throws -> String {
+        let value = try await execute(
+            "human-monitor-command", arguments: ["command-line": .string(commandLine)], timeout: timeout)
+        guard let text = value.stringValue else {
+            throw ControlError.protocolViolation(endpoint, "human-monitor-command returned \(value), not text")
+        }
+        return text
+    }
+
+    /// HMP `info pci`, parsed.
+    public func infoPCI(timeout: Duration = .seconds(10)) async throws -> [PCIDevice] {
+        HMPParser.infoPCI(try await humanMonitorCommand("info pci", timeout: timeout))
+    }
+
+    /// HMP `info usernet`, parsed into host forwards (read back a host port QEMU chose for port 0).
+    public func usernetForwards(timeout: Duration = .seconds(10)) async throws -> [UsernetForward] {
+        HMPParser.infoUsernet(try await humanMonitorCommand("info usernet", timeout: timeout))
+    }
+
+    /// `stop`: pauses the vCPUs (QEMU emits `STOP`).
+    public func stop(timeout: Duration = .seconds(10)) async throws {
+        try await execute("stop", timeout: timeout)
+    }
+
+    /// `cont`: resumes the vCPUs, also from `-S` prelaunch (QEMU emits `RESUME`).
+    public func cont(timeout: Duration = .seconds(10)) async throws {
+        try await execute("cont", timeout: timeout)
+    }
+
+    /// `system_powerdown`: presses the ACPI power button (QEMU emits `POWERDOWN`; the guest decides).
+    public func systemPowerdown(timeout: Duration = .seconds(10)) async throws {
+        try await execute("system_powerdown", timeout: timeout)
+    }
+
+    /// `quit`: QEMU exits. A reply or the socket closing right after both count as success; then
+    /// waits (up to `timeout`) for QEMU to close the socket and closes this client.
+    /// - Throws: ``ControlError/noReply(_:what:timeout:)`` if QEMU neither answers nor closes.
+    public func quit(timeout: Duration = .seconds(10)) async throws {
+        do {
+            try await execute("quit", timeout: timeout)
+        } catch ControlError.peerClosed {
+            // QEMU exited before (or instead of) replying: that is what quit asks for.
+        }
+        let closed = await channel.waitUntilClosed(timeout: timeout)
+        close()
+        if !closed {
+            throw ControlError.noReply(endpoint, what: "socket close after quit", timeout: timeout)
+        }
+    }
+
+    /// Closes the connection; pending calls and event waits fail with ``ControlError/closed(_:)``.
+    public func close() {
+        channel.close()
+        handleClosed(.closed(endpoint))
+    }
+
+    /// Whether the socket is still open.
+    public var isConnected: Bool { channel.isOpen }
+
+    /// Waits until QEMU closes the socket (it exited) or `timeout` passes; returns whether it closed.
+    public func waitUntilClosed(timeout: Duration) async -> Bool {
+        await channel.waitUntilClosed(timeout: timeout)
+    }
+
+    // MARK: - Events
+
+    /// A cursor at the newest event received so far; pass it to
+    /// ``waitForEvent(named:after:recentWithin:timeout:)`` to wait only for later events.
+    public func eventCursor() -> QMPEventCursor {
+        lock.lock()
+        defer { lock.unlock() }
+        return QMPEventCursor(sequence: lastSequence)
+    }
+
+    /// The buffered events (the last 256), oldest first.
+    public func recentEvents() -> [QMPEvent] {
+        lock.lock()
+        defer { lock.unlock() }
+        return buffer.map(\.event)
+    }
+
+    /// Waits for an event named `name` (`SHUTDOWN`, `STOP`, `RESUME`, `POWERDOWN`, ...).
+    ///
+    /// With a cursor, the first matching event after it is returned (buffered or future). Without,
+    /// a buffered matching event not yet returned by an earlier wait and received within
+    /// `recentWithin` counts (so a `RESUME` that raced the `cont` reply is seen), else the next one.
+    /// - Throws: ``ControlError/noReply(_:what:timeout:)`` (`no STOP event within 5 s`),
+    ///   ``ControlError/peerClosed(_:)`` if QEMU goes away first.
+    @discardableResult
+    public func waitForEvent(
+        named name: String, after cursor: QMPEventCursor? = nil, recentWithin: Duration = .seconds(5),
+        timeout: Duration = .seconds(10)
+    ) async throws -> QMPEvent {
+        let now = ContinuousClock.now
+        let found: Result<QMPEvent, ControlError>? = lock.withLock {
+            if let index = buffer.firstIndex(where: { entry in
+                guard entry.event.name == name else { return false }
+                if let cursor { return entry.event.sequence > cursor.sequence }
+                return !entry.consumed && now - entry.event.receivedAt <= recentWithin
+            }) {
+                buffer[index].consumed = true
+                return .success(buffer[index].event)
+            }
+            if let closedError { return .failure(closedError) }
+            return nil
+        }
+        if let found { return try found.get() }
+        let (token, after) = lock.withLock {
+            nextID += 1
+            return (nextID, cursor?.sequence ?? lastSequence)
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<QMPEvent, any Error>) in
+                lock.lock()
+                if let closedError {
+                    lock.unlock()
+                    continuation.resume(throwing: closedError)
+                    return
+                }
+                // An event may have arrived between the buffer check and now.
+                if let index = buffer.firstIndex(where: { $0.event.name == name && $0.event.sequence > after }) {
+                    buffer[index].consumed = true
+                    let event = buffer[index].event
+                    lock.unlock()
+                    continuation.resume(returning: event)
+                    return
+                }
+                eventWaiters.append(EventWaiter(token: token, name: name, after: after, continuation: continuation))
+                lock.unlock()
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(durationNanoseconds(timeout))) {
+                    [weak self] in
+                    guard let self else { return }
+                    self.failEventWaiter(
+                        token: token, with: ControlError.noReply(self.endpoint, what: "\(name) event", timeout: timeout))
+                }
+            }
+        } onCancel: {
+            self.failEventWaiter(token: token, with: CancellationError())
+        }
+    }
+
+    /// A stream of the events received from now on; it finishes when the connection closes.
+    public func events() -> AsyncStream<QMPEvent> {
+        let (stream, continuation) = AsyncStream<QMPEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        lock.lock()
+        if closedError != nil {
+            lock.unlock()
+            continuation.finish()
+            return stream
+        }
+        nextID += 1
+        let key = nextID
+        streams[key] = continuation
+        lock.unlock()
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            self.lock.lock()
+            self.streams[key] = nil
+            self.lock.unlock()
+        }
+        return stream
+    }
+
+    private func failEventWaiter(token: UInt64, with error: any Error) {
+        lock.lock()
+        guard let index = eventWaiters.firstIndex(where: { $0.token == token }) else {
+            lock.unlock()
+            return
+        }
+        let waiter = eventWaiters.remove(at: index)
+        lock.unlock()
+        waiter.continuation.resume(throwing: error)
+    }
+
+    private func handleUnmatched(_ message: [String: JSONValue]) {
+        guard let name = message["event"]?.stringValue else {
+            logger.debug("\(endpoint): ignoring unmatched message \(JSONValue.object(message))")
+            return
+        }
+        var timestamp: Date?
+        if let stamp = message["timestamp"], let seconds = stamp["seconds"]?.doubleValue {
+            timestamp = Date(timeIntervalSince1970: seconds + (stamp["microseconds"]?.doubleValue ?? 0) / 1e6)
+        }
+        lock.lock()
+        lastSequence += 1
+        let event = QMPEvent(
+            name: name, data: message["data"] ?? .null, timestamp: timestamp, sequence: lastSequence,
+            receivedAt: ContinuousClock.now)
+        var woken: [EventWaiter] = []
+        eventWaiters.removeAll { waiter in
+            guard waiter.name == name, event.sequence > (waiter.after ?? 0) else { return false }
+            woken.append(waiter)
+            return true
+        }
+        buffer.append(BufferedEvent(event: event, consumed: !woken.isEmpty))
+        if buffer.count > Self.bufferLimit { buffer.removeFirst(buffer.count - Self.bufferLimit) }
+        let sinks = Array(streams.values)
+        lock.unlock()
+        logger.debug("\(endpoint): event \(name)")
+        for waiter in woken { waiter.continuation.resume(returning: event) }
+        for sink in sinks { sink.yield(event) }
+    }
+
+    private func handleClosed(_ error: ControlError) {
+        lock.lock()
+        if closedError == nil { closedError = error }
+        let failing = eventWaiters
+        eventWaiters.removeAll()
+        let sinks = Array(streams.values)
+        streams.removeAll()
+        let reason = closedError!
+        lock.unlock()
+        for waiter in failing { waiter.continuation.resume(throwing: reason) }
+        for sink in sinks { sink.finish() }
+    }
+}

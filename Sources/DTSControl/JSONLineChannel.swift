@@ -1,0 +1,367 @@
+import Dispatch
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A connected unix stream socket carrying newline-delimited JSON objects (QMP, QGA).
+///
+/// A dedicated reader thread blocks in `read(2)` (never a thread of Swift's cooperative pool) and
+/// delivers each complete object: to the first pending waiter whose matcher accepts it, else to
+/// `onUnmatched`. A 0xFF byte (the guest agent's sync delimiter) discards any partial line.
+/// Waiters have deadlines (scheduled on Dispatch); when the peer closes the socket every waiter
+/// fails at once with ``ControlError/peerClosed(_:)``.
+final class JSONLineChannel: @unchecked Sendable {
+    typealias Message = [String: JSONValue]
+    typealias Matcher = @Sendable (Message) -> Bool
+
+    private struct Waiter {
+        var token: UInt64
+        var matcher: Matcher
+        var what: String
+        var timeout: Duration
+        var continuation: CheckedContinuation<Message, any Error>
+    }
+
+    let endpoint: ControlEndpoint
+    private let fd: Int32
+    private let transcript: ControlTranscript?
+    private let logger: Logger
+
+    // State below is guarded by `lock`.
+    private let lock = NSLock()
+    private var fdOpen = true
+    private var started = false
+    private var terminalError: ControlError?
+    private var waiters: [Waiter] = []
+    private var nextToken: UInt64 = 0
+    private var unmatchedHandler: (@Sendable (Message) -> Void)?
+    private var closeHandler: (@Sendable (ControlError) -> Void)?
+
+    /// Serializes writers; the reader takes it before closing the descriptor.
+    private let writeLock = NSLock()
+
+    private init(fd: Int32, endpoint: ControlEndpoint, transcript: ControlTranscript?, logger: Logger) {
+        self.fd = fd
+        self.endpoint = endpoint
+        self.transcript = transcript
+        self.logger = logger
+    }
+
+    /// Connects to the unix socket at `endpoint.path`, retrying while it does not exist yet or
+    /// refuses connections (a QEMU that is still starting), until `timeout` has passed.
+    /// The reader is not started: set the handlers and call ``start()``.
+    static func connect(
+        endpoint: ControlEndpoint, timeout: Duration, transcript: ControlTranscript?, logger: Logger
+    ) async throws -> JSONLineChannel {
+        let deadline = ContinuousClock.now + timeout
+        let pathBytes = Array(endpoint.path.utf8)
+        var address = sockaddr_un()
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard pathBytes.count < capacity, !pathBytes.isEmpty else {
+            throw ControlError.connectFailed(
+                endpoint, reason: "socket path must be 1 to \(capacity - 1) bytes long, is \(pathBytes.count)")
+        }
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: pathBytes)
+            raw[pathBytes.count] = 0
+        }
+        while true {
+            try Task.checkCancellation()
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw ControlError.ioFailed(endpoint, operation: "socket", errno: errno) }
+            let rc = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            if rc == 0 {
+                // Bound every write: a peer that stops reading cannot hang a caller forever.
+                var sendTimeout = timeval(tv_sec: 10, tv_usec: 0)
+                _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
+                let channel = JSONLineChannel(fd: fd, endpoint: endpoint, transcript: transcript, logger: logger)
+                transcript?(ControlTranscriptLine(direction: .note, text: "connected to \(endpoint.path)"))
+                return channel
+            }
+            let code = errno
+            Glibc.close(fd)
+            let retryable = code == ENOENT || code == ECONNREFUSED || code == EAGAIN || code == EINTR
+            guard retryable else {
+                throw ControlError.connectFailed(endpoint, reason: String(cString: strerror(code)))
+            }
+            if ContinuousClock.now >= deadline {
+                throw ControlError.connectFailed(
+                    endpoint,
+                    reason: "no listener within \(formatDuration(timeout)) (last error: \(String(cString: strerror(code))))")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Sets the handler for objects no waiter matched (QMP events, stale replies) and for the close.
+    func setHandlers(
+        unmatched: (@Sendable (Message) -> Void)?, closed: (@Sendable (ControlError) -> Void)?
+    ) {
+        lock.lock()
+        unmatchedHandler = unmatched
+        closeHandler = closed
+        let alreadyClosed = started && !fdOpen ? terminalError : nil
+        lock.unlock()
+        // The reader already finished: report the close now rather than never.
+        if let alreadyClosed { closed?(alreadyClosed) }
+    }
+
+    /// Starts the reader thread (once).
+    func start() {
+        lock.lock()
+        let already = started
+        started = true
+        lock.unlock()
+        guard !already else { return }
+        let thread = Thread { [self] in self.readLoop() }
+        thread.name = "dts-control-reader"
+        thread.start()
+    }
+
+    /// The pid of the process on the other end of the socket (`SO_PEERCRED`), if known.
+    func peerPID() -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard fdOpen else { return nil }
+        var credentials = [Int32](repeating: 0, count: 3)  // struct ucred { pid_t; uid_t; gid_t; }
+        var length = socklen_t(MemoryLayout<Int32>.size * 3)
+        let rc = credentials.withUnsafeMutableBytes {
+            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, $0.baseAddress, &length)
+        }
+        guard rc == 0, credentials[0] > 0 else { return nil }
+        return credentials[0]
+    }
+
+    /// Writes raw bytes (serialized with other writers). Records `transcriptText` as sent.
+    func write(_ bytes: [UInt8], transcriptText: String?) throws {
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        lock.lock()
+        let open = fdOpen
+        let failure = terminalError
+        lock.unlock()
+        if let failure { throw failure }
+        guard open else { throw ControlError.closed(endpoint) }
+        if let transcriptText { transcript?(ControlTranscriptLine(direction: .sent, text: transcriptText)) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in
+                send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if written < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                if code == EPIPE || code == ECONNRESET { throw ControlError.peerClosed(endpoint) }
+                if code == EAGAIN || code == EWOULDBLOCK {
+                    throw ControlError.ioFailed(endpoint, operation: "write (peer not reading for 10 s)", errno: code)
+                }
+                throw ControlError.ioFailed(endpoint, operation: "write", errno: code)
+            }
+            offset += written
+        }
+    }
+
+    /// Sends `message` as one JSON line (after `prefix` bytes) and waits for the first incoming
+    /// object accepted by `matcher`, failing after `timeout` with ``ControlError/noReply(_:what:timeout:)``.
+    /// With `message == nil` it only waits. The waiter is registered before anything is sent, and
+    /// before the reader starts when `startReader` is set (so a greeting cannot be missed).
+    func request(
+        _ message: JSONValue?, prefix: [UInt8] = [], what: String, timeout: Duration, startReader: Bool = false,
+        matcher: @escaping Matcher
+    ) async throws -> Message {
+        let token = lock.withLock {
+            nextToken += 1
+            return nextToken
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Message, any Error>) in
+                lock.lock()
+                if let failure = terminalError {
+                    lock.unlock()
+                    continuation.resume(throwing: failure)
+                    return
+                }
+                waiters.append(
+                    Waiter(token: token, matcher: matcher, what: what, timeout: timeout, continuation: continuation))
+                lock.unlock()
+                if startReader { start() }
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(durationNanoseconds(timeout))) {
+                    [weak self] in
+                    guard let self else { return }
+                    self.fail(token: token, with: ControlError.noReply(self.endpoint, what: what, timeout: timeout))
+                }
+                guard let message else { return }
+                do {
+                    var bytes = prefix
+                    let text = message.jsonText()
+                    bytes.append(contentsOf: Array(text.utf8))
+                    bytes.append(0x0A)
+                    let noted = prefix.isEmpty ? text : "<0xFF> " + text
+                    try write(bytes, transcriptText: noted)
+                } catch {
+                    fail(token: token, with: error)
+                }
+            }
+        } onCancel: {
+            self.fail(token: token, with: CancellationError())
+        }
+    }
+
+    /// Waits until the socket is closed (by the peer or locally) and its reader finished, or until
+    /// `timeout` passes; returns whether it closed. Polls every 20 ms without blocking a thread.
+    func waitUntilClosed(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let closed = lock.withLock { terminalError != nil && !fdOpen }
+            if closed { return true }
+            if ContinuousClock.now >= deadline { return false }
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { return false }
+        }
+    }
+
+    /// Whether the socket is still open (neither side closed it).
+    var isOpen: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return terminalError == nil
+    }
+
+    /// Closes the socket locally: pending waiters fail with ``ControlError/closed(_:)``.
+    func close() {
+        lock.lock()
+        if terminalError == nil { terminalError = .closed(endpoint) }
+        let wasStarted = started
+        let open = fdOpen
+        if open { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+        lock.unlock()
+        failAll(with: .closed(endpoint))
+        if !wasStarted && open {
+            // No reader thread owns the descriptor: close it here.
+            finishDescriptor()
+        }
+    }
+
+    deinit {
+        if fdOpen { Glibc.close(fd) }
+    }
+
+    // MARK: - Internals
+
+    private func fail(token: UInt64, with error: any Error) {
+        lock.lock()
+        guard let index = waiters.firstIndex(where: { $0.token == token }) else {
+            lock.unlock()
+            return
+        }
+        let waiter = waiters.remove(at: index)
+        lock.unlock()
+        if let error = error as? ControlError, case .noReply = error {
+            transcript?(ControlTranscriptLine(direction: .note, text: "no \(waiter.what) within \(formatDuration(waiter.timeout))"))
+        }
+        waiter.continuation.resume(throwing: error)
+    }
+
+    private func failAll(with error: ControlError) {
+        lock.lock()
+        let failing = waiters
+        waiters.removeAll()
+        lock.unlock()
+        for waiter in failing { waiter.continuation.resume(throwing: error) }
+    }
+
+    private func finishDescriptor() {
+        writeLock.lock()
+        lock.lock()
+        let open = fdOpen
+        fdOpen = false
+        lock.unlock()
+        if open { Glibc.close(fd) }
+        writeLock.unlock()
+    }
+
+    private func readLoop() {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var line: [UInt8] = []
+        var readErrno: Int32 = 0
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                for byte in buffer[0..<count] {
+                    switch byte {
+                    case 0x0A:
+                        deliver(line)
+                        line.removeAll(keepingCapacity: true)
+                    case 0xFF:
+                        if !line.isEmpty {
+                            transcript?(ControlTranscriptLine(
+                                direction: .note, text: "discarded before 0xFF: \(String(decoding: line, as: UTF8.self))"))
+                        }
+                        transcript?(ControlTranscriptLine(direction: .note, text: "received 0xFF delimiter"))
+                        line.removeAll(keepingCapacity: true)
+                    default:
+                        line.append(byte)
+                    }
+                }
+            } else if count == 0 {
+                break
+            } else {
+                let code = errno
+                if code == EINTR { continue }
+                readErrno = code
+                break
+            }
+        }
+        if !line.isEmpty {
+            transcript?(ControlTranscriptLine(
+                direction: .note, text: "discarded partial line at close: \(String(decoding: line, as: UTF8.self))"))
+        }
+        lock.lock()
+        let localClose = terminalError != nil
+        if terminalError == nil { terminalError = .peerClosed(endpoint) }
+        let error = terminalError!
+        let onClose = closeHandler
+        lock.unlock()
+        if !localClose {
+            let detail = readErrno == 0 ? "" : " (\(String(cString: strerror(readErrno))))"
+            logger.debug("peer closed \(endpoint.socketDescription)\(detail)")
+        }
+        transcript?(ControlTranscriptLine(
+            direction: .note, text: localClose ? "closed by client" : "peer closed the socket"))
+        failAll(with: error)
+        finishDescriptor()
+        onClose?(error)
+    }
+
+    private func deliver(_ bytes: [UInt8]) {
+        var text = String(decoding: bytes, as: UTF8.self)
+        text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.isEmpty { return }
+        transcript?(ControlTranscriptLine(direction: .received, text: text))
+        guard let value = try? JSONValue.parse(text), case .object(let message) = value else {
+            logger.debug("\(endpoint): ignoring a line that is not a JSON object: \(text)")
+            return
+        }
+        lock.lock()
+        if let index = waiters.firstIndex(where: { $0.matcher(message) }) {
+            let waiter = waiters.remove(at: index)
+            lock.unlock()
+            waiter.continuation.resume(returning: message)
+            return
+        }
+        let handler = unmatchedHandler
+        lock.unlock()
+        if let handler {
+            handler(message)
+        } else {
+            logger.debug("\(endpoint): ignoring unmatched message \(text)")
+        }
+    }
+}

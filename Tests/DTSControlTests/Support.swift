@@ -1,0 +1,305 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Errors of the test helpers.
+struct TestSetupError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A temporary directory under /tmp (short, for unix socket paths), removed by `remove()`.
+struct TempDir {
+    let path: String
+
+    init(_ prefix: String) throws {
+        var template = Array("/tmp/dts-\(prefix)-XXXXXX".utf8CString)
+        guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw TestSetupError(description: "mkdtemp failed: \(String(cString: strerror(errno)))")
+        }
+        path = String(cString: created)
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Finds an executable in the usual places; fails the test with a clear message when missing.
+func requireExecutable(_ name: String, package: String) throws -> String {
+    let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        + ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    for directory in directories {
+        let candidate = directory + "/" + name
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    throw TestSetupError(
+        description: "\(name) not found: install the Debian package \(package) (scripts/setup.d/control.sh)")
+}
+
+/// A child process with output to a log file; `stop()` kills (SIGKILL) and reaps it.
+final class Child: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+
+    init(executable: String, arguments: [String], logPath: String) throws {
+        self.logPath = logPath
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+            throw TestSetupError(description: "cannot create \(logPath)")
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        try log.close()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Waits (without blocking a thread) until the process has exited and was reaped.
+    func waitForExit(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
+    /// SIGKILL and reap.
+    func stop() async {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        _ = await waitForExit(timeout: .seconds(10))
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+}
+
+/// A paused QEMU (`-S`, TCG) with a QMP socket, user networking with a host forward to port 0,
+/// the management e1000 at slot 0x1f, and two passthrough-like virtio NICs `pt_0` and `pt_1`.
+struct QEMUFixture {
+    let dir: TempDir
+    let child: Child
+    let qmpPath: String
+    let chardevPath: String
+
+    static func start(extra: [String] = []) throws -> QEMUFixture {
+        let qemu = try requireExecutable("qemu-system-x86_64", package: "qemu-system-x86")
+        let dir = try TempDir("qmp")
+        let qmpPath = dir.file("qmp.sock")
+        let chardevPath = dir.file("qga.sock")
+        let arguments = [
+            "-machine", "pc,accel=tcg", "-S", "-display", "none", "-nodefaults", "-smp", "2", "-m", "128M",
+            "-object", "memory-backend-memfd,id=mem0,size=128M,share=on", "-numa", "node,memdev=mem0",
+            "-qmp", "unix:\(qmpPath),server=on,wait=off",
+            "-chardev", "socket,id=qga0,path=\(chardevPath),server=on,wait=off",
+            "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:0-:22",
+            "-device", "e1000,netdev=n0,addr=1f,id=mgmt",
+            "-netdev", "user,id=n1", "-device", "virtio-net-pci,netdev=n1,id=pt_0",
+            "-netdev", "user,id=n2", "-device", "virtio-net-pci,netdev=n2,id=pt_1,addr=5",
+        ] + extra
+        do {
+            let child = try Child(executable: qemu, arguments: arguments, logPath: dir.file("qemu.log"))
+            return QEMUFixture(dir: dir, child: child, qmpPath: qmpPath, chardevPath: chardevPath)
+        } catch {
+            dir.remove()
+            throw error
+        }
+    }
+
+    func stop() async {
+        await child.stop()
+        dir.remove()
+    }
+}
+
+/// Runs `body` with a fresh QEMU; always kills, reaps and cleans up, even when `body` throws.
+func withQEMU(extra: [String] = [], _ body: (QEMUFixture) async throws -> Void) async throws {
+    let fixture = try QEMUFixture.start(extra: extra)
+    do {
+        try await body(fixture)
+    } catch {
+        let log = fixture.child.log
+        await fixture.stop()
+        if !log.isEmpty { Issue.record("qemu output:\n\(log)") }
+        throw error
+    }
+    await fixture.stop()
+}
+
+/// The host's own qemu-ga on a unix socket, with every power command disabled (`-b`), so that
+/// even a buggy test cannot power off this machine.
+struct GuestAgentFixture {
+    let dir: TempDir
+    let child: Child
+    let socketPath: String
+
+    static let blockedCommands = "guest-shutdown,guest-suspend-disk,guest-suspend-ram,guest-suspend-hybrid"
+
+    static func start() throws -> GuestAgentFixture {
+        let agent = try requireExecutable("qemu-ga", package: "qemu-guest-agent")
+        let dir = try TempDir("qga")
+        let socketPath = dir.file("qga.sock")
+        do {
+            let child = try Child(
+                executable: agent,
+                arguments: [
+                    "-m", "unix-listen", "-p", socketPath, "-t", dir.path, "-f", dir.file("qga.pid"),
+                    "-b", blockedCommands,
+                ],
+                logPath: dir.file("qga.log"))
+            return GuestAgentFixture(dir: dir, child: child, socketPath: socketPath)
+        } catch {
+            dir.remove()
+            throw error
+        }
+    }
+
+    func stop() async {
+        await child.stop()
+        dir.remove()
+    }
+}
+
+/// Runs `body` with a host qemu-ga; always kills, reaps and cleans up.
+func withGuestAgent(_ body: (GuestAgentFixture) async throws -> Void) async throws {
+    let fixture = try GuestAgentFixture.start()
+    do {
+        try await body(fixture)
+    } catch {
+        let log = fixture.child.log
+        await fixture.stop()
+        if !log.isEmpty { Issue.record("qemu-ga output:\n\(log)") }
+        throw error
+    }
+    await fixture.stop()
+}
+
+// MARK: - A scripted fake peer (for protocol edge cases only)
+
+/// One accepted connection of a ``FakePeer``; blocking calls with deadlines, run on the peer's thread.
+final class FakeConnection {
+    let fd: Int32
+    private var pending: [UInt8] = []
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// Reads one line (without the newline); leading 0xFF bytes are dropped. `nil` on EOF or after 5 s.
+    func readLine() -> String? {
+        let deadline = Date().addingTimeInterval(5)
+        while true {
+            if let newline = pending.firstIndex(of: 0x0A) {
+                let line = pending[..<newline].filter { $0 != 0xFF }
+                pending.removeSubrange(...newline)
+                return String(decoding: line, as: UTF8.self)
+            }
+            let remaining = Int(deadline.timeIntervalSinceNow * 1000)
+            if remaining <= 0 { return nil }
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, Int32(remaining)) > 0 else { return nil }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { return nil }
+            pending.append(contentsOf: buffer[0..<count])
+        }
+    }
+
+    /// Reads one line and parses it as a JSON object.
+    func readMessage() -> [String: Any]? {
+        guard let line = readLine(), let data = line.data(using: .utf8) else { return nil }
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    }
+
+    func write(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+
+    func write(_ text: String) { write(Array(text.utf8)) }
+}
+
+/// A unix socket server that accepts one connection and runs a script on a dedicated thread.
+final class FakePeer: @unchecked Sendable {
+    let path: String
+    private let listenFD: Int32
+    private let lock = NSLock()
+    private var finished = false
+    private var failure: String?
+
+    init(path: String) throws {
+        self.path = path
+        unlink(path)
+        listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard listenFD >= 0, bound == 0, listen(listenFD, 4) == 0 else {
+            throw TestSetupError(description: "fake peer cannot listen on \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Accepts one connection (within 5 s) and runs `script` on it, then closes it.
+    func serve(_ script: @escaping @Sendable (FakeConnection) throws -> Void) {
+        let thread = Thread { [self] in
+            var descriptor = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
+            var problem: String?
+            if poll(&descriptor, 1, 5000) > 0 {
+                let fd = accept(listenFD, nil, nil)
+                if fd >= 0 {
+                    do { try script(FakeConnection(fd: fd)) } catch { problem = "\(error)" }
+                    Glibc.close(fd)
+                } else {
+                    problem = "accept failed"
+                }
+            } else {
+                problem = "no client within 5 s"
+            }
+            lock.withLock {
+                finished = true
+                failure = problem
+            }
+        }
+        thread.start()
+    }
+
+    /// Waits until the script finished; returns its failure, if any.
+    func waitDone(timeout: Duration = .seconds(10)) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let (done, problem) = lock.withLock { (finished, failure) }
+            if done { return problem }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return "fake peer script did not finish"
+    }
+
+    deinit {
+        Glibc.close(listenFD)
+        unlink(path)
+    }
+}
+
+/// Measures how long `body` takes.
+func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
+    let start = ContinuousClock.now
+    let value = try await body()
+    return (value, ContinuousClock.now - start)
+}
