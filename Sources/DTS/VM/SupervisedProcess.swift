@@ -38,13 +38,14 @@ public final class SupervisedProcess: @unchecked Sendable {
         var command = dieWithParent ? ["/usr/bin/setpriv", "--pdeathsig", "SIGKILL", "--"] + argv : argv
         // posix_spawn_file_actions_addchdir_np is not visible from Swift: let env(1) change directory.
         if let directory { command = ["/usr/bin/env", "-C", directory, "--"] + command }
+        let spawned = command
         let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
 
         let started = DispatchSemaphore(value: 0)
         let box = SpawnBox()
         let thread = Thread {
             var child: pid_t = 0
-            let result = spawnChild(command, env: env, stdout: stdout, stderr: stderr, pid: &child)
+            let result = spawnChild(spawned, env: env, stdout: stdout, stderr: stderr, pid: &child)
             box.set(pid: child, error: result)
             started.signal()
             guard result == 0 else { return }
