@@ -63,7 +63,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DTSTests",
-            dependencies: ["DTS", "Suites"],
+            dependencies: ["DTS", "DTSControl", "Suites"],
             exclude: ["Golden"]
         ),
         .testTarget(name: "DTSSSHTests", dependencies: ["DTSSSH"]),

@@ -26,6 +26,7 @@ packages=(
     qemu-system-x86 qemu-utils          # VMs
     qemu-guest-agent                    # guest agent (tests run it on the host too)
     socat procps iproute2 util-linux    # process and network tools used by tests
+    dpdk-dev                            # dpdk-testpmd: vhost-user backends
 )
 source scripts/lib/apt.sh
 apt_install "${packages[@]}"
