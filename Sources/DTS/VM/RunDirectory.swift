@@ -1,0 +1,123 @@
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The private directory of one dts run: every VM's sockets, pid file and logs live under it, in
+/// `<run>/<vm>/`. It records its owner (pid and process start time) so that a later run can tell
+/// a live run from the leftovers of one that was killed, and clean those up.
+public final class RunDirectory: Sendable {
+    /// The root that holds every run's directory: `/run/dts` for root, else
+    /// `$XDG_RUNTIME_DIR/dts`, else `/tmp/dts-<uid>`; `DTS_RUN_ROOT` overrides.
+    public static var defaultRoot: String {
+        let env = ProcessInfo.processInfo.environment
+        if let root = env["DTS_RUN_ROOT"], !root.isEmpty { return root }
+        if getuid() == 0 { return "/run/dts" }
+        if let xdg = env["XDG_RUNTIME_DIR"], !xdg.isEmpty { return xdg + "/dts" }
+        return "/tmp/dts-\(getuid())"
+    }
+
+    /// The run's directory.
+    public let path: String
+    /// The root it lives in.
+    public let root: String
+    /// A short id, unique among runs (used to salt MAC addresses).
+    public let id: String
+
+    /// Creates a fresh run directory (mode 0700) under `root`.
+    public init(root: String = RunDirectory.defaultRoot) throws {
+        self.root = root
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        var template = Array("\(root)/run-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw ResourceError("cannot create a run directory in \(root): \(String(cString: strerror(errno)))")
+        }
+        path = String(cString: made)
+        id = String(path.suffix(6))
+        let owner = "\(getpid()) \(ProcessIdentity.startTime(of: getpid()) ?? 0)\n"
+        try owner.write(toFile: path + "/owner", atomically: true, encoding: .utf8)
+    }
+
+    /// The directory of VM `vm` (created on demand by ``vmDirectory(_:)``).
+    public func vmPath(_ vm: String) -> String { "\(path)/\(vm)" }
+
+    /// Creates and returns the directory of VM `vm`.
+    public func vmDirectory(_ vm: String) throws -> String {
+        let dir = vmPath(vm)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        return dir
+    }
+
+    /// Removes the run directory.
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// What ``cleanStale(root:logger:)`` did.
+    public struct CleanupReport: Sendable, Equatable {
+        /// Run directories removed.
+        public var removedRuns: [String] = []
+        /// QEMU (or other) processes killed, by pid.
+        public var killedProcesses: [Int32] = []
+    }
+
+    /// Cleans up after runs that died: for every run directory whose owner is gone, kills the
+    /// processes recorded in its pid files (only if they still look like they belong to that run)
+    /// and removes the directory.
+    @discardableResult
+    public static func cleanStale(root: String = RunDirectory.defaultRoot, logger: Logger = Logger(label: "dts.run")) -> CleanupReport {
+        var report = CleanupReport()
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return report }
+        for entry in entries where entry.hasPrefix("run-") {
+            let run = "\(root)/\(entry)"
+            if let owner = try? String(contentsOfFile: run + "/owner", encoding: .utf8) {
+                let fields = owner.split(whereSeparator: \.isWhitespace)
+                if fields.count == 2, let pid = Int32(fields[0]), let start = UInt64(fields[1]),
+                   ProcessIdentity.startTime(of: pid) == start {
+                    continue // the owner is alive
+                }
+            }
+            for pidFile in pidFiles(under: run) {
+                guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                      let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { continue }
+                // Only kill a process whose command line names this run's directory.
+                guard ProcessIdentity.commandLine(of: pid).contains(where: { $0.contains(run) }) else { continue }
+                kill(pid, SIGKILL)
+                report.killedProcesses.append(pid)
+                logger.warning("killed leftover process \(pid) of dead run \(run)")
+            }
+            try? FileManager.default.removeItem(atPath: run)
+            report.removedRuns.append(run)
+            logger.info("removed stale run directory \(run)")
+        }
+        return report
+    }
+
+    static func pidFiles(under run: String) -> [String] {
+        guard let walker = FileManager.default.enumerator(atPath: run) else { return [] }
+        return walker.compactMap { $0 as? String }.filter { $0.hasSuffix(".pid") }.map { "\(run)/\($0)" }
+    }
+}
+
+/// Facts about processes from /proc.
+public enum ProcessIdentity {
+    /// The process start time (field 22 of /proc/PID/stat), which tells a pid from a reused one.
+    public static func startTime(of pid: Int32) -> UInt64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is the state (field 3); start time is field 22.
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+
+    /// The process's argv, empty if it is gone.
+    public static func commandLine(of pid: Int32) -> [String] {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
+        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Whether a process with this pid exists.
+    public static func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+}
