@@ -325,6 +325,8 @@ final class ConnectionCore: @unchecked Sendable {
             if brokenError == nil {
                 _ = libssh2_session_disconnect_ex(session, SSH_DISCONNECT_BY_APPLICATION, "dts: closing", "")
             }
+            // With the socket shut down, freeing channels whose peer never closed them cannot wait.
+            if sock >= 0 { shutdown(sock, Int32(SHUT_RDWR)) }
             _ = libssh2_session_free(session)
             self.session = nil
         }

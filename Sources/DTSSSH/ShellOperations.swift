@@ -259,18 +259,20 @@ final class ShellIOOperation: LoopOperation {
     }
 }
 
-/// Closes a shell's channel (sends EOF and close, frees it).
+/// Closes a shell's channel: EOF, then CLOSE. The caller is resumed once CLOSE is sent; waiting
+/// for the peer's CLOSE (which dropbear sends only after the shell exits) continues in the
+/// background, and a channel whose peer never answers is left to be freed with the session.
 final class ShellCloseOperation: LoopOperation {
-    private enum Phase { case close, free }
+    private enum Phase { case eof, close, free }
     private let shell: ShellChannel
-    private var phase = Phase.close
+    private var phase = Phase.eof
     private var continuation: CheckedContinuation<Void, any Error>?
 
     init(shell: ShellChannel, continuation: CheckedContinuation<Void, any Error>) {
         self.shell = shell
         self.continuation = continuation
         super.init()
-        deadline = ContinuousClock.now + .seconds(2)
+        deadline = ContinuousClock.now + .seconds(10)
     }
 
     private func resume() {
@@ -279,16 +281,25 @@ final class ShellCloseOperation: LoopOperation {
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
-        guard let channel = shell.channel else {
+        guard let channel = shell.channel, !(shell.closed && phase == .eof) else {
             resume()
             return .done
         }
         shell.closed = true
         while true {
             switch phase {
+            case .eof:
+                let rc = libssh2_channel_send_eof(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                phase = .close
             case .close:
                 let rc = libssh2_channel_close(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc == LIBSSH2_ERROR_EAGAIN {
+                    if let session = core.session, libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
+                        resume()
+                    }
+                    return .blocked
+                }
                 phase = .free
             case .free:
                 let rc = libssh2_channel_free(channel)
@@ -301,13 +312,11 @@ final class ShellCloseOperation: LoopOperation {
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
-        shell.closed = true
         resume()
         return true
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        shell.closed = true
         resume()
     }
 }
