@@ -128,31 +128,12 @@ final class DropbearServer: @unchecked Sendable {
         throw HarnessError(description: "dropbear did not start on port \(port): \(text)")
     }
 
-    private func canConnect() -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
+    private func canConnect() -> Bool { tcpConnects(port: port) }
 
     /// Pids of the per-connection dropbear processes (children of the server).
     func childPids() -> [pid_t] {
         guard let pid else { return [] }
-        var result: [pid_t] = []
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in entries {
-            guard let child = pid_t(entry),
-                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-            if fields.count > 1, pid_t(fields[1]) == pid { result.append(child) }
-        }
-        return result
+        return DTSSSHTests.childPids(of: pid)
     }
 
     /// Kills the server and every per-connection child it started (by pid), and reaps the server.
@@ -260,4 +241,87 @@ func spawn(_ path: String, _ args: [String], output: String) throws -> pid_t {
     let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
     guard rc == 0 else { throw HarnessError(description: "cannot start \(path): \(String(cString: strerror(rc)))") }
     return pid
+}
+
+/// A private OpenSSH sshd on 127.0.0.1 (foreground, own config and host key) offering only
+/// keyboard-interactive authentication through PAM, which dropbear's server does not implement.
+final class SshdServer: @unchecked Sendable {
+    let port: Int
+    let dir: TempDir
+    private var pid: pid_t?
+
+    init() throws {
+        try requireProgram("/usr/sbin/sshd", package: "openssh-server")
+        try requireProgram("/usr/bin/ssh-keygen", package: "openssh-client")
+        try requireTestUser()
+        dir = try TempDir("dts-sshd")
+        port = try freePort()
+        // sshd's privilege separation directory (on tmpfs, so it may vanish after a reboot).
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        let key = dir.file("ssh_host_ed25519_key")
+        let (status, output) = try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])
+        guard status == 0 else { throw HarnessError(description: "ssh-keygen failed: \(output)") }
+        let config = """
+            Port \(port)
+            ListenAddress 127.0.0.1
+            HostKey \(key)
+            PidFile \(dir.file("sshd.pid"))
+            UsePAM yes
+            KbdInteractiveAuthentication yes
+            PasswordAuthentication no
+            PubkeyAuthentication no
+            PermitRootLogin no
+            AuthenticationMethods keyboard-interactive
+
+            """
+        try config.write(toFile: dir.file("sshd_config"), atomically: true, encoding: .utf8)
+        let log = dir.file("sshd.log")
+        let started = try spawn("/usr/sbin/sshd", ["-D", "-e", "-f", dir.file("sshd_config")], output: log)
+        pid = started
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if tcpConnects(port: port) { return }
+            var st: Int32 = 0
+            if waitpid(started, &st, WNOHANG) == started { pid = nil; break }
+            usleep(20_000)
+        }
+        shutdown()
+        throw HarnessError(description: "sshd did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+
+    func shutdown() {
+        if let pid {
+            for child in childPids(of: pid) { kill(child, SIGKILL) }
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+        }
+        pid = nil
+        dir.remove()
+    }
+}
+
+func tcpConnects(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// Direct children of `pid`, from /proc.
+func childPids(of pid: pid_t) -> [pid_t] {
+    var result: [pid_t] = []
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let child = pid_t(entry),
+              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        if fields.count > 1, pid_t(fields[1]) == pid { result.append(child) }
+    }
+    return result
 }

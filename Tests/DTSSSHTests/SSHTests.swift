@@ -395,6 +395,27 @@ struct SSHTests {
     }
 }
 
+@Suite("SSH against a real OpenSSH sshd", .serialized)
+struct SSHKeyboardInteractiveTests {
+    @Test("keyboard-interactive (PAM password prompt) succeeds, and fails with a wrong password")
+    func keyboardInteractive() async throws {
+        let server = try SshdServer()
+        defer { server.shutdown() }
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let options = testOptions(port: server.port, auth: .keyboardInteractive(password: TestUsers.password), knownHosts: dir.file("known_hosts"))
+        let ssh = try await SSHConnection.connect(options)
+        let result = try await ssh.exec("id -un; echo $SHELL", timeout: .seconds(10))
+        #expect(result.output == "dtstest\n/bin/bash\n")
+        let shell = try await ssh.openSSHShell()
+        #expect(try await shell.run("echo via-openssh", timeout: .seconds(10)) == "via-openssh\n")
+        await ssh.close()
+        let wrong = testOptions(port: server.port, auth: .keyboardInteractive(password: "wrong"), knownHosts: dir.file("known_hosts"))
+        let error = await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(wrong) }
+        #expect(String(describing: error!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (keyboard-interactive)"))
+    }
+}
+
 final class ProgressLog: @unchecked Sendable {
     private let lock = NSLock()
     private var last: (Int64, Int64) = (0, 0)

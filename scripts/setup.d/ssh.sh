@@ -5,12 +5,15 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 need=()
-for pkg in libssh2-1-dev dropbear-bin openssh-client openssh-sftp-server python3-pexpect passwd; do
+for pkg in libssh2-1-dev dropbear-bin openssh-client openssh-server openssh-sftp-server python3-pexpect passwd; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
     apt-get install -y --no-install-recommends "${need[@]}"
 fi
+
+# sshd (keyboard-interactive test) needs its privilege separation directory.
+install -d -m 755 /run/sshd
 
 # Dropbear starts SFTP as /usr/lib/sftp-server; OpenSSH's server lives in /usr/lib/openssh.
 if [[ ! -e /usr/lib/sftp-server ]]; then
