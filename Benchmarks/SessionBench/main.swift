@@ -1,2 +1,211 @@
-// Placeholder replaced by the session benchmark (issue 3).
-print("session benchmark not built yet")
+// Session round-trip benchmark: a trivial command over
+//   (a) a dts exec channel on an open libssh2 connection,
+//   (b) the dts interactive sendExpect path,
+//   (c) OpenSSH's client reusing a ControlMaster connection,
+//   (d) python3-pexpect's pxssh (send a line, expect the prompt), as DTS uses it and with its
+//       50 ms delaybeforesend turned off.
+// Started by scripts/bench-sessions.sh, which runs a loopback dropbear with key auth.
+import DTSSSH
+import DTSSession
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchError: Error, CustomStringConvertible { var description: String }
+
+struct Arguments {
+    var host = "127.0.0.1"
+    var port = 22
+    var user = "dtstest"
+    var key = ""
+    var workdir = ""
+    var iterations = 200
+    var pexpectIterations = 200
+
+    init(_ argv: [String]) throws {
+        var it = argv.dropFirst().makeIterator()
+        while let flag = it.next() {
+            guard let value = it.next() else { throw BenchError(description: "missing value for \(flag)") }
+            switch flag {
+            case "--host": host = value
+            case "--port": port = Int(value) ?? 0
+            case "--user": user = value
+            case "--key": key = value
+            case "--workdir": workdir = value
+            case "--iterations": iterations = Int(value) ?? 200
+            case "--pexpect-iterations": pexpectIterations = Int(value) ?? 200
+            default: throw BenchError(description: "unknown option \(flag)")
+            }
+        }
+        if key.isEmpty || workdir.isEmpty || port == 0 {
+            throw BenchError(description: "usage: SessionBench --port P --key PRIVATE_KEY --workdir DIR [--user U] [--host H] [--iterations N]")
+        }
+    }
+}
+
+struct Stats {
+    var samples: [Double]
+    var p50: Double { percentile(0.50) }
+    var p99: Double { percentile(0.99) }
+    func percentile(_ q: Double) -> Double {
+        let sorted = samples.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        let rank = Int((q * Double(sorted.count)).rounded(.up)) - 1
+        return sorted[max(0, min(sorted.count - 1, rank))]
+    }
+}
+
+func ms(_ d: Duration) -> Double {
+    let (s, atto) = d.components
+    return Double(s) * 1000 + Double(atto) / 1e15
+}
+
+/// Starts a program with a clean signal mask, output to `output`, and waits for it.
+@discardableResult
+func runProgram(_ path: String, _ args: [String], output: String = "/dev/null") throws -> Int32 {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attr, &empty)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+    guard rc == 0 else { throw BenchError(description: "cannot start \(path): \(String(cString: strerror(rc)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+func measureDTS(_ args: Arguments) async throws -> (exec: Stats, expect: Stats) {
+    let options = SSHConnectOptions(
+        host: args.host, port: args.port, user: args.user,
+        authentication: .publicKeyFile(privateKeyPath: args.key),
+        hostKeyPolicy: .recordOnFirstUse(knownHostsPath: args.workdir + "/known_hosts.dts"))
+    let ssh = try await SSHConnection.connect(options)
+    defer { Task { await ssh.close() } }
+    var execSamples: [Double] = []
+    for i in 0..<(args.iterations + 10) {
+        let start = ContinuousClock.now
+        let result = try await ssh.exec("true", timeout: .seconds(10))
+        let elapsed = ms(ContinuousClock.now - start)
+        guard result.status == 0 else { throw BenchError(description: "`true` exited \(result.status)") }
+        if i >= 10 { execSamples.append(elapsed) }
+    }
+    let shell = try await ssh.openSSHShell()
+    var expectSamples: [Double] = []
+    for i in 0..<(args.iterations + 10) {
+        let start = ContinuousClock.now
+        let out = try await shell.sendExpect("echo x", .literal(shell.prompt), timeout: .seconds(10))
+        let elapsed = ms(ContinuousClock.now - start)
+        guard out == "x\n" else { throw BenchError(description: "unexpected shell output \(out.debugDescription)") }
+        if i >= 10 { expectSamples.append(elapsed) }
+    }
+    await shell.close()
+    await ssh.close()
+    return (Stats(samples: execSamples), Stats(samples: expectSamples))
+}
+
+func measureControlMaster(_ args: Arguments) throws -> Stats {
+    let controlPath = args.workdir + "/cm.sock"
+    let common = [
+        "-o", "ControlPath=\(controlPath)", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=\(args.workdir)/known_hosts.openssh", "-i", args.key, "-p", String(args.port),
+        "\(args.user)@\(args.host)",
+    ]
+    let log = args.workdir + "/ssh.log"
+    // The first call starts the master, which stays in the background (ControlPersist).
+    guard try runProgram("/usr/bin/ssh", ["-o", "ControlMaster=auto", "-o", "ControlPersist=120"] + common + ["true"], output: log) == 0 else {
+        throw BenchError(description: "ssh ControlMaster start failed; see \(log)")
+    }
+    defer { _ = try? runProgram("/usr/bin/ssh", ["-O", "exit"] + common, output: log) }
+    var samples: [Double] = []
+    for i in 0..<(args.iterations + 10) {
+        let start = ContinuousClock.now
+        let status = try runProgram("/usr/bin/ssh", ["-o", "ControlMaster=auto", "-o", "ControlPersist=120"] + common + ["true"], output: log)
+        let elapsed = ms(ContinuousClock.now - start)
+        guard status == 0 else { throw BenchError(description: "ssh exited \(status); see \(log)") }
+        if i >= 10 { samples.append(elapsed) }
+    }
+    return Stats(samples: samples)
+}
+
+let pxsshScript = #"""
+import sys, time
+from pexpect import pxssh
+host, port, user, key, n, mode, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7]
+s = pxssh.pxssh(timeout=30, options={"StrictHostKeyChecking": "no", "UserKnownHostsFile": "/dev/null", "BatchMode": "yes"})
+s.login(host, user, port=port, ssh_key=key, auto_prompt_reset=True)
+if mode == "fast":
+    s.delaybeforesend = None
+samples = []
+for i in range(n + 10):
+    t0 = time.perf_counter()
+    s.sendline("echo x")
+    if not s.prompt(timeout=10):
+        sys.exit("prompt not seen")
+    t1 = time.perf_counter()
+    if i >= 10:
+        samples.append((t1 - t0) * 1000.0)
+s.logout()
+with open(out, "w") as f:
+    f.write("\n".join("%.4f" % v for v in samples) + "\n")
+"""#
+
+func measurePexpect(_ args: Arguments, mode: String) throws -> Stats {
+    let script = args.workdir + "/pxssh_bench.py"
+    try pxsshScript.write(toFile: script, atomically: true, encoding: .utf8)
+    let out = args.workdir + "/pxssh-\(mode).txt"
+    let log = args.workdir + "/pxssh-\(mode).log"
+    let status = try runProgram("/usr/bin/python3", [script, args.host, String(args.port), args.user, args.key,
+                                                     String(args.pexpectIterations), mode, out], output: log)
+    guard status == 0 else {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        throw BenchError(description: "pxssh benchmark failed (status \(status)); install python3-pexpect? \(text)")
+    }
+    let values = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").compactMap { Double($0) }
+    return Stats(samples: values)
+}
+
+func format(_ v: Double) -> String { String(format: "%.3f", v) }
+
+do {
+    let args = try Arguments(CommandLine.arguments)
+    let (exec, expect) = try await measureDTS(args)
+    let controlMaster = try measureControlMaster(args)
+    let pexpectDefault = try measurePexpect(args, mode: "default")
+    let pexpectFast = try measurePexpect(args, mode: "fast")
+    let base = exec.p50
+    print("Session round trip, \(args.iterations) iterations after 10 warm-up (dropbear on \(args.host):\(args.port), key auth)")
+    print("path                                     p50 ms    p99 ms   p50 / dts exec p50   p50 / dts sendExpect p50")
+    let rows: [(String, Stats)] = [
+        ("(a) dts exec channel (`true`)", exec),
+        ("(b) dts shell sendExpect (`echo x`)", expect),
+        ("(c) ssh ControlMaster reuse (`true`)", controlMaster),
+        ("(d) pexpect pxssh, default (`echo x`)", pexpectDefault),
+        ("(d') pxssh, delaybeforesend=None", pexpectFast),
+    ]
+    for (name, stats) in rows {
+        let padded = name.padding(toLength: 40, withPad: " ", startingAt: 0)
+        print("\(padded) \(format(stats.p50).leftPad(8)) \(format(stats.p99).leftPad(9)) \(String(format: "%.1fx", stats.p50 / base).leftPad(20)) \(String(format: "%.1fx", stats.p50 / expect.p50).leftPad(26))")
+    }
+    print("p50_ms=\(format(base)) vs_pexpect=\(String(format: "%.1f", pexpectDefault.p50 / base)) vs_controlmaster=\(String(format: "%.1f", controlMaster.p50 / base))")
+} catch {
+    FileHandle.standardError.write(Data("SessionBench: \(error)\n".utf8))
+    exit(1)
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

@@ -1,0 +1,172 @@
+import CLibSSH2
+import DTSSession
+import Foundation
+
+/// One `exec` request: open a channel, start the command, drain stdout and stderr together until
+/// both end, close, and read the exit status (or signal).
+final class ExecOperation: LoopOperation {
+    private enum Phase { case open, start, sendEOF, read, close, waitClosed, free, cleanupClose, cleanupFree }
+    private let command: String
+    private let timeout: Duration
+    private var continuation: CheckedContinuation<ExecResult, any Error>?
+    private var phase = Phase.open
+    private var channel: OpaquePointer?
+    private var stdout: [UInt8] = []
+    private var stderr: [UInt8] = []
+    private var stdoutDone = false
+    private var stderrDone = false
+    private var result: ExecResult?
+
+    init(command: String, timeout: Duration, continuation: CheckedContinuation<ExecResult, any Error>) {
+        self.command = command
+        self.timeout = timeout
+        self.continuation = continuation
+        super.init()
+        deadline = ContinuousClock.now + timeout
+    }
+
+    private var partial: String {
+        String(decoding: stdout, as: UTF8.self) + (stderr.isEmpty ? "" : "\n[stderr] " + String(decoding: stderr, as: UTF8.self))
+    }
+
+    private func resume(_ outcome: Result<ExecResult, any Error>) {
+        continuation?.resume(with: outcome)
+        continuation = nil
+    }
+
+    private func fail(_ core: ConnectionCore, _ rc: Int32, _ what: String) -> StepResult {
+        resume(.failure(core.failure(rc, operation: "\(what) of `\(command)`", partialOutput: partial)))
+        if core.brokenError == nil, channel != nil {
+            phase = .cleanupClose
+            deadline = ContinuousClock.now + .seconds(2)
+            return .progressed
+        }
+        return .done
+    }
+
+    override func step(_ core: ConnectionCore) -> StepResult {
+        while true {
+            switch phase {
+            case .open:
+                exclusive = true
+                let (opened, rc) = core.openSessionChannel()
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                exclusive = false
+                guard let opened else { return fail(core, rc, "channel open") }
+                channel = opened
+                phase = .start
+            case .start:
+                let rc = command.withCString { libssh2_channel_process_startup(channel, "exec", 4, $0, UInt32(strlen($0))) }
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 { return fail(core, rc, "exec request") }
+                phase = .sendEOF
+            case .sendEOF:
+                // The command gets no stdin; without EOF some servers (dropbear) never close the channel.
+                let rc = libssh2_channel_send_eof(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 { return fail(core, rc, "sending EOF") }
+                phase = .read
+            case .read:
+                guard let channel else { return .done }
+                var moved = false
+                if !stdoutDone {
+                    switch core.readChannel(channel, stream: 0, into: &stdout) {
+                    case .data: moved = true
+                    case .eof: stdoutDone = true
+                    case .again: break
+                    case .failed(let rc): return fail(core, rc, "reading stdout")
+                    }
+                }
+                if !stderrDone {
+                    switch core.readChannel(channel, stream: SSH_EXTENDED_DATA_STDERR, into: &stderr) {
+                    case .data: moved = true
+                    case .eof: stderrDone = true
+                    case .again: break
+                    case .failed(let rc): return fail(core, rc, "reading stderr")
+                    }
+                }
+                if stdoutDone && stderrDone {
+                    phase = .close
+                    continue
+                }
+                return moved ? .progressed : .blocked
+            case .close:
+                let rc = libssh2_channel_close(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 { return fail(core, rc, "channel close") }
+                phase = .waitClosed
+            case .waitClosed:
+                let rc = libssh2_channel_wait_closed(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 { return fail(core, rc, "waiting for channel close") }
+                var status = libssh2_channel_get_exit_status(channel)
+                var signalName: UnsafeMutablePointer<CChar>?
+                var signalLength = 0
+                _ = libssh2_channel_get_exit_signal(channel, &signalName, &signalLength, nil, nil, nil, nil)
+                if let signalName {
+                    let name = String(cString: signalName)
+                    libssh2_free(core.session, signalName)
+                    status = 128 + SignalNames.number(name)
+                }
+                result = ExecResult(status: status, stdout: stdout, stderr: stderr)
+                phase = .free
+            case .free:
+                let rc = libssh2_channel_free(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                channel = nil
+                if let result {
+                    core.record(.execResult, String(decoding: result.stdout, as: UTF8.self) + String(decoding: result.stderr, as: UTF8.self), status: result.status)
+                    resume(.success(result))
+                }
+                return .done
+            case .cleanupClose:
+                let rc = libssh2_channel_close(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                phase = .cleanupFree
+            case .cleanupFree:
+                let rc = libssh2_channel_free(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                channel = nil
+                return .done
+            }
+        }
+    }
+
+    override func expire(_ core: ConnectionCore) -> Bool {
+        switch phase {
+        case .cleanupClose, .cleanupFree:
+            // Give up on a polite close; the channel is freed with the session.
+            return true
+        default:
+            resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial)))
+            if channel == nil { return true }
+            phase = .cleanupClose
+            deadline = ContinuousClock.now + .seconds(2)
+            return false
+        }
+    }
+
+    override func abort(_ core: ConnectionCore, reason: SSHError) {
+        if case .connectionLost(let ep, _, let why, _) = reason {
+            resume(.failure(SSHError.connectionLost(endpoint: ep, operation: "exec `\(command)`", reason: why, partialOutput: partial)))
+        } else {
+            resume(.failure(reason))
+        }
+    }
+}
+
+/// Signal names as sent in SSH `exit-signal` (no `SIG` prefix) to Linux numbers.
+enum SignalNames {
+    static let table: [String: Int32] = [
+        "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
+        "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16, "CHLD": 17,
+        "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25,
+        "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29, "PWR": 30, "SYS": 31,
+    ]
+
+    /// The number for `name` (`KILL`, `SIGKILL`), or 0 if unknown.
+    static func number(_ name: String) -> Int32 {
+        let bare = name.hasPrefix("SIG") ? String(name.dropFirst(3)) : name
+        return table[bare.uppercased()] ?? 0
+    }
+}

@@ -1,0 +1,120 @@
+import CLibSSH2
+import DTSSession
+import Foundation
+import Logging
+
+/// An SSH connection on libssh2: commands (`exec`), interactive shells and SFTP file copy.
+///
+/// Each connection owns one thread that runs every libssh2 call for its session in non-blocking
+/// mode, waiting in `poll(2)` with a deadline per operation. The async API hands work to that
+/// thread, so callers never block Swift's cooperative pool, and several commands and shells on one
+/// connection interleave safely. Close it with ``close()`` when done.
+public final class SSHConnection: DUTSession, @unchecked Sendable {
+    let core: ConnectionCore
+    private let closeLock = NSLock()
+    private var isClosed = false
+
+    /// `user@host:port`.
+    public var endpoint: String { core.endpoint }
+    /// The options the connection was opened with.
+    public var options: SSHConnectOptions { core.options }
+
+    private init(core: ConnectionCore) { self.core = core }
+
+    /// Opens a connection: TCP connect, SSH handshake, host key check against the policy's
+    /// known-hosts file, and authentication, all within `options.connectTimeout`.
+    public static func connect(_ options: SSHConnectOptions) async throws -> SSHConnection {
+        let core = ConnectionCore(options: options)
+        core.start()
+        do {
+            try await core.onLoop { core in try core.establish() }
+        } catch {
+            _ = core.submit { $0.requestClose() }
+            options.logger.debug("SSH connect to \(options.endpoint) failed: \(error)")
+            throw error
+        }
+        return SSHConnection(core: core)
+    }
+
+    /// Runs `command` through the remote user's login shell (`exec` channel request). Stdout and stderr
+    /// are drained together, so either may be large. Exit by signal N gives status 128+N.
+    /// Throws ``SSHError/timeout(endpoint:operation:after:partialOutput:)`` after `timeout`.
+    public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
+        core.record(.exec, command)
+        return try await core.perform("exec") { _, cont in
+            ExecOperation(command: command, timeout: timeout, continuation: cont)
+        }
+    }
+
+    /// Opens an interactive shell with the default ``SSHShellOptions`` (unique prompt marker).
+    public func openShell() async throws -> any InteractiveSession {
+        try await openSSHShell()
+    }
+
+    /// Opens an interactive shell on a new channel with a PTY, prepared as `options.promptSetup` says.
+    public func openSSHShell(_ options: SSHShellOptions = SSHShellOptions()) async throws -> SSHShell {
+        let channel: ShellChannel = try await core.perform("open shell") { _, cont in
+            ShellOpenOperation(options: options, continuation: cont)
+        }
+        let shell = SSHShell(connection: self, channel: channel)
+        do {
+            try await shell.prepare(options)
+        } catch {
+            await shell.close()
+            throw error
+        }
+        return shell
+    }
+
+    /// Uploads `localPath` to `remotePath` over SFTP in 256 KiB chunks, then sets the remote mode to
+    /// `mode` (or the local file's mode). `progress` is called on the connection thread.
+    public func upload(localPath: String, remotePath: String, mode: Int32? = nil, progress: CopyProgress? = nil) async throws {
+        let stall = core.options.transferStallTimeout
+        try await core.perform("upload") { _, cont in
+            let op = TransferOperation(direction: .upload, localPath: localPath, remotePath: remotePath, mode: mode,
+                                       progress: progress, stallTimeout: stall, continuation: cont)
+            if let error = op.prepare() {
+                cont.resume(throwing: error)
+                return nil
+            }
+            return op
+        }
+    }
+
+    /// Downloads `remotePath` to `localPath` over SFTP in chunks; the local file gets the remote mode.
+    public func download(remotePath: String, localPath: String, progress: CopyProgress? = nil) async throws {
+        let stall = core.options.transferStallTimeout
+        try await core.perform("download") { _, cont in
+            let op = TransferOperation(direction: .download, localPath: localPath, remotePath: remotePath, mode: nil,
+                                       progress: progress, stallTimeout: stall, continuation: cont)
+            if let error = op.prepare() {
+                cont.resume(throwing: error)
+                return nil
+            }
+            return op
+        }
+    }
+
+    /// `true` once the connection is closed or broken (server gone, socket error).
+    public var isUsable: Bool {
+        get async {
+            (try? await core.onLoop { core in core.unusableError() == nil }) ?? false
+        }
+    }
+
+    /// Disconnects, failing any pending operation with ``SSHError/closed(endpoint:)``. Idempotent.
+    public func close() async {
+        let already = closeLock.withLock {
+            let was = isClosed
+            isClosed = true
+            return was
+        }
+        if already { return }
+        _ = try? await core.onLoop { core in core.requestClose() }
+    }
+
+    deinit {
+        // A forgotten connection still ends its thread.
+        if !isClosed { _ = core.submit { $0.requestClose() } }
+    }
+}

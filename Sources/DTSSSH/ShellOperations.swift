@@ -1,0 +1,344 @@
+import CLibSSH2
+import DTSSession
+import Foundation
+
+/// The libssh2 side of one interactive shell. Touched only on the connection thread.
+final class ShellChannel: @unchecked Sendable {
+    let number: Int
+    var channel: OpaquePointer?
+    /// Output received and not yet consumed by an expect.
+    var pending: [UInt8] = []
+    /// The peer closed the channel.
+    var eof = false
+    /// An operation is running on this shell.
+    var busy = false
+    var closed = false
+
+    init(number: Int) { self.number = number }
+}
+
+/// Opens a session channel with a PTY and starts the login shell.
+final class ShellOpenOperation: LoopOperation {
+    private enum Phase { case open, pty, shell }
+    private let options: SSHShellOptions
+    private var continuation: CheckedContinuation<ShellChannel, any Error>?
+    private var phase = Phase.open
+    private var channel: OpaquePointer?
+
+    init(options: SSHShellOptions, continuation: CheckedContinuation<ShellChannel, any Error>) {
+        self.options = options
+        self.continuation = continuation
+        super.init()
+        deadline = ContinuousClock.now + options.openTimeout
+    }
+
+    private func resume(_ outcome: Result<ShellChannel, any Error>) {
+        continuation?.resume(with: outcome)
+        continuation = nil
+    }
+
+    private func fail(_ core: ConnectionCore, _ rc: Int32, _ what: String) -> StepResult {
+        resume(.failure(core.failure(rc, operation: what, partialOutput: "")))
+        if let channel, core.brokenError == nil { _ = libssh2_channel_free(channel) }
+        return .done
+    }
+
+    override func step(_ core: ConnectionCore) -> StepResult {
+        while true {
+            switch phase {
+            case .open:
+                exclusive = true
+                let (opened, rc) = core.openSessionChannel()
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                exclusive = false
+                guard let opened else { return fail(core, rc, "opening a shell channel") }
+                channel = opened
+                phase = .pty
+            case .pty:
+                // Terminal modes: ECHO (53) off, then TTY_OP_END.
+                let modes: [CChar] = [53, 0, 0, 0, 0, 0]
+                let rc = options.terminal.withCString { term in
+                    modes.withUnsafeBufferPointer {
+                        libssh2_channel_request_pty_ex(channel, term, UInt32(strlen(term)), $0.baseAddress, UInt32($0.count),
+                                                       options.columns, options.rows, 0, 0)
+                    }
+                }
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 { return fail(core, rc, "PTY request") }
+                phase = .shell
+            case .shell:
+                let rc = libssh2_channel_process_startup(channel, "shell", 5, nil, 0)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 { return fail(core, rc, "shell request") }
+                let shell = ShellChannel(number: core.nextShellNumber())
+                shell.channel = channel
+                channel = nil
+                resume(.success(shell))
+                return .done
+            }
+        }
+    }
+
+    override func expire(_ core: ConnectionCore) -> Bool {
+        resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "opening a shell", after: options.openTimeout, partialOutput: "")))
+        return true
+    }
+
+    override func abort(_ core: ConnectionCore, reason: SSHError) { resume(.failure(reason)) }
+}
+
+/// What a shell I/O operation waits for after sending.
+enum ShellWait {
+    /// A literal byte string.
+    case literal([UInt8], description: String)
+    /// A compiled regular expression.
+    case regex(NSRegularExpression, description: String)
+    /// Everything that arrives until the deadline.
+    case collect
+    /// Nothing: done once sent.
+    case none
+}
+
+/// Sends bytes to a shell, then waits as `ShellWait` says. Returns the raw bytes before the match
+/// (or everything collected); the match itself is consumed, what follows stays pending.
+final class ShellIOOperation: LoopOperation {
+    private let shell: ShellChannel
+    private let toSend: [UInt8]
+    private var sent = 0
+    private let wait: ShellWait
+    private let timeout: Duration
+    private let label: String
+    private var continuation: CheckedContinuation<[UInt8], any Error>?
+    private var scanFrom = 0
+
+    init(shell: ShellChannel, send: [UInt8], clearPending: Bool, wait: ShellWait, timeout: Duration, label: String,
+         continuation: CheckedContinuation<[UInt8], any Error>) {
+        self.shell = shell
+        self.toSend = send
+        self.wait = wait
+        self.timeout = timeout
+        self.label = label
+        self.continuation = continuation
+        super.init()
+        if clearPending { shell.pending.removeAll() }
+        shell.busy = true
+        deadline = ContinuousClock.now + timeout
+    }
+
+    private func resume(_ outcome: Result<[UInt8], any Error>) {
+        shell.busy = false
+        continuation?.resume(with: outcome)
+        continuation = nil
+    }
+
+    private var partial: String { ShellText.normalize(shell.pending) }
+
+    override func step(_ core: ConnectionCore) -> StepResult {
+        guard let channel = shell.channel, !shell.closed else {
+            resume(.failure(SSHError.channelFailed(endpoint: core.endpoint, operation: label, reason: "the shell is closed")))
+            return .done
+        }
+        var moved = false
+        while sent < toSend.count {
+            let n = toSend.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) {
+                    libssh2_channel_write_ex(channel, 0, $0.baseAddress! + sent, toSend.count - sent)
+                }
+            }
+            if n == Int(LIBSSH2_ERROR_EAGAIN) { return moved ? .progressed : .blocked }
+            if n < 0 {
+                resume(.failure(core.failure(Int32(n), operation: label, partialOutput: partial)))
+                return .done
+            }
+            sent += n
+            moved = true
+        }
+        if case .none = wait {
+            resume(.success([]))
+            return .done
+        }
+        // Check what is already pending first (e.g. after a timeout, or output following a match).
+        if !moved, checkMatch() { return .done }
+        var received = false
+        while true {
+            let before = shell.pending.count
+            var outcome = core.readChannel(channel, stream: 0, into: &shell.pending)
+            if case .again = outcome {
+                // A PTY merges stderr into stdout, but drain stream 1 anyway so it can never stall.
+                outcome = core.readChannel(channel, stream: SSH_EXTENDED_DATA_STDERR, into: &shell.pending)
+                if case .eof = outcome { outcome = .again }
+            }
+            switch outcome {
+            case .data:
+                received = true
+                _ = before
+                if checkMatch() { return .done }
+                continue
+            case .again:
+                return (moved || received) ? .progressed : .blocked
+            case .eof:
+                shell.eof = true
+                if case .collect = wait {
+                    let all = shell.pending
+                    shell.pending.removeAll()
+                    resume(.success(all))
+                } else {
+                    resume(.failure(SSHError.channelClosed(endpoint: core.endpoint, waitingFor: waitDescription, partialOutput: partial)))
+                }
+                return .done
+            case .failed(let rc):
+                resume(.failure(core.failure(rc, operation: label, partialOutput: partial)))
+                return .done
+            }
+        }
+    }
+
+    private var waitDescription: String {
+        switch wait {
+        case .literal(_, let d), .regex(_, let d): return d
+        case .collect, .none: return "output"
+        }
+    }
+
+    /// Looks for the expectation in the pending bytes; on a match resumes and returns `true`.
+    private func checkMatch() -> Bool {
+        switch wait {
+        case .literal(let needle, _):
+            guard !needle.isEmpty else {
+                resume(.success([]))
+                return true
+            }
+            let hay = shell.pending
+            if hay.count >= needle.count {
+                var i = max(0, scanFrom)
+                let last = hay.count - needle.count
+                while i <= last {
+                    if hay[i] == needle[0] && hay[i..<(i + needle.count)].elementsEqual(needle) {
+                        let before = Array(hay[0..<i])
+                        shell.pending = Array(hay[(i + needle.count)...])
+                        scanFrom = 0
+                        resume(.success(before))
+                        return true
+                    }
+                    i += 1
+                }
+            }
+            scanFrom = max(0, hay.count - needle.count + 1)
+            return false
+        case .regex(let regex, _):
+            let text = String(decoding: shell.pending, as: UTF8.self)
+            let range = NSRange(text.startIndex..., in: text)
+            guard let match = regex.firstMatch(in: text, range: range), let r = Range(match.range, in: text) else { return false }
+            let before = Array(text[..<r.lowerBound].utf8)
+            shell.pending = Array(text[r.upperBound...].utf8)
+            resume(.success(before))
+            return true
+        case .collect, .none:
+            return false
+        }
+    }
+
+    override func expire(_ core: ConnectionCore) -> Bool {
+        if case .collect = wait {
+            let all = shell.pending
+            shell.pending.removeAll()
+            resume(.success(all))
+        } else {
+            // The pending output stays, so a later expect can still find what arrives late.
+            resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "\(label) waiting for \(waitDescription)", after: timeout, partialOutput: partial)))
+        }
+        return true
+    }
+
+    override func abort(_ core: ConnectionCore, reason: SSHError) {
+        if case .connectionLost(let ep, _, let why, _) = reason {
+            resume(.failure(SSHError.connectionLost(endpoint: ep, operation: label, reason: why, partialOutput: partial)))
+        } else {
+            resume(.failure(reason))
+        }
+    }
+}
+
+/// Closes a shell's channel: EOF, then CLOSE. The caller is resumed once CLOSE is sent; waiting
+/// for the peer's CLOSE (which dropbear sends only after the shell exits) continues in the
+/// background, and a channel whose peer never answers is left to be freed with the session.
+final class ShellCloseOperation: LoopOperation {
+    private enum Phase { case eof, close, free }
+    private let shell: ShellChannel
+    private var phase = Phase.eof
+    private var continuation: CheckedContinuation<Void, any Error>?
+
+    init(shell: ShellChannel, continuation: CheckedContinuation<Void, any Error>) {
+        self.shell = shell
+        self.continuation = continuation
+        super.init()
+        deadline = ContinuousClock.now + .seconds(10)
+    }
+
+    private func resume() {
+        continuation?.resume()
+        continuation = nil
+    }
+
+    override func step(_ core: ConnectionCore) -> StepResult {
+        guard let channel = shell.channel, !(shell.closed && phase == .eof) else {
+            resume()
+            return .done
+        }
+        shell.closed = true
+        while true {
+            switch phase {
+            case .eof:
+                let rc = libssh2_channel_send_eof(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                phase = .close
+            case .close:
+                let rc = libssh2_channel_close(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN {
+                    if let session = core.session, libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
+                        resume()
+                    }
+                    return .blocked
+                }
+                phase = .free
+            case .free:
+                let rc = libssh2_channel_free(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                shell.channel = nil
+                resume()
+                return .done
+            }
+        }
+    }
+
+    override func expire(_ core: ConnectionCore) -> Bool {
+        resume()
+        return true
+    }
+
+    override func abort(_ core: ConnectionCore, reason: SSHError) {
+        resume()
+    }
+}
+
+/// Turning raw PTY bytes into the text callers get.
+enum ShellText {
+    /// Decodes UTF-8, turns `\r\n` (and stray `\r` before `\n`) into `\n`, and removes bracketed-paste
+    /// mode switches that some shells print around prompts.
+    static func normalize(_ bytes: [UInt8]) -> String {
+        var text = String(decoding: bytes, as: UTF8.self)
+        if text.contains("\u{1B}[?2004") {
+            text = text.replacingOccurrences(of: "\u{1B}[?2004h", with: "").replacingOccurrences(of: "\u{1B}[?2004l", with: "")
+        }
+        while text.contains("\r\r\n") { text = text.replacingOccurrences(of: "\r\r\n", with: "\r\n") }
+        return text.replacingOccurrences(of: "\r\n", with: "\n")
+    }
+
+    /// Removes the echo of `command` at the start of `text`, if the remote echoed it.
+    static func stripEcho(_ text: String, command: String) -> String {
+        guard !command.isEmpty, text.hasPrefix(command) else { return text }
+        var rest = text.dropFirst(command.count)
+        if rest.hasPrefix("\n") { rest = rest.dropFirst() }
+        return String(rest)
+    }
+}

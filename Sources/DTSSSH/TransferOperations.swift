@@ -1,0 +1,282 @@
+import CLibSSH2
+import DTSSession
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An SFTP upload or download, streamed in chunks through a fixed buffer (any file size), on its own
+/// SFTP session so transfers never share SFTP state.
+final class TransferOperation: LoopOperation {
+    enum Direction { case upload, download }
+    private enum Phase { case sftpInit, open, fstat, transfer, setMode, closeHandle, shutdown }
+
+    private let direction: Direction
+    private let localPath: String
+    private let remotePath: String
+    private var mode: Int32?
+    private let progress: CopyProgress?
+    private let stallTimeout: Duration
+    private var continuation: CheckedContinuation<Void, any Error>?
+    private var phase = Phase.sftpInit
+    private var sftp: OpaquePointer?
+    private var handle: OpaquePointer?
+    private var localFD: Int32 = -1
+    private let chunkSize = 256 * 1024
+    private let buffer: UnsafeMutableRawPointer
+    private var bufferStart = 0
+    private var bufferEnd = 0
+    private var localEOF = false
+    private var done: Int64 = 0
+    private var total: Int64 = 0
+    private var error: SSHError?
+
+    init(direction: Direction, localPath: String, remotePath: String, mode: Int32?, progress: CopyProgress?,
+         stallTimeout: Duration, continuation: CheckedContinuation<Void, any Error>) {
+        self.direction = direction
+        self.localPath = localPath
+        self.remotePath = remotePath
+        self.mode = mode
+        self.progress = progress
+        self.stallTimeout = stallTimeout
+        self.continuation = continuation
+        self.buffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+        super.init()
+        deadline = ContinuousClock.now + stallTimeout
+    }
+
+    deinit {
+        buffer.deallocate()
+        if localFD >= 0 { close(localFD) }
+    }
+
+    private var operationName: String { direction == .upload ? "upload" : "download" }
+
+    /// Opens the local file; called once on the connection thread before stepping.
+    func prepare() -> SSHError? {
+        switch direction {
+        case .upload:
+            localFD = open(localPath, O_RDONLY | O_CLOEXEC)
+            if localFD < 0 { return .localFileFailed(path: localPath, reason: String(cString: strerror(errno))) }
+            var st = stat()
+            fstat(localFD, &st)
+            total = Int64(st.st_size)
+            if mode == nil { mode = Int32(st.st_mode & 0o7777) }
+        case .download:
+            localFD = open(localPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            if localFD < 0 { return .localFileFailed(path: localPath, reason: String(cString: strerror(errno))) }
+        }
+        return nil
+    }
+
+    private func finish() -> StepResult {
+        if localFD >= 0 {
+            if direction == .download, error == nil, let mode { fchmod(localFD, mode_t(mode & 0o7777)) }
+            close(localFD)
+            localFD = -1
+        }
+        if let error {
+            continuation?.resume(throwing: error)
+        } else {
+            continuation?.resume()
+        }
+        continuation = nil
+        return .done
+    }
+
+    /// Records the first error and moves on to closing the remote handle and the SFTP session.
+    private func failSFTP(_ core: ConnectionCore, _ rc: Int32, _ what: String) -> StepResult {
+        if error == nil {
+            var reason = core.lastErrorMessage()
+            if rc == LIBSSH2_ERROR_SFTP_PROTOCOL, let sftp {
+                reason = "SFTP status \(libssh2_sftp_last_error(sftp))" + SFTPStatus.describe(libssh2_sftp_last_error(sftp))
+            }
+            if core.isFatal(rc) {
+                error = .connectionLost(endpoint: core.endpoint, operation: "\(operationName) of \(remotePath)", reason: reason, partialOutput: "")
+                core.markBroken(reason)
+                return finish()
+            }
+            error = .sftpFailed(endpoint: core.endpoint, operation: what, path: remotePath, reason: reason)
+        }
+        return cleanup()
+    }
+
+    private func cleanup() -> StepResult {
+        if handle != nil { phase = .closeHandle } else if sftp != nil { phase = .shutdown } else { return finish() }
+        deadline = ContinuousClock.now + .seconds(2)
+        return .progressed
+    }
+
+    private func touched() {
+        deadline = ContinuousClock.now + stallTimeout
+    }
+
+    override func step(_ core: ConnectionCore) -> StepResult {
+        while true {
+            switch phase {
+            case .sftpInit:
+                exclusive = true
+                guard let session = core.session else { return finish() }
+                let s = libssh2_sftp_init(session)
+                if s == nil {
+                    let rc = libssh2_session_last_errno(session)
+                    if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                    exclusive = false
+                    return failSFTP(core, rc, "start")
+                }
+                exclusive = false
+                sftp = s
+                phase = .open
+                touched()
+            case .open:
+                let flags: UInt = direction == .upload
+                    ? UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC)
+                    : UInt(LIBSSH2_FXF_READ)
+                let createMode = Int(mode ?? 0o644) & 0o777
+                let h = remotePath.withCString {
+                    libssh2_sftp_open_ex(sftp, $0, UInt32(strlen($0)), flags, createMode, LIBSSH2_SFTP_OPENFILE)
+                }
+                if h == nil {
+                    let rc = libssh2_session_last_errno(core.session)
+                    if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                    return failSFTP(core, rc, "open")
+                }
+                handle = h
+                phase = direction == .upload ? .transfer : .fstat
+                touched()
+            case .fstat:
+                var attrs = LIBSSH2_SFTP_ATTRIBUTES()
+                let rc = libssh2_sftp_fstat_ex(handle, &attrs, 0)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 { return failSFTP(core, rc, "stat") }
+                if attrs.flags & UInt(LIBSSH2_SFTP_ATTR_SIZE) != 0 { total = Int64(attrs.filesize) }
+                if attrs.flags & UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0 { mode = Int32(attrs.permissions & 0o7777) }
+                phase = .transfer
+            case .transfer:
+                let result = direction == .upload ? uploadStep(core) : downloadStep(core)
+                if let result { return result }
+            case .setMode:
+                var attrs = LIBSSH2_SFTP_ATTRIBUTES()
+                attrs.flags = UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS)
+                attrs.permissions = UInt(mode ?? 0o644)
+                let rc = libssh2_sftp_fstat_ex(handle, &attrs, 1)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 { return failSFTP(core, rc, "chmod") }
+                phase = .closeHandle
+            case .closeHandle:
+                let rc = libssh2_sftp_close_handle(handle)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                handle = nil
+                if rc < 0 && error == nil {
+                    return failSFTP(core, rc, "close")
+                }
+                phase = .shutdown
+            case .shutdown:
+                let rc = libssh2_sftp_shutdown(sftp)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                sftp = nil
+                if error == nil {
+                    core.record(direction == .upload ? .upload : .download,
+                                direction == .upload ? "\(localPath) -> \(remotePath) (\(done) bytes)" : "\(remotePath) -> \(localPath) (\(done) bytes)")
+                }
+                return finish()
+            }
+        }
+    }
+
+    /// One round of upload; `nil` means the phase changed (continue the state machine).
+    private func uploadStep(_ core: ConnectionCore) -> StepResult? {
+        var moved = false
+        while true {
+            if bufferStart == bufferEnd {
+                if localEOF {
+                    phase = .setMode
+                    return nil
+                }
+                let n = read(localFD, buffer, chunkSize)
+                if n < 0 {
+                    error = .localFileFailed(path: localPath, reason: String(cString: strerror(errno)))
+                    return cleanup()
+                }
+                if n == 0 {
+                    localEOF = true
+                    continue
+                }
+                bufferStart = 0
+                bufferEnd = n
+            }
+            let rc = libssh2_sftp_write(handle, buffer.assumingMemoryBound(to: CChar.self) + bufferStart, bufferEnd - bufferStart)
+            if rc == Int(LIBSSH2_ERROR_EAGAIN) { return moved ? .progressed : .blocked }
+            if rc < 0 { return failSFTP(core, Int32(rc), "write") }
+            bufferStart += rc
+            done += Int64(rc)
+            moved = true
+            touched()
+            progress?(done, total)
+        }
+    }
+
+    private func downloadStep(_ core: ConnectionCore) -> StepResult? {
+        var moved = false
+        while true {
+            let rc = libssh2_sftp_read(handle, buffer.assumingMemoryBound(to: CChar.self), chunkSize)
+            if rc == Int(LIBSSH2_ERROR_EAGAIN) { return moved ? .progressed : .blocked }
+            if rc < 0 { return failSFTP(core, Int32(rc), "read") }
+            if rc == 0 {
+                phase = .closeHandle
+                return nil
+            }
+            var written = 0
+            while written < rc {
+                let w = write(localFD, buffer + written, rc - written)
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    error = .localFileFailed(path: localPath, reason: String(cString: strerror(errno)))
+                    return cleanup()
+                }
+                written += w
+            }
+            done += Int64(rc)
+            moved = true
+            touched()
+            progress?(done, max(total, done))
+        }
+    }
+
+    override func expire(_ core: ConnectionCore) -> Bool {
+        if error == nil {
+            error = .timeout(endpoint: core.endpoint, operation: "\(operationName) of \(remotePath) (no progress, \(done) bytes done)",
+                             after: stallTimeout, partialOutput: "")
+        }
+        // Resume now; the remote handle and SFTP channel are freed with the session.
+        _ = finish()
+        return true
+    }
+
+    override func abort(_ core: ConnectionCore, reason: SSHError) {
+        if error == nil {
+            if case .connectionLost(let ep, _, let why, _) = reason {
+                error = .connectionLost(endpoint: ep, operation: "\(operationName) of \(remotePath)", reason: why, partialOutput: "")
+            } else {
+                error = reason
+            }
+        }
+        _ = finish()
+    }
+}
+
+/// SFTP status codes (draft-ietf-secsh-filexfer-02).
+enum SFTPStatus {
+    static func describe(_ code: UInt) -> String {
+        switch code {
+        case 2: return " (no such file)"
+        case 3: return " (permission denied)"
+        case 4: return " (failure)"
+        case 5: return " (bad message)"
+        case 7: return " (connection lost)"
+        case 8: return " (operation unsupported)"
+        default: return ""
+        }
+    }
+}

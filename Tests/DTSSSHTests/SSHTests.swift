@@ -1,0 +1,432 @@
+import DTSSSH
+import DTSSession
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A dropbear server, a scratch directory and a connected session for one test; always torn down.
+func withServer(
+    auth: ((TempDir) throws -> SSHAuthentication)? = nil,
+    _ body: (DropbearServer, SSHConnection, TempDir) async throws -> Void
+) async throws {
+    let dir = try TempDir()
+    defer { dir.remove() }
+    let server = try DropbearServer()
+    defer { server.shutdown() }
+    let authentication = try auth?(dir) ?? .password(TestUsers.password)
+    let connection = try await SSHConnection.connect(
+        testOptions(port: server.port, auth: authentication, knownHosts: dir.file("known_hosts")))
+    do {
+        try await body(server, connection, dir)
+        await connection.close()
+    } catch {
+        await connection.close()
+        throw error
+    }
+}
+
+func elapsed(since start: ContinuousClock.Instant) -> Duration { ContinuousClock.now - start }
+
+@Suite("SSH against a real dropbear", .serialized)
+struct SSHTests {
+    @Test("exec returns status, stdout and stderr separately")
+    func execStatus() async throws {
+        try await withServer { _, ssh, _ in
+            let ok = try await ssh.exec("echo out; echo err >&2", timeout: .seconds(10))
+            #expect(ok.status == 0)
+            #expect(ok.output == "out\n")
+            #expect(ok.errorOutput == "err\n")
+            let three = try await ssh.exec("exit 3", timeout: .seconds(10))
+            #expect(three.status == 3)
+            let killed = try await ssh.exec("kill -KILL $$", timeout: .seconds(10))
+            #expect(killed.status == 128 + 9)
+            let argv = try await ssh.exec(argv: ["printf", "%s|", "a b", "it's", "$HOME"], timeout: .seconds(10))
+            #expect(argv.output == "a b|it's|$HOME|")
+        }
+    }
+
+    @Test("several MB on stdout and stderr at the same time")
+    func bigOutputs() async throws {
+        try await withServer { _, ssh, _ in
+            let result = try await ssh.exec("seq 1 600000 & seq 600001 1200000 >&2; wait", timeout: .seconds(60))
+            #expect(result.status == 0)
+            let expectedOut = (1...600_000).map(String.init).joined(separator: "\n") + "\n"
+            let expectedErr = (600_001...1_200_000).map(String.init).joined(separator: "\n") + "\n"
+            #expect(result.stdout.count == expectedOut.utf8.count)
+            #expect(result.stderr.count == expectedErr.utf8.count)
+            #expect(result.stdout.count > 4_000_000 && result.stderr.count > 4_000_000)
+            #expect(result.output == expectedOut)
+            #expect(result.errorOutput == expectedErr)
+        }
+    }
+
+    @Test("exec deadline: a timeout error carries the partial output")
+    func execTimeout() async throws {
+        try await withServer { _, ssh, _ in
+            let start = ContinuousClock.now
+            let error = await #expect(throws: SSHError.self) {
+                _ = try await ssh.exec("echo started; sleep 30", timeout: .seconds(1))
+            }
+            #expect(elapsed(since: start) < .seconds(5))
+            guard case .timeout(_, _, _, let partial) = error else {
+                Issue.record("expected a timeout, got \(String(describing: error))")
+                return
+            }
+            #expect(partial.contains("started"))
+            // The connection is still usable afterwards.
+            let again = try await ssh.exec("echo again", timeout: .seconds(10))
+            #expect(again.output == "again\n")
+        }
+    }
+
+    @Test("sendExpect on a real bash with a unique prompt; echo removed, CRLF normalized")
+    func sendExpectPrompt() async throws {
+        try await withServer { _, ssh, _ in
+            let shell = try await ssh.openSSHShell()
+            #expect(shell.prompt.hasPrefix("dts-"))
+            let out = try await shell.sendExpect("echo hello; echo world", .literal(shell.prompt), timeout: .seconds(10))
+            #expect(out == "hello\nworld\n")
+            #expect(try await shell.run("cd /tmp && pwd", timeout: .seconds(10)) == "/tmp\n")
+            let regex = try await shell.sendExpect("printf 'value=%d\\n' 42; echo after", .regex("value=[0-9]+"), timeout: .seconds(10))
+            #expect(regex == "")
+            // The rest stays pending until consumed.
+            #expect(try await shell.expect(.literal(shell.prompt), timeout: .seconds(10)) == "\nafter\n")
+            #expect(try await shell.run("echo next", timeout: .seconds(10)) == "next\n")
+            await shell.close()
+        }
+    }
+
+    @Test("a program that prompts late, then reads a reply")
+    func latePrompt() async throws {
+        try await withServer { _, ssh, _ in
+            let shell = try await ssh.openSSHShell()
+            let start = ContinuousClock.now
+            let before = try await shell.sendExpect("sleep 1; printf 'ready> '; read v; echo got=$v", "ready> ", timeout: .seconds(10))
+            #expect(elapsed(since: start) >= .milliseconds(900))
+            #expect(before == "")
+            #expect(try await shell.run("world", timeout: .seconds(10)) == "got=world\n")
+            await shell.close()
+        }
+    }
+
+    @Test("sendExpect timeout carries partial output; Ctrl-C brings the prompt back")
+    func timeoutAndControlC() async throws {
+        try await withServer { _, ssh, _ in
+            let shell = try await ssh.openSSHShell()
+            let error = await #expect(throws: SSHError.self) {
+                _ = try await shell.sendExpect("echo partial-output; sleep 100", .literal("never-printed"), timeout: .seconds(1))
+            }
+            #expect(error?.partialOutput?.contains("partial-output") == true)
+            #expect(String(describing: error!).contains("timed out after 1 s"))
+            let start = ContinuousClock.now
+            try await shell.sendControlC()
+            _ = try await shell.expect(.literal(shell.prompt), timeout: .seconds(5))
+            #expect(elapsed(since: start) < .seconds(3))
+            #expect(try await shell.run("echo alive", timeout: .seconds(10)) == "alive\n")
+            // sendCommand / getSessionBefore collect what arrives within the time given.
+            let collected = try await shell.sendCommand("echo abc", timeout: .milliseconds(500))
+            #expect(collected.contains("abc\n"))
+            #expect(collected.contains(shell.prompt))
+            #expect(try await shell.getSessionBefore(timeout: .milliseconds(200)) == "")
+            await shell.close()
+        }
+    }
+
+    @Test("two shells and an exec on one connection, used concurrently")
+    func concurrentShells() async throws {
+        try await withServer { _, ssh, _ in
+            let a = try await ssh.openSSHShell()
+            let b = try await ssh.openSSHShell()
+            #expect(a.prompt != b.prompt)
+            let start = ContinuousClock.now
+            async let one = a.run("sleep 1; echo one", timeout: .seconds(10))
+            async let two = b.run("sleep 1; echo two", timeout: .seconds(10))
+            async let three = ssh.exec("sleep 1; echo three", timeout: .seconds(10))
+            let (r1, r2, r3) = try await (one, two, three)
+            #expect(r1 == "one\n")
+            #expect(r2 == "two\n")
+            #expect(r3.output == "three\n")
+            #expect(elapsed(since: start) < .milliseconds(1900), "the three commands ran one after another")
+            // The same shell cannot be driven by two tasks at once.
+            async let busy1 = a.run("sleep 0.5; echo x", timeout: .seconds(5))
+            try await Task.sleep(for: .milliseconds(100))
+            await #expect(throws: SSHError.shellBusy(endpoint: ssh.endpoint)) {
+                _ = try await a.run("echo y", timeout: .seconds(5))
+            }
+            #expect(try await busy1 == "x\n")
+            await a.close()
+            await b.close()
+        }
+    }
+
+    @Test("wrong password, wrong key and a closed port are typed errors")
+    func authAndConnectErrors() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try DropbearServer()
+        defer { server.shutdown() }
+        let knownHosts = dir.file("known_hosts")
+        let wrongPassword = await #expect(throws: SSHError.self) {
+            _ = try await SSHConnection.connect(testOptions(port: server.port, auth: .password("not-the-password"), knownHosts: knownHosts))
+        }
+        #expect(String(describing: wrongPassword!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (password)"))
+
+        let stranger = try ClientKey(in: dir, name: "unauthorized", passphrase: nil, authorize: false)
+        let wrongKey = await #expect(throws: SSHError.self) {
+            _ = try await SSHConnection.connect(testOptions(port: server.port, auth: stranger.authentication, knownHosts: knownHosts))
+        }
+        #expect(String(describing: wrongKey!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (publickey)"))
+
+        let closedPort = try freePort()
+        await #expect(throws: SSHError.connectionRefused(hostPort: "127.0.0.1:\(closedPort)")) {
+            _ = try await SSHConnection.connect(testOptions(port: closedPort, auth: .password(TestUsers.password), knownHosts: knownHosts))
+        }
+        #expect(SSHError.connectionRefused(hostPort: "127.0.0.1:1").description == "connection refused by 127.0.0.1:1")
+    }
+
+    @Test("a server that never speaks SSH: connect times out at the deadline")
+    func connectTimeout() async throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) == 0 && getsockname(listener, $0, &len) == 0 }
+        }
+        try #require(ok && listen(listener, 4) == 0)
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let dir = try TempDir()
+        defer { dir.remove() }
+        var options = testOptions(port: port, auth: .password("x"), knownHosts: dir.file("known_hosts"))
+        options.connectTimeout = .seconds(1)
+        let start = ContinuousClock.now
+        await #expect(throws: SSHError.connectTimeout(hostPort: "127.0.0.1:\(port)", after: .seconds(1))) {
+            _ = try await SSHConnection.connect(options)
+        }
+        #expect(elapsed(since: start) < .seconds(3))
+        #expect(SSHError.connectTimeout(hostPort: "127.0.0.1:6022", after: .seconds(5)).description == "connect to 127.0.0.1:6022 timed out after 5 s")
+    }
+
+    @Test("ed25519 keys with and without passphrase; root with a password")
+    func keysAndRoot() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try DropbearServer()
+        defer { server.shutdown() }
+        let knownHosts = dir.file("known_hosts")
+        let plain = try ClientKey(in: dir, name: "plain", passphrase: nil)
+        defer { plain.revoke() }
+        let locked = try ClientKey(in: dir, name: "locked", passphrase: "open sesame")
+        defer { locked.revoke() }
+        for key in [plain, locked] {
+            let ssh = try await SSHConnection.connect(testOptions(port: server.port, auth: key.authentication, knownHosts: knownHosts))
+            #expect(try await ssh.exec("id -un", timeout: .seconds(10)).output == "dtstest\n")
+            await ssh.close()
+        }
+        // Only the private key given (public key derived by libssh2).
+        let derived = try await SSHConnection.connect(testOptions(
+            port: server.port, auth: .publicKeyFile(privateKeyPath: plain.privateKeyPath), knownHosts: knownHosts))
+        await derived.close()
+        let badPassphrase = SSHAuthentication.publicKeyFile(privateKeyPath: locked.privateKeyPath, publicKeyPath: locked.publicKeyPath, passphrase: "wrong")
+        let error = await #expect(throws: SSHError.self) {
+            _ = try await SSHConnection.connect(testOptions(port: server.port, auth: badPassphrase, knownHosts: knownHosts))
+        }
+        #expect(String(describing: error!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (publickey)"))
+
+        let root = try await SSHConnection.connect(testOptions(port: server.port, auth: .password(TestUsers.rootPassword), knownHosts: knownHosts, user: "root"))
+        #expect(try await root.exec("id -u", timeout: .seconds(10)).output == "0\n")
+        await root.close()
+    }
+
+    @Test("the server dies mid-command: an error within the deadline, not a hang")
+    func serverKilled() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try DropbearServer()
+        defer { server.shutdown() }
+        let ssh = try await SSHConnection.connect(testOptions(port: server.port, auth: .password(TestUsers.password), knownHosts: dir.file("known_hosts")))
+        let shell = try await ssh.openSSHShell()
+        let start = ContinuousClock.now
+        async let running = ssh.exec("echo begun; sleep 30", timeout: .seconds(20))
+        async let waiting = shell.sendExpect("sleep 30", .literal("testpmd>"), timeout: .seconds(20))
+        try await Task.sleep(for: .milliseconds(700))
+        server.stop()
+        do {
+            _ = try await running
+            Issue.record("exec returned although the server was killed")
+        } catch let error as SSHError {
+            guard case .connectionLost(_, _, _, let partial) = error else {
+                Issue.record("expected connectionLost, got \(error)")
+                return
+            }
+            #expect(partial.contains("begun"))
+        }
+        do {
+            _ = try await waiting
+            Issue.record("sendExpect returned although the server was killed")
+        } catch let error as SSHError {
+            switch error {
+            case .connectionLost, .channelClosed: break
+            default: Issue.record("unexpected error \(error)")
+            }
+        }
+        #expect(elapsed(since: start) < .seconds(5))
+        #expect(await ssh.isUsable == false)
+        await #expect(throws: SSHError.self) { _ = try await ssh.exec("true", timeout: .seconds(2)) }
+        await ssh.close()
+        #expect(SSHError.channelClosed(endpoint: "e", waitingFor: "\"testpmd>\"", partialOutput: "").description
+            .hasPrefix("channel closed by peer while waiting for \"testpmd>\""))
+    }
+
+    @Test("SFTP upload and download of a multi-MB file: same sha256, mode kept, progress reported")
+    func fileCopy() async throws {
+        try await withServer { _, ssh, dir in
+            let local = dir.file("payload.bin")
+            let size = 6 * 1024 * 1024 + 12345
+            let random = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+            let data = try random.read(upToCount: size) ?? Data()
+            try random.close()
+            try data.write(to: URL(fileURLWithPath: local))
+            chmod(local, 0o751)
+            let remote = "/tmp/dts-ssh-test-\(UUID().uuidString)"
+            let progress = ProgressLog()
+            try await ssh.upload(localPath: local, remotePath: remote, mode: nil, progress: { done, total in progress.add(done, total) })
+            let (lastDone, lastTotal, calls) = progress.snapshot()
+            #expect(lastDone == Int64(size) && lastTotal == Int64(size))
+            #expect(calls > 1)
+            let remoteSum = try await ssh.exec(argv: ["sha256sum", remote], timeout: .seconds(30)).output.prefix(64)
+            let localSum = try sha256(ofLocal: local)
+            #expect(String(remoteSum) == localSum)
+            #expect(try await ssh.exec(argv: ["stat", "-c", "%a %s", remote], timeout: .seconds(10)).output == "751 \(size)\n")
+
+            let back = dir.file("back.bin")
+            try await ssh.download(remotePath: remote, localPath: back, progress: nil)
+            #expect(try sha256(ofLocal: back) == localSum)
+            var st = stat()
+            stat(back, &st)
+            #expect(st.st_mode & 0o7777 == 0o751)
+
+            // An explicit mode wins over the local one.
+            try await ssh.upload(localPath: local, remotePath: remote, mode: 0o600, progress: nil)
+            #expect(try await ssh.exec(argv: ["stat", "-c", "%a", remote], timeout: .seconds(10)).output == "600\n")
+            _ = try await ssh.exec(argv: ["rm", "-f", remote], timeout: .seconds(10))
+
+            let missing = await #expect(throws: SSHError.self) {
+                try await ssh.download(remotePath: "/nonexistent/file", localPath: back, progress: nil)
+            }
+            #expect(String(describing: missing!).contains("/nonexistent/file"))
+        }
+    }
+
+    @Test("host key: recorded, then a changed key on the same port is a mismatch; per-instance files")
+    func hostKeyChange() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let knownHosts = dir.file("known_hosts")
+        let first = try DropbearServer()
+        let port = first.port
+        let ssh = try await SSHConnection.connect(testOptions(port: port, auth: .password(TestUsers.password), knownHosts: knownHosts))
+        await ssh.close()
+        first.shutdown()
+        // The recorded entry matches what OpenSSH computes for it.
+        let listed = try runProgram("/usr/bin/ssh-keygen", ["-l", "-f", knownHosts]).output
+        let firstFingerprint = try #require(listed.split(separator: " ").first { $0.hasPrefix("SHA256:") }).description
+        let recorded = try String(contentsOfFile: knownHosts, encoding: .utf8)
+        #expect(recorded.hasPrefix("[127.0.0.1]:\(port) ssh-ed25519 "), "\(recorded)")
+
+        let second = try DropbearServer(port: port)
+        defer { second.shutdown() }
+        let error = await #expect(throws: SSHError.self) {
+            _ = try await SSHConnection.connect(testOptions(port: port, auth: .password(TestUsers.password), knownHosts: knownHosts))
+        }
+        guard case .hostKeyMismatch(let hostPort, let known, let presented, let file) = error else {
+            Issue.record("expected a host key mismatch, got \(String(describing: error))")
+            return
+        }
+        #expect(hostPort == "127.0.0.1:\(port)")
+        #expect(known == firstFingerprint)
+        #expect(presented != known && presented.hasPrefix("SHA256:"))
+        #expect(file == knownHosts)
+        #expect(String(describing: error!).contains(known) && String(describing: error!).contains(presented))
+
+        // Strict checking refuses an unknown host.
+        await #expect(throws: SSHError.self) {
+            var options = testOptions(port: port, auth: .password(TestUsers.password), knownHosts: dir.file("empty"))
+            options.hostKeyPolicy = .strict(knownHostsPath: dir.file("empty"))
+            _ = try await SSHConnection.connect(options)
+        }
+        // A new VM instance gets a file of its own, so the reused port is fine...
+        var options = testOptions(port: port, auth: .password(TestUsers.password), knownHosts: knownHosts)
+        options.hostKeyPolicy = .perInstance(directory: dir.file("vm"), instanceID: "vm0-boot2")
+        let fresh = try await SSHConnection.connect(options)
+        await fresh.close()
+        #expect(FileManager.default.fileExists(atPath: dir.file("vm/known_hosts.vm0-boot2")))
+        // ...and strict checking now accepts it from that file.
+        options.hostKeyPolicy = .strict(knownHostsPath: dir.file("vm/known_hosts.vm0-boot2"))
+        let again = try await SSHConnection.connect(options)
+        await again.close()
+    }
+
+    @Test("the transcript hook sees commands and outputs, never the password")
+    func transcript() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let server = try DropbearServer()
+        defer { server.shutdown() }
+        let log = TranscriptLog()
+        let ssh = try await SSHConnection.connect(testOptions(port: server.port, auth: .password(TestUsers.password),
+                                                              knownHosts: dir.file("known_hosts"), transcript: { log.add($0) }))
+        _ = try await ssh.exec("echo transcript-check", timeout: .seconds(10))
+        let shell = try await ssh.openSSHShell()
+        _ = try await shell.run("echo in-shell", timeout: .seconds(10))
+        _ = try await shell.sendSecret("s3cret-value", .literal(shell.prompt), timeout: .seconds(10))
+        await ssh.close()
+        let events = log.events()
+        #expect(events.contains { $0.kind == .exec && $0.text == "echo transcript-check" })
+        #expect(events.contains { $0.kind == .execResult && $0.status == 0 && $0.text == "transcript-check\n" })
+        #expect(events.contains { $0.kind == .shellSend && $0.text == "echo in-shell" })
+        #expect(events.contains { $0.kind == .shellReceive && $0.text == "in-shell\n" })
+        #expect(!events.contains { $0.text.contains(TestUsers.password) || $0.text.contains("s3cret-value") })
+    }
+}
+
+@Suite("SSH against a real OpenSSH sshd", .serialized)
+struct SSHKeyboardInteractiveTests {
+    @Test("keyboard-interactive (PAM password prompt) succeeds, and fails with a wrong password")
+    func keyboardInteractive() async throws {
+        let server = try SshdServer()
+        defer { server.shutdown() }
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let options = testOptions(port: server.port, auth: .keyboardInteractive(password: TestUsers.password), knownHosts: dir.file("known_hosts"))
+        let ssh = try await SSHConnection.connect(options)
+        let result = try await ssh.exec("id -un; echo $SHELL", timeout: .seconds(10))
+        #expect(result.output == "dtstest\n/bin/bash\n")
+        let shell = try await ssh.openSSHShell()
+        #expect(try await shell.run("echo via-openssh", timeout: .seconds(10)) == "via-openssh\n")
+        await ssh.close()
+        let wrong = testOptions(port: server.port, auth: .keyboardInteractive(password: "wrong"), knownHosts: dir.file("known_hosts"))
+        let error = await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(wrong) }
+        #expect(String(describing: error!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (keyboard-interactive)"))
+    }
+}
+
+final class ProgressLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: (Int64, Int64) = (0, 0)
+    private var calls = 0
+    func add(_ done: Int64, _ total: Int64) { lock.withLock { last = (done, total); calls += 1 } }
+    func snapshot() -> (Int64, Int64, Int) { lock.withLock { (last.0, last.1, calls) } }
+}
+
+final class TranscriptLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [SSHTranscriptEvent] = []
+    func add(_ event: SSHTranscriptEvent) { lock.withLock { list.append(event) } }
+    func events() -> [SSHTranscriptEvent] { lock.withLock { list } }
+}
