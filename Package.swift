@@ -20,6 +20,8 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"])]
         ),
+        // Small C helpers for what glibc only offers through macros or _GNU_SOURCE (CPU affinity).
+        .target(name: "CSystemShims"),
         // What every DUT session speaks (host DUT, VM DUT, local or SSH): exec, sendExpect, file copy.
         .target(name: "DTSSession"),
         // SSH sessions on libssh2: exec, interactive shell (sendExpect), file copy, host keys.
@@ -36,7 +38,7 @@ let package = Package(
         .target(
             name: "DTS",
             dependencies: [
-                "DTSSession", "DTSSSH", "DTSControl",
+                "DTSSession", "DTSSSH", "DTSControl", "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

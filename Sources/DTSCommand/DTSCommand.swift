@@ -4,7 +4,7 @@ import Foundation
 
 /// `dts`: the command lab engineers run. It parses arguments and calls the DTS library.
 @main
-struct DTSCommand: ParsableCommand {
+struct DTSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dts",
         abstract: "DPDK virtualization test suites: VMs from DTS configs, booted with QEMU.",
@@ -15,6 +15,10 @@ struct DTSCommand: ParsableCommand {
 enum ExitStatus {
     /// A config file or option is invalid.
     static let configError = ExitCode(2)
+    /// Something outside the tests failed (a VM did not boot, a tool is missing).
+    static let infrastructureError = ExitCode(3)
+    /// Interrupted by SIGINT or SIGTERM.
+    static let interrupted = ExitCode(130)
 }
 
 /// Options every command that builds or starts VMs takes.
@@ -26,6 +30,7 @@ struct VMOptions: ParsableArguments {
     var accel: Accelerator?
 
     func settings() throws -> RunSettings {
+        Log.bootstrap
         var accelerator = accel
         if accelerator == nil, let env = ProcessInfo.processInfo.environment["DTS_ACCEL"], !env.isEmpty {
             guard let parsed = Accelerator(rawValue: env) else {

@@ -15,6 +15,8 @@ public final class QEMUKvm {
     /// The VM's parameters after merging defaults, `virt_global.cfg`, the suite config and
     /// run-time additions.
     public private(set) var params: [VirtParam]
+    /// The running VM, between ``start(_:)`` and ``stop()``.
+    public internal(set) var instance: VMInstance?
 
     /// Loads the VM's parameters from the DUT's conf directory.
     public init(dut: Dut, vmName: String, suite: String) throws(ConfigErrors) {

@@ -1,0 +1,40 @@
+import Foundation
+
+/// Hugepage accounting for hugepage-backed guests.
+public enum Hugepages {
+    /// The page size of a hugetlbfs mount in kB (its `pagesize=` option, else the default size).
+    public static func pageSizeKB(mount: String, mounts: String = "/proc/mounts", meminfo: String = "/proc/meminfo") -> Int {
+        if let text = try? String(contentsOfFile: mounts, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                guard fields.count >= 4, fields[1] == mount, fields[2] == "hugetlbfs" else { continue }
+                for option in fields[3].split(separator: ",") where option.hasPrefix("pagesize=") {
+                    let value = option.dropFirst("pagesize=".count)
+                    if value.hasSuffix("M"), let n = Int(value.dropLast()) { return n * 1024 }
+                    if value.hasSuffix("G"), let n = Int(value.dropLast()) { return n * 1024 * 1024 }
+                    if value.hasSuffix("K") || value.hasSuffix("k"), let n = Int(value.dropLast()) { return n }
+                }
+            }
+        }
+        if let text = try? String(contentsOfFile: meminfo, encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Hugepagesize:") }),
+           let n = Int(line.split(separator: " ")[1]) { return n }
+        return 2048
+    }
+
+    /// Free pages of `pageSizeKB`.
+    public static func freePages(pageSizeKB: Int) -> Int? {
+        let path = "/sys/kernel/mm/hugepages/hugepages-\(pageSizeKB)kB/free_hugepages"
+        return (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Checks that `memoryMiB` of guest memory fits in the free pages of `mount`.
+    public static func check(memoryMiB: Int, mount: String) throws {
+        let pageKB = pageSizeKB(mount: mount)
+        let needed = (memoryMiB * 1024 + pageKB - 1) / pageKB
+        let free = freePages(pageSizeKB: pageKB) ?? 0
+        guard free >= needed else {
+            throw ResourceError("mem hugepage=yes needs \(needed) free \(pageKB) kB hugepages for \(memoryMiB) MiB on \(mount), but \(free) are free; reserve them, e.g. echo \(needed) > /sys/kernel/mm/hugepages/hugepages-\(pageKB)kB/nr_hugepages")
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+
+/// The stages a VM goes through on its way up, each with its own deadline.
+public enum VMStage: String, Sendable, CaseIterable {
+    /// Runtime directory, command line, hugepages and files checked.
+    case prepare
+    /// QEMU started (and, when it daemonizes, its pid file written).
+    case spawn
+    /// The QMP handshake done.
+    case qmp
+    /// vCPU threads pinned while the guest is paused, then the guest continued.
+    case pinning
+    /// The guest agent answers `guest-ping`.
+    case guestAgent = "guest-agent"
+    /// The management interface has an IPv4 address (seen through the guest agent).
+    case managementAddress = "management-address"
+    /// SSH login through the forwarded port succeeded.
+    case ssh
+    /// The guest PCI map (`pt_N` ids) read.
+    case pciMap = "pci-map"
+}
+
+/// One stage's timing, for progress lines and the report's boot timeline.
+public struct VMStageEvent: Sendable, Equatable {
+    public enum Outcome: String, Sendable { case started, passed, failed, skipped }
+    public var vm: String
+    public var stage: VMStage
+    public var outcome: Outcome
+    /// Seconds since the start of `start()`.
+    public var at: Double
+    /// Seconds the stage took (for `passed` and `failed`).
+    public var duration: Double?
+}
+
+/// Why a VM did not come up: the stage, how long it took, and what QEMU and the guest said.
+public struct VMStartError: Error, Sendable, CustomStringConvertible {
+    public enum Reason: Error, Sendable, CustomStringConvertible {
+        /// QEMU exited during the stage.
+        case qemuExited(status: Int32)
+        /// The stage's deadline passed.
+        case timedOut(Duration)
+        /// The stage's work failed.
+        case failed(String)
+
+        public var description: String {
+            switch self {
+            case .qemuExited(let status): return "QEMU exited with status \(status)"
+            case .timedOut(let deadline): return "not done within its deadline of \(formatSeconds(deadline))"
+            case .failed(let message): return message
+            }
+        }
+    }
+
+    public var vm: String
+    public var stage: VMStage
+    public var reason: Reason
+    /// Seconds since `start()` began.
+    public var elapsed: Double
+    /// The end of QEMU's standard error.
+    public var qemuStderr: String
+    /// The end of the serial console log.
+    public var consoleTail: String
+    /// Where the VM's files are (console log, stderr, QMP transcript).
+    public var logDirectory: String
+
+    public var description: String {
+        var text = "VM \(vm) failed at stage '\(stage.rawValue)' after \(String(format: "%.1f", elapsed)) s: \(reason)"
+        if !qemuStderr.isEmpty { text += "\n--- qemu stderr (end) ---\n" + qemuStderr }
+        if !consoleTail.isEmpty { text += "\n--- console (end) ---\n" + consoleTail }
+        text += "\n(logs: \(logDirectory))"
+        return text
+    }
+}
+
+func formatSeconds(_ duration: Duration) -> String {
+    let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    return seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds)
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    /// Scaled by a run-wide factor.
+    func scaled(_ factor: Double) -> Duration { .milliseconds(Int64(seconds * factor * 1000)) }
+}
+
+/// The last `lines` lines of a text file (empty if unreadable).
+func tail(of path: String, lines: Int = 20) -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { return "" }
+    let text = String(decoding: data.suffix(64 * 1024), as: UTF8.self)
+    return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// Runs `body` until it finishes, `deadline` passes, or `exited` reports QEMU's exit, whichever
+/// comes first. The losers are cancelled and not waited for.
+func race<T: Sendable>(deadline: Duration, exited: @escaping @Sendable () async -> Int32?,
+                       _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let once = RaceOnce()
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let work = Task {
+            do {
+                let value = try await body()
+                if once.claim() { continuation.resume(returning: value); once.cancelAll() }
+            } catch {
+                if once.claim() { continuation.resume(throwing: error); once.cancelAll() }
+            }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: deadline)
+            guard !Task.isCancelled else { return }
+            if once.claim() { continuation.resume(throwing: StageInterruption.timedOut(deadline)); once.cancelAll() }
+        }
+        let watcher = Task {
+            guard let status = await exited(), !Task.isCancelled else { return }
+            if once.claim() { continuation.resume(throwing: StageInterruption.exited(status)); once.cancelAll() }
+        }
+        once.lock.withLock { once.tasks = [work, timer, watcher] }
+        if once.lock.withLock({ once.done }) { once.cancelAll() }
+    }
+}
+
+/// The first finisher of a race claims it; the rest are cancelled.
+final class RaceOnce: @unchecked Sendable {
+    let lock = NSLock()
+    var done = false
+    var tasks: [Task<Void, Never>] = []
+    func claim() -> Bool { lock.withLock { if done { return false }; done = true; return true } }
+    func cancelAll() { lock.withLock { tasks }.forEach { $0.cancel() } }
+}
+
+enum StageInterruption: Error {
+    case timedOut(Duration)
+    case exited(Int32)
+}

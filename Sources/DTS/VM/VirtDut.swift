@@ -1,0 +1,84 @@
+import DTSControl
+import DTSSSH
+import Foundation
+
+/// A VM as a DUT (DTS's `VirtDut`): the same API as the host DUT (`exec`, `sendExpect`, file
+/// copy), over SSH through the VM's forwarded port, plus the VM's control channels.
+public final class VirtDut: DUTSession, @unchecked Sendable {
+    /// The VM's name.
+    public let vmName: String
+    /// The SSH connection to the guest.
+    public let ssh: SSHConnection
+    /// The VM's QMP client.
+    public let qmp: QMPClient
+    /// The guest agent, when configured.
+    public let guestAgent: GuestAgentClient?
+    /// Passthrough ids (`pt_0`, ...) to guest PCI addresses.
+    public let pciMap: PCIMap
+    /// The command line the VM was started with.
+    public let command: QEMUCommandLine
+
+    private let lock = NSLock()
+    private var mainShell: (any InteractiveSession)?
+
+    init(vmName: String, ssh: SSHConnection, qmp: QMPClient, guestAgent: GuestAgentClient?, pciMap: PCIMap, command: QEMUCommandLine) {
+        self.vmName = vmName
+        self.ssh = ssh
+        self.qmp = qmp
+        self.guestAgent = guestAgent
+        self.pciMap = pciMap
+        self.command = command
+    }
+
+    public var endpoint: String { ssh.endpoint }
+
+    public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
+        try await ssh.exec(command, timeout: timeout)
+    }
+
+    public func openShell() async throws -> any InteractiveSession { try await ssh.openShell() }
+
+    public func upload(localPath: String, remotePath: String, mode: Int32?, progress: CopyProgress?) async throws {
+        try await ssh.upload(localPath: localPath, remotePath: remotePath, mode: mode, progress: progress)
+    }
+
+    public func download(remotePath: String, localPath: String, progress: CopyProgress?) async throws {
+        try await ssh.download(remotePath: remotePath, localPath: localPath, progress: progress)
+    }
+
+    /// DTS's `send_expect` on the VM's main shell (opened on first use).
+    public func sendExpect(_ command: String, _ expected: Expectation, timeout: Duration = .seconds(15)) async throws -> String {
+        try await shell().sendExpect(command, expected, timeout: timeout)
+    }
+
+    /// DTS's `send_command` on the main shell.
+    public func sendCommand(_ command: String, timeout: Duration = .seconds(5)) async throws -> String {
+        try await shell().sendCommand(command, timeout: timeout)
+    }
+
+    private func shell() async throws -> any InteractiveSession {
+        if let existing = lock.withLock({ mainShell }) { return existing }
+        let opened = try await ssh.openShell()
+        return lock.withLock {
+            if let existing = mainShell { Task { await opened.close() }; return existing }
+            mainShell = opened
+            return opened
+        }
+    }
+
+    /// The guest PCI address of a passthrough device (`pt_0`).
+    public func guestPCIAddress(of id: String) throws -> PCIAddress { try pciMap.address(of: id) }
+
+    /// DTS's `kill_all`: stops DPDK applications in the guest and closes the main shell.
+    public func killAll() async {
+        _ = try? await ssh.exec("pkill -9 -f dpdk- ; true", timeout: .seconds(10))
+        let shell = lock.withLock { () -> (any InteractiveSession)? in defer { mainShell = nil }; return mainShell }
+        await shell?.close()
+    }
+
+    public func close() async {
+        let shell = lock.withLock { () -> (any InteractiveSession)? in defer { mainShell = nil }; return mainShell }
+        await shell?.close()
+        await ssh.close()
+    }
+}
