@@ -19,10 +19,11 @@ public final class RunContext: @unchecked Sendable {
 
     /// Creates a run: first cleans up what killed runs left under `root`, then makes a fresh directory.
     public init(root: String = RunDirectory.defaultRoot, listenAddress: String = "127.0.0.1",
+                hugepageMount: String? = HostFacts.hugetlbfsMount(),
                 timeoutFactor: Double? = nil, logger: Logger = Logger(label: "dts.run")) throws {
         RunDirectory.cleanStale(root: root, logger: logger)
         run = try RunDirectory(root: root)
-        allocator = try HostResourceAllocator(run: run, listenAddress: listenAddress)
+        allocator = try HostResourceAllocator(run: run, listenAddress: listenAddress, hugepageMount: hugepageMount)
         let env = ProcessInfo.processInfo.environment["DTS_TIMEOUT_FACTOR"].flatMap(Double.init)
         self.timeoutFactor = max(0.1, timeoutFactor ?? env ?? 1)
         self.logger = logger

@@ -30,14 +30,20 @@ public final class RunDirectory: Sendable {
         self.root = root
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        var template = Array("\(root)/run-XXXXXX".utf8CString)
+        // Made under a temporary name and renamed once its owner record is in place, so that a
+        // concurrent cleanStale never sees a run directory without an owner.
+        var template = Array("\(root)/.new-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
             throw ResourceError("cannot create a run directory in \(root): \(String(cString: strerror(errno)))")
         }
-        path = String(cString: made)
-        id = String(path.suffix(6))
+        let staging = String(cString: made)
+        id = String(staging.suffix(6))
         let owner = "\(getpid()) \(ProcessIdentity.startTime(of: getpid()) ?? 0)\n"
-        try owner.write(toFile: path + "/owner", atomically: true, encoding: .utf8)
+        try owner.write(toFile: staging + "/owner", atomically: false, encoding: .utf8)
+        path = "\(root)/run-\(id)"
+        guard rename(staging, path) == 0 else {
+            throw ResourceError("cannot create run directory \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// The directory of VM `vm` (created on demand by ``vmDirectory(_:)``).

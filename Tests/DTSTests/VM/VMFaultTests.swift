@@ -1,0 +1,189 @@
+@testable import DTS
+import Foundation
+import Testing
+
+extension RealGuestTests {
+@Suite struct VMFaultTests {
+    @Test func vncDisplayAnswersWithRFB() async throws {
+        try VMFixture.requireGuestImage()
+        let fixture = try VMFixture(["vm0": VMFixture.guest + "\nvnc = disable=False;"])
+        let context = try testContext()
+        defer { context.run.remove() }
+        let vm = try fixture.vm()
+        _ = try await vm.start(VMStartOptions(context: context))
+        let display = try #require(vm.instance?.command.ports.vncDisplay)
+        let banner = try readBanner(port: 5900 + display)
+        #expect(banner.hasPrefix("RFB 003."), "VNC banner: \(banner)")
+        await vm.stop()
+    }
+
+    @Test func twoVMsConcurrentlyGetDistinctPortsAndBothReachSSH() async throws {
+        try VMFixture.requireGuestImage()
+        let fixture = try VMFixture(["vm0": VMFixture.guest, "vm1": VMFixture.guest])
+        // Two runs, as two dts processes would have.
+        let c0 = try testContext(), c1 = try testContext()
+        defer { c0.run.remove(); c1.run.remove() }
+        // Each start in its own task, as two dts processes would do it.
+        @Sendable func boot(_ name: String, _ context: RunContext) async throws -> VMInstance {
+            let vm = try fixture.vm(name)
+            _ = try await vm.start(VMStartOptions(context: context))
+            return try #require(vm.instance)
+        }
+        async let i0 = boot("vm0", c0)
+        async let i1 = boot("vm1", c1)
+        let (first, second) = try await (i0, i1)
+        let a = try #require(first.dut), b = try #require(second.dut)
+        #expect(a.command.ports.ssh != b.command.ports.ssh)
+        #expect(a.command.paths.qmpSocket != b.command.paths.qmpSocket)
+        let macs = (a.command.argv + b.command.argv).filter { $0.hasPrefix("e1000,") }
+        #expect(Set(macs).count == 2, "management NICs share a MAC: \(macs)")
+        let ra = try await a.exec("hostname", timeout: .seconds(20))
+        let rb = try await b.exec("hostname", timeout: .seconds(20))
+        #expect(ra.status == 0 && rb.status == 0)
+        await first.stop()
+        await second.stop()
+    }
+
+    @Test func qemuKilledDuringReadinessFailsFastAndCleansUp() async throws {
+        try VMFixture.requireGuestImage()
+        let fixture = try VMFixture(["vm0": VMFixture.guest])
+        let context = try testContext()
+        defer { context.run.remove() }
+        let vm = try fixture.vm()
+        let killed = LockedBox<ContinuousClock.Instant?>(nil)
+        let options = VMStartOptions(context: context) { event in
+            // Once the guest agent stage begins, the guest is booting: kill QEMU.
+            guard event.stage == .guestAgent, event.outcome == .started else { return }
+            let argvFile = context.run.vmPath("vm0") + "/argv"
+            let qmp = (try? String(contentsOfFile: argvFile, encoding: .utf8)).flatMap { text in
+                text.split(separator: "\n").first { $0.contains("qmp.sock") }
+            }
+            for pid in qemuProcesses(matching: String(qmp ?? "qmp.sock")) { kill(pid, SIGKILL) }
+            killed.set(ContinuousClock.now)
+        }
+        do {
+            _ = try await vm.start(options)
+            Issue.record("start succeeded although QEMU was killed")
+        } catch let error as VMStartError {
+            let at = try #require(killed.get())
+            #expect(ContinuousClock.now - at < .seconds(1), "noticed \(ContinuousClock.now - at) after the kill")
+            #expect(error.stage == .guestAgent)
+            guard case .qemuExited(let status) = error.reason else { Issue.record("reason: \(error.reason)"); return }
+            #expect(status == 128 + SIGKILL)
+            #expect("\(error)".contains("failed at stage 'guest-agent'"))
+        }
+        #expect(qemuProcesses(matching: context.run.path).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: context.run.vmPath("vm0") + "/qmp.sock"))
+        #expect(context.allocator.ports(of: "vm0").isEmpty)
+    }
+
+    @Test func guestThatNeverBecomesReadyTimesOutWithConsoleTail() async throws {
+        try VMFixture.requireGuestImage()
+        let fixture = try VMFixture(["vm0": """
+            enable_kvm = enable=no;
+            kernel = guest_image=dts-guest,append=rdinit=/bin/false;
+            login = user=root,password=tester;
+            start = wait_seconds=25,login_timeout=10;
+            """])
+        let context = try RunContext(root: "/tmp/dts-test-runs", timeoutFactor: 1)
+        defer { context.run.remove() }
+        let vm = try fixture.vm()
+        let begin = ContinuousClock.now
+        do {
+            _ = try await vm.start(VMStartOptions(context: context, logDirectory: context.run.path + "/logs-vm0"))
+            Issue.record("a guest with rdinit=/bin/false came up")
+            await vm.stop()
+        } catch let error as VMStartError {
+            #expect(error.stage == .guestAgent)
+            if case .timedOut = error.reason {} else { Issue.record("reason: \(error.reason)") }
+            #expect(ContinuousClock.now - begin < .seconds(45))
+            #expect(error.consoleTail.contains("init") || error.consoleTail.contains("panic"), "console tail: \(error.consoleTail)")
+            #expect(error.logDirectory == context.run.path + "/logs-vm0")
+            #expect(FileManager.default.fileExists(atPath: error.logDirectory + "/console.log"))
+        }
+        #expect(qemuProcesses(matching: context.run.path).isEmpty)
+    }
+
+    @Test func takenPortIsSkipped() throws {
+        let context = try testContext()
+        defer { context.run.remove() }
+        // Hold every port of a tiny range but one: the allocator must find the free one.
+        var ranges = HostResourceAllocator.Ranges()
+        ranges.ssh = 46000...46002
+        let allocator = try HostResourceAllocator(run: context.run, ranges: ranges)
+        let blockers = try [46000, 46002].map { try ListeningSocket(port: $0) }
+        defer { blockers.forEach { $0.close() } }
+        #expect(try allocator.hostForwardPort(vm: "vm0", guestPort: 22) == 46001)
+        // Another allocator (another dts run) may not take the one reserved by the first.
+        let other = try HostResourceAllocator(run: context.run, ranges: ranges)
+        #expect(throws: ResourceError.self) { try other.hostForwardPort(vm: "vm9", guestPort: 22) }
+        allocator.release(vm: "vm0")
+        #expect(try other.hostForwardPort(vm: "vm9", guestPort: 22) == 46001)
+    }
+
+    @Test func staleRunsAreCleanedUp() async throws {
+        let root = "/tmp/dts-test-stale-\(UUID().uuidString.prefix(6))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // A "run" whose owner is dead, with a process that names its directory.
+        let run = try RunDirectory(root: root)
+        try "999999 1\n".write(toFile: run.path + "/owner", atomically: true, encoding: .utf8)
+        let vmDir = try run.vmDirectory("vm0")
+        let sleeper = try SupervisedProcess.spawn(["/bin/sh", "-c", "while :; do sleep 1; done", "sh", vmDir + "/qmp.sock"],
+                                                  stdout: "/dev/null", stderr: "/dev/null")
+        try "\(sleeper.pid)\n".write(toFile: vmDir + "/qemu.pid", atomically: true, encoding: .utf8)
+        // A live run (ours) must be left alone.
+        let live = try RunDirectory(root: root)
+        let report = RunDirectory.cleanStale(root: root)
+        #expect(report.removedRuns == [run.path])
+        #expect(report.killedProcesses == [sleeper.pid])
+        #expect(await sleeper.waitForExit(timeout: .seconds(5)) == 128 + SIGKILL)
+        #expect(FileManager.default.fileExists(atPath: live.path))
+        #expect(!FileManager.default.fileExists(atPath: run.path))
+    }
+}
+
+}
+
+final class LockedBox<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func get() -> T { lock.withLock { value } }
+    func set(_ new: T) { lock.withLock { value = new } }
+}
+
+/// A TCP listener on 127.0.0.1:port, to make a port busy.
+final class ListeningSocket: Sendable {
+    let fd: Int32
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let ok = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard ok, listen(fd, 1) == 0 else { throw AcceptanceError("cannot listen on \(port)") }
+    }
+    func close() { _ = Glibc.close(fd) }
+}
+
+/// Reads the first line a TCP server sends.
+func readBanner(port: Int) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard connected else { throw AcceptanceError("cannot connect to port \(port)") }
+    var buffer = [UInt8](repeating: 0, count: 64)
+    let n = read(fd, &buffer, 64)
+    return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+}
