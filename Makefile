@@ -1,5 +1,5 @@
 # Shortcuts; the scripts are the source of truth.
-.PHONY: setup test main build image bench-sessions golden
+.PHONY: setup test main build image bench-sessions bench-boot golden
 
 setup:
 	bash scripts/setup.sh
@@ -23,3 +23,6 @@ bench-sessions:
 golden:
 	DTS_UPDATE_GOLDEN=1 swift test --filter GoldenCommandLine
 	swift run dts config reference > /tmp/dts-ref.md && echo "check docs/config.md against /tmp/dts-ref.md"
+
+bench-boot:
+	bash scripts/bench-boot.sh

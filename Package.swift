@@ -63,6 +63,11 @@ let package = Package(
             dependencies: ["DTSSSH"],
             path: "Benchmarks/SessionBench"
         ),
+        .executableTarget(
+            name: "BootBench",
+            dependencies: ["DTS", "DTSSSH"],
+            path: "Benchmarks/BootBench"
+        ),
         .testTarget(
             name: "DTSTests",
             dependencies: ["DTS", "DTSControl", "Suites"],

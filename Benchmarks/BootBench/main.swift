@@ -1,0 +1,93 @@
+// Boot benchmark: the same guest booted by a raw QEMU command with a tight SSH poll, and by
+// QEMUKvm.start() with its staged readiness; then two VMs at once against one.
+// Run it with scripts/bench-boot.sh (or `make bench-boot`).
+import DTS
+import DTSSSH
+import Foundation
+
+@main
+struct BootBench {
+    static func main() async throws {
+        let rounds = Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 2
+        let conf = try makeConf()
+        var raw: [Double] = [], framework: [Double] = [], stages: [String: [Double]] = [:]
+        for round in 1...rounds {
+            raw.append(try await rawBoot(conf: conf))
+            print(String(format: "round %d raw qemu + ssh poll: %.2f s", round, raw.last!))
+            let (seconds, events) = try await dtsBoot(conf: conf, vm: "vm0")
+            framework.append(seconds)
+            for e in events where e.outcome == .passed { stages[e.stage.rawValue, default: []].append(e.duration ?? 0) }
+            print(String(format: "round %d QEMUKvm.start():      %.2f s", round, seconds))
+        }
+        let one = median(framework)
+        let twoStart = ContinuousClock.now
+        async let a = dtsBoot(conf: conf, vm: "vm0")
+        async let b = dtsBoot(conf: conf, vm: "vm1")
+        _ = try await (a, b)
+        let two = (ContinuousClock.now - twoStart).secondsValue
+        print(String(format: "two VMs concurrently: %.2f s", two))
+
+        print("\nper-stage median (s):")
+        for stage in VMStage.allCases {
+            if let values = stages[stage.rawValue] { print(String(format: "  %-20s %.3f", stage.rawValue, median(values))) }
+        }
+        let rawMedian = median(raw)
+        print(String(format: "\nraw %.2f s, dts %.2f s, ratio %.3f (goal <= 1.05); two/one %.3f (goal <= 1.3)", rawMedian, one, one / rawMedian, two / one))
+        print(String(format: "boot_ratio=%.3f concurrent_ratio=%.3f overhead_ms=%.0f", one / rawMedian, two / one, (one - rawMedian) * 1000))
+    }
+
+    static func makeConf() throws -> String {
+        let dir = NSTemporaryDirectory() + "dts-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "[KVM]\ncontrol = type=qga;\nvnc = disable=True;\n".write(toFile: dir + "/virt_global.cfg", atomically: true, encoding: .utf8)
+        let vm = "enable_kvm = enable=no;\ncpu = model=host,number=1;\nmem = size=256;\nkernel = guest_image=dts-guest;\nlogin = user=root,password=tester;\n"
+        try "[vm0]\n\(vm)[vm1]\n\(vm)".write(toFile: dir + "/bench.cfg", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    /// QEMUKvm.start() until the VM DUT is returned.
+    static func dtsBoot(conf: String, vm: String) async throws -> (Double, [VMStageEvent]) {
+        let context = try RunContext(root: "/tmp/dts-bench-runs")
+        defer { context.run.remove() }
+        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: conf, accelerator: .tcg)), vmName: vm, suite: "bench")
+        let begin = ContinuousClock.now
+        _ = try await kvm.start(VMStartOptions(context: context))
+        let seconds = (ContinuousClock.now - begin).secondsValue
+        let events = kvm.instance?.stageEvents ?? []
+        await kvm.stop()
+        return (seconds, events)
+    }
+
+    /// The same command line, started directly, with SSH logins attempted every 20 ms.
+    static func rawBoot(conf: String) async throws -> Double {
+        let context = try RunContext(root: "/tmp/dts-bench-runs")
+        defer { context.run.remove() }
+        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: conf, accelerator: .tcg)), vmName: "vm0", suite: "bench")
+        let command = try kvm.commandLine(allocator: context.allocator)
+        let dir = try context.run.vmDirectory("vm0")
+        let begin = ContinuousClock.now
+        let qemu = try SupervisedProcess.spawn(command.command, stdout: dir + "/out", stderr: dir + "/err", dieWithParent: true)
+        defer { qemu.signal(SIGKILL) }
+        let options = SSHConnectOptions(host: "127.0.0.1", port: command.ports.ssh!, user: "root", authentication: .password("tester"),
+                                        hostKeyPolicy: .perInstance(directory: dir, instanceID: "raw"), connectTimeout: .seconds(2))
+        while true {
+            if let ssh = try? await SSHConnection.connect(options) {
+                let seconds = (ContinuousClock.now - begin).secondsValue
+                await ssh.close()
+                await qemu.terminate(grace: .seconds(2))
+                return seconds
+            }
+            guard qemu.isRunning else { throw SSHError.closed(endpoint: "qemu exited") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+    }
+}
+
+extension Duration {
+    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
