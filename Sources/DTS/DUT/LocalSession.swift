@@ -317,6 +317,9 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
             }
         }
         var output = Self.stripEcho(before, command: command)
+        // DTS's "# " matches the end of our prompt: drop the prompt's head from the output.
+        let head = String(prompt.dropLast(2))
+        if output.hasSuffix(head) { output.removeLast(head.count) }
         while output.hasSuffix("\n") { output.removeLast() }
         if logCommand, !output.isEmpty { log?.record(endpoint, .output, output, redactor: redactor) }
         return output
