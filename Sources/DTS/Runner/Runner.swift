@@ -317,6 +317,10 @@ public final class Runner: Sendable {
     }
 
     private func classify(_ outcome: RunControl.StepOutcome, timeout: Duration) -> (CaseStatus, String?) {
+        // A case that ended with an error after a stop request ended because of it (its cancellation).
+        if let stop = control.stopReason, case .finished(.failure(let error)) = outcome, !(error is TestFailure), !(error is TestSkip) {
+            return (.error, "interrupted by \(stop) (\(Self.describe(error)))")
+        }
         switch outcome {
         case .finished(.success): return (.passed, nil)
         case .finished(.failure(let failure as TestFailure)): return (.failed, failure.description)
