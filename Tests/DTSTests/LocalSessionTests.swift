@@ -2,6 +2,16 @@
 import Foundation
 import Testing
 
+/// Processes whose command line is exactly `command` (arguments joined by spaces), read from /proc.
+func processes(running command: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> Int32? in
+        guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { return nil }
+        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return arguments.joined(separator: " ") == command ? pid : nil
+    }
+}
+
 /// Collects session log events (for checking logging and redaction).
 final class CollectingSink: SessionLogSink, @unchecked Sendable {
     private let lock = NSLock()
@@ -40,7 +50,7 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
         let marker = "dts-timeout-\(UUID().uuidString)"
         let start = ContinuousClock.now
         do {
-            _ = try await session.exec("echo partial; sleep 300 & echo \(marker) >/dev/null; sleep 200; echo never", timeout: .seconds(1))
+            _ = try await session.exec("echo partial; sleep 311.73 & echo \(marker) >/dev/null; sleep 200; echo never", timeout: .seconds(1))
             Issue.record("expected a timeout")
         } catch let LocalSessionError.timeout(_, after, stdout, _) {
             #expect(after == .seconds(1))
@@ -49,19 +59,19 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
         #expect(ContinuousClock.now - start < .seconds(10))
         // The background sleep of the same command was killed too.
         try await Task.sleep(for: .milliseconds(200))
-        let left = try await session.exec("pgrep -x -f 'sleep 300' || true", timeout: .seconds(5))
-        #expect(left.output.isEmpty, "left running: \(left.output)")
+        let left = processes(running: "sleep 311.73")
+        #expect(left.isEmpty, "left running: \(left)")
     }
 
     @Test func execCancellationKillsTheCommand() async throws {
         let session = LocalSession()
-        let task = Task { try await session.exec("sleep 250", timeout: .seconds(60)) }
+        let task = Task { try await session.exec("sleep 251.37", timeout: .seconds(60)) }
         try await Task.sleep(for: .milliseconds(300))
         task.cancel()
         let result = await task.result
         #expect(throws: CancellationError.self) { try result.get() }
-        let left = try await session.exec("pgrep -x -f 'sleep 250' || true", timeout: .seconds(5))
-        #expect(left.output.isEmpty)
+        let left = processes(running: "sleep 251.37")
+        #expect(left.isEmpty)
     }
 
     @Test func shellSendExpectWithLatePromptAndRegex() async throws {
@@ -108,14 +118,14 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
         let shell = try await session.openLocalShell()
         do {
             let start = ContinuousClock.now
-            _ = try await shell.sendCommand("sleep 100", timeout: .milliseconds(300))
+            _ = try await shell.sendCommand("sleep 101.93", timeout: .milliseconds(300))
             try await shell.sendControlC()
             _ = try await shell.sendExpect("", .literal(shell.prompt), timeout: .seconds(5))
             let status = try await shell.run("echo status=$?", timeout: .seconds(5))
             #expect(status == "status=130")
             #expect(ContinuousClock.now - start < .seconds(10))
-            let left = try await session.exec("pgrep -x -f 'sleep 100' || true", timeout: .seconds(5))
-            #expect(left.output.isEmpty)
+            let left = processes(running: "sleep 101.93")
+            #expect(left.isEmpty)
         } catch {
             await shell.close()
             throw error
@@ -126,13 +136,13 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
     @Test func closeKillsShellAndItsJobs() async throws {
         let session = LocalSession()
         let shell = try await session.openLocalShell()
-        _ = try await shell.run("sleep 321 &", timeout: .seconds(5))
-        let running = try await session.exec("pgrep -x -f 'sleep 321' || true", timeout: .seconds(5))
-        #expect(!running.output.isEmpty)
+        _ = try await shell.run("sleep 321.77 &", timeout: .seconds(5))
+        let running = processes(running: "sleep 321.77")
+        #expect(!running.isEmpty)
         await session.close()
         try await Task.sleep(for: .milliseconds(300))
-        let left = try await session.exec("pgrep -x -f 'sleep 321' || true", timeout: .seconds(5))
-        #expect(left.output.isEmpty, "left running: \(left.output)")
+        let left = processes(running: "sleep 321.77")
+        #expect(left.isEmpty, "left running: \(left)")
         await #expect(throws: LocalSessionError.self) { _ = try await shell.run("true", timeout: .seconds(1)) }
     }
 

@@ -113,11 +113,10 @@ import Testing
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
 
         // Wait until the long case's `sleep 247` runs on the DUT.
-        let session = LocalSession()
         var started = false
         for _ in 0..<200 {
-            let found = try await session.exec("pgrep -x -f 'sleep 247' || true", timeout: .seconds(5))
-            if !found.output.isEmpty { started = true; break }
+            let found = processes(running: "sleep 247")
+            if !found.isEmpty { started = true; break }
             try await Task.sleep(for: .milliseconds(100))
         }
         try #require(started, "the long case never started: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
@@ -136,8 +135,8 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: out.path + "/r/junit.xml"))
         let made = Set(try FileManager.default.contentsOfDirectory(atPath: markers.path))
         #expect(made == ["teardown-test_verify", "teardown-test_sleep", "teardown-all"])
-        let left = try await session.exec("pgrep -x -f 'sleep 247' || true", timeout: .seconds(5))
-        #expect(left.output.isEmpty)
+        let left = processes(running: "sleep 247")
+        #expect(left.isEmpty)
         let printed = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
         #expect(printed.contains("SIGINT: stopping the running case"))
     }

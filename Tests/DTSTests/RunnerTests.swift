@@ -32,7 +32,7 @@ final class MixedSuite: TestSuite {
         .functional("test_throw") { _ in throw InfrastructureProblem() },
         .functional("test_timeout", timeout: .milliseconds(400)) { _ in try await Task.sleep(for: .seconds(60)) },
         .functional("test_exec_timeout", timeout: .milliseconds(500)) { suite in
-            _ = try await suite.context.dut.exec("sleep 60", timeout: .seconds(120))
+            _ = try await suite.context.dut.exec("sleep 61.91", timeout: .seconds(120))
         },
         .functional("test_flaky") { suite in
             MixedSuite.flakyRuns += 1
@@ -81,7 +81,7 @@ final class LongSuite: TestSuite {
     static let cases: [TestCase<LongSuite>] = [
         .functional("test_long") { suite in
             LongSuite.events.add("long started")
-            _ = try await suite.context.dut.exec("sleep 120", timeout: .seconds(300))
+            _ = try await suite.context.dut.exec("sleep 121.83", timeout: .seconds(300))
         },
         .functional("test_after") { _ in LongSuite.events.add("after ran") },
     ]
@@ -161,9 +161,9 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
         #expect(events.filter { $0.hasPrefix("setUp ") }.count == attempts)
         #expect(events.filter { $0.hasPrefix("tearDown ") }.count == attempts)
         #expect(events.contains("tearDown test_timeout"))
-        // The timed-out sleep 60 was killed with its case.
-        let left = try await LocalSession().exec("pgrep -x -f 'sleep 60' || true", timeout: .seconds(5))
-        #expect(left.output.isEmpty)
+        // The timed-out sleep 61.91 was killed with its case.
+        let left = processes(running: "sleep 61.91")
+        #expect(left.isEmpty)
         #expect(report.exitStatus == ExitCodes.infrastructure)
         // Logs: the case log holds the command and its output.
         let passLog = try String(contentsOfFile: out.path + "/fake_mixed/test_pass.log", encoding: .utf8)
@@ -219,8 +219,8 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
         #expect(LongSuite.events.events == ["long started", "tearDown test_long", "tearDownAll"])
         #expect(report.interrupted == "SIGINT")
         #expect(report.exitStatus == 128 + SIGINT)
-        let left = try await LocalSession().exec("pgrep -x -f 'sleep 120' || true", timeout: .seconds(5))
-        #expect(left.output.isEmpty)
+        let left = processes(running: "sleep 121.83")
+        #expect(left.isEmpty)
         let saved = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/results.json")))
         #expect(saved.interrupted == "SIGINT")
     }
