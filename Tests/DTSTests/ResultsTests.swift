@@ -168,3 +168,52 @@ func sampleReport(timeline: Bool = true) -> RunReport {
         #expect(!(main + suite + testCase).contains("topsecret"))
     }
 }
+
+@Suite struct ResultsSessionLoggingTests {
+    @Test func loggingSessionRecordsAnySessionRedacted() async throws {
+        let sink = CollectingSink()
+        let redactor = Redactor()
+        redactor.register("pa55word")
+        let session = LoggingSession(wrapping: LocalSession(endpoint: "plain"), log: sink, redactor: redactor)
+        let result = try await session.exec("echo user pa55word; echo warn >&2; exit 3", timeout: .seconds(5))
+        #expect(result.status == 3)
+        let shell = try await session.openShell()
+        let output = try await shell.sendExpect("echo $((2 + 3)) pa55word", "# ", timeout: .seconds(5))
+        #expect(output == "5 pa55word")
+        try await shell.sendControlC()
+        await session.close()
+        let lines = sink.events.map { "\($0.endpoint) \($0.kind.rawValue): \($0.text)" }
+        #expect(lines.contains("plain command: echo user ***; echo warn >&2; exit 3"))
+        #expect(lines.contains("plain output: user ***\n"))
+        #expect(lines.contains("plain stderr: warn\n"))
+        #expect(lines.contains("plain status: exit status 3"))
+        #expect(lines.contains("plain (shell) command: echo $((2 + 3)) ***"))
+        #expect(lines.contains("plain (shell) output: 5 ***"))
+        #expect(lines.contains("plain (shell) status: ^C"))
+        #expect(!lines.joined().contains("pa55word"))
+    }
+
+    @Test func runnerWrapsSessionsThatDoNotLog() async throws {
+        let out = try TempDir("dts-runner")
+        let connector: DUTConnector = { crb, _, _ in LocalSession(endpoint: "quiet@\(crb.dutIP)") }
+        let runner = Runner(plan: localPlan([SuiteSelection(RunnerSelfTestProbe.self)]),
+                            options: RunnerOptions(outputDirectory: out.path), progress: SilentProgress(), connector: connector)
+        let report = try await runner.run()
+        #expect(report.exitStatus == 0)
+        let caseLog = try String(contentsOfFile: out.path + "/fake_probe/test_echo.log", encoding: .utf8)
+        #expect(caseLog.contains("quiet@127.0.0.1 $ echo probe"))
+        #expect(caseLog.contains("quiet@127.0.0.1 > probe"))
+    }
+}
+
+final class RunnerSelfTestProbe: TestSuite {
+    static let name = "fake_probe"
+    static let cases: [TestCase<RunnerSelfTestProbe>] = [
+        .functional("test_echo") { suite in
+            let result = try await suite.context.dut.exec("echo probe", timeout: .seconds(5))
+            try verify(result.output == "probe\n", "echo")
+        },
+    ]
+    let context: TestContext
+    init(context: TestContext) { self.context = context }
+}

@@ -73,6 +73,9 @@ public final class LocalSession: DUTSession {
         self.redactor = redactor
     }
 
+    /// Whether this session records its commands to a log sink.
+    public var isLogging: Bool { log != nil }
+
     public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
         log?.record(endpoint, .command, command, redactor: redactor)
         let out = try CaptureFile(), err = try CaptureFile()

@@ -81,3 +81,102 @@ extension SessionLogSink {
         record(SessionLogEvent(endpoint: endpoint, kind: kind, text: redactor.redact(text)))
     }
 }
+
+/// Adds command logging to any ``DUTSession`` (an SSH session, a serial console) that does not
+/// log by itself: every command, its output, status and file copies go to `log`, redacted.
+///
+/// The runner wraps the sessions its connector returns unless they log themselves (``LocalSession``).
+public final class LoggingSession: DUTSession {
+    /// The wrapped session.
+    public let base: any DUTSession
+    private let log: any SessionLogSink
+    private let redactor: Redactor
+
+    /// Wraps `base`.
+    public init(wrapping base: any DUTSession, log: any SessionLogSink, redactor: Redactor = .shared) {
+        self.base = base
+        self.log = log
+        self.redactor = redactor
+    }
+
+    public var endpoint: String { base.endpoint }
+
+    public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
+        log.record(endpoint, .command, command, redactor: redactor)
+        do {
+            let result = try await base.exec(command, timeout: timeout)
+            if !result.stdout.isEmpty { log.record(endpoint, .output, result.output, redactor: redactor) }
+            if !result.stderr.isEmpty { log.record(endpoint, .errorOutput, result.errorOutput, redactor: redactor) }
+            log.record(endpoint, .status, "exit status \(result.status)", redactor: redactor)
+            return result
+        } catch {
+            log.record(endpoint, .status, "failed: \(error)", redactor: redactor)
+            throw error
+        }
+    }
+
+    public func openShell() async throws -> any InteractiveSession {
+        LoggingShell(wrapping: try await base.openShell(), endpoint: endpoint + " (shell)", log: log, redactor: redactor)
+    }
+
+    public func upload(localPath: String, remotePath: String, mode: Int32?, progress: CopyProgress?) async throws {
+        log.record(endpoint, .transfer, "upload \(localPath) -> \(remotePath)", redactor: redactor)
+        try await base.upload(localPath: localPath, remotePath: remotePath, mode: mode, progress: progress)
+    }
+
+    public func download(remotePath: String, localPath: String, progress: CopyProgress?) async throws {
+        log.record(endpoint, .transfer, "download \(remotePath) -> \(localPath)", redactor: redactor)
+        try await base.download(remotePath: remotePath, localPath: localPath, progress: progress)
+    }
+
+    public func close() async { await base.close() }
+}
+
+/// Adds command logging to any ``InteractiveSession``.
+public final class LoggingShell: InteractiveSession {
+    /// The wrapped shell.
+    public let base: any InteractiveSession
+    private let endpoint: String
+    private let log: any SessionLogSink
+    private let redactor: Redactor
+
+    /// Wraps `base`; `endpoint` names it in the log.
+    public init(wrapping base: any InteractiveSession, endpoint: String, log: any SessionLogSink, redactor: Redactor = .shared) {
+        self.base = base
+        self.endpoint = endpoint
+        self.log = log
+        self.redactor = redactor
+    }
+
+    public func sendExpect(_ command: String, _ expected: Expectation, timeout: Duration) async throws -> String {
+        log.record(endpoint, .command, command, redactor: redactor)
+        do {
+            let output = try await base.sendExpect(command, expected, timeout: timeout)
+            if !output.isEmpty { log.record(endpoint, .output, output, redactor: redactor) }
+            return output
+        } catch {
+            log.record(endpoint, .status, "failed waiting for \(expected): \(error)", redactor: redactor)
+            throw error
+        }
+    }
+
+    public func sendCommand(_ command: String, timeout: Duration) async throws -> String {
+        log.record(endpoint, .command, command, redactor: redactor)
+        let output = try await base.sendCommand(command, timeout: timeout)
+        if !output.isEmpty { log.record(endpoint, .output, output, redactor: redactor) }
+        return output
+    }
+
+    public func getSessionBefore(timeout: Duration) async throws -> String {
+        let output = try await base.getSessionBefore(timeout: timeout)
+        if !output.isEmpty { log.record(endpoint, .output, output, redactor: redactor) }
+        return output
+    }
+
+    public func sendControlC() async throws {
+        log.record(endpoint, .status, "^C", redactor: redactor)
+        try await base.sendControlC()
+    }
+
+    public func close() async { await base.close() }
+}

@@ -18,10 +18,30 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
     private let lock = NSLock()
     private let interactive: Bool
     private var liveLine: String?
+    private var liveStart = ContinuousClock.now
+    private var ticker: (any DispatchSourceTimer)?
 
     /// `interactive` defaults to whether standard output is a terminal.
     public init(interactive: Bool = isatty(STDOUT_FILENO) == 1) {
         self.interactive = interactive
+        if interactive {
+            // Redraw the live line every second with the time spent so far.
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dts-progress"))
+            timer.schedule(deadline: .now() + 1, repeating: 1)
+            timer.setEventHandler { [weak self] in self?.tick() }
+            timer.resume()
+            ticker = timer
+        }
+    }
+
+    deinit { ticker?.cancel() }
+
+    private func tick() {
+        lock.withLock {
+            guard let line = liveLine else { return }
+            let elapsed = (ContinuousClock.now - liveStart).components.seconds
+            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line) \(elapsed) s".utf8))
+        }
     }
 
     public func suiteStarted(_ suite: String, dut: String, target: String) {
@@ -33,6 +53,7 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
         lock.withLock {
             if interactive {
                 liveLine = text
+                liveStart = ContinuousClock.now
                 FileHandle.standardOutput.write(Data(text.utf8))
             }
         }

@@ -1,7 +1,8 @@
 import Foundation
 import Logging
 
-/// Opens the session to a DUT described by `crbs.cfg`. The SSH layer plugs in here.
+/// Opens the session to a DUT described by `crbs.cfg`. The SSH layer plugs in here; a session
+/// that does not log by itself is wrapped in a ``LoggingSession``.
 public typealias DUTConnector = @Sendable (_ crb: CRBConfig, _ log: any SessionLogSink, _ redactor: Redactor) async throws -> any DUTSession
 
 /// How a run behaves (from `dts run` options).
@@ -127,7 +128,10 @@ public final class Runner: Sendable {
             logger.info("execution \(planned.name): DUT \(planned.crb.name) target \(planned.target)")
             let dut: Dut
             do {
-                let session = try await connector(planned.crb, log, redactor)
+                var session = try await connector(planned.crb, log, redactor)
+                if !((session as? LocalSession)?.isLogging ?? false) && !(session is LoggingSession) {
+                    session = LoggingSession(wrapping: session, log: log, redactor: redactor)
+                }
                 dut = Dut(name: planned.crb.name, settings: options.settings, session: session, resources: resources)
             } catch {
                 let reason = "DUT \(planned.crb.name): \(error)"
