@@ -446,3 +446,36 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
         #expect(throws: ConfigError.self) { _ = try none.bool("x") }
     }
 }
+
+final class StubbornSuite: TestSuite {
+    static let name = "fake_stubborn"
+    nonisolated static let events = EventLog()
+    static let cases: [TestCase<StubbornSuite>] = [
+        // Ignores cancellation for 3 s: the runner gives up on it after the grace period.
+        .functional("test_ignores_cancel", timeout: .milliseconds(300)) { _ in
+            let end = Date().addingTimeInterval(3)
+            while Date() < end { try? await Task.sleep(for: .milliseconds(50)) }
+            StubbornSuite.events.add("case ended")
+        },
+    ]
+    let context: TestContext
+    init(context: TestContext) { self.context = context }
+    func tearDown() async throws { Self.events.add("tearDown") }
+}
+
+@Suite struct RunnerStubbornCaseTests {
+    @Test func caseIgnoringCancellationIsAbandonedAfterGrace() async throws {
+        let out = try TempDir("dts-runner")
+        let runner = Runner(plan: localPlan([SuiteSelection(StubbornSuite.self)]),
+                            options: RunnerOptions(outputDirectory: out.path, cancelGrace: .milliseconds(500)), progress: SilentProgress())
+        let started = ContinuousClock.now
+        let report = try await runner.run()
+        #expect(ContinuousClock.now - started < .seconds(2.5))
+        let result = try #require(report.allCases.first?.case)
+        #expect(result.status == .error)
+        #expect(result.reason?.contains("did not stop within 0.5 seconds of cancellation") == true)
+        #expect(StubbornSuite.events.events.first == "tearDown")
+        try await Task.sleep(for: .seconds(3))
+        #expect(StubbornSuite.events.events == ["tearDown", "case ended"])
+    }
+}
