@@ -468,9 +468,9 @@ final class StubbornSuite: TestSuite {
         let out = try TempDir("dts-runner")
         let runner = Runner(plan: localPlan([SuiteSelection(StubbornSuite.self)]),
                             options: RunnerOptions(outputDirectory: out.path, cancelGrace: .milliseconds(500)), progress: SilentProgress())
-        let started = ContinuousClock.now
         let report = try await runner.run()
-        #expect(ContinuousClock.now - started < .seconds(2.5))
+        // The run ended while the case was still going.
+        #expect(!StubbornSuite.events.events.contains("case ended"))
         let result = try #require(report.allCases.first?.case)
         #expect(result.status == .error)
         #expect(result.reason?.contains("did not stop within 0.5 seconds of cancellation") == true)
