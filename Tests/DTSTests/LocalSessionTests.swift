@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// Processes whose command line is exactly `command` (arguments joined by spaces), read from /proc.
-func processes(running command: String) -> [Int32] {
+func localProcesses(running command: String) -> [Int32] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap { entry -> Int32? in
         guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { return nil }
@@ -12,8 +12,17 @@ func processes(running command: String) -> [Int32] {
     }
 }
 
+/// Waits up to 10 s until a process runs `command`; returns whether it did.
+func waitForLocalProcess(running command: String) async -> Bool {
+    for _ in 0..<200 {
+        if !localProcesses(running: command).isEmpty { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return false
+}
+
 /// Collects session log events (for checking logging and redaction).
-final class CollectingSink: SessionLogSink, @unchecked Sendable {
+final class LocalSessionLogCollector: SessionLogSink, @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [SessionLogEvent] = []
     func record(_ event: SessionLogEvent) { lock.withLock { storage.append(event) } }
@@ -59,7 +68,7 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
         #expect(ContinuousClock.now - start < .seconds(10))
         // The background sleep of the same command was killed too.
         try await Task.sleep(for: .milliseconds(200))
-        let left = processes(running: "sleep 311.73")
+        let left = localProcesses(running: "sleep 311.73")
         #expect(left.isEmpty, "left running: \(left)")
     }
 
@@ -70,7 +79,7 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
         task.cancel()
         let result = await task.result
         #expect(throws: CancellationError.self) { try result.get() }
-        let left = processes(running: "sleep 251.37")
+        let left = localProcesses(running: "sleep 251.37")
         #expect(left.isEmpty)
     }
 
@@ -118,13 +127,14 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
         let shell = try await session.openLocalShell()
         do {
             let start = ContinuousClock.now
-            _ = try await shell.sendCommand("sleep 101.93", timeout: .milliseconds(300))
+            _ = try await shell.sendCommand("sleep 101.93", timeout: .milliseconds(100))
+            try #require(await waitForLocalProcess(running: "sleep 101.93"))
             try await shell.sendControlC()
             _ = try await shell.sendExpect("", .literal(shell.prompt), timeout: .seconds(5))
             let status = try await shell.run("echo status=$?", timeout: .seconds(5))
             #expect(status == "status=130")
             #expect(ContinuousClock.now - start < .seconds(10))
-            let left = processes(running: "sleep 101.93")
+            let left = localProcesses(running: "sleep 101.93")
             #expect(left.isEmpty)
         } catch {
             await shell.close()
@@ -137,11 +147,10 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
         let session = LocalSession()
         let shell = try await session.openLocalShell()
         _ = try await shell.run("sleep 321.77 &", timeout: .seconds(5))
-        let running = processes(running: "sleep 321.77")
-        #expect(!running.isEmpty)
+        try #require(await waitForLocalProcess(running: "sleep 321.77"))
         await session.close()
         try await Task.sleep(for: .milliseconds(300))
-        let left = processes(running: "sleep 321.77")
+        let left = localProcesses(running: "sleep 321.77")
         #expect(left.isEmpty, "left running: \(left)")
         await #expect(throws: LocalSessionError.self) { _ = try await shell.run("true", timeout: .seconds(1)) }
     }
@@ -155,7 +164,7 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
         try Data(bytes).write(to: URL(fileURLWithPath: source))
         chmod(source, 0o751)
         let session = LocalSession()
-        let seen = CollectingSink()
+        let seen = LocalSessionLogCollector()
         let progress: CopyProgress = { done, total in
             seen.record(SessionLogEvent(endpoint: "p", kind: .transfer, text: "\(done)/\(total)"))
         }
@@ -174,7 +183,7 @@ final class CollectingSink: SessionLogSink, @unchecked Sendable {
     }
 
     @Test func commandsAreLoggedWithSecretsRedacted() async throws {
-        let sink = CollectingSink()
+        let sink = LocalSessionLogCollector()
         let redactor = Redactor()
         redactor.register("s3cret-pw")
         let session = LocalSession(endpoint: "root@local", log: sink, redactor: redactor)

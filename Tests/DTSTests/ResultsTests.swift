@@ -6,7 +6,7 @@ import FoundationXML
 import Testing
 
 /// A report with every status, two executions, a perf table and timeline events.
-func sampleReport(timeline: Bool = true) -> RunReport {
+func resultsSampleReport(timeline: Bool = true) -> RunReport {
     let start = Date(timeIntervalSince1970: 1_790_000_000)
     func attempt(_ status: CaseStatus, _ reason: String? = nil, _ duration: Double = 0.5) -> CaseAttempt {
         CaseAttempt(status: status, reason: reason, start: start, duration: duration)
@@ -35,7 +35,7 @@ func sampleReport(timeline: Bool = true) -> RunReport {
 
 @Suite struct ResultsTests {
     @Test func testResultsJSONHasDTSShape() throws {
-        let data = try ReportWriters.testResultsJSON(sampleReport())
+        let data = try ReportWriters.testResultsJSON(resultsSampleReport())
         let tree = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [String: [String: String]]])
         #expect(tree == [
             "127.0.0.1": [
@@ -52,7 +52,7 @@ func sampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func resultsJSONRoundTrips() throws {
-        let report = sampleReport()
+        let report = resultsSampleReport()
         let data = try ReportWriters.resultsJSON(report)
         #expect(try ReportWriters.readResults(data) == report)
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -65,7 +65,7 @@ func sampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func junitXMLParsesAndCountsMatch() throws {
-        let xml = ReportWriters.junitXML(sampleReport())
+        let xml = ReportWriters.junitXML(resultsSampleReport())
         let document = try XMLDocument(xmlString: xml, options: [])
         let root = try #require(document.rootElement())
         #expect(root.name == "testsuites")
@@ -94,7 +94,7 @@ func sampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func junitEscapesHostileText() throws {
-        var report = sampleReport()
+        var report = resultsSampleReport()
         report.executions[0].suites[0].cases[1].reason = "bad <tag> & \"q\" 'a' \u{1B}[31m\u{0}end"
         let xml = ReportWriters.junitXML(report)
         let document = try XMLDocument(xmlString: xml, options: [])
@@ -103,7 +103,7 @@ func sampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func htmlIsSelfContainedWithTableAndTimeline() throws {
-        let html = ReportWriters.html(sampleReport())
+        let html = ReportWriters.html(resultsSampleReport())
         #expect(html.hasPrefix("<!DOCTYPE html>"))
         for forbidden in ["http://", "https://", "<script", "src=", "<link"] { #expect(!html.contains(forbidden), "\(forbidden)") }
         #expect(html.contains("<td class=\"FAILED\">FAILED</td>"))
@@ -112,7 +112,7 @@ func sampleReport(timeline: Bool = true) -> RunReport {
         #expect(html.contains("<th>frame</th><th>Mpps</th>"))
         // ssh stage: starts at 1 s of 11 s, lasts 10 s.
         #expect(html.contains("left:9.09%;width:90.91%"))
-        let empty = ReportWriters.html(sampleReport(timeline: false))
+        let empty = ReportWriters.html(resultsSampleReport(timeline: false))
         #expect(empty.contains("No VM start stages were recorded"))
         // Well-formed enough for an XML parser (every tag closed).
         let body = try #require(html.range(of: "<body>")).lowerBound
@@ -120,12 +120,12 @@ func sampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func writeAllCreatesEveryFile() throws {
-        let dir = try TempDir("dts-results")
-        try ReportWriters.writeAll(sampleReport(), to: dir.path)
+        let dir = try RunnerTempDir("dts-results")
+        try ReportWriters.writeAll(resultsSampleReport(), to: dir.path)
         for name in ["test_results.json", "results.json", "junit.xml", "report.html"] {
             #expect(FileManager.default.fileExists(atPath: dir.path + "/" + name), "\(name)")
         }
-        #expect(throws: RunnerError.self) { try ReportWriters.writeAll(sampleReport(), to: dir.path + "/missing/dir") }
+        #expect(throws: RunnerError.self) { try ReportWriters.writeAll(resultsSampleReport(), to: dir.path + "/missing/dir") }
     }
 
     @Test func exitStatusBySeverity() {
@@ -142,7 +142,7 @@ func sampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func runLogRoutesLinesToSuiteAndCaseLogsAndRedacts() throws {
-        let dir = try TempDir("dts-log")
+        let dir = try RunnerTempDir("dts-log")
         let redactor = Redactor()
         redactor.register("topsecret")
         let log = try RunLog(directory: dir.path, redactor: redactor)
@@ -171,7 +171,7 @@ func sampleReport(timeline: Bool = true) -> RunReport {
 
 @Suite struct ResultsSessionLoggingTests {
     @Test func loggingSessionRecordsAnySessionRedacted() async throws {
-        let sink = CollectingSink()
+        let sink = LocalSessionLogCollector()
         let redactor = Redactor()
         redactor.register("pa55word")
         let session = LoggingSession(wrapping: LocalSession(endpoint: "plain"), log: sink, redactor: redactor)
@@ -194,10 +194,10 @@ func sampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func runnerWrapsSessionsThatDoNotLog() async throws {
-        let out = try TempDir("dts-runner")
+        let out = try RunnerTempDir("dts-runner")
         let connector: DUTConnector = { crb, _, _ in LocalSession(endpoint: "quiet@\(crb.dutIP)") }
-        let runner = Runner(plan: localPlan([SuiteSelection(RunnerSelfTestProbe.self)]),
-                            options: RunnerOptions(outputDirectory: out.path), progress: SilentProgress(), connector: connector)
+        let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerSelfTestProbe.self)]),
+                            options: RunnerOptions(outputDirectory: out.path), progress: RunnerSilentProgress(), connector: connector)
         let report = try await runner.run()
         #expect(report.exitStatus == 0)
         let caseLog = try String(contentsOfFile: out.path + "/fake_probe/test_echo.log", encoding: .utf8)

@@ -8,8 +8,8 @@ import Testing
 /// The built `dts` binary running real suites on this machine as the DUT.
 @Suite(.serialized) struct RunnerEndToEndTests {
     @Test func hostBasicPassesAndLeavesEveryArtifact() throws {
-        let conf = try TempDir("dts-e2e-conf")
-        let out = try TempDir("dts-e2e-out")
+        let conf = try RunnerTempDir("dts-e2e-conf")
+        let out = try RunnerTempDir("dts-e2e-out")
         let result = try DTSBinary.run(["run", "--suite", "host_basic", "--conf-dir", conf.path, "--output", out.path + "/results"])
         #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
         let dir = out.path + "/results"
@@ -40,8 +40,8 @@ import Testing
     }
 
     @Test func failuresConfigErrorsAndExecutionFile() throws {
-        let conf = try TempDir("dts-e2e-conf")
-        let out = try TempDir("dts-e2e-out")
+        let conf = try RunnerTempDir("dts-e2e-conf")
+        let out = try RunnerTempDir("dts-e2e-out")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nfail = true\nsleep_seconds = 0\n")
         _ = try conf.write("crbs.cfg", "[127.0.0.1]\ndut_ip = 127.0.0.1\ndut_user = root\ndut_passwd = not-in-logs\n")
         _ = try conf.write("execution.cfg", """
@@ -95,9 +95,9 @@ import Testing
     }
 
     @Test func sigintStopsTheRunRunsTearDownsAndWritesPartialResults() async throws {
-        let conf = try TempDir("dts-e2e-conf")
-        let out = try TempDir("dts-e2e-out")
-        let markers = try TempDir("dts-e2e-markers")
+        let conf = try RunnerTempDir("dts-e2e-conf")
+        let out = try RunnerTempDir("dts-e2e-out")
+        let markers = try RunnerTempDir("dts-e2e-markers")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nsleep_seconds = 247\nmarker_dir = \(markers.path)\n")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: DTSBinary.path)
@@ -115,7 +115,7 @@ import Testing
         // Wait until the long case's `sleep 247` runs on the DUT.
         var started = false
         for _ in 0..<200 {
-            let found = processes(running: "sleep 247")
+            let found = localProcesses(running: "sleep 247")
             if !found.isEmpty { started = true; break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -135,7 +135,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: out.path + "/r/junit.xml"))
         let made = Set(try FileManager.default.contentsOfDirectory(atPath: markers.path))
         #expect(made == ["teardown-test_verify", "teardown-test_sleep", "teardown-all"])
-        let left = processes(running: "sleep 247")
+        let left = localProcesses(running: "sleep 247")
         #expect(left.isEmpty)
         let printed = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
         #expect(printed.contains("SIGINT: stopping the running case"))

@@ -6,7 +6,7 @@ import Testing
 // MARK: fake suites for the runner's state machine (the DUT under them is the real local session)
 
 /// What the fake suites did, in order.
-final class EventLog: @unchecked Sendable {
+final class RunnerEventLog: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [String] = []
     func add(_ event: String) { lock.withLock { storage.append(event) } }
@@ -14,29 +14,29 @@ final class EventLog: @unchecked Sendable {
     func reset() { lock.withLock { storage = [] } }
 }
 
-struct InfrastructureProblem: Error, CustomStringConvertible {
+struct RunnerInfrastructureProblem: Error, CustomStringConvertible {
     var description: String { "the lab caught fire" }
 }
 
-final class MixedSuite: TestSuite {
+final class RunnerMixedSuite: TestSuite {
     static let name = "fake_mixed"
-    nonisolated static let events = EventLog()
+    nonisolated static let events = RunnerEventLog()
     nonisolated(unsafe) static var flakyRuns = 0
-    static let cases: [TestCase<MixedSuite>] = [
+    static let cases: [TestCase<RunnerMixedSuite>] = [
         .functional("test_pass") { suite in
             let result = try await suite.context.dut.exec("echo fine", timeout: .seconds(5))
             try verify(result.output == "fine\n", "echo")
         },
         .functional("test_fail") { _ in try verify(1 + 1 == 3, "arithmetic is broken") },
         .functional("test_skip") { _ in try skip("needs a NIC this host lacks") },
-        .functional("test_throw") { _ in throw InfrastructureProblem() },
+        .functional("test_throw") { _ in throw RunnerInfrastructureProblem() },
         .functional("test_timeout", timeout: .milliseconds(400)) { _ in try await Task.sleep(for: .seconds(60)) },
         .functional("test_exec_timeout", timeout: .milliseconds(500)) { suite in
             _ = try await suite.context.dut.exec("sleep 61.91", timeout: .seconds(120))
         },
         .functional("test_flaky") { suite in
-            MixedSuite.flakyRuns += 1
-            try verify(MixedSuite.flakyRuns >= 2, "first run fails")
+            RunnerMixedSuite.flakyRuns += 1
+            try verify(RunnerMixedSuite.flakyRuns >= 2, "first run fails")
         },
         .performance("test_perf_numbers") { suite in
             var table = PerfTable(title: "rate", columns: ["frame", "mpps"])
@@ -53,37 +53,37 @@ final class MixedSuite: TestSuite {
     func tearDownAll() async throws { Self.events.add("tearDownAll") }
 }
 
-final class BrokenSetUpSuite: TestSuite {
+final class RunnerBrokenSetUpSuite: TestSuite {
     static let name = "fake_broken"
-    nonisolated static let events = EventLog()
-    static let cases: [TestCase<BrokenSetUpSuite>] = [
-        .functional("test_a") { _ in BrokenSetUpSuite.events.add("ran a") },
-        .functional("test_b") { _ in BrokenSetUpSuite.events.add("ran b") },
+    nonisolated static let events = RunnerEventLog()
+    static let cases: [TestCase<RunnerBrokenSetUpSuite>] = [
+        .functional("test_a") { _ in RunnerBrokenSetUpSuite.events.add("ran a") },
+        .functional("test_b") { _ in RunnerBrokenSetUpSuite.events.add("ran b") },
     ]
     let context: TestContext
     init(context: TestContext) { self.context = context }
-    func setUpAll() async throws { throw InfrastructureProblem() }
+    func setUpAll() async throws { throw RunnerInfrastructureProblem() }
     func tearDown() async throws { Self.events.add("tearDown") }
     func tearDownAll() async throws { Self.events.add("tearDownAll") }
 }
 
-final class SkippedSuite: TestSuite {
+final class RunnerSkippedSuite: TestSuite {
     static let name = "fake_skipped"
-    static let cases: [TestCase<SkippedSuite>] = [.functional("test_a") { _ in }]
+    static let cases: [TestCase<RunnerSkippedSuite>] = [.functional("test_a") { _ in }]
     let context: TestContext
     init(context: TestContext) { self.context = context }
     func setUpAll() async throws { try skip("no hugepages") }
 }
 
-final class LongSuite: TestSuite {
+final class RunnerLongSuite: TestSuite {
     static let name = "fake_long"
-    nonisolated static let events = EventLog()
-    static let cases: [TestCase<LongSuite>] = [
+    nonisolated static let events = RunnerEventLog()
+    static let cases: [TestCase<RunnerLongSuite>] = [
         .functional("test_long") { suite in
-            LongSuite.events.add("long started")
+            RunnerLongSuite.events.add("long started")
             _ = try await suite.context.dut.exec("sleep 121.83", timeout: .seconds(300))
         },
-        .functional("test_after") { _ in LongSuite.events.add("after ran") },
+        .functional("test_after") { _ in RunnerLongSuite.events.add("after ran") },
     ]
     let context: TestContext
     init(context: TestContext) { self.context = context }
@@ -91,16 +91,16 @@ final class LongSuite: TestSuite {
     func tearDownAll() async throws { Self.events.add("tearDownAll") }
 }
 
-final class BadConfigSuite: TestSuite {
+final class RunnerBadConfigSuite: TestSuite {
     static let name = "fake_bad_config"
-    static let cases: [TestCase<BadConfigSuite>] = [
+    static let cases: [TestCase<RunnerBadConfigSuite>] = [
         .functional("test_number") { suite in _ = try suite.context.config.int("frames") },
     ]
     let context: TestContext
     init(context: TestContext) { self.context = context }
 }
 
-struct SilentProgress: RunProgress {
+struct RunnerSilentProgress: RunProgress {
     func suiteStarted(_ suite: String, dut: String, target: String) {}
     func caseStarted(_ suite: String, _ name: String, attempt: Int) {}
     func caseFinished(_ suite: String, _ name: String, attempt: CaseAttempt) {}
@@ -108,7 +108,7 @@ struct SilentProgress: RunProgress {
 }
 
 /// A temporary directory removed at the end.
-final class TempDir {
+final class RunnerTempDir {
     let path: String
     init(_ label: String = "dts-test") throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)").path
@@ -122,19 +122,19 @@ final class TempDir {
     }
 }
 
-func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:]) -> RunPlan {
+func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:]) -> RunPlan {
     RunPlan(executions: [PlannedExecution(name: "Execution1", crb: .implicitLocal("127.0.0.1"), target: "x86_64-native-linuxapp-gcc",
                                           parameters: parameters, suites: selections)])
 }
 
 @Suite(.serialized) struct RunnerTests {
     @Test func everyOutcomeIsClassifiedAndTearDownFollowsEachCase() async throws {
-        MixedSuite.events.reset()
-        MixedSuite.flakyRuns = 0
-        let out = try TempDir("dts-runner")
-        let runner = Runner(plan: localPlan([SuiteSelection(MixedSuite.self)], parameters: ["func": "true", "perf": "true"]),
+        RunnerMixedSuite.events.reset()
+        RunnerMixedSuite.flakyRuns = 0
+        let out = try RunnerTempDir("dts-runner")
+        let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerMixedSuite.self)], parameters: ["func": "true", "perf": "true"]),
                             options: RunnerOptions(outputDirectory: out.path, reRuns: 1, cancelGrace: .seconds(5)),
-                            progress: SilentProgress())
+                            progress: RunnerSilentProgress())
         let report = try await runner.run()
         let cases = try #require(report.executions.first?.suites.first?.cases)
         let status = Dictionary(uniqueKeysWithValues: cases.map { ($0.name, $0.status) })
@@ -154,7 +154,7 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
         #expect(byName["test_skip"]?.attempts.count == 1)
         #expect(byName["test_perf_numbers"]?.perf == [PerfTable(title: "rate", columns: ["frame", "mpps"], rows: [["64", "14.88"]])])
         // Hooks: setUp and tearDown around every attempt, tearDownAll last.
-        let events = MixedSuite.events.events
+        let events = RunnerMixedSuite.events.events
         #expect(events.first == "setUpAll")
         #expect(events.last == "tearDownAll")
         let attempts = cases.reduce(0) { $0 + $1.attempts.count }
@@ -162,7 +162,7 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
         #expect(events.filter { $0.hasPrefix("tearDown ") }.count == attempts)
         #expect(events.contains("tearDown test_timeout"))
         // The timed-out sleep 61.91 was killed with its case.
-        let left = processes(running: "sleep 61.91")
+        let left = localProcesses(running: "sleep 61.91")
         #expect(left.isEmpty)
         #expect(report.exitStatus == ExitCodes.infrastructure)
         // Logs: the case log holds the command and its output.
@@ -176,23 +176,23 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
     }
 
     @Test func functionalAndPerformanceSelectionFollowsParameters() {
-        let all = SuiteSelection(MixedSuite.self)
+        let all = SuiteSelection(RunnerMixedSuite.self)
         #expect(!all.caseNames(parameters: [:]).contains("test_perf_numbers"))
         #expect(all.caseNames(parameters: ["func": "false", "perf": "true"]) == ["test_perf_numbers"])
-        let picked = SuiteSelection(MixedSuite.self, cases: ["test_perf_numbers", "test_pass"])
+        let picked = SuiteSelection(RunnerMixedSuite.self, cases: ["test_perf_numbers", "test_pass"])
         #expect(picked.caseNames(parameters: [:]) == ["test_pass", "test_perf_numbers"])
     }
 
     @Test func setUpAllFailureBlocksEveryCaseAndTearDownAllRuns() async throws {
-        BrokenSetUpSuite.events.reset()
-        let out = try TempDir("dts-runner")
-        let runner = Runner(plan: localPlan([SuiteSelection(BrokenSetUpSuite.self), SuiteSelection(SkippedSuite.self)]),
-                            options: RunnerOptions(outputDirectory: out.path), progress: SilentProgress())
+        RunnerBrokenSetUpSuite.events.reset()
+        let out = try RunnerTempDir("dts-runner")
+        let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerBrokenSetUpSuite.self), SuiteSelection(RunnerSkippedSuite.self)]),
+                            options: RunnerOptions(outputDirectory: out.path), progress: RunnerSilentProgress())
         let report = try await runner.run()
         let broken = try #require(report.executions.first?.suites.first)
         #expect(broken.cases.map(\.status) == [.blocked, .blocked])
         #expect(broken.setUpAllError?.contains("the lab caught fire") == true)
-        #expect(BrokenSetUpSuite.events.events == ["tearDownAll"])
+        #expect(RunnerBrokenSetUpSuite.events.events == ["tearDownAll"])
         let skipped = try #require(report.executions.first?.suites.last)
         #expect(skipped.cases.map(\.status) == [.skipped])
         #expect(skipped.cases.first?.reason == "no hugepages")
@@ -200,14 +200,14 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
     }
 
     @Test func stopRequestCancelsTheCaseRunsTearDownsAndStops() async throws {
-        LongSuite.events.reset()
-        let out = try TempDir("dts-runner")
+        RunnerLongSuite.events.reset()
+        let out = try RunnerTempDir("dts-runner")
         let control = RunControl()
-        let runner = Runner(plan: localPlan([SuiteSelection(LongSuite.self)]), options: RunnerOptions(outputDirectory: out.path),
-                            control: control, progress: SilentProgress())
+        let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerLongSuite.self)]), options: RunnerOptions(outputDirectory: out.path),
+                            control: control, progress: RunnerSilentProgress())
         let started = ContinuousClock.now
         let run = Task { try await runner.run() }
-        while !LongSuite.events.events.contains("long started") { try await Task.sleep(for: .milliseconds(50)) }
+        while !RunnerLongSuite.events.events.contains("long started") { try await Task.sleep(for: .milliseconds(50)) }
         try await Task.sleep(for: .milliseconds(200))
         control.requestStop(.signal(SIGINT))
         let report = try await run.value
@@ -216,20 +216,20 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
         #expect(cases.map(\.name) == ["test_long"])
         #expect(cases.first?.status == .error)
         #expect(cases.first?.reason?.contains("interrupted by SIGINT") == true)
-        #expect(LongSuite.events.events == ["long started", "tearDown test_long", "tearDownAll"])
+        #expect(RunnerLongSuite.events.events == ["long started", "tearDown test_long", "tearDownAll"])
         #expect(report.interrupted == "SIGINT")
         #expect(report.exitStatus == 128 + SIGINT)
-        let left = processes(running: "sleep 121.83")
+        let left = localProcesses(running: "sleep 121.83")
         #expect(left.isEmpty)
         let saved = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/results.json")))
         #expect(saved.interrupted == "SIGINT")
     }
 
     @Test func cleanupRegistryRunsOnEveryPathNewestFirst() async throws {
-        let out = try TempDir("dts-runner")
-        let runner = Runner(plan: localPlan([SuiteSelection(SkippedSuite.self)]), options: RunnerOptions(outputDirectory: out.path),
-                            progress: SilentProgress())
-        let order = EventLog()
+        let out = try RunnerTempDir("dts-runner")
+        let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerSkippedSuite.self)]), options: RunnerOptions(outputDirectory: out.path),
+                            progress: RunnerSilentProgress())
+        let order = RunnerEventLog()
         await runner.resources.register("vm0") { order.add("vm0") }
         let token = await runner.resources.register("backend") { order.add("backend") }
         await runner.resources.register("vm1") { order.add("vm1") }
@@ -247,12 +247,12 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
     }
 
     @Test func suiteConfigErrorsBlockTheSuiteWithFileAndLine() async throws {
-        let conf = try TempDir("dts-conf")
+        let conf = try RunnerTempDir("dts-conf")
         _ = try conf.write("fake_bad_config.cfg", "[suite]\nframes = many\n")
-        let out = try TempDir("dts-runner")
-        let runner = Runner(plan: localPlan([SuiteSelection(BadConfigSuite.self)]),
+        let out = try RunnerTempDir("dts-runner")
+        let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerBadConfigSuite.self)]),
                             options: RunnerOptions(outputDirectory: out.path, settings: RunSettings(confDirectory: conf.path)),
-                            progress: SilentProgress())
+                            progress: RunnerSilentProgress())
         let report = try await runner.run()
         let result = try #require(report.executions.first?.suites.first?.cases.first)
         #expect(result.status == .error)
@@ -261,12 +261,12 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
     }
 
     @Test func remoteDUTSaysItNeedsSSH() async throws {
-        let out = try TempDir("dts-runner")
+        let out = try RunnerTempDir("dts-runner")
         var crb = CRBConfig.implicitLocal("10.0.0.9")
         crb.dutIP = "10.0.0.9"
         let plan = RunPlan(executions: [PlannedExecution(name: "E", crb: crb, target: "t", parameters: [:],
-                                                         suites: [SuiteSelection(SkippedSuite.self)])])
-        let report = try await Runner(plan: plan, options: RunnerOptions(outputDirectory: out.path), progress: SilentProgress()).run()
+                                                         suites: [SuiteSelection(RunnerSkippedSuite.self)])])
+        let report = try await Runner(plan: plan, options: RunnerOptions(outputDirectory: out.path), progress: RunnerSilentProgress()).run()
         let result = try #require(report.allCases.first?.case)
         #expect(result.status == .error)
         #expect(result.reason?.contains("remote DUTs need the SSH layer") == true)
@@ -274,7 +274,7 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
     }
 
     @Test func outputDirectoryIsReusedOnlyWhenDtsWroteIt() throws {
-        let dir = try TempDir("dts-out")
+        let dir = try RunnerTempDir("dts-out")
         _ = try dir.write("notes.txt", "mine")
         #expect(throws: RunnerError.self) { try Runner.prepareOutputDirectory(dir.path) }
         _ = try dir.write("results.json", "{}")
@@ -307,7 +307,7 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
 
 @Suite struct RunnerConfigTests {
     @Test func executionConfigParsesDTSFormat() throws {
-        let dir = try TempDir("dts-conf")
+        let dir = try RunnerTempDir("dts-conf")
         let path = try dir.write("execution.cfg", """
             # comment
             [Execution1]
@@ -332,7 +332,7 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
         #expect(execution.driverName == "vfio-pci")
 
         let plan = try RunPlan.resolve(execution: config, crbs: nil, suites: [], testCases: [],
-                                       registry: SuiteRegistry.all + [MixedSuite.self])
+                                       registry: SuiteRegistry.all + [RunnerMixedSuite.self])
         #expect(plan.executions.count == 1)
         #expect(plan.executions[0].crb.isLocal)
         #expect(plan.executions[0].suites.map { $0.type.name } == ["host_basic", "runner_selftest", "fake_mixed"])
@@ -343,7 +343,7 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
     }
 
     @Test func planErrorsNameFileAndLine() throws {
-        let dir = try TempDir("dts-conf")
+        let dir = try RunnerTempDir("dts-conf")
         let path = try dir.write("execution.cfg", """
             [Execution1]
             crbs = 10.1.1.1
@@ -382,7 +382,7 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
     }
 
     @Test func crbsConfigReadsDUTs() throws {
-        let dir = try TempDir("dts-conf")
+        let dir = try RunnerTempDir("dts-conf")
         let path = try dir.write("crbs.cfg", """
             [127.0.0.1]
             dut_ip = 127.0.0.1
@@ -412,7 +412,7 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
     }
 
     @Test func suiteConfigTypedGetters() throws {
-        let dir = try TempDir("dts-conf")
+        let dir = try RunnerTempDir("dts-conf")
         let path = try dir.write("s.cfg", """
             [vm0]
             cpu = model=host
@@ -447,15 +447,15 @@ func localPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:
     }
 }
 
-final class StubbornSuite: TestSuite {
+final class RunnerStubbornSuite: TestSuite {
     static let name = "fake_stubborn"
-    nonisolated static let events = EventLog()
-    static let cases: [TestCase<StubbornSuite>] = [
+    nonisolated static let events = RunnerEventLog()
+    static let cases: [TestCase<RunnerStubbornSuite>] = [
         // Ignores cancellation for 3 s: the runner gives up on it after the grace period.
         .functional("test_ignores_cancel", timeout: .milliseconds(300)) { _ in
             let end = Date().addingTimeInterval(3)
             while Date() < end { try? await Task.sleep(for: .milliseconds(50)) }
-            StubbornSuite.events.add("case ended")
+            RunnerStubbornSuite.events.add("case ended")
         },
     ]
     let context: TestContext
@@ -465,17 +465,17 @@ final class StubbornSuite: TestSuite {
 
 @Suite struct RunnerStubbornCaseTests {
     @Test func caseIgnoringCancellationIsAbandonedAfterGrace() async throws {
-        let out = try TempDir("dts-runner")
-        let runner = Runner(plan: localPlan([SuiteSelection(StubbornSuite.self)]),
-                            options: RunnerOptions(outputDirectory: out.path, cancelGrace: .milliseconds(500)), progress: SilentProgress())
+        let out = try RunnerTempDir("dts-runner")
+        let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerStubbornSuite.self)]),
+                            options: RunnerOptions(outputDirectory: out.path, cancelGrace: .milliseconds(500)), progress: RunnerSilentProgress())
         let report = try await runner.run()
         // The run ended while the case was still going.
-        #expect(!StubbornSuite.events.events.contains("case ended"))
+        #expect(!RunnerStubbornSuite.events.events.contains("case ended"))
         let result = try #require(report.allCases.first?.case)
         #expect(result.status == .error)
         #expect(result.reason?.contains("did not stop within 0.5 seconds of cancellation") == true)
-        #expect(StubbornSuite.events.events.first == "tearDown")
+        #expect(RunnerStubbornSuite.events.events.first == "tearDown")
         try await Task.sleep(for: .seconds(3))
-        #expect(StubbornSuite.events.events == ["tearDown", "case ended"])
+        #expect(RunnerStubbornSuite.events.events == ["tearDown", "case ended"])
     }
 }
