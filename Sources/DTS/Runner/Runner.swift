@@ -21,6 +21,8 @@ public struct RunnerOptions: Sendable {
     public var hookTimeout: Duration
     /// After cancelling a step (timeout, signal), how long it gets to end.
     public var cancelGrace: Duration
+    /// Bound for each tear-down after SIGINT/SIGTERM.
+    public var interruptedTearDownTimeout: Duration = .seconds(60)
     /// The command line, for the reports.
     public var command: [String]
     /// Copies every `dts.log` line to standard error (`--verbose`).
@@ -249,10 +251,11 @@ public final class Runner: Sendable {
         }
         // tearDownAll always (when the suite exists), even after a signal.
         if let suite = holder.value {
-            let outcome = await control.runStep(timeout: options.hookTimeout, grace: options.cancelGrace, interruptible: false) {
+            let bound = tearDownBound
+            let outcome = await control.runStep(timeout: bound, grace: options.cancelGrace, interruptible: false) {
                 try await suite.tearDownAll()
             }
-            if let problem = Self.hookProblem(outcome, hook: "tearDownAll", timeout: options.hookTimeout) {
+            if let problem = Self.hookProblem(outcome, hook: "tearDownAll", timeout: bound) {
                 result.tearDownAllError = problem
                 logger.error("\(problem)")
                 progress.note("\(S.name): \(problem)")
@@ -296,10 +299,11 @@ public final class Runner: Sendable {
                 (status, reason) = (.error, "interrupted by \(control.stopReason?.description ?? "a stop request") during setUp")
             }
             // tearDown after every case, whatever happened; not interruptible, bounded.
-            let tearDown = await control.runStep(timeout: options.hookTimeout, grace: options.cancelGrace, interruptible: false) {
+            let bound = tearDownBound
+            let tearDown = await control.runStep(timeout: bound, grace: options.cancelGrace, interruptible: false) {
                 try await suite.tearDown()
             }
-            if let problem = Self.hookProblem(tearDown, hook: "tearDown", timeout: options.hookTimeout) {
+            if let problem = Self.hookProblem(tearDown, hook: "tearDown", timeout: bound) {
                 logger.error("\(problem)")
                 if status == .passed || status == .skipped { status = .error; reason = problem } else { reason = (reason ?? "") + "; " + problem }
             }
@@ -318,6 +322,11 @@ public final class Runner: Sendable {
         let last = attempts.last!
         return CaseResult(name: testCase.name, kind: testCase.kind, status: last.status, reason: last.reason, attempts: attempts,
                           log: logPath, perf: perf, artifacts: artifacts)
+    }
+
+    /// Tear-downs get `hookTimeout`, but at most `interruptedTearDownTimeout` once a stop was requested.
+    private var tearDownBound: Duration {
+        control.stopReason == nil ? options.hookTimeout : min(options.hookTimeout, options.interruptedTearDownTimeout)
     }
 
     private func classify(_ outcome: RunControl.StepOutcome, timeout: Duration) -> (CaseStatus, String?) {
