@@ -13,15 +13,84 @@ public struct RunSettings: Sendable {
 
 /// The host DUT (device under test): the machine QEMU runs on.
 ///
-/// DTS's `Dut`. VMs are created on it with ``QEMUKvm``.
+/// DTS's `Dut`. VMs are created on it with ``QEMUKvm``. Commands go through ``session``
+/// (a ``LocalSession`` for this machine, SSH for a remote DUT); ``sendExpect(_:_:timeout:)`` uses
+/// one main interactive shell opened on first use, as DTS's `dut.send_expect` does.
 public final class Dut: Sendable {
     /// A name for logs (the DUT's address in DTS's crbs.cfg).
     public let name: String
     /// Run-wide settings.
     public let settings: RunSettings
+    /// The connection to the DUT.
+    public let session: any DUTSession
+    /// The run's cleanup registry and VM timeline: what is started on this DUT registers its cleanup here.
+    public let resources: RunResources
+    private let mainShell = MainShell()
 
-    public init(name: String = "localhost", settings: RunSettings = RunSettings()) {
+    /// Creates a DUT. The default session is the local machine; the default registry is a fresh one.
+    public init(name: String = "localhost", settings: RunSettings = RunSettings(),
+                session: (any DUTSession)? = nil, resources: RunResources = RunResources()) {
         self.name = name
         self.settings = settings
+        self.session = session ?? LocalSession(endpoint: name)
+        self.resources = resources
+    }
+
+    /// Runs `command` through the DUT's shell (`/bin/sh -c` locally) and returns status and output.
+    public func exec(_ command: String, timeout: Duration = .seconds(60)) async throws -> ExecResult {
+        try await session.exec(command, timeout: timeout)
+    }
+
+    /// Runs an argument vector, each argument quoted.
+    public func exec(argv: [String], timeout: Duration = .seconds(60)) async throws -> ExecResult {
+        try await session.exec(argv: argv, timeout: timeout)
+    }
+
+    /// DTS `send_expect` on the DUT's main shell (opened on first use).
+    public func sendExpect(_ command: String, _ expected: Expectation, timeout: Duration = .seconds(15)) async throws -> String {
+        try await mainShell.shell(session).sendExpect(command, expected, timeout: timeout)
+    }
+
+    /// DTS `send_command` on the main shell.
+    public func sendCommand(_ command: String, timeout: Duration = .seconds(1)) async throws -> String {
+        try await mainShell.shell(session).sendCommand(command, timeout: timeout)
+    }
+
+    /// Ctrl-C on the main shell.
+    public func sendControlC() async throws {
+        try await mainShell.shell(session).sendControlC()
+    }
+
+    /// Copies a local file to the DUT (DTS `session.copy_file_to`).
+    public func upload(_ localPath: String, to remotePath: String, mode: Int32? = nil, progress: CopyProgress? = nil) async throws {
+        try await session.upload(localPath: localPath, remotePath: remotePath, mode: mode, progress: progress)
+    }
+
+    /// Copies a file from the DUT (DTS `session.copy_file_from`).
+    public func download(_ remotePath: String, to localPath: String, progress: CopyProgress? = nil) async throws {
+        try await session.download(remotePath: remotePath, localPath: localPath, progress: progress)
+    }
+
+    /// Closes the main shell and the session.
+    public func close() async {
+        await mainShell.close()
+        await session.close()
+    }
+}
+
+/// The DUT's main shell, opened once.
+private actor MainShell {
+    private var current: (any InteractiveSession)?
+
+    func shell(_ session: any DUTSession) async throws -> any InteractiveSession {
+        if let current { return current }
+        let shell = try await session.openShell()
+        current = shell
+        return shell
+    }
+
+    func close() async {
+        await current?.close()
+        current = nil
     }
 }

@@ -1,0 +1,220 @@
+import Foundation
+
+/// The files a run leaves in its output directory, built from a ``RunReport``.
+public enum ReportWriters {
+    /// Writes `test_results.json`, `results.json`, `junit.xml` and `report.html` into `directory`.
+    public static func writeAll(_ report: RunReport, to directory: String) throws {
+        try write(testResultsJSON(report), to: directory + "/test_results.json")
+        try write(resultsJSON(report), to: directory + "/results.json")
+        try write(Data(junitXML(report).utf8), to: directory + "/junit.xml")
+        try write(Data(html(report).utf8), to: directory + "/report.html")
+    }
+
+    private static func write(_ data: Data, to path: String) throws {
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw RunnerError.output(path: path, reason: "\(error.localizedDescription)")
+        }
+    }
+
+    // MARK: test_results.json (DTS)
+
+    /// DTS's `test_results.json`: `{dut: {target: {"suite/case": "passed"}}}`, suite names
+    /// lowercased and statuses lowercase, as DTS's JSON reporter writes them.
+    public static func testResultsJSON(_ report: RunReport) throws -> Data {
+        var tree: [String: [String: [String: String]]] = [:]
+        for entry in report.allCases {
+            let key = entry.suite.name.lowercased() + "/" + entry.case.name
+            tree[entry.execution.dut, default: [:]][entry.execution.target, default: [:]][key] = entry.case.status.dtsWord
+        }
+        // Executions that ran no case still appear, so a reader sees the DUT and target.
+        for execution in report.executions where tree[execution.dut]?[execution.target] == nil {
+            tree[execution.dut, default: [:]][execution.target] = [:]
+        }
+        return try JSONSerialization.data(withJSONObject: tree, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    // MARK: results.json
+
+    /// The full report as JSON (ISO 8601 dates, sorted keys).
+    public static func resultsJSON(_ report: RunReport) throws -> Data {
+        try encoder.encode(report)
+    }
+
+    /// Reads a `results.json` back.
+    public static func readResults(_ data: Data) throws -> RunReport {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(RunReport.self, from: data)
+    }
+
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    // MARK: junit.xml
+
+    /// JUnit XML as Jenkins and GitLab read it: one `<testsuite>` per suite and DUT/target,
+    /// `<failure>` for FAILED and BLOCKED, `<error>` for ERROR, `<skipped>` for SKIPPED,
+    /// `time` in seconds, the case log path in `<system-out>`.
+    public static func junitXML(_ report: RunReport) -> String {
+        let several = report.executions.count > 1
+        let counts = report.counts
+        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        xml += "<testsuites name=\"dts\" tests=\"\(report.allCases.count)\""
+        xml += " failures=\"\((counts[.failed] ?? 0) + (counts[.blocked] ?? 0))\" errors=\"\(counts[.error] ?? 0)\""
+        xml += " skipped=\"\(counts[.skipped] ?? 0)\" time=\"\(seconds(report.duration))\">\n"
+        for execution in report.executions {
+            for suite in execution.suites {
+                let name = several ? "\(suite.name) [\(execution.dut) \(execution.target)]" : suite.name
+                let failures = suite.cases.filter { $0.status == .failed || $0.status == .blocked }.count
+                let errors = suite.cases.filter { $0.status == .error }.count
+                let skipped = suite.cases.filter { $0.status == .skipped }.count
+                let timestamp = suite.cases.first?.attempts.first?.start ?? report.start
+                xml += "  <testsuite name=\"\(escape(name))\" tests=\"\(suite.cases.count)\" failures=\"\(failures)\""
+                xml += " errors=\"\(errors)\" skipped=\"\(skipped)\" time=\"\(seconds(suite.duration))\""
+                xml += " timestamp=\"\(isoNoZone(timestamp))\" hostname=\"\(escape(execution.dut))\">\n"
+                xml += "    <properties>\n"
+                xml += "      <property name=\"dut\" value=\"\(escape(execution.dut))\"/>\n"
+                xml += "      <property name=\"target\" value=\"\(escape(execution.target))\"/>\n"
+                xml += "      <property name=\"execution\" value=\"\(escape(execution.execution))\"/>\n"
+                if let error = suite.setUpAllError {
+                    xml += "      <property name=\"setUpAll_error\" value=\"\(escape(error))\"/>\n"
+                }
+                xml += "    </properties>\n"
+                for result in suite.cases {
+                    xml += "    <testcase name=\"\(escape(result.name))\" classname=\"\(escape(suite.name))\" time=\"\(seconds(result.duration))\">\n"
+                    let message = escape(result.reason ?? result.status.rawValue)
+                    switch result.status {
+                    case .passed: break
+                    case .failed, .blocked:
+                        xml += "      <failure type=\"\(result.status.rawValue)\" message=\"\(message)\">\(message)</failure>\n"
+                    case .error:
+                        xml += "      <error type=\"ERROR\" message=\"\(message)\">\(message)</error>\n"
+                    case .skipped:
+                        xml += "      <skipped message=\"\(message)\"/>\n"
+                    }
+                    var out = "log: \(result.log)\n"
+                    for (index, attempt) in result.attempts.enumerated() {
+                        out += "attempt \(index + 1): \(attempt.status.rawValue) in \(seconds(attempt.duration)) s"
+                        out += attempt.reason.map { ": \($0)" } ?? ""
+                        out += "\n"
+                    }
+                    xml += "      <system-out>\(escape(out))</system-out>\n"
+                    xml += "    </testcase>\n"
+                }
+                xml += "  </testsuite>\n"
+            }
+        }
+        xml += "</testsuites>\n"
+        return xml
+    }
+
+    /// Escapes text for XML and HTML attributes and content; drops characters XML 1.0 forbids.
+    public static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            case "\t", "\n", "\r": out.unicodeScalars.append(scalar)
+            default:
+                if scalar.value < 0x20 || (0xFFFE...0xFFFF).contains(scalar.value) { continue }
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static func seconds(_ value: Double) -> String { String(format: "%.3f", value) }
+
+    private static func isoNoZone(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        return formatter.string(from: date)
+    }
+
+    // MARK: report.html
+
+    /// One self-contained HTML page: a summary, a results table per DUT/target, performance
+    /// tables, and the VM start timeline drawn as bars. No external resources.
+    public static func html(_ report: RunReport) -> String {
+        let counts = report.counts
+        var h = """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>dts report</title>
+            <style>
+            body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+            table{border-collapse:collapse;margin:.5em 0 1.5em}
+            th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+            th{background:#f0f0f0}
+            .PASSED{background:#d8f5d8}.FAILED{background:#f8d0d0}.BLOCKED{background:#f5e0b8}
+            .SKIPPED{background:#e8e8e8}.ERROR{background:#f0b0f0}
+            .reason{white-space:pre-wrap;font-family:monospace;font-size:90%}
+            .lane{position:relative;height:1.4em;background:#f6f6f6;margin:2px 0;min-width:40em}
+            .bar{position:absolute;top:0;height:100%;background:#6a9fd8;color:#fff;font-size:75%;overflow:hidden;white-space:nowrap}
+            </style></head><body>
+            <h1>dts report</h1>
+
+            """
+        h += "<p>Started \(escape(isoNoZone(report.start))) UTC, \(seconds(report.duration)) s; exit status \(report.exitStatus)."
+        if let interrupted = report.interrupted { h += " <strong>Interrupted: \(escape(interrupted)).</strong>" }
+        h += "</p>\n<p>"
+        h += CaseStatus.allCases.map { "<span class=\"\($0.rawValue)\">\($0.rawValue) \(counts[$0] ?? 0)</span>" }.joined(separator: " · ")
+        h += "</p>\n<p>Command: <code>\(escape(report.command.joined(separator: " ")))</code></p>\n"
+
+        for execution in report.executions {
+            h += "<h2>\(escape(execution.dut)) · \(escape(execution.target)) <small>(\(escape(execution.execution)))</small></h2>\n"
+            h += "<table><tr><th>suite</th><th>case</th><th>kind</th><th>status</th><th>time (s)</th><th>attempts</th><th>reason</th><th>log</th></tr>\n"
+            for suite in execution.suites {
+                if let error = suite.setUpAllError {
+                    h += "<tr><td>\(escape(suite.name))</td><td colspan=\"7\" class=\"reason\">setUpAll: \(escape(error))</td></tr>\n"
+                }
+                for result in suite.cases {
+                    let attempts = result.attempts.map(\.status.rawValue).joined(separator: ", ")
+                    h += "<tr><td>\(escape(suite.name))</td><td>\(escape(result.name))</td><td>\(result.kind.rawValue)</td>"
+                    h += "<td class=\"\(result.status.rawValue)\">\(result.status.rawValue)</td><td>\(seconds(result.duration))</td>"
+                    h += "<td>\(escape(attempts))</td><td class=\"reason\">\(escape(result.reason ?? ""))</td>"
+                    h += "<td><a href=\"\(escape(result.log))\">\(escape(result.log))</a></td></tr>\n"
+                }
+            }
+            h += "</table>\n"
+            for suite in execution.suites {
+                for result in suite.cases {
+                    for table in result.perf {
+                        h += "<h3>\(escape(suite.name))/\(escape(result.name)): \(escape(table.title))</h3>\n<table><tr>"
+                        h += table.columns.map { "<th>\(escape($0))</th>" }.joined() + "</tr>\n"
+                        for row in table.rows { h += "<tr>" + row.map { "<td>\(escape($0))</td>" }.joined() + "</tr>\n" }
+                        h += "</table>\n"
+                    }
+                }
+            }
+        }
+
+        h += "<h2>VM start timeline</h2>\n"
+        if report.timeline.isEmpty {
+            h += "<p>No VM start stages were recorded in this run.</p>\n"
+        } else {
+            let origin = report.timeline.map(\.start).min()!
+            let span = max(report.timeline.map { $0.end.timeIntervalSince(origin) }.max()!, 0.001)
+            h += "<table><tr><th>VM</th><th>stage</th><th>start (s)</th><th>duration (s)</th><th style=\"width:60%\">timeline (0–\(seconds(span)) s)</th></tr>\n"
+            for event in report.timeline.sorted(by: { ($0.vm, $0.start) < ($1.vm, $1.start) }) {
+                let offset = event.start.timeIntervalSince(origin), length = max(event.end.timeIntervalSince(event.start), 0)
+                let left = offset / span * 100, width = max(length / span * 100, 0.3)
+                h += "<tr><td>\(escape(event.vm))</td><td>\(escape(event.stage))</td><td>\(seconds(offset))</td><td>\(seconds(length))</td>"
+                h += "<td><div class=\"lane\"><div class=\"bar\" style=\"left:\(String(format: "%.2f", left))%;width:\(String(format: "%.2f", width))%\" title=\"\(escape(event.stage))\">\(escape(event.stage))</div></div></td></tr>\n"
+            }
+            h += "</table>\n"
+        }
+        h += "</body></html>\n"
+        return h
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+
+/// A one-shot result that can be waited for with a deadline, and woken early by a stop request.
+///
+/// Used to race a case's task against its deadline without a task group (a group would wait for
+/// a case that ignores cancellation; the runner must be able to give up on it).
+final class Gate: @unchecked Sendable {
+    enum Wake { case done(Result<Void, any Error>), timeout, stop }
+
+    private let lock = NSLock()
+    private var result: Result<Void, any Error>?
+    private var stopped = false
+    private var waiter: (id: Int, continuation: CheckedContinuation<Wake, Never>)?
+    private var nextID = 0
+
+    /// Stores the outcome and wakes the waiter.
+    func finish(_ outcome: Result<Void, any Error>) {
+        let continuation: CheckedContinuation<Wake, Never>? = lock.withLock {
+            guard result == nil else { return nil }
+            result = outcome
+            defer { waiter = nil }
+            return waiter?.continuation
+        }
+        continuation?.resume(returning: .done(outcome))
+    }
+
+    /// Wakes the waiter with `.stop` (a signal arrived). Later waits return `.stop` at once unless done.
+    func stop() {
+        let continuation: CheckedContinuation<Wake, Never>? = lock.withLock {
+            stopped = true
+            defer { waiter = nil }
+            return result == nil ? waiter?.continuation : nil
+        }
+        continuation?.resume(returning: .stop)
+    }
+
+    /// Waits until the outcome is stored, `timeout` passes, or ``stop()`` is called.
+    func wait(timeout: Duration, ignoreStop: Bool = false) async -> Wake {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
+            let (immediate, id): (Wake?, Int) = lock.withLock {
+                if let result { return (.done(result), 0) }
+                if stopped && !ignoreStop { return (.stop, 0) }
+                nextID += 1
+                waiter = (nextID, continuation)
+                return (nil, nextID)
+            }
+            if let immediate { continuation.resume(returning: immediate); return }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dtsSeconds) { [self] in
+                let expired: CheckedContinuation<Wake, Never>? = lock.withLock {
+                    guard let current = waiter, current.id == id else { return nil }
+                    waiter = nil
+                    return current.continuation
+                }
+                expired?.resume(returning: .timeout)
+            }
+        }
+    }
+}
+
+/// Why a run stops early.
+public enum StopReason: Sendable, Equatable, CustomStringConvertible {
+    /// A signal (SIGINT, SIGTERM).
+    case signal(Int32)
+
+    public var description: String {
+        switch self {
+        case .signal(let number):
+            return number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal \(number)"
+        }
+    }
+}
+
+/// Lets a signal handler stop the run: it cancels the running step and makes the runner skip
+/// the remaining cases (tear-downs still run, bounded).
+public final class RunControl: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reason: StopReason?
+    private var current: (gate: Gate, task: Task<Void, Never>)?
+
+    /// Creates a control with no stop requested.
+    public init() {}
+
+    /// The stop reason, once requested.
+    public var stopReason: StopReason? { lock.withLock { reason } }
+
+    /// Requests a stop: the running step's task is cancelled and its wait ends.
+    public func requestStop(_ why: StopReason) {
+        let running = lock.withLock { () -> (gate: Gate, task: Task<Void, Never>)? in
+            if reason == nil { reason = why }
+            return current
+        }
+        running?.task.cancel()
+        running?.gate.stop()
+    }
+
+    /// How a bounded step ended.
+    enum StepOutcome {
+        /// It returned or threw.
+        case finished(Result<Void, any Error>)
+        /// The deadline passed; `stopped` says whether it ended within the grace period after cancellation.
+        case timedOut(stopped: Bool)
+        /// A stop was requested; `stopped` as above.
+        case interrupted(stopped: Bool)
+    }
+
+    /// Runs `operation` in its own task, bounded by `timeout`. On timeout or stop request the
+    /// task is cancelled and given `grace` to end. `interruptible: false` (tear-downs) ignores a stop request.
+    func runStep(timeout: Duration, grace: Duration = .seconds(10), interruptible: Bool = true,
+                 _ operation: @escaping @Sendable () async throws -> Void) async -> StepOutcome {
+        let gate = Gate()
+        let task = Task {
+            do { try await operation(); gate.finish(.success(())) } catch { gate.finish(.failure(error)) }
+        }
+        if interruptible {
+            let alreadyStopped = lock.withLock { () -> Bool in
+                current = (gate, task)
+                return reason != nil
+            }
+            if alreadyStopped { task.cancel(); gate.stop() }
+        }
+        defer { if interruptible { lock.withLock { current = nil } } }
+        let wake = await gate.wait(timeout: timeout, ignoreStop: !interruptible)
+        switch wake {
+        case .done(let result):
+            return .finished(result)
+        case .timeout, .stop:
+            task.cancel()
+            let after = await gate.wait(timeout: grace, ignoreStop: true)
+            let stopped: Bool
+            if case .done = after { stopped = true } else { stopped = false }
+            if case .timeout = wake { return .timedOut(stopped: stopped) }
+            return .interrupted(stopped: stopped)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+/// Receives the runner's progress (terminal output, tests).
+public protocol RunProgress: Sendable {
+    /// A suite begins on a DUT/target.
+    func suiteStarted(_ suite: String, dut: String, target: String)
+    /// A case attempt begins.
+    func caseStarted(_ suite: String, _ name: String, attempt: Int)
+    /// A case attempt ended.
+    func caseFinished(_ suite: String, _ name: String, attempt: CaseAttempt)
+    /// A free-form note (setUpAll failed, interrupted, cleanup).
+    func note(_ text: String)
+}
+
+/// Progress on the terminal: a live line per case when stdout is a TTY, plain lines otherwise (CI),
+/// and a summary table at the end.
+public final class TerminalProgress: RunProgress, @unchecked Sendable {
+    private let lock = NSLock()
+    private let interactive: Bool
+    private var liveLine: String?
+    private var liveStart = ContinuousClock.now
+    private var ticker: (any DispatchSourceTimer)?
+
+    /// `interactive` defaults to whether standard output is a terminal.
+    public init(interactive: Bool = isatty(STDOUT_FILENO) == 1) {
+        self.interactive = interactive
+        if interactive {
+            // Redraw the live line every second with the time spent so far.
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dts-progress"))
+            timer.schedule(deadline: .now() + 1, repeating: 1)
+            timer.setEventHandler { [weak self] in self?.tick() }
+            timer.resume()
+            ticker = timer
+        }
+    }
+
+    deinit { ticker?.cancel() }
+
+    private func tick() {
+        lock.withLock {
+            guard let line = liveLine else { return }
+            let elapsed = (ContinuousClock.now - liveStart).components.seconds
+            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line) \(elapsed) s".utf8))
+        }
+    }
+
+    public func suiteStarted(_ suite: String, dut: String, target: String) {
+        emit("== \(suite) on \(dut) (\(target))")
+    }
+
+    public func caseStarted(_ suite: String, _ name: String, attempt: Int) {
+        let text = "   \(suite)/\(name)" + (attempt > 1 ? " (attempt \(attempt))" : "") + " ..."
+        lock.withLock {
+            if interactive {
+                liveLine = text
+                liveStart = ContinuousClock.now
+                FileHandle.standardOutput.write(Data(text.utf8))
+            }
+        }
+    }
+
+    public func caseFinished(_ suite: String, _ name: String, attempt: CaseAttempt) {
+        var text = "   \(suite)/\(name) \(attempt.status.rawValue) (\(String(format: "%.2f", attempt.duration)) s)"
+        if let reason = attempt.reason, attempt.status != .passed { text += ": " + (reason.split(separator: "\n").first.map(String.init) ?? "") }
+        emit(text)
+    }
+
+    public func note(_ text: String) { emit("   " + text) }
+
+    private func emit(_ line: String) {
+        lock.withLock {
+            var out = ""
+            if interactive, liveLine != nil { out += "\r\u{1B}[K" }
+            liveLine = nil
+            out += line + "\n"
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+    }
+
+    /// The end-of-run summary table.
+    public static func summary(_ report: RunReport) -> String {
+        var rows: [[String]] = [["suite", "case", "status", "time (s)", "attempts"]]
+        for entry in report.allCases {
+            let suite = report.executions.count > 1 ? "\(entry.suite.name) [\(entry.execution.dut) \(entry.execution.target)]" : entry.suite.name
+            rows.append([suite, entry.case.name, entry.case.status.rawValue, String(format: "%.2f", entry.case.duration),
+                         String(entry.case.attempts.count)])
+        }
+        let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        var text = ""
+        for (index, row) in rows.enumerated() {
+            text += row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ") + "\n"
+            if index == 0 { text += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        }
+        let counts = report.counts
+        text += "\n" + CaseStatus.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: ", ")
+        text += String(format: " in %.1f s", report.duration)
+        if let interrupted = report.interrupted { text += "; interrupted by \(interrupted)" }
+        text += "; exit status \(report.exitStatus)\n"
+        return text
+    }
+}

@@ -1,0 +1,125 @@
+import ArgumentParser
+import DTS
+import Foundation
+import Suites
+
+/// `dts run`: runs suites as DTS's `dts` did, from execution.cfg and crbs.cfg, with overrides.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run test suites on the DUTs of execution.cfg (or on this machine) and write results.",
+        discussion: """
+            Without --config-file, <conf-dir>/execution.cfg is used when it exists; --suite replaces its test_suites. \
+            Without any execution.cfg, --suite runs on this machine (127.0.0.1). Results go to --output \
+            (default $DTS_OUTPUT, else output/): dts.log, <suite>/<case>.log, test_results.json, results.json, \
+            junit.xml, report.html.
+
+            Exit status: 0 every case passed or was skipped; 1 a case FAILED or was BLOCKED; \
+            2 invalid config or options (nothing ran); 3 a case ended in ERROR (infrastructure); \
+            130/143 interrupted by SIGINT/SIGTERM (partial results written).
+            """)
+
+    @Option(name: .long, help: "Suite to run (repeatable). Replaces execution.cfg's test_suites.")
+    var suite: [String] = []
+
+    @Option(name: .long, help: "Comma-separated cases of the single --suite to run (any kind).")
+    var testCases: String?
+
+    @Option(name: .long, help: "DTS execution.cfg. Default: <conf-dir>/execution.cfg if present.")
+    var configFile: String?
+
+    @Option(name: .long, help: "DTS crbs.cfg. Default: <conf-dir>/crbs.cfg if present.")
+    var crbs: String?
+
+    @Option(name: .long, help: "Output directory. Default: $DTS_OUTPUT, else output.")
+    var output: String?
+
+    @Option(name: .long, help: "Run a FAILED or ERROR case up to N more times (every attempt is recorded).")
+    var reRun: Int = 0
+
+    @Option(name: .long, help: "Deadline in seconds for every case, replacing the suites' own.")
+    var caseTimeout: Int?
+
+    @Flag(name: .long, help: "Copy the run log to standard error.")
+    var verbose = false
+
+    @OptionGroup var options: VMOptions
+
+    func validate() throws {
+        if reRun < 0 { throw ValidationError("--re-run must be 0 or more") }
+        if let caseTimeout, caseTimeout <= 0 { throw ValidationError("--case-timeout must be positive") }
+    }
+
+    func run() throws {
+        let fm = FileManager.default
+        let confDir = options.confDir
+        let settings = try options.settings()
+        let outputDirectory = output ?? ProcessInfo.processInfo.environment["DTS_OUTPUT"].flatMap { $0.isEmpty ? nil : $0 } ?? "output"
+
+        let problems = SuiteInfo.validate(SuiteRegistry.all)
+        guard problems.isEmpty else {
+            FileHandle.standardError.write(Data(("suite registry: " + problems.joined(separator: "\n") + "\n").utf8))
+            throw ExitCode(ExitCodes.config)
+        }
+
+        let plan: RunPlan
+        do {
+            let executionPath = configFile ?? (fm.fileExists(atPath: confDir + "/execution.cfg") ? confDir + "/execution.cfg" : nil)
+            let crbsPath = crbs ?? (fm.fileExists(atPath: confDir + "/crbs.cfg") ? confDir + "/crbs.cfg" : nil)
+            let execution = try executionPath.map { path throws(ConfigErrors) in try ExecutionConfig(path: path) }
+            let crbsConfig = try crbsPath.map { path throws(ConfigErrors) in try CRBsConfig(path: path) }
+            let cases = (testCases ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            plan = try RunPlan.resolve(execution: execution, crbs: crbsConfig, suites: suite, testCases: cases,
+                                       registry: SuiteRegistry.all)
+            // Suite configs are read up front, so a typo stops the run before anything starts.
+            var errors: [ConfigError] = []
+            for name in Set(plan.executions.flatMap { $0.suites.map { $0.type.name } }).sorted() {
+                do { _ = try SuiteConfig(path: confDir + "/" + name + ".cfg") } catch { errors += error.errors }
+            }
+            if !errors.isEmpty { throw ConfigErrors(errors) }
+        } catch let errors as ConfigErrors {
+            throw reportConfigErrors(errors)
+        }
+        do {
+            try Runner.prepareOutputDirectory(outputDirectory)
+        } catch {
+            FileHandle.standardError.write(Data("dts run: \(error)\n".utf8))
+            throw ExitCode(ExitCodes.config)
+        }
+
+        let progress = TerminalProgress()
+        let control = RunControl()
+        let trap = SignalTrap(control: control) { progress.note($0) }
+        defer { trap.uninstall() }
+        let runner = Runner(plan: plan, options: RunnerOptions(
+            outputDirectory: outputDirectory, settings: settings, reRuns: reRun,
+            caseTimeout: caseTimeout.map { .seconds($0) }, command: CommandLine.arguments, echoLog: verbose),
+            control: control, progress: progress)
+
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { outcome.set(.success(try await runner.run())) } catch { outcome.set(.failure(error)) }
+            done.signal()
+        }
+        done.wait()
+        switch outcome.value! {
+        case .success(let report):
+            print("")
+            print(TerminalProgress.summary(report), terminator: "")
+            print("results: \(outputDirectory)/report.html, junit.xml, results.json, test_results.json; logs: \(outputDirectory)/dts.log")
+            if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
+        case .failure(let error):
+            FileHandle.standardError.write(Data("dts run: \(error)\n".utf8))
+            throw ExitCode(ExitCodes.infrastructure)
+        }
+    }
+}
+
+/// The run's result, handed from the async task to the command.
+private final class Outcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Result<RunReport, any Error>?
+    func set(_ value: Result<RunReport, any Error>) { lock.withLock { stored = value } }
+    var value: Result<RunReport, any Error>? { lock.withLock { stored } }
+}

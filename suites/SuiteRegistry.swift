@@ -1,0 +1,16 @@
+import DTS
+
+/// Every suite `dts run` and `dts list` know, by DTS name. Adding a suite: one file in `suites/`
+/// and one line here.
+public enum SuiteRegistry {
+    /// The suite types, in `dts list` order.
+    public static let all: [any TestSuite.Type] = [
+        HostBasic.self,
+        RunnerSelfTest.self,
+    ]
+
+    /// The suite called `name`, if registered.
+    public static func suite(named name: String) -> (any TestSuite.Type)? {
+        all.first { $0.name == name }
+    }
+}
