@@ -4,7 +4,7 @@ import Foundation
 import Suites
 
 /// `dts run`: runs suites as DTS's `dts` did, from execution.cfg and crbs.cfg, with overrides.
-struct RunCommand: ParsableCommand {
+struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run test suites on the DUTs of execution.cfg (or on this machine) and write results.",
@@ -50,7 +50,7 @@ struct RunCommand: ParsableCommand {
         if let caseTimeout, caseTimeout <= 0 { throw ValidationError("--case-timeout must be positive") }
     }
 
-    func run() throws {
+    func run() async throws {
         let fm = FileManager.default
         let confDir = options.confDir
         let settings = try options.settings()
@@ -96,14 +96,9 @@ struct RunCommand: ParsableCommand {
             caseTimeout: caseTimeout.map { .seconds($0) }, command: CommandLine.arguments, echoLog: verbose),
             control: control, progress: progress)
 
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do { outcome.set(.success(try await runner.run())) } catch { outcome.set(.failure(error)) }
-            done.signal()
-        }
-        done.wait()
-        switch outcome.value! {
+        let outcome: Result<RunReport, any Error>
+        do { outcome = .success(try await runner.run()) } catch { outcome = .failure(error) }
+        switch outcome {
         case .success(let report):
             print("")
             print(TerminalProgress.summary(report), terminator: "")
@@ -114,12 +109,4 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(ExitCodes.infrastructure)
         }
     }
-}
-
-/// The run's result, handed from the async task to the command.
-private final class Outcome: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Result<RunReport, any Error>?
-    func set(_ value: Result<RunReport, any Error>) { lock.withLock { stored = value } }
-    var value: Result<RunReport, any Error>? { lock.withLock { stored } }
 }

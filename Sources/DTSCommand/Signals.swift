@@ -6,7 +6,7 @@ import Glibc
 
 /// SIGINT and SIGTERM delivered as an async event instead of killing the process, so that every
 /// VM and backend can be torn down first.
-final class SignalTrap: @unchecked Sendable {
+final class SignalWaiter: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
     private let lock = NSLock()
     private var received: Int32?

@@ -70,7 +70,7 @@ struct VMCommand: ParsableCommand {
         @OptionGroup var options: VMOptions
 
         /// Boots the VM, tearing everything down if SIGINT/SIGTERM arrives meanwhile.
-        func boot(_ trap: SignalTrap) async throws -> (QEMUKvm, VirtDut, RunContext) {
+        func boot(_ trap: SignalWaiter) async throws -> (QEMUKvm, VirtDut, RunContext) {
             let kvm: QEMUKvm
             do {
                 kvm = try QEMUKvm(dut: Dut(settings: try options.settings()), vmName: vm, suite: suite)
@@ -110,7 +110,7 @@ struct VMCommand: ParsableCommand {
         @OptionGroup var boot: BootOptions
 
         func run() async throws {
-            let trap = SignalTrap()
+            let trap = SignalWaiter()
             let (kvm, dut, context) = try await boot.boot(trap)
             let command = dut.command
             print("""
@@ -148,7 +148,7 @@ struct VMCommand: ParsableCommand {
         func run() async throws {
             let words = command.first == "--" ? Array(command.dropFirst()) : command
             guard !words.isEmpty else { throw ValidationError("give the command to run after --") }
-            let trap = SignalTrap()
+            let trap = SignalWaiter()
             let (kvm, dut, context) = try await boot.boot(trap)
             let status: Int32
             do {
