@@ -42,6 +42,12 @@ class LoopOperation {
     func abort(_ core: ConnectionCore, reason: SSHError) {}
 }
 
+/// Links a waiting task to its operation for cancellation. Touched only on the connection thread.
+final class OperationToken: @unchecked Sendable {
+    var operation: LoopOperation?
+    var cancelRequested = false
+}
+
 /// Result of a non-blocking libssh2 read into a byte array.
 enum ReadOutcome {
     case data(Int)
@@ -119,20 +125,33 @@ final class ConnectionCore: @unchecked Sendable {
         return true
     }
 
-    /// Runs an operation built on the connection thread and waits for its result.
+    /// Runs an operation built on the connection thread and waits for its result. Cancelling the
+    /// calling task ends the operation at once, as if its deadline had passed.
     func perform<T: Sendable>(
         _ what: String,
         _ build: @escaping @Sendable (ConnectionCore, CheckedContinuation<T, any Error>) -> LoopOperation?
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
-            let accepted = submit { core in
-                if let error = core.unusableError() {
-                    cont.resume(throwing: error)
-                    return
+        let token = OperationToken()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
+                let accepted = submit { core in
+                    if let error = core.unusableError() {
+                        cont.resume(throwing: error)
+                        return
+                    }
+                    if let op = build(core, cont) {
+                        core.operations.append(op)
+                        token.operation = op
+                        if token.cancelRequested { op.deadline = .now }
+                    }
                 }
-                if let op = build(core, cont) { core.operations.append(op) }
+                if !accepted { cont.resume(throwing: SSHError.closed(endpoint: endpoint)) }
             }
-            if !accepted { cont.resume(throwing: SSHError.closed(endpoint: endpoint)) }
+        } onCancel: {
+            submit { _ in
+                token.cancelRequested = true
+                if let op = token.operation, !op.finished { op.deadline = .now }
+            }
         }
     }
 

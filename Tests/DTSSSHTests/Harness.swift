@@ -189,7 +189,8 @@ final class ClientKey: @unchecked Sendable {
         defer { fileLock.unlock() }
         let text = (try? String(contentsOfFile: authorizedKeys, encoding: .utf8)) ?? ""
         let lines = text.split(separator: "\n").map(String.init)
-        let updated = change(lines).joined(separator: "\n") + "\n"
+        let kept = change(lines)
+        let updated = kept.isEmpty ? "" : kept.joined(separator: "\n") + "\n"
         // Rewrite in place so owner and mode stay as the setup script made them.
         guard let handle = FileHandle(forUpdatingAtPath: authorizedKeys) else {
             throw HarnessError(description: "cannot open \(authorizedKeys): run scripts/setup.d/ssh.sh")

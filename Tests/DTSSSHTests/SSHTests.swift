@@ -82,6 +82,20 @@ struct SSHTests {
         }
     }
 
+    @Test("cancelling the waiting task ends the operation at once")
+    func cancellation() async throws {
+        try await withServer { _, ssh, _ in
+            let start = ContinuousClock.now
+            let task = Task { try await ssh.exec("sleep 30", timeout: .seconds(30)) }
+            try await Task.sleep(for: .milliseconds(300))
+            task.cancel()
+            await #expect(throws: SSHError.self) { _ = try await task.value }
+            #expect(elapsed(since: start) < .seconds(3))
+            let after = try await ssh.exec("echo still-usable", timeout: .seconds(10))
+            #expect(after.output == "still-usable\n")
+        }
+    }
+
     @Test("sendExpect on a real bash with a unique prompt; echo removed, CRLF normalized")
     func sendExpectPrompt() async throws {
         try await withServer { _, ssh, _ in
