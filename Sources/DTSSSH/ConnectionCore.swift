@@ -84,6 +84,13 @@ final class ConnectionCore: @unchecked Sendable {
     let readBuffer: UnsafeMutablePointer<CChar>
     let readBufferSize = 256 * 1024
     var kbdPassword: [CChar] = []
+    /// Server quirk mode (see `SSHConnectOptions.serializeChannelSetup`).
+    var serializeSetups = false
+    /// Channels whose server process may exit at any moment (running execs, SFTP sessions, shells
+    /// being closed); with `serializeSetups`, channel opens wait until there are none.
+    var transientChannels = 0
+    /// The server's identification string.
+    var serverBanner = ""
     private var shellCounter = 0
 
     init(options: SSHConnectOptions) {
@@ -207,11 +214,15 @@ final class ConnectionCore: @unchecked Sendable {
             owner = op.exclusive ? op : nil
             return true
         case .blocked:
+            if op.finished {
+                // Aborted from inside its own step (the connection broke).
+                owner = nil
+                return true
+            }
             let outbound = session.map { libssh2_session_block_directions($0) & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 } ?? false
             // A partly sent packet must be completed by the same call before any other send.
-            owner = (op.exclusive || outbound) && !op.finished ? op : nil
-            if op.finished { owner = nil }
-            return op.finished
+            owner = (op.exclusive || outbound) ? op : nil
+            return false
         }
     }
 
@@ -366,6 +377,9 @@ final class ConnectionCore: @unchecked Sendable {
     }
 
     // MARK: Helpers for operations
+
+    /// `true` if a channel open must wait (quirk mode and a server process may exit meanwhile).
+    var channelSetupMustWait: Bool { serializeSetups && transientChannels > 0 }
 
     /// Opens a `session` channel (non-blocking: `nil` plus `EAGAIN` means call again).
     func openSessionChannel() -> (OpaquePointer?, Int32) {

@@ -150,6 +150,9 @@ final class DropbearServer: @unchecked Sendable {
     /// Stops the server and removes its directory.
     func shutdown() {
         stop()
+        if let keep = ProcessInfo.processInfo.environment["DTS_SSH_KEEP_LOGS"] {
+            try? FileManager.default.copyItem(atPath: dir.file("dropbear-\(port).log"), toPath: keep + "/dropbear-\(port).log")
+        }
         dir.remove()
     }
 }

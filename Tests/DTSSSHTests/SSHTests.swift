@@ -176,6 +176,44 @@ struct SSHTests {
         }
     }
 
+    @Test("many concurrent execs, a shell and an upload interleave on one connection")
+    func manyConcurrent() async throws {
+        try await withServer { _, ssh, dir in
+            let shell = try await ssh.openSSHShell()
+            let payload = dir.file("small.bin")
+            try Data(repeating: 0x5A, count: 3 * 1024 * 1024).write(to: URL(fileURLWithPath: payload))
+            let remote = "/tmp/dts-ssh-test-\(UUID().uuidString)"
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for i in 0..<24 {
+                    group.addTask {
+                        let r = try await ssh.exec("seq 1 \(5000 + i); echo done-\(i) >&2", timeout: .seconds(60))
+                        let lines = r.output.split(separator: "\n")
+                        return lines.count == 5000 + i && r.errorOutput == "done-\(i)\n" ? "exec-ok" : "exec-bad-\(i)"
+                    }
+                }
+                group.addTask {
+                    var ok = true
+                    for i in 0..<20 {
+                        ok = try await shell.run("echo shell-\(i)", timeout: .seconds(30)) == "shell-\(i)\n" && ok
+                    }
+                    return ok ? "shell-ok" : "shell-bad"
+                }
+                group.addTask {
+                    try await ssh.upload(localPath: payload, remotePath: remote, mode: 0o640, progress: nil)
+                    return "upload-ok"
+                }
+                var results: [String] = []
+                for try await r in group { results.append(r) }
+                #expect(results.filter { $0 == "exec-ok" }.count == 24, "\(results.filter { $0 != "exec-ok" })")
+                #expect(results.contains("shell-ok"))
+                #expect(results.contains("upload-ok"))
+            }
+            let sum = try await ssh.exec(argv: ["sha256sum", remote], timeout: .seconds(30)).output.prefix(64)
+            #expect(String(sum) == (try sha256(ofLocal: payload)))
+            _ = try await ssh.exec(argv: ["rm", "-f", remote], timeout: .seconds(10))
+        }
+    }
+
     @Test("wrong password, wrong key and a closed port are typed errors")
     func authAndConnectErrors() async throws {
         let dir = try TempDir()

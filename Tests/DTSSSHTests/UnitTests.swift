@@ -26,6 +26,14 @@ struct SSHHelperTests {
         #expect(Fingerprint.decodeBase64("AAEC/w==") == [0, 1, 2, 255])
     }
 
+    @Test func dropbearQuirkVersions() {
+        #expect(ServerQuirks.dropsChannelsOnChildExit(banner: "SSH-2.0-dropbear_2022.83"))
+        #expect(ServerQuirks.dropsChannelsOnChildExit(banner: "SSH-2.0-dropbear_2024.85"))
+        #expect(!ServerQuirks.dropsChannelsOnChildExit(banner: "SSH-2.0-dropbear_2024.86"))
+        #expect(!ServerQuirks.dropsChannelsOnChildExit(banner: "SSH-2.0-dropbear_2020.81"))
+        #expect(!ServerQuirks.dropsChannelsOnChildExit(banner: "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"))
+    }
+
     @Test func durationsAndPolicies() {
         #expect(formatDuration(.seconds(5)) == "5 s")
         #expect(formatDuration(.milliseconds(1500)) == "1.5 s")
