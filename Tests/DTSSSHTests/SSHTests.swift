@@ -28,6 +28,17 @@ func withServer(
     }
 }
 
+/// Runs `body`, then removes `remote` over the connection whether `body` failed or not.
+func removingRemote(_ ssh: SSHConnection, _ remote: String, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch {
+        _ = try? await ssh.exec(argv: ["rm", "-f", remote], timeout: .seconds(10))
+        throw error
+    }
+    _ = try await ssh.exec(argv: ["rm", "-f", remote], timeout: .seconds(10))
+}
+
 func elapsed(since start: ContinuousClock.Instant) -> Duration { ContinuousClock.now - start }
 
 @Suite("SSH against a real dropbear", .serialized)
@@ -183,34 +194,35 @@ struct SSHTests {
             let payload = dir.file("small.bin")
             try Data(repeating: 0x5A, count: 3 * 1024 * 1024).write(to: URL(fileURLWithPath: payload))
             let remote = "/tmp/dts-ssh-test-\(UUID().uuidString)"
-            try await withThrowingTaskGroup(of: String.self) { group in
-                for i in 0..<24 {
+            try await removingRemote(ssh, remote) {
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    for i in 0..<24 {
+                        group.addTask {
+                            let r = try await ssh.exec("seq 1 \(5000 + i); echo done-\(i) >&2", timeout: .seconds(60))
+                            let lines = r.output.split(separator: "\n")
+                            return lines.count == 5000 + i && r.errorOutput == "done-\(i)\n" ? "exec-ok" : "exec-bad-\(i)"
+                        }
+                    }
                     group.addTask {
-                        let r = try await ssh.exec("seq 1 \(5000 + i); echo done-\(i) >&2", timeout: .seconds(60))
-                        let lines = r.output.split(separator: "\n")
-                        return lines.count == 5000 + i && r.errorOutput == "done-\(i)\n" ? "exec-ok" : "exec-bad-\(i)"
+                        var ok = true
+                        for i in 0..<20 {
+                            ok = try await shell.run("echo shell-\(i)", timeout: .seconds(30)) == "shell-\(i)\n" && ok
+                        }
+                        return ok ? "shell-ok" : "shell-bad"
                     }
-                }
-                group.addTask {
-                    var ok = true
-                    for i in 0..<20 {
-                        ok = try await shell.run("echo shell-\(i)", timeout: .seconds(30)) == "shell-\(i)\n" && ok
+                    group.addTask {
+                        try await ssh.upload(localPath: payload, remotePath: remote, mode: 0o640, progress: nil)
+                        return "upload-ok"
                     }
-                    return ok ? "shell-ok" : "shell-bad"
+                    var results: [String] = []
+                    for try await r in group { results.append(r) }
+                    #expect(results.filter { $0 == "exec-ok" }.count == 24, "\(results.filter { $0 != "exec-ok" })")
+                    #expect(results.contains("shell-ok"))
+                    #expect(results.contains("upload-ok"))
                 }
-                group.addTask {
-                    try await ssh.upload(localPath: payload, remotePath: remote, mode: 0o640, progress: nil)
-                    return "upload-ok"
-                }
-                var results: [String] = []
-                for try await r in group { results.append(r) }
-                #expect(results.filter { $0 == "exec-ok" }.count == 24, "\(results.filter { $0 != "exec-ok" })")
-                #expect(results.contains("shell-ok"))
-                #expect(results.contains("upload-ok"))
+                let sum = try await ssh.exec(argv: ["sha256sum", remote], timeout: .seconds(30)).output.prefix(64)
+                #expect(String(sum) == (try sha256(ofLocal: payload)))
             }
-            let sum = try await ssh.exec(argv: ["sha256sum", remote], timeout: .seconds(30)).output.prefix(64)
-            #expect(String(sum) == (try sha256(ofLocal: payload)))
-            _ = try await ssh.exec(argv: ["rm", "-f", remote], timeout: .seconds(10))
         }
     }
 
@@ -346,30 +358,31 @@ struct SSHTests {
             try data.write(to: URL(fileURLWithPath: local))
             chmod(local, 0o751)
             let remote = "/tmp/dts-ssh-test-\(UUID().uuidString)"
-            let progress = ProgressLog()
-            try await ssh.upload(localPath: local, remotePath: remote, mode: nil, progress: { done, total in progress.add(done, total) })
-            let (lastDone, lastTotal, calls) = progress.snapshot()
-            #expect(lastDone == Int64(size) && lastTotal == Int64(size))
-            #expect(calls > 1)
-            let remoteSum = try await ssh.exec(argv: ["sha256sum", remote], timeout: .seconds(30)).output.prefix(64)
-            let localSum = try sha256(ofLocal: local)
-            #expect(String(remoteSum) == localSum)
-            #expect(try await ssh.exec(argv: ["stat", "-c", "%a %s", remote], timeout: .seconds(10)).output == "751 \(size)\n")
+            try await removingRemote(ssh, remote) {
+                let progress = ProgressLog()
+                try await ssh.upload(localPath: local, remotePath: remote, mode: nil, progress: { done, total in progress.add(done, total) })
+                let (lastDone, lastTotal, calls) = progress.snapshot()
+                #expect(lastDone == Int64(size) && lastTotal == Int64(size))
+                #expect(calls > 1)
+                let remoteSum = try await ssh.exec(argv: ["sha256sum", remote], timeout: .seconds(30)).output.prefix(64)
+                let localSum = try sha256(ofLocal: local)
+                #expect(String(remoteSum) == localSum)
+                #expect(try await ssh.exec(argv: ["stat", "-c", "%a %s", remote], timeout: .seconds(10)).output == "751 \(size)\n")
 
-            let back = dir.file("back.bin")
-            try await ssh.download(remotePath: remote, localPath: back, progress: nil)
-            #expect(try sha256(ofLocal: back) == localSum)
-            var st = stat()
-            stat(back, &st)
-            #expect(st.st_mode & 0o7777 == 0o751)
+                let back = dir.file("back.bin")
+                try await ssh.download(remotePath: remote, localPath: back, progress: nil)
+                #expect(try sha256(ofLocal: back) == localSum)
+                var st = stat()
+                stat(back, &st)
+                #expect(st.st_mode & 0o7777 == 0o751)
 
-            // An explicit mode wins over the local one.
-            try await ssh.upload(localPath: local, remotePath: remote, mode: 0o600, progress: nil)
-            #expect(try await ssh.exec(argv: ["stat", "-c", "%a", remote], timeout: .seconds(10)).output == "600\n")
-            _ = try await ssh.exec(argv: ["rm", "-f", remote], timeout: .seconds(10))
+                // An explicit mode wins over the local one.
+                try await ssh.upload(localPath: local, remotePath: remote, mode: 0o600, progress: nil)
+                #expect(try await ssh.exec(argv: ["stat", "-c", "%a", remote], timeout: .seconds(10)).output == "600\n")
+            }
 
             let missing = await #expect(throws: SSHError.self) {
-                try await ssh.download(remotePath: "/nonexistent/file", localPath: back, progress: nil)
+                try await ssh.download(remotePath: "/nonexistent/file", localPath: dir.file("missing.bin"), progress: nil)
             }
             #expect(String(describing: missing!).contains("/nonexistent/file"))
         }
