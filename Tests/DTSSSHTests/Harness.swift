@@ -90,7 +90,10 @@ final class DropbearServer: @unchecked Sendable {
     let hostKeyPath: String
 
     /// Starts dropbear on `port` (a free one if nil) with a new host key (or the given key file).
-    init(port: Int? = nil, hostKeyPath: String? = nil, dir: TempDir? = nil) throws {
+    let extraArguments: [String]
+
+    init(port: Int? = nil, hostKeyPath: String? = nil, dir: TempDir? = nil, extraArguments: [String] = []) throws {
+        self.extraArguments = extraArguments
         try requireProgram("/usr/sbin/dropbear", package: "dropbear-bin")
         try requireProgram("/usr/bin/dropbearkey", package: "dropbear-bin")
         try requireTestUser()
@@ -111,7 +114,7 @@ final class DropbearServer: @unchecked Sendable {
         let log = dir.file("dropbear-\(port).log")
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let pid = try spawn("/usr/sbin/dropbear",
-                            ["-F", "-E", "-m", "-r", hostKeyPath, "-p", "127.0.0.1:\(port)", "-P", dir.file("dropbear-\(port).pid")],
+                            ["-F", "-E", "-m", "-r", hostKeyPath, "-p", "127.0.0.1:\(port)", "-P", dir.file("dropbear-\(port).pid")] + extraArguments,
                             output: log)
         self.pid = pid
         // Wait until it accepts connections.

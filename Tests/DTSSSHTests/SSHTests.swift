@@ -437,6 +437,36 @@ struct SSHTests {
         await again.close()
     }
 
+    @Test("keepalives are sent on an idle connection, and only when configured")
+    func keepalive() async throws {
+        try requireProgram("/usr/bin/ss", package: "iproute2")
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let keptServer = try DropbearServer()
+        defer { keptServer.shutdown() }
+        let silentServer = try DropbearServer()
+        defer { silentServer.shutdown() }
+        var options = testOptions(port: keptServer.port, auth: .password(TestUsers.password), knownHosts: dir.file("known_hosts"))
+        options.keepaliveInterval = .seconds(1)
+        let kept = try await SSHConnection.connect(options)
+        options.port = silentServer.port
+        options.keepaliveInterval = nil
+        let silent = try await SSHConnection.connect(options)
+        _ = try await kept.exec("true", timeout: .seconds(10))
+        _ = try await silent.exec("true", timeout: .seconds(10))
+        let keptBefore = try bytesSent(toPort: keptServer.port)
+        let silentBefore = try bytesSent(toPort: silentServer.port)
+        try await Task.sleep(for: .milliseconds(3500))
+        let keptAfter = try bytesSent(toPort: keptServer.port)
+        let silentAfter = try bytesSent(toPort: silentServer.port)
+        // Each keepalive is one encrypted packet of several dozen bytes; 1 s interval over 3.5 s.
+        #expect(keptAfter - keptBefore >= 2 * 40, "kept: \(keptBefore) -> \(keptAfter)")
+        #expect(silentAfter == silentBefore, "silent: \(silentBefore) -> \(silentAfter)")
+        #expect(try await kept.exec("echo kept", timeout: .seconds(10)).output == "kept\n")
+        await kept.close()
+        await silent.close()
+    }
+
     @Test("the transcript hook sees commands and outputs, never the password")
     func transcript() async throws {
         let dir = try TempDir()
@@ -479,6 +509,15 @@ struct SSHKeyboardInteractiveTests {
         let error = await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(wrong) }
         #expect(String(describing: error!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (keyboard-interactive)"))
     }
+}
+
+/// `bytes_sent` of the one client TCP socket connected to 127.0.0.1:`port`, from `ss -ti`.
+func bytesSent(toPort port: Int) throws -> Int {
+    let (status, output) = try runProgram("/usr/bin/ss", ["-tinH", "state", "established", "dst", "127.0.0.1:\(port)"])
+    guard status == 0, let range = output.range(of: "bytes_sent:") else {
+        throw HarnessError(description: "no bytes_sent in `ss -ti` output: \(output)")
+    }
+    return Int(output[range.upperBound...].prefix { $0.isNumber }) ?? -1
 }
 
 final class ProgressLog: @unchecked Sendable {
