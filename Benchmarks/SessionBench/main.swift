@@ -178,6 +178,17 @@ func measurePexpect(_ args: Arguments, mode: String) throws -> Stats {
     return Stats(samples: values)
 }
 
+/// The floor of any exec path: starting the remote user's shell for one command (done locally).
+func measureShellStart(_ args: Arguments) throws -> Stats {
+    var samples: [Double] = []
+    for i in 0..<(args.iterations + 10) {
+        let start = ContinuousClock.now
+        _ = try runProgram("/bin/bash", ["-c", "true"])
+        if i >= 10 { samples.append(ms(ContinuousClock.now - start)) }
+    }
+    return Stats(samples: samples)
+}
+
 func format(_ v: Double) -> String { String(format: "%.3f", v) }
 
 do {
@@ -186,6 +197,7 @@ do {
     let controlMaster = try measureControlMaster(args)
     let pexpectDefault = try measurePexpect(args, mode: "default")
     let pexpectFast = try measurePexpect(args, mode: "fast")
+    let shellStart = try measureShellStart(args)
     let base = exec.p50
     print("Session round trip, \(args.iterations) iterations after 10 warm-up (dropbear on \(args.host):\(args.port), key auth)")
     print("path                                     p50 ms    p99 ms   p50 / dts exec p50   p50 / dts sendExpect p50")
@@ -195,6 +207,7 @@ do {
         ("(c) ssh ControlMaster reuse (`true`)", controlMaster),
         ("(d) pexpect pxssh, default (`echo x`)", pexpectDefault),
         ("(d') pxssh, delaybeforesend=None", pexpectFast),
+        ("(e) floor: local spawn of `bash -c true`", shellStart),
     ]
     for (name, stats) in rows {
         let padded = name.padding(toLength: 40, withPad: " ", startingAt: 0)

@@ -24,6 +24,9 @@ extension ConnectionCore {
         try retry(deadline: deadline, stage: "handshake") { libssh2_session_handshake(session, self.sock) } onError: { _ in
             SSHError.handshakeFailed(hostPort: self.options.hostPort, reason: self.lastErrorMessage())
         }
+        if let banner = libssh2_session_banner_get(session) { serverBanner = String(cString: banner) }
+        serializeSetups = options.serializeChannelSetup ?? ServerQuirks.dropsChannelsOnChildExit(banner: serverBanner)
+        if serializeSetups { logger.debug("\(serverBanner): channel setups wait for running commands (dropbear#321)") }
         try verifyHostKey()
         try authenticate(deadline: deadline)
         if let interval = options.keepaliveInterval {
@@ -172,6 +175,20 @@ private let keyboardInteractiveResponder: @convention(c) (
             responses[i].text = copy
             responses[i].length = UInt32(strlen(copy!))
         }
+    }
+}
+
+/// Known server bugs that change how channels are used.
+enum ServerQuirks {
+    /// Dropbear 2022.82 up to 2024.85 close a channel that has no process yet when another session
+    /// child exits, then abort the connection when that channel's command writes (mkj/dropbear#321).
+    static func dropsChannelsOnChildExit(banner: String) -> Bool {
+        guard let range = banner.range(of: "dropbear_") else { return false }
+        let version = banner[range.upperBound...].prefix { $0.isNumber || $0 == "." }
+        let parts = version.split(separator: ".").compactMap { Int($0) }
+        guard parts.count >= 2 else { return true }
+        let number = parts[0] * 1000 + parts[1]
+        return number >= 2022_082 && number < 2024_086
     }
 }
 

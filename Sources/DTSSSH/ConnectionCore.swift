@@ -42,6 +42,12 @@ class LoopOperation {
     func abort(_ core: ConnectionCore, reason: SSHError) {}
 }
 
+/// Links a waiting task to its operation for cancellation. Touched only on the connection thread.
+final class OperationToken: @unchecked Sendable {
+    var operation: LoopOperation?
+    var cancelRequested = false
+}
+
 /// Result of a non-blocking libssh2 read into a byte array.
 enum ReadOutcome {
     case data(Int)
@@ -78,6 +84,13 @@ final class ConnectionCore: @unchecked Sendable {
     let readBuffer: UnsafeMutablePointer<CChar>
     let readBufferSize = 256 * 1024
     var kbdPassword: [CChar] = []
+    /// Server quirk mode (see `SSHConnectOptions.serializeChannelSetup`).
+    var serializeSetups = false
+    /// Channels whose server process may exit at any moment (running execs, SFTP sessions, shells
+    /// being closed); with `serializeSetups`, channel opens wait until there are none.
+    var transientChannels = 0
+    /// The server's identification string.
+    var serverBanner = ""
     private var shellCounter = 0
 
     init(options: SSHConnectOptions) {
@@ -119,20 +132,33 @@ final class ConnectionCore: @unchecked Sendable {
         return true
     }
 
-    /// Runs an operation built on the connection thread and waits for its result.
+    /// Runs an operation built on the connection thread and waits for its result. Cancelling the
+    /// calling task ends the operation at once, as if its deadline had passed.
     func perform<T: Sendable>(
         _ what: String,
         _ build: @escaping @Sendable (ConnectionCore, CheckedContinuation<T, any Error>) -> LoopOperation?
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
-            let accepted = submit { core in
-                if let error = core.unusableError() {
-                    cont.resume(throwing: error)
-                    return
+        let token = OperationToken()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
+                let accepted = submit { core in
+                    if let error = core.unusableError() {
+                        cont.resume(throwing: error)
+                        return
+                    }
+                    if let op = build(core, cont) {
+                        core.operations.append(op)
+                        token.operation = op
+                        if token.cancelRequested { op.deadline = .now }
+                    }
                 }
-                if let op = build(core, cont) { core.operations.append(op) }
+                if !accepted { cont.resume(throwing: SSHError.closed(endpoint: endpoint)) }
             }
-            if !accepted { cont.resume(throwing: SSHError.closed(endpoint: endpoint)) }
+        } onCancel: {
+            submit { _ in
+                token.cancelRequested = true
+                if let op = token.operation, !op.finished { op.deadline = .now }
+            }
         }
     }
 
@@ -188,11 +214,15 @@ final class ConnectionCore: @unchecked Sendable {
             owner = op.exclusive ? op : nil
             return true
         case .blocked:
+            if op.finished {
+                // Aborted from inside its own step (the connection broke).
+                owner = nil
+                return true
+            }
             let outbound = session.map { libssh2_session_block_directions($0) & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 } ?? false
             // A partly sent packet must be completed by the same call before any other send.
-            owner = (op.exclusive || outbound) && !op.finished ? op : nil
-            if op.finished { owner = nil }
-            return op.finished
+            owner = (op.exclusive || outbound) ? op : nil
+            return false
         }
     }
 
@@ -347,6 +377,9 @@ final class ConnectionCore: @unchecked Sendable {
     }
 
     // MARK: Helpers for operations
+
+    /// `true` if a channel open must wait (quirk mode and a server process may exit meanwhile).
+    var channelSetupMustWait: Bool { serializeSetups && transientChannels > 0 }
 
     /// Opens a `session` channel (non-blocking: `nil` plus `EAGAIN` means call again).
     func openSessionChannel() -> (OpaquePointer?, Int32) {

@@ -16,6 +16,7 @@ final class ExecOperation: LoopOperation {
     private var stdoutDone = false
     private var stderrDone = false
     private var result: ExecResult?
+    private var countedTransient = false
 
     init(command: String, timeout: Duration, continuation: CheckedContinuation<ExecResult, any Error>) {
         self.command = command
@@ -27,6 +28,14 @@ final class ExecOperation: LoopOperation {
 
     private var partial: String {
         String(decoding: stdout, as: UTF8.self) + (stderr.isEmpty ? "" : "\n[stderr] " + String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// The server process is gone (or abandoned): channel opens may proceed.
+    private func releaseTransient(_ core: ConnectionCore) {
+        if countedTransient {
+            countedTransient = false
+            core.transientChannels -= 1
+        }
     }
 
     private func resume(_ outcome: Result<ExecResult, any Error>) {
@@ -48,17 +57,26 @@ final class ExecOperation: LoopOperation {
         while true {
             switch phase {
             case .open:
+                if core.channelSetupMustWait { return .blocked }
                 exclusive = true
                 let (opened, rc) = core.openSessionChannel()
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                exclusive = false
-                guard let opened else { return fail(core, rc, "channel open") }
+                guard let opened else {
+                    exclusive = false
+                    return fail(core, rc, "channel open")
+                }
                 channel = opened
                 phase = .start
             case .start:
+                // Still exclusive: the exec request follows the open at once. Dropbear 2022.83 closes a
+                // channel that has no process yet whenever another session child exits, then aborts
+                // the whole connection when the late exec produces output (mkj/dropbear#321).
                 let rc = command.withCString { libssh2_channel_process_startup(channel, "exec", 4, $0, UInt32(strlen($0))) }
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                exclusive = false
                 if rc < 0 { return fail(core, rc, "exec request") }
+                core.transientChannels += 1
+                countedTransient = true
                 phase = .sendEOF
             case .sendEOF:
                 // The command gets no stdin; without EOF some servers (dropbear) never close the channel.
@@ -98,6 +116,7 @@ final class ExecOperation: LoopOperation {
             case .waitClosed:
                 let rc = libssh2_channel_wait_closed(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                releaseTransient(core)
                 if rc < 0 { return fail(core, rc, "waiting for channel close") }
                 var status = libssh2_channel_get_exit_status(channel)
                 var signalName: UnsafeMutablePointer<CChar>?
@@ -127,6 +146,7 @@ final class ExecOperation: LoopOperation {
                 let rc = libssh2_channel_free(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 channel = nil
+                releaseTransient(core)
                 return .done
             }
         }
@@ -136,10 +156,14 @@ final class ExecOperation: LoopOperation {
         switch phase {
         case .cleanupClose, .cleanupFree:
             // Give up on a polite close; the channel is freed with the session.
+            releaseTransient(core)
             return true
         default:
             resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial)))
-            if channel == nil { return true }
+            if channel == nil {
+                releaseTransient(core)
+                return true
+            }
             phase = .cleanupClose
             deadline = ContinuousClock.now + .seconds(2)
             return false
@@ -147,6 +171,7 @@ final class ExecOperation: LoopOperation {
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
+        releaseTransient(core)
         if case .connectionLost(let ep, _, let why, _) = reason {
             resume(.failure(SSHError.connectionLost(endpoint: ep, operation: "exec `\(command)`", reason: why, partialOutput: partial)))
         } else {

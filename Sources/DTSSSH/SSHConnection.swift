@@ -40,6 +40,7 @@ public final class SSHConnection: DUTSession, @unchecked Sendable {
     /// are drained together, so either may be large. Exit by signal N gives status 128+N.
     /// Throws ``SSHError/timeout(endpoint:operation:after:partialOutput:)`` after `timeout`.
     public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
+        core.logger.debug("exec on \(core.endpoint): \(command)")
         core.record(.exec, command)
         return try await core.perform("exec") { _, cont in
             ExecOperation(command: command, timeout: timeout, continuation: cont)

@@ -38,6 +38,7 @@ public enum SSHError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The regular expression given to `sendExpect` does not compile.
     case invalidRegex(pattern: String, reason: String)
 
+    /// A one-line message naming what failed and where.
     public var description: String {
         switch self {
         case .connectTimeout(let hp, let after):

@@ -81,6 +81,7 @@ public struct SSHTranscriptEvent: Sendable, CustomStringConvertible {
     /// For `execResult`: the exit status.
     public var status: Int32?
 
+    /// `[endpoint] kind status=N: text`, for logs.
     public var description: String {
         "[\(endpoint)] \(kind.rawValue)\(status.map { " status=\($0)" } ?? ""): \(text)"
     }
@@ -112,14 +113,21 @@ public struct SSHConnectOptions: Sendable {
     public var logger: Logger
     /// Optional transcript of commands and outputs (for per-case logs).
     public var transcript: SSHTranscriptHook?
+    /// Whether a new channel (exec, shell, SFTP) waits until no command or SFTP process of this
+    /// connection is running on the server. `nil` (default) turns it on for dropbear 2022.82 to
+    /// 2024.85, which drop the whole connection if a session child exits while another channel is
+    /// between open and its exec/shell request (mkj/dropbear#321; Debian 12 ships 2022.83).
+    public var serializeChannelSetup: Bool?
 
     /// Options with defaults: 10 s connect timeout, 30 s keepalive, 60 s transfer stall timeout.
     public init(
         host: String, port: Int = 22, user: String, authentication: SSHAuthentication,
         hostKeyPolicy: HostKeyPolicy, connectTimeout: Duration = .seconds(10),
         keepaliveInterval: Duration? = .seconds(30), transferStallTimeout: Duration = .seconds(60),
-        logger: Logger = Logger(label: "dts.ssh"), transcript: SSHTranscriptHook? = nil
+        logger: Logger = Logger(label: "dts.ssh"), transcript: SSHTranscriptHook? = nil,
+        serializeChannelSetup: Bool? = nil
     ) {
+        self.serializeChannelSetup = serializeChannelSetup
         self.host = host
         self.port = port
         self.user = user

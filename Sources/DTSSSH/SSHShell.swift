@@ -56,7 +56,10 @@ public final class SSHShell: InteractiveSession, @unchecked Sendable {
     }
 
     private func io(send: [UInt8], clear: Bool, wait: ShellWait, timeout: Duration, label: String, logSend: String?) async throws -> [UInt8] {
-        if let logSend { core.record(.shellSend, logSend) }
+        if let logSend {
+            core.logger.debug("shell \(channel.number) on \(core.endpoint) <- \(logSend)")
+            core.record(.shellSend, logSend)
+        }
         let channel = self.channel
         let endpoint = core.endpoint
         return try await core.perform(label) { _, cont in

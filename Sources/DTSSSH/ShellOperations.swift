@@ -47,11 +47,14 @@ final class ShellOpenOperation: LoopOperation {
         while true {
             switch phase {
             case .open:
+                if core.channelSetupMustWait { return .blocked }
                 exclusive = true
                 let (opened, rc) = core.openSessionChannel()
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                exclusive = false
-                guard let opened else { return fail(core, rc, "opening a shell channel") }
+                guard let opened else {
+                    exclusive = false
+                    return fail(core, rc, "opening a shell channel")
+                }
                 channel = opened
                 phase = .pty
             case .pty:
@@ -64,11 +67,16 @@ final class ShellOpenOperation: LoopOperation {
                     }
                 }
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                if rc < 0 { return fail(core, rc, "PTY request") }
+                if rc < 0 {
+                    exclusive = false
+                    return fail(core, rc, "PTY request")
+                }
                 phase = .shell
             case .shell:
+                // Open, PTY and shell requests run back to back (exclusive), see ExecOperation.
                 let rc = libssh2_channel_process_startup(channel, "shell", 5, nil, 0)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                exclusive = false
                 if rc < 0 { return fail(core, rc, "shell request") }
                 let shell = ShellChannel(number: core.nextShellNumber())
                 shell.channel = channel
@@ -161,7 +169,6 @@ final class ShellIOOperation: LoopOperation {
         if !moved, checkMatch() { return .done }
         var received = false
         while true {
-            let before = shell.pending.count
             var outcome = core.readChannel(channel, stream: 0, into: &shell.pending)
             if case .again = outcome {
                 // A PTY merges stderr into stdout, but drain stream 1 anyway so it can never stall.
@@ -171,7 +178,6 @@ final class ShellIOOperation: LoopOperation {
             switch outcome {
             case .data:
                 received = true
-                _ = before
                 if checkMatch() { return .done }
                 continue
             case .again:
@@ -259,20 +265,23 @@ final class ShellIOOperation: LoopOperation {
     }
 }
 
-/// Closes a shell's channel: EOF, then CLOSE. The caller is resumed once CLOSE is sent; waiting
-/// for the peer's CLOSE (which dropbear sends only after the shell exits) continues in the
-/// background, and a channel whose peer never answers is left to be freed with the session.
+/// Closes a shell: `exit`, EOF, CLOSE, then waits (in the background, after resuming the caller
+/// once CLOSE is sent) until the server reports the shell gone, and frees the channel. A shell
+/// that does not exit in time is left to be freed with the session.
 final class ShellCloseOperation: LoopOperation {
-    private enum Phase { case eof, close, free }
+    private enum Phase { case exit, eof, close, waitClosed, free }
     private let shell: ShellChannel
-    private var phase = Phase.eof
+    private var phase = Phase.exit
     private var continuation: CheckedContinuation<Void, any Error>?
+    private var countedTransient = false
+    private let exitLine: [CChar] = Array("exit\n".utf8CString.dropLast())
+    private var exitSent = 0
 
     init(shell: ShellChannel, continuation: CheckedContinuation<Void, any Error>) {
         self.shell = shell
         self.continuation = continuation
         super.init()
-        deadline = ContinuousClock.now + .seconds(10)
+        deadline = ContinuousClock.now + .seconds(3)
     }
 
     private func resume() {
@@ -280,14 +289,41 @@ final class ShellCloseOperation: LoopOperation {
         continuation = nil
     }
 
+    /// The shell process exits during the close; until then it counts as a transient channel.
+    private func releaseTransient(_ core: ConnectionCore) {
+        if countedTransient {
+            countedTransient = false
+            core.transientChannels -= 1
+        }
+    }
+
     override func step(_ core: ConnectionCore) -> StepResult {
-        guard let channel = shell.channel, !(shell.closed && phase == .eof) else {
+        guard let channel = shell.channel, !(shell.closed && phase == .exit) else {
             resume()
             return .done
         }
-        shell.closed = true
+        if phase == .exit {
+            shell.closed = true
+            countedTransient = true
+            core.transientChannels += 1
+        }
         while true {
             switch phase {
+            case .exit:
+                if shell.eof {
+                    phase = .close
+                    continue
+                }
+                let n = exitLine.withUnsafeBufferPointer {
+                    libssh2_channel_write_ex(channel, 0, $0.baseAddress! + exitSent, exitLine.count - exitSent)
+                }
+                if n == Int(LIBSSH2_ERROR_EAGAIN) { return .blocked }
+                if n < 0 {
+                    phase = .eof
+                    continue
+                }
+                exitSent += n
+                if exitSent == exitLine.count { phase = .eof }
             case .eof:
                 let rc = libssh2_channel_send_eof(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
@@ -300,11 +336,17 @@ final class ShellCloseOperation: LoopOperation {
                     }
                     return .blocked
                 }
+                resume()
+                phase = .waitClosed
+            case .waitClosed:
+                let rc = libssh2_channel_wait_closed(channel)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 phase = .free
             case .free:
                 let rc = libssh2_channel_free(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 shell.channel = nil
+                releaseTransient(core)
                 resume()
                 return .done
             }
@@ -312,11 +354,13 @@ final class ShellCloseOperation: LoopOperation {
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
+        releaseTransient(core)
         resume()
         return true
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
+        releaseTransient(core)
         resume()
     }
 }

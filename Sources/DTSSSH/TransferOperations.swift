@@ -10,7 +10,7 @@ import Glibc
 /// SFTP session so transfers never share SFTP state.
 final class TransferOperation: LoopOperation {
     enum Direction { case upload, download }
-    private enum Phase { case sftpInit, open, fstat, transfer, setMode, closeHandle, shutdown }
+    private enum Phase { case sftpInit, open, fstat, transfer, setMode, closeHandle, sendEOF, waitEOF, waitClosed, shutdown }
 
     private let direction: Direction
     private let localPath: String
@@ -31,6 +31,8 @@ final class TransferOperation: LoopOperation {
     private var done: Int64 = 0
     private var total: Int64 = 0
     private var error: SSHError?
+    private var countedTransient = false
+    private weak var core: ConnectionCore?
 
     init(direction: Direction, localPath: String, remotePath: String, mode: Int32?, progress: CopyProgress?,
          stallTimeout: Duration, continuation: CheckedContinuation<Void, any Error>) {
@@ -71,6 +73,11 @@ final class TransferOperation: LoopOperation {
     }
 
     private func finish() -> StepResult {
+        // The SFTP server process is gone or abandoned: channel opens may proceed.
+        if countedTransient {
+            countedTransient = false
+            core?.transientChannels -= 1
+        }
         if localFD >= 0 {
             if direction == .download, error == nil, let mode { fchmod(localFD, mode_t(mode & 0o7777)) }
             close(localFD)
@@ -113,9 +120,11 @@ final class TransferOperation: LoopOperation {
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
+        self.core = core
         while true {
             switch phase {
             case .sftpInit:
+                if core.channelSetupMustWait { return .blocked }
                 exclusive = true
                 guard let session = core.session else { return finish() }
                 let s = libssh2_sftp_init(session)
@@ -127,6 +136,8 @@ final class TransferOperation: LoopOperation {
                 }
                 exclusive = false
                 sftp = s
+                core.transientChannels += 1
+                countedTransient = true
                 phase = .open
                 touched()
             case .open:
@@ -171,7 +182,26 @@ final class TransferOperation: LoopOperation {
                 if rc < 0 && error == nil {
                     return failSFTP(core, rc, "close")
                 }
-                phase = .shutdown
+                phase = .sendEOF
+            case .sendEOF, .waitEOF, .waitClosed:
+                // End the server's sftp-server (EOF on its stdin) and wait until it is gone, so the
+                // channel stops counting as one whose process may exit (see ServerQuirks).
+                guard let channel = libssh2_sftp_get_channel(sftp) else {
+                    phase = .shutdown
+                    continue
+                }
+                let rc: Int32
+                switch phase {
+                case .sendEOF: rc = libssh2_channel_send_eof(channel)
+                case .waitEOF: rc = libssh2_channel_wait_eof(channel)
+                default: rc = libssh2_channel_wait_closed(channel)
+                }
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 {
+                    phase = .shutdown
+                    continue
+                }
+                phase = phase == .sendEOF ? .waitEOF : phase == .waitEOF ? .waitClosed : .shutdown
             case .shutdown:
                 let rc = libssh2_sftp_shutdown(sftp)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
@@ -245,6 +275,7 @@ final class TransferOperation: LoopOperation {
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
+        self.core = core
         if error == nil {
             error = .timeout(endpoint: core.endpoint, operation: "\(operationName) of \(remotePath) (no progress, \(done) bytes done)",
                              after: stallTimeout, partialOutput: "")
@@ -255,6 +286,7 @@ final class TransferOperation: LoopOperation {
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
+        self.core = core
         if error == nil {
             if case .connectionLost(let ep, _, let why, _) = reason {
                 error = .connectionLost(endpoint: ep, operation: "\(operationName) of \(remotePath)", reason: why, partialOutput: "")

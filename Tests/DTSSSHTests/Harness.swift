@@ -90,7 +90,10 @@ final class DropbearServer: @unchecked Sendable {
     let hostKeyPath: String
 
     /// Starts dropbear on `port` (a free one if nil) with a new host key (or the given key file).
-    init(port: Int? = nil, hostKeyPath: String? = nil, dir: TempDir? = nil) throws {
+    let extraArguments: [String]
+
+    init(port: Int? = nil, hostKeyPath: String? = nil, dir: TempDir? = nil, extraArguments: [String] = []) throws {
+        self.extraArguments = extraArguments
         try requireProgram("/usr/sbin/dropbear", package: "dropbear-bin")
         try requireProgram("/usr/bin/dropbearkey", package: "dropbear-bin")
         try requireTestUser()
@@ -111,7 +114,7 @@ final class DropbearServer: @unchecked Sendable {
         let log = dir.file("dropbear-\(port).log")
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let pid = try spawn("/usr/sbin/dropbear",
-                            ["-F", "-E", "-m", "-r", hostKeyPath, "-p", "127.0.0.1:\(port)", "-P", dir.file("dropbear-\(port).pid")],
+                            ["-F", "-E", "-m", "-r", hostKeyPath, "-p", "127.0.0.1:\(port)", "-P", dir.file("dropbear-\(port).pid")] + extraArguments,
                             output: log)
         self.pid = pid
         // Wait until it accepts connections.
@@ -150,6 +153,9 @@ final class DropbearServer: @unchecked Sendable {
     /// Stops the server and removes its directory.
     func shutdown() {
         stop()
+        if let keep = ProcessInfo.processInfo.environment["DTS_SSH_KEEP_LOGS"] {
+            try? FileManager.default.copyItem(atPath: dir.file("dropbear-\(port).log"), toPath: keep + "/dropbear-\(port).log")
+        }
         dir.remove()
     }
 }
@@ -189,7 +195,8 @@ final class ClientKey: @unchecked Sendable {
         defer { fileLock.unlock() }
         let text = (try? String(contentsOfFile: authorizedKeys, encoding: .utf8)) ?? ""
         let lines = text.split(separator: "\n").map(String.init)
-        let updated = change(lines).joined(separator: "\n") + "\n"
+        let kept = change(lines)
+        let updated = kept.isEmpty ? "" : kept.joined(separator: "\n") + "\n"
         // Rewrite in place so owner and mode stay as the setup script made them.
         guard let handle = FileHandle(forUpdatingAtPath: authorizedKeys) else {
             throw HarnessError(description: "cannot open \(authorizedKeys): run scripts/setup.d/ssh.sh")

@@ -28,6 +28,17 @@ func withServer(
     }
 }
 
+/// Runs `body`, then removes `remote` over the connection whether `body` failed or not.
+func removingRemote(_ ssh: SSHConnection, _ remote: String, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch {
+        _ = try? await ssh.exec(argv: ["rm", "-f", remote], timeout: .seconds(10))
+        throw error
+    }
+    _ = try await ssh.exec(argv: ["rm", "-f", remote], timeout: .seconds(10))
+}
+
 func elapsed(since start: ContinuousClock.Instant) -> Duration { ContinuousClock.now - start }
 
 @Suite("SSH against a real dropbear", .serialized)
@@ -79,6 +90,20 @@ struct SSHTests {
             // The connection is still usable afterwards.
             let again = try await ssh.exec("echo again", timeout: .seconds(10))
             #expect(again.output == "again\n")
+        }
+    }
+
+    @Test("cancelling the waiting task ends the operation at once")
+    func cancellation() async throws {
+        try await withServer { _, ssh, _ in
+            let start = ContinuousClock.now
+            let task = Task { try await ssh.exec("sleep 30", timeout: .seconds(30)) }
+            try await Task.sleep(for: .milliseconds(300))
+            task.cancel()
+            await #expect(throws: SSHError.self) { _ = try await task.value }
+            #expect(elapsed(since: start) < .seconds(3))
+            let after = try await ssh.exec("echo still-usable", timeout: .seconds(10))
+            #expect(after.output == "still-usable\n")
         }
     }
 
@@ -159,6 +184,45 @@ struct SSHTests {
             #expect(try await busy1 == "x\n")
             await a.close()
             await b.close()
+        }
+    }
+
+    @Test("many concurrent execs, a shell and an upload interleave on one connection")
+    func manyConcurrent() async throws {
+        try await withServer { _, ssh, dir in
+            let shell = try await ssh.openSSHShell()
+            let payload = dir.file("small.bin")
+            try Data(repeating: 0x5A, count: 3 * 1024 * 1024).write(to: URL(fileURLWithPath: payload))
+            let remote = "/tmp/dts-ssh-test-\(UUID().uuidString)"
+            try await removingRemote(ssh, remote) {
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    for i in 0..<24 {
+                        group.addTask {
+                            let r = try await ssh.exec("seq 1 \(5000 + i); echo done-\(i) >&2", timeout: .seconds(60))
+                            let lines = r.output.split(separator: "\n")
+                            return lines.count == 5000 + i && r.errorOutput == "done-\(i)\n" ? "exec-ok" : "exec-bad-\(i)"
+                        }
+                    }
+                    group.addTask {
+                        var ok = true
+                        for i in 0..<20 {
+                            ok = try await shell.run("echo shell-\(i)", timeout: .seconds(30)) == "shell-\(i)\n" && ok
+                        }
+                        return ok ? "shell-ok" : "shell-bad"
+                    }
+                    group.addTask {
+                        try await ssh.upload(localPath: payload, remotePath: remote, mode: 0o640, progress: nil)
+                        return "upload-ok"
+                    }
+                    var results: [String] = []
+                    for try await r in group { results.append(r) }
+                    #expect(results.filter { $0 == "exec-ok" }.count == 24, "\(results.filter { $0 != "exec-ok" })")
+                    #expect(results.contains("shell-ok"))
+                    #expect(results.contains("upload-ok"))
+                }
+                let sum = try await ssh.exec(argv: ["sha256sum", remote], timeout: .seconds(30)).output.prefix(64)
+                #expect(String(sum) == (try sha256(ofLocal: payload)))
+            }
         }
     }
 
@@ -294,30 +358,31 @@ struct SSHTests {
             try data.write(to: URL(fileURLWithPath: local))
             chmod(local, 0o751)
             let remote = "/tmp/dts-ssh-test-\(UUID().uuidString)"
-            let progress = ProgressLog()
-            try await ssh.upload(localPath: local, remotePath: remote, mode: nil, progress: { done, total in progress.add(done, total) })
-            let (lastDone, lastTotal, calls) = progress.snapshot()
-            #expect(lastDone == Int64(size) && lastTotal == Int64(size))
-            #expect(calls > 1)
-            let remoteSum = try await ssh.exec(argv: ["sha256sum", remote], timeout: .seconds(30)).output.prefix(64)
-            let localSum = try sha256(ofLocal: local)
-            #expect(String(remoteSum) == localSum)
-            #expect(try await ssh.exec(argv: ["stat", "-c", "%a %s", remote], timeout: .seconds(10)).output == "751 \(size)\n")
+            try await removingRemote(ssh, remote) {
+                let progress = ProgressLog()
+                try await ssh.upload(localPath: local, remotePath: remote, mode: nil, progress: { done, total in progress.add(done, total) })
+                let (lastDone, lastTotal, calls) = progress.snapshot()
+                #expect(lastDone == Int64(size) && lastTotal == Int64(size))
+                #expect(calls > 1)
+                let remoteSum = try await ssh.exec(argv: ["sha256sum", remote], timeout: .seconds(30)).output.prefix(64)
+                let localSum = try sha256(ofLocal: local)
+                #expect(String(remoteSum) == localSum)
+                #expect(try await ssh.exec(argv: ["stat", "-c", "%a %s", remote], timeout: .seconds(10)).output == "751 \(size)\n")
 
-            let back = dir.file("back.bin")
-            try await ssh.download(remotePath: remote, localPath: back, progress: nil)
-            #expect(try sha256(ofLocal: back) == localSum)
-            var st = stat()
-            stat(back, &st)
-            #expect(st.st_mode & 0o7777 == 0o751)
+                let back = dir.file("back.bin")
+                try await ssh.download(remotePath: remote, localPath: back, progress: nil)
+                #expect(try sha256(ofLocal: back) == localSum)
+                var st = stat()
+                stat(back, &st)
+                #expect(st.st_mode & 0o7777 == 0o751)
 
-            // An explicit mode wins over the local one.
-            try await ssh.upload(localPath: local, remotePath: remote, mode: 0o600, progress: nil)
-            #expect(try await ssh.exec(argv: ["stat", "-c", "%a", remote], timeout: .seconds(10)).output == "600\n")
-            _ = try await ssh.exec(argv: ["rm", "-f", remote], timeout: .seconds(10))
+                // An explicit mode wins over the local one.
+                try await ssh.upload(localPath: local, remotePath: remote, mode: 0o600, progress: nil)
+                #expect(try await ssh.exec(argv: ["stat", "-c", "%a", remote], timeout: .seconds(10)).output == "600\n")
+            }
 
             let missing = await #expect(throws: SSHError.self) {
-                try await ssh.download(remotePath: "/nonexistent/file", localPath: back, progress: nil)
+                try await ssh.download(remotePath: "/nonexistent/file", localPath: dir.file("missing.bin"), progress: nil)
             }
             #expect(String(describing: missing!).contains("/nonexistent/file"))
         }
@@ -372,6 +437,36 @@ struct SSHTests {
         await again.close()
     }
 
+    @Test("keepalives are sent on an idle connection, and only when configured")
+    func keepalive() async throws {
+        try requireProgram("/usr/bin/ss", package: "iproute2")
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let keptServer = try DropbearServer()
+        defer { keptServer.shutdown() }
+        let silentServer = try DropbearServer()
+        defer { silentServer.shutdown() }
+        var options = testOptions(port: keptServer.port, auth: .password(TestUsers.password), knownHosts: dir.file("known_hosts"))
+        options.keepaliveInterval = .seconds(1)
+        let kept = try await SSHConnection.connect(options)
+        options.port = silentServer.port
+        options.keepaliveInterval = nil
+        let silent = try await SSHConnection.connect(options)
+        _ = try await kept.exec("true", timeout: .seconds(10))
+        _ = try await silent.exec("true", timeout: .seconds(10))
+        let keptBefore = try bytesSent(toPort: keptServer.port)
+        let silentBefore = try bytesSent(toPort: silentServer.port)
+        try await Task.sleep(for: .milliseconds(3500))
+        let keptAfter = try bytesSent(toPort: keptServer.port)
+        let silentAfter = try bytesSent(toPort: silentServer.port)
+        // Each keepalive is one encrypted packet of several dozen bytes; 1 s interval over 3.5 s.
+        #expect(keptAfter - keptBefore >= 2 * 40, "kept: \(keptBefore) -> \(keptAfter)")
+        #expect(silentAfter == silentBefore, "silent: \(silentBefore) -> \(silentAfter)")
+        #expect(try await kept.exec("echo kept", timeout: .seconds(10)).output == "kept\n")
+        await kept.close()
+        await silent.close()
+    }
+
     @Test("the transcript hook sees commands and outputs, never the password")
     func transcript() async throws {
         let dir = try TempDir()
@@ -414,6 +509,15 @@ struct SSHKeyboardInteractiveTests {
         let error = await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(wrong) }
         #expect(String(describing: error!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (keyboard-interactive)"))
     }
+}
+
+/// `bytes_sent` of the one client TCP socket connected to 127.0.0.1:`port`, from `ss -ti`.
+func bytesSent(toPort port: Int) throws -> Int {
+    let (status, output) = try runProgram("/usr/bin/ss", ["-tinH", "state", "established", "dst", "127.0.0.1:\(port)"])
+    guard status == 0, let range = output.range(of: "bytes_sent:") else {
+        throw HarnessError(description: "no bytes_sent in `ss -ti` output: \(output)")
+    }
+    return Int(output[range.upperBound...].prefix { $0.isNumber }) ?? -1
 }
 
 final class ProgressLog: @unchecked Sendable {

@@ -5,7 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 need=()
-for pkg in libssh2-1-dev dropbear-bin openssh-client openssh-server openssh-sftp-server python3-pexpect passwd; do
+for pkg in libssh2-1-dev dropbear-bin openssh-client openssh-server openssh-sftp-server python3-pexpect passwd iproute2; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
