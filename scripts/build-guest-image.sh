@@ -90,7 +90,7 @@ host_ready() {
         command -v "$c" >/dev/null 2>&1 || return 1
     done
     for p in "${host_lib_packages[@]}" $([ "$with_dpdk" = 1 ] && echo dpdk-dev); do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || return 1
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] || return 1
     done
 }
 if ! host_ready; then
@@ -101,13 +101,13 @@ if ! host_ready; then
 fi
 
 # ---- versions and input hash ----------------------------------------------------
-kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ {print $2; exit}')
+kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ && !n++ {print $2}')
 [ -n "$kernel_pkg" ] || die "cannot find the kernel package: 'apt-cache depends linux-image-amd64' names none (run apt-get update?)"
 packages=("$kernel_pkg" "${packages[@]}")
 
 declare -A pkg_version
 for p in "${packages[@]}"; do
-    v=$(apt-cache policy "$p" 2>/dev/null | awk '$1 == "Candidate:" {print $2; exit}')
+    v=$(apt-cache policy "$p" 2>/dev/null | awk '$1 == "Candidate:" && !n++ {print $2}')
     [ -n "$v" ] && [ "$v" != "(none)" ] || die "no installable version of Debian package $p (apt-get update?)"
     pkg_version[$p]=$v
 done
@@ -155,13 +155,13 @@ for p in "${packages[@]}"; do pins+=("$p=${pkg_version[$p]}"); done
 (cd "$tmp/debs" && apt-get download -q "${pins[@]}" >"$tmp/download.log" 2>&1) \
     || { cat "$tmp/download.log" >&2; die "apt-get download failed"; }
 for p in "${packages[@]}"; do
-    deb=$(find "$tmp/debs" -maxdepth 1 -name "${p}_*.deb" | head -n1)
+    deb=$(find "$tmp/debs" -maxdepth 1 -name "${p}_*.deb" -print -quit)
     [ -n "$deb" ] || die "apt-get download produced no .deb for $p"
     dpkg-deb -x "$deb" "$tmp/x/$p" || die "cannot unpack $deb"
 done
 
 kx=$tmp/x/$kernel_pkg
-vmlinuz_src=$(find "$kx/boot" -maxdepth 1 -name 'vmlinuz-*' | head -n1)
+vmlinuz_src=$(find "$kx/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit)
 [ -n "$vmlinuz_src" ] || die "no boot/vmlinuz-* in $kernel_pkg"
 kver=${vmlinuz_src##*/vmlinuz-}
 kmoddir=$kx/lib/modules/$kver
@@ -237,13 +237,13 @@ elfs+=("$tmp/x/openssh-sftp-server/usr/lib/openssh/sftp-server")
 ln -s openssh/sftp-server "$root/usr/lib/sftp-server"
 copy_closure "${elfs[@]}"
 # glibc dlopens libgcc_s for thread cancellation and unwinding.
-libgcc=$(ldconfig -p | awk '$1 == "libgcc_s.so.1" && $NF ~ /x86_64|\/lib\// {print $NF; exit}')
+libgcc=$(ldconfig -p | awk '$1 == "libgcc_s.so.1" && $NF ~ /x86_64|\/lib\// && !n++ {print $NF}')
 [ -n "$libgcc" ] && copy_path "$libgcc"
 
 if [ "$with_dpdk" = 1 ]; then
     testpmd=$(command -v dpdk-testpmd)
     copy_path "$testpmd"
-    pmddir=$(find /usr/lib/x86_64-linux-gnu/dpdk -maxdepth 1 -type d -name 'pmds-*' | head -n1)
+    pmddir=$(find /usr/lib/x86_64-linux-gnu/dpdk -maxdepth 1 -type d -name 'pmds-*' -print -quit)
     [ -n "$pmddir" ] || die "no DPDK pmds-* directory under /usr/lib/x86_64-linux-gnu/dpdk"
     pmd_files=()
     for d in "${dpdk_pmds[@]}"; do
@@ -273,7 +273,7 @@ resolve_module() {
         deps=$(modinfo -F depends "${kmod_path[$m]}")
         for d in ${deps//,/ }; do resolve_module "$d"; done
         load_order+=("$m")
-    elif sed 's/-/_/g' "$kmoddir/modules.builtin" | grep -q "/$m\.ko$"; then
+    elif sed 's/-/_/g' "$kmoddir/modules.builtin" | grep "/$m\.ko$" >/dev/null; then
         : # built into the kernel
     else
         die "kernel module $m is neither a module nor built into $kernel_pkg"
@@ -333,7 +333,7 @@ rootfs_bytes=$(du -sb --apparent-size "$root" | cut -f1)
 info "packing initramfs ($rootfs_bytes bytes unpacked)"
 mkdir -p "$tmp/out"
 (cd "$root" && find . -mindepth 1 -print0 | sort -z | cpio --null -o -H newc --quiet) \
-    | zstd -q -19 -T0 > "$tmp/out/initrd.img"
+    | zstd -q -19 > "$tmp/out/initrd.img"
 cp "$vmlinuz_src" "$tmp/out/vmlinuz"
 
 {

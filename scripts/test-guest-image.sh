@@ -43,7 +43,7 @@ if [ -z "$output" ]; then
 fi
 manifest=$output/manifest
 [ -f "$manifest" ] || fail "no manifest in $output"
-mval() { sed -n "s/^$1=//p" "$manifest" | head -n1; }
+mval() { sed -n "s/^$1=//p" "$manifest" | sed -n 1p; }
 kver=$(mval kernel_version)
 user=$(mval login_user)
 password=$(mval login_password)
@@ -131,7 +131,6 @@ ssh_keyauth() { ssh "${ssh_key[@]}" "$user@127.0.0.1" "$@" </dev/null; }
 
 # ---- boot ---------------------------------------------------------------------
 mem=512
-[ "$with_dpdk" = 1 ] && mem=1024
 qemu_argv=(
     qemu-system-x86_64 -machine pc,accel=tcg -cpu max -smp 2 -m "$mem" -nodefaults -display none
     -kernel "$output/vmlinuz" -initrd "$output/initrd.img" -append "console=ttyS0 quiet"
@@ -244,7 +243,9 @@ if [ "$with_dpdk" = 1 ]; then
         echo uio_pci_generic > /sys/bus/pci/devices/0000:00:04.0/driver_override
         echo 0000:00:04.0 > /sys/bus/pci/drivers/uio_pci_generic/bind
         basename "$(readlink /sys/bus/pci/devices/0000:00:04.0/driver)"
-        printf "show port info 0\nquit\n" | timeout 120 dpdk-testpmd -l 0-1 --no-huge -m 256 -a 0000:00:04.0 -- -i --total-num-mbufs=2048 2>&1') \
+        echo 64 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+        grep -q "/dev/hugepages hugetlbfs" /proc/mounts
+        printf "show port info 0\nquit\n" | timeout 120 dpdk-testpmd -l 0-1 -m 128 -a 0000:00:04.0 -- -i --total-num-mbufs=2048 2>&1') \
         || { echo "$out" >&2; fail "dpdk-testpmd in the guest failed"; }
     echo "$out" | sed 's/^/    guest: /' | grep -E 'uio_pci_generic|Driver name|EAL: Probe|Bye' || true
     grep -qx 'uio_pci_generic' <<<"$out" || fail "00:04.0 is not bound to uio_pci_generic"

@@ -28,7 +28,7 @@ for a in "$@"; do [ "$a" = --with-dpdk ] && want_dpdk=1; done
 
 missing=()
 for p in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != 'install ok installed' ]; then
         missing+=("$p")
     fi
 done
