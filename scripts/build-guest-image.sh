@@ -70,8 +70,10 @@ fi
 
 # Kernel modules to load at boot, in this order (their dependencies are added
 # before them, resolved with modinfo from the kernel package).
-modules=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-         failover net_failover virtio_net virtio_console virtio_blk e1000 uio uio_pci_generic)
+# e1000 goes first: /init brings the management NIC up right after its driver
+# loads, so the (slow, emulated) link negotiation overlaps the other insmods.
+modules=(e1000 virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+         failover net_failover virtio_net virtio_console virtio_blk uio uio_pci_generic)
 # Debian packages downloaded and unpacked into the image (the kernel package is added below).
 packages=(busybox-static dropbear-bin qemu-guest-agent openssh-sftp-server bash)
 # Host packages whose libraries end up in the image (ldd closure); recorded for caching.

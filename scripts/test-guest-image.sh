@@ -162,7 +162,7 @@ while :; do
 done
 ready_ns=$(date +%s%N)
 boot_ms=$(( (ready_ns - start_ns) / 1000000 ))
-echo "$prog: boot time (qemu start -> ready line): $boot_ms ms"
+echo "$prog: boot time (qemu start -> ready line): $boot_ms ms; guest: $(grep -a -o 'services up after .*' "$tmp/console.log" | tr -d '\r' || true); host load: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$ready_line" = "DTS-GUEST-READY host_connect=10.0.2.15" ] || fail "unexpected ready line: '$ready_line'"
 pass "console: $ready_line"
 
