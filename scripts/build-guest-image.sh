@@ -88,7 +88,7 @@ export LC_ALL=C
 # ---- host prerequisites -------------------------------------------------------
 host_ready() {
     local c p
-    for c in apt-get apt-cache dpkg-deb dpkg-query cpio zstd modinfo openssl ldd sha256sum mknod; do
+    for c in apt-get apt-cache dpkg-deb dpkg-query cpio zstd modinfo openssl ldd sha256sum mknod flock; do
         command -v "$c" >/dev/null 2>&1 || return 1
     done
     for p in "${host_lib_packages[@]}" $([ "$with_dpdk" = 1 ] && echo dpdk-dev); do
@@ -137,8 +137,17 @@ input_hash=$(
     } | sha256sum | cut -d' ' -f1
 )
 
+# One build per output directory at a time: a concurrent caller waits here and
+# then finds the image up to date.
+mkdir -p "$output" || die "cannot create output directory $output"
+exec 9>"$output/.build.lock"
+flock 9 || die "cannot lock $output/.build.lock"
+
+manifest_value() { sed -n "s/^$1=//p" "$output/manifest"; }
 if [ "$force" = 0 ] && [ -f "$output/manifest" ] && [ -f "$output/vmlinuz" ] && [ -f "$output/initrd.img" ] \
-        && grep -qx "input_hash=$input_hash" "$output/manifest"; then
+        && [ "$(manifest_value input_hash)" = "$input_hash" ] \
+        && [ "$(manifest_value initrd_bytes)" = "$(stat -c %s "$output/initrd.img")" ] \
+        && [ "$(manifest_value vmlinuz_bytes)" = "$(stat -c %s "$output/vmlinuz")" ]; then
     info "up to date: $output (input hash $input_hash)"
     exit 0
 fi
@@ -295,6 +304,7 @@ install_file "$guest_dir/udhcpc.script" /usr/share/udhcpc/default.script 755
 rm -f "$root/usr/sbin/shutdown"
 install_file "$guest_dir/shutdown" /usr/sbin/shutdown 755
 install_file "$guest_dir/profile" /etc/profile 644
+install_file "$guest_dir/bash.bashrc" /etc/bash.bashrc 644
 
 # Accounts. Root's shell is bash; sh is busybox ash.
 password_hash=$(printf '%s' "$login_password" | openssl passwd -6 -stdin)
@@ -365,7 +375,6 @@ cp "$vmlinuz_src" "$tmp/out/vmlinuz"
     echo "vmlinuz_bytes=$(stat -c %s "$tmp/out/vmlinuz")"
 } > "$tmp/out/manifest"
 
-mkdir -p "$output"
 rm -f "$output/manifest"   # a half-replaced output never looks up to date
 mv -f "$tmp/out/vmlinuz" "$output/vmlinuz"
 mv -f "$tmp/out/initrd.img" "$output/initrd.img"

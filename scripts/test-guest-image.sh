@@ -4,8 +4,10 @@
 # guest agent (guest-ping, guest-network-get-interfaces, guest-exec), SFTP,
 # and that QGA guest-shutdown powers the VM off.
 #
-#   scripts/test-guest-image.sh [--with-dpdk] [--output DIR] [--keep-tmp]
+#   scripts/test-guest-image.sh [--with-dpdk] [--output DIR] [--keep-tmp] [-- BUILD-OPTIONS...]
 #
+# BUILD-OPTIONS (e.g. --user NAME --password PASS) are passed to build-guest-image.sh;
+# the login user and password are then read from the image's manifest.
 # With --with-dpdk the image gets DPDK and the test also binds the guest's
 # virtio-net device (PCI 0000:00:04.0) to uio_pci_generic and runs dpdk-testpmd on it.
 set -euo pipefail
@@ -15,12 +17,14 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 with_dpdk=0
 output=
 keep_tmp=0
+extra_build_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --with-dpdk) with_dpdk=1; shift ;;
         --output) [ $# -ge 2 ] || { echo "$prog: --output needs a value" >&2; exit 2; }; output=$2; shift 2 ;;
         --keep-tmp) keep_tmp=1; shift ;;
-        -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --) shift; extra_build_args=("$@"); break ;;
+        -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "$prog: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -36,6 +40,7 @@ done
 build_args=()
 [ -n "$output" ] && build_args+=(--output "$output")
 [ "$with_dpdk" = 1 ] && build_args+=(--with-dpdk)
+build_args+=("${extra_build_args[@]}")
 "$script_dir/build-guest-image.sh" "${build_args[@]}" || fail "image build failed"
 if [ -z "$output" ]; then
     base=${DTS_IMAGE_DIR:-$HOME/.cache/dts/images}
