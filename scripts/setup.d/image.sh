@@ -13,7 +13,7 @@ fi
 
 packages=(
     # building the image
-    dpkg cpio zstd kmod openssl coreutils findutils util-linux
+    dpkg cpio zstd xz-utils kmod openssl coreutils findutils util-linux
     busybox-static dropbear-bin openssh-sftp-server qemu-guest-agent bash
     # libraries of the guest binaries (their ldd closure is copied from the host)
     libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g libgmp10
