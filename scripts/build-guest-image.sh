@@ -366,7 +366,7 @@ rm -f "$tmp/vmlinux.xz"
     echo "kernel_version=$kver"
     echo "kernel_cmdline=console=ttyS0 quiet"
     for p in "${packages[@]}"; do echo "package.$p=${pkg_version[$p]}"; done
-    while IFS== read -r p v; do [ -n "$p" ] && echo "host_package.$p=$v"; done <<<"$host_versions"
+    while IFS="=" read -r p v; do [ -n "$p" ] && echo "host_package.$p=$v"; done <<<"$host_versions"
     echo "with_dpdk=$with_dpdk"
     [ "$with_dpdk" = 1 ] && echo "dpdk_version=$dpdk_version" && echo "dpdk_pmds=${dpdk_pmds[*]}"
     echo "modules=${load_order[*]}"

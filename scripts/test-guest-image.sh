@@ -142,6 +142,7 @@ ssh_keyauth() { ssh "${ssh_key[@]}" "$user@127.0.0.1" "$@" </dev/null; }
 
 # ---- boot ---------------------------------------------------------------------
 mem=512
+# shellcheck disable=SC2054 # the commas belong to QEMU option values
 qemu_argv=(
     qemu-system-x86_64 -machine pc,accel=tcg -cpu max -smp 2 -m "$mem" -nodefaults -display none
     -kernel "$output/$kernel_file" -initrd "$output/initrd.img" -append "console=ttyS0 quiet"

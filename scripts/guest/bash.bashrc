@@ -1,4 +1,4 @@
-# /etc/bash.bashrc of the dts guest. Debian's bash reads it for interactive
+# The dts guest's /etc/bash.bashrc. Debian's bash reads it for interactive
 # shells and for commands run over SSH. dropbear gives non-root users
 # PATH=/usr/bin:/bin; add the sbin directories (ip, ifconfig, ... live there).
 case ":$PATH:" in
