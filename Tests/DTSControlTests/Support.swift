@@ -263,6 +263,7 @@ final class FakePeer: @unchecked Sendable {
             var problem: String?
             if poll(&descriptor, 1, 5000) > 0 {
                 let fd = accept(listenFD, nil, nil)
+                if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
                 if fd >= 0 {
                     do { try script(FakeConnection(fd: fd)) } catch { problem = "\(error)" }
                     Glibc.close(fd)

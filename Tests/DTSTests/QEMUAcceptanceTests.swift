@@ -229,7 +229,7 @@ final class FreePortAllocator: VMResourceAllocator, @unchecked Sendable {
     func macAddress(vm: String, index: Int) -> String { MACAddress.derived(vm: vm, index: index, salt: "accept") }
 
     static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -244,7 +244,7 @@ final class FreePortAllocator: VMResourceAllocator, @unchecked Sendable {
     }
 
     static func canBind(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

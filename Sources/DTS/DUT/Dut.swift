@@ -4,10 +4,13 @@ public struct RunSettings: Sendable {
     public var confDirectory: String
     /// Overrides every VM's `enable_kvm` (`--accel`, `DTS_ACCEL`).
     public var accelerator: Accelerator?
+    /// Where VMs keep their logs after they stop (`<dir>/<vm>`); `dts run` sets `<output>/vms`.
+    public var vmLogDirectory: String?
 
-    public init(confDirectory: String = "conf", accelerator: Accelerator? = nil) {
+    public init(confDirectory: String = "conf", accelerator: Accelerator? = nil, vmLogDirectory: String? = nil) {
         self.confDirectory = confDirectory
         self.accelerator = accelerator
+        self.vmLogDirectory = vmLogDirectory
     }
 }
 

@@ -134,7 +134,9 @@ public final class Runner: Sendable {
                 if !((session as? LocalSession)?.isLogging ?? false) && !(session is LoggingSession) {
                     session = LoggingSession(wrapping: session, log: log, redactor: redactor)
                 }
-                dut = Dut(name: planned.crb.name, settings: options.settings, session: session, resources: resources)
+                var settings = options.settings
+                if settings.vmLogDirectory == nil { settings.vmLogDirectory = options.outputDirectory + "/vms" }
+                dut = Dut(name: planned.crb.name, settings: settings, session: session, resources: resources)
             } catch {
                 let reason = "DUT \(planned.crb.name): \(error)"
                 logger.error("\(reason)")
@@ -160,7 +162,9 @@ public final class Runner: Sendable {
             executions.append(result)
         }
 
-        let cleaned = await resources.cleanupAll()
+        var cleaned = await resources.cleanupAll()
+        // The run directory of the VMs (sockets, pid files) goes too.
+        cleaned += await RunContext.cleanUpShared()
         for line in await resources.history { logger.info("cleanup \(line)") }
         if !cleaned.isEmpty { progress.note("cleaned up: " + cleaned.joined(separator: ", ")) }
 

@@ -101,7 +101,7 @@ public final class HostResourceAllocator: VMResourceAllocator, @unchecked Sendab
 
     /// Whether a TCP port can be bound on `address` right now.
     public static func canBind(port: Int, address: String) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var addr = sockaddr_in()

@@ -42,6 +42,15 @@ public final class RunContext: @unchecked Sendable {
         }
     }
 
+    /// Tears down the process-wide run, if one was created; returns what it stopped.
+    public static func cleanUpShared() async -> [String] {
+        guard let context = sharedLock.withLock({ sharedContext }) else { return [] }
+        let names = context.pending
+        await context.cleanUpAll()
+        sharedLock.withLock { sharedContext = nil }
+        return names
+    }
+
     /// Registers a teardown (a VM's stop, a backend's shutdown) run by ``cleanUpAll()``.
     @discardableResult
     public func register(_ name: String, _ action: @escaping @Sendable () async -> Void) -> Int {

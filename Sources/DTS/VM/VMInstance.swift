@@ -51,6 +51,8 @@ public final class VMInstance: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
     private var cleanupID: Int?
+    /// Called once when the VM has stopped (unregisters run-level cleanups).
+    var onStop: (@Sendable () async -> Void)?
 
     private init(vmName: String, command: QEMUCommandLine, process: SupervisedProcess, context: RunContext, options: VMStartOptions) {
         self.vmName = vmName
@@ -395,6 +397,7 @@ public final class VMInstance: @unchecked Sendable {
             lock.withLock { logDirectory = target }
         }
         if let id = cleanupID { context.unregister(id) }
+        await onStop?()
     }
 }
 
