@@ -6,6 +6,7 @@ public enum SuiteRegistry {
     /// The suite types, in `dts list` order.
     public static let all: [any TestSuite.Type] = [
         HostBasic.self,
+        VirtBasic.self,
         RunnerSelfTest.self,
     ]
 

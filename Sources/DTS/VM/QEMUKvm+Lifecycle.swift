@@ -8,7 +8,7 @@ extension QEMUKvm {
     /// Unlike DTS, a failure throws a ``VMStartError`` naming the stage, the time spent, the end of
     /// QEMU's stderr and of the console; nothing is left running.
     @discardableResult
-    public func start(_ options: VMStartOptions = VMStartOptions()) async throws -> VirtDut {
+    nonisolated(nonsending) public func start(_ options: VMStartOptions = VMStartOptions()) async throws -> VirtDut {
         if let running = instance, let dut = running.dut { return dut }
         var options = options
         if options.logDirectory == nil, let root = dut.settings.vmLogDirectory {
@@ -49,7 +49,7 @@ extension QEMUKvm {
     public var vmDut: VirtDut? { instance?.dut }
 
     /// Stops the VM and frees everything it used. Idempotent.
-    public func stop() async {
+    nonisolated(nonsending) public func stop() async {
         guard let running = instance else { return }
         await running.stop()
         instance = nil

@@ -32,7 +32,7 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
 
     public var endpoint: String { ssh.endpoint }
 
-    public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
+    public func exec(_ command: String, timeout: Duration = .seconds(60)) async throws -> ExecResult {
         try await ssh.exec(command, timeout: timeout)
     }
 

@@ -1,0 +1,69 @@
+@testable import DTS
+import Foundation
+import Testing
+
+extension RealGuestTests {
+    /// `dts run --suite virt_basic` on this machine: a real guest under TCG, every artifact written.
+    @Suite struct VMRunEndToEndTests {
+        @Test func virtBasicPassesAndWritesVMArtifacts() throws {
+            try VMFixture.requireGuestImage()
+            let out = try RunnerTempDir("dts-e2e-vm")
+            let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"])
+            #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+            let dir = out.path + "/r"
+            let tree = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/test_results.json"))) as? [String: [String: [String: String]]]
+            let results = tree?["127.0.0.1"]?["default"] ?? [:]
+            #expect(results.count == 5 && results.values.allSatisfy { $0 == "passed" }, "\(results)")
+            // Per VM: argv, console log, QEMU stderr, QMP transcript (two starts: vm0 and vm0-2 after the restart).
+            for vm in ["vm0", "vm0-2"] {
+                for file in ["argv", "console.log", "qemu.stderr", "qmp.log"] {
+                    #expect(FileManager.default.fileExists(atPath: "\(dir)/vms/\(vm)/\(file)"), "missing vms/\(vm)/\(file)")
+                }
+            }
+            let console = try String(contentsOfFile: dir + "/vms/vm0/console.log", encoding: .utf8)
+            #expect(console.contains("DTS-GUEST-READY"))
+            // The boot stages are in the report's timeline.
+            let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: dir + "/results.json")))
+            #expect(report.timeline.contains { $0.vm == "vm0" && $0.stage == "ssh" })
+            let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
+            #expect(html.contains("guest-agent"))
+            // Nothing left running or mounted by the run.
+            #expect(qemuProcesses(matching: "/run/dts/").isEmpty)
+        }
+
+        @Test func sigintDuringAVMCaseLeavesNoQEMU() async throws {
+            try VMFixture.requireGuestImage()
+            let out = try RunnerTempDir("dts-e2e-vmint")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: DTSBinary.path)
+            process.arguments = ["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"]
+            process.currentDirectoryURL = URL(fileURLWithPath: DTSBinary.packageRoot)
+            let log = out.path + "/stdout"
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            process.standardError = process.standardOutput
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+
+            // Wait until the VM is up and the first case runs.
+            var qemu: [Int32] = []
+            let deadline = ContinuousClock.now + .seconds(180)
+            while ContinuousClock.now < deadline {
+                qemu = qemuProcesses(matching: "/run/dts/")
+                if !qemu.isEmpty, FileManager.default.fileExists(atPath: out.path + "/r/virt_basic/test_vm_kernel.log") { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            try #require(!qemu.isEmpty, "the VM never came up: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
+            process.interrupt()
+            let interruptedAt = ContinuousClock.now
+            while process.isRunning && ContinuousClock.now - interruptedAt < .seconds(90) { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!process.isRunning)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 130)
+            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid), "QEMU \(pid) survived the interrupted run") }
+            let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
+            #expect(report.interrupted == "SIGINT")
+        }
+    }
+}
