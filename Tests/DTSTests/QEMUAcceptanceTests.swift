@@ -152,7 +152,7 @@ import Testing
                 _ = try runProgram("/usr/bin/qemu-img", ["create", "-q", "-f", argv[index + 1].contains("format=qcow2") ? "qcow2" : "raw", disk, "16M"])
                 argv[index + 1] = argv[index + 1].replacingOccurrences(of: #"file=([^,]|,,)*"#, with: "file=\(disk)", options: .regularExpression)
             case "-kernel", "-initrd":
-                let file = argv[index] == "-kernel" ? "vmlinuz" : "initrd.img"
+                let file = argv[index] == "-kernel" ? "vmlinux" : "initrd.img"
                 guard FileManager.default.fileExists(atPath: "\(image)/\(file)") else {
                     throw AcceptanceError("the dts guest image is missing (\(image)/\(file)); build it with scripts/build-guest-image.sh")
                 }

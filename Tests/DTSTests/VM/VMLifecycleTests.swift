@@ -33,7 +33,7 @@ struct VMFixture: Sendable {
         """
 
     static func requireGuestImage() throws {
-        let kernel = HostFacts.imageDirectory + "/dts-guest/vmlinuz"
+        let kernel = HostFacts.imageDirectory + "/dts-guest/vmlinux"
         try #require(FileManager.default.fileExists(atPath: kernel),
                      "the dts guest image is missing (\(kernel)); build it with scripts/build-guest-image.sh")
     }

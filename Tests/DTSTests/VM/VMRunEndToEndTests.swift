@@ -12,7 +12,10 @@ extension RealGuestTests {
             #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             let dir = out.path + "/r"
             let tree = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/test_results.json"))) as? [String: [String: [String: String]]]
-            let results = tree?["127.0.0.1"]?["default"] ?? [:]
+            // One DUT, one target (conf/execution.cfg names it).
+            let targets = tree?["127.0.0.1"] ?? [:]
+            #expect(targets.count == 1)
+            let results = targets.values.first ?? [:]
             #expect(results.count == 5 && results.values.allSatisfy { $0 == "passed" }, "\(results)")
             // Per VM: argv, console log, QEMU stderr, QMP transcript (two starts: vm0 and vm0-2 after the restart).
             for vm in ["vm0", "vm0-2"] {

@@ -1,12 +1,12 @@
 /// `kernel = guest_image=dts-guest;` or `kernel = kernel_img=/boot/vmlinuz,initrd=...,console=ttyS0,root=/dev/sda;`
 /// — direct kernel boot.
 ///
-/// `guest_image=NAME` boots an image built by `scripts/build-guest-image.sh`: its `vmlinuz` and
+/// `guest_image=NAME` boots an image built by `scripts/build-guest-image.sh`: its `vmlinux` and
 /// `initrd.img` are looked up in the image directory (`DTS_IMAGE_DIR`). That is a lookup, not
 /// interpolation: the name is a plain word.
 public enum KernelParameter: VMParameterHandler {
     public static let spec = ParamSpec(name: "kernel", summary: "direct kernel boot", options: [
-        OptionSpec("guest_image", .text, "name of a dts guest image (its vmlinuz and initrd.img)"),
+        OptionSpec("guest_image", .text, "name of a dts guest image (its vmlinux and initrd.img)"),
         OptionSpec("kernel_img", .path, "kernel image (-kernel)"),
         OptionSpec("initrd", .path, "initial ramdisk (-initrd)"),
         OptionSpec("console", .text, default: "ttyS0 with guest_image", "console= on the kernel command line"),
@@ -27,7 +27,9 @@ public enum KernelParameter: VMParameterHandler {
                 return
             }
             let directory = "\(builder.allocator.imageDirectory)/\(image)"
-            kernel = "\(directory)/vmlinuz"
+            // The uncompressed, PVH-bootable kernel: QEMU loads it directly, skipping the bzImage
+            // decompression that costs seconds under TCG (docs/guest-image.md).
+            kernel = "\(directory)/vmlinux"
             if initrd == nil { initrd = "\(directory)/initrd.img" }
             if console == nil { console = builder.context.architecture.consoleDevice }
         case (nil, nil):
