@@ -8,6 +8,8 @@ extension QEMUKvm {
     @discardableResult
     public func start(_ options: VMStartOptions = VMStartOptions()) async throws -> VirtDut {
         if let running = instance, let dut = running.dut { return dut }
+        // QEMU is launched on this machine: refuse rather than silently boot a remote DUT's VM here.
+        if dut.isRemote { throw RemoteDUTError.vmOnRemoteDUT(vm: vmName, dut: dut.name, address: dut.address) }
         let launched = try await VMInstance.launch(vmName: vmName, params: params, accelerator: dut.settings.accelerator, options: options)
         instance = launched
         return launched.dut!
