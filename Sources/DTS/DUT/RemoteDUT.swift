@@ -118,9 +118,18 @@ public enum RemoteDUT {
 /// A remote host DUT's session: its ``SSHConnection``, with shells that behave like the local
 /// DUT's (``LocalShell``): DTS's habit of expecting `"# "` returns the command's output without
 /// the head of the unique prompt (`dts-3fa9c2d1`) that precedes the `# `.
+///
+/// Commands that time out or whose task is cancelled are killed on the DUT, as ``LocalSession``
+/// does (libssh2 cannot send signals, and SSH servers leave a command running when its channel
+/// closes): each `exec` runs the command in a new session (`setsid`, when the DUT has it) through
+/// the user's `$SHELL`, after writing its process id to `/tmp/.dts-exec-<tag>-<slot>`; on timeout
+/// or cancellation a second exec sends SIGTERM, then SIGKILL, to that process group.
+/// ``close()`` removes the pid files.
 public final class RemoteHostSession: DUTSession {
     /// The SSH connection to the DUT.
     public let connection: SSHConnection
+    private let tag = String(UInt64.random(in: 0x1000_0000_0000...0xFFFF_FFFF_FFFF), radix: 16)
+    private let slots = PidFileSlots()
 
     /// Wraps `connection`.
     public init(_ connection: SSHConnection) { self.connection = connection }
@@ -128,9 +137,40 @@ public final class RemoteHostSession: DUTSession {
     /// `user@dut_ip:dut_port`.
     public var endpoint: String { connection.endpoint }
 
-    /// Runs `command` through the remote user's shell.
+    /// The remote command line that runs `command` in its own process group, its pid in `pidFile`.
+    static func wrap(_ command: String, pidFile: String) -> String {
+        let quoted = ShellQuoting.quote(command)
+        return "{ echo $$ > \(pidFile); } 2>/dev/null; "
+            + "if command -v setsid >/dev/null 2>&1; then exec setsid \"${SHELL:-/bin/sh}\" -c \(quoted); "
+            + "else exec \"${SHELL:-/bin/sh}\" -c \(quoted); fi"
+    }
+
+    /// Runs `command` through the remote user's shell; on timeout or cancellation the command's
+    /// process group is killed on the DUT before the error is rethrown.
     public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
-        try await connection.exec(command, timeout: timeout)
+        let slot = slots.take()
+        let pidFile = "/tmp/.dts-exec-\(tag)-\(slot)"
+        do {
+            let result = try await connection.exec(Self.wrap(command, pidFile: pidFile), timeout: timeout)
+            slots.give(slot)
+            return result
+        } catch let error as SSHError {
+            guard case .timeout(let endpoint, _, let after, let partial) = error else { slots.give(slot); throw error }
+            await killRemote(pidFile: pidFile)
+            slots.give(slot)
+            throw SSHError.timeout(endpoint: endpoint, operation: "exec `\(command)`", after: after, partialOutput: partial)
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it still runs after a second, to the process group whose leader's pid is in `pidFile`.
+    /// Runs outside the (possibly cancelled) calling task, bounded to 10 s.
+    private func killRemote(pidFile: String) async {
+        let connection = self.connection
+        let script = "p=$(cat \(pidFile) 2>/dev/null); rm -f \(pidFile); "
+            + "if [ -n \"$p\" ] && kill -TERM -- -\"$p\" 2>/dev/null; then "
+            + "for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -\"$p\" 2>/dev/null || break; sleep 0.1; done; "
+            + "kill -KILL -- -\"$p\" 2>/dev/null; fi; true"
+        _ = await Task.detached { try? await connection.exec(script, timeout: .seconds(10)) }.value
     }
 
     /// Opens a PTY shell with a unique prompt (see ``RemoteHostShell``).
@@ -148,8 +188,32 @@ public final class RemoteHostSession: DUTSession {
         try await connection.download(remotePath: remotePath, localPath: localPath, progress: progress)
     }
 
-    /// Closes the connection (every shell and channel).
-    public func close() async { await connection.close() }
+    /// Removes this session's pid files on the DUT (bounded to 5 s) and closes the connection.
+    public func close() async {
+        if await connection.isUsable {
+            let connection = self.connection
+            let tag = self.tag
+            _ = await Task.detached { try? await connection.exec("rm -f /tmp/.dts-exec-\(tag)-*", timeout: .seconds(5)) }.value
+        }
+        await connection.close()
+    }
+}
+
+/// Reusable slot numbers for the pid files of concurrent execs.
+private final class PidFileSlots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: [Int] = []
+    private var next = 0
+
+    func take() -> Int {
+        lock.withLock {
+            if let slot = free.popLast() { return slot }
+            next += 1
+            return next
+        }
+    }
+
+    func give(_ slot: Int) { lock.withLock { free.append(slot) } }
 }
 
 /// An ``SSHShell`` whose `sendExpect` output ends like ``LocalShell``'s: when a wait for `"# "`
