@@ -279,6 +279,49 @@ import Glibc
         }
     }
 
+    /// `dut_key`: public-key login with an ed25519 key file against OpenSSH's sshd in the
+    /// namespace on a non-default port; a key the server does not accept is exit 3 naming the key.
+    @Test func keyFileLoginOnAnotherPort() throws {
+        let host = try RemoteNamespaceHost()
+        defer { host.tearDown() }
+        let keys = try RunnerTempDir("dts-remote-keys")
+        let key = keys.path + "/id_ed25519", stranger = keys.path + "/other_ed25519"
+        for path in [key, stranger] {
+            _ = try RemoteNamespaceHost.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dts-remote-test", "-f", path])
+        }
+        let authorized = keys.path + "/authorized_keys"
+        try FileManager.default.copyItem(atPath: key + ".pub", toPath: authorized)
+        try host.startSshd(port: 2022, authorizedKeys: authorized)
+        let conf = try RunnerTempDir("dts-remote-conf")
+        let out = try RunnerTempDir("dts-remote-out")
+        _ = try conf.write("crbs.cfg", """
+            [keyed]
+            dut_ip = \(host.address)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_key = \(key)
+            dut_port = 2022
+
+            [stranger]
+            dut_ip = \(host.address)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_key = \(stranger)
+            dut_port = 2022
+
+            """)
+        _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = keyed\ntest_suites = host_basic:test_kernel_release\\test_file_transfer\n")
+        let keyed = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/keyed"])
+        #expect(keyed.status == 0, "\(keyed.stdout)\n\(keyed.stderr)\nsshd: \(host.sshdLog)")
+        #expect(host.sshdLog.contains("Accepted publickey for \(RemoteNamespaceHost.user) from \(host.hostSideAddress)"), "\(host.sshdLog)")
+        let knownHosts = (try? String(contentsOfFile: out.path + "/keyed/known_hosts", encoding: .utf8)) ?? ""
+        #expect(knownHosts.hasPrefix("[\(host.address)]:2022 ssh-ed25519 "), "\(knownHosts)")
+
+        _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = stranger\ntest_suites = host_basic\n")
+        let rejected = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/stranger"])
+        #expect(rejected.status == 3, "\(rejected.stdout)\n\(rejected.stderr)")
+        #expect(rejected.stdout.contains("DUT [stranger] login failed: dut_ip=\(host.address) dut_port=2022 dut_user=\(RemoteNamespaceHost.user): key (dut_key) rejected"),
+                "\(rejected.stdout)")
+    }
+
     /// Units: credential choice and the prompt trimming of remote shells.
     @Test func credentialsAndPromptTrimming() throws {
         var crb = CRBConfig.implicitLocal("192.0.2.1")
@@ -323,6 +366,7 @@ final class RemoteNamespaceHost: @unchecked Sendable {
     private(set) var publicKeyBase64 = ""
     private(set) var namespaceInode = ""
     private var pid: pid_t?
+    private var sshdPid: pid_t?
     private var namespaceCreated = false
 
     init() throws {
@@ -391,6 +435,47 @@ final class RemoteNamespaceHost: @unchecked Sendable {
         throw RemoteHostError("dropbear did not start in namespace \(namespace) on \(address):22: \(serverLog)")
     }
 
+    /// Starts OpenSSH's sshd in the namespace on `address:port`, public-key login only, with
+    /// `authorizedKeys` as the only authorized keys file. Stopped by `tearDown()`.
+    func startSshd(port: Int, authorizedKeys: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
+            throw RemoteHostError("/usr/sbin/sshd is missing: run scripts/setup.d/remote.sh (apt-get install -y openssh-server)")
+        }
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        let key = dir.path + "/ssh_host_ed25519_key"
+        _ = try Self.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])
+        let config = """
+            Port \(port)
+            ListenAddress \(address)
+            HostKey \(key)
+            PidFile \(dir.path)/sshd.pid
+            UsePAM no
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PubkeyAuthentication yes
+            AuthorizedKeysFile \(authorizedKeys)
+            StrictModes no
+            PermitRootLogin no
+            Subsystem sftp /usr/lib/openssh/sftp-server
+
+            """
+        try config.write(toFile: dir.path + "/sshd_config", atomically: true, encoding: .utf8)
+        let started = try remoteSpawn(Self.ip, ["netns", "exec", namespace, "/usr/sbin/sshd", "-D", "-e", "-f", dir.path + "/sshd_config"],
+                                      output: dir.path + "/sshd.log")
+        sshdPid = started
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if remoteTCPConnects(address, port: port) { return }
+            var status: Int32 = 0
+            if waitpid(started, &status, WNOHANG) == started { sshdPid = nil; break }
+            usleep(20_000)
+        }
+        throw RemoteHostError("sshd did not start in namespace \(namespace) on \(address):\(port): \(sshdLog)")
+    }
+
+    /// The sshd log (`-e`).
+    var sshdLog: String { (try? String(contentsOfFile: dir.path + "/sshd.log", encoding: .utf8)) ?? "" }
+
     /// Stops the server and starts it again (with a new host key if asked) on the same address.
     func restartServer(newHostKey: Bool) throws {
         stopServer()
@@ -411,6 +496,12 @@ final class RemoteNamespaceHost: @unchecked Sendable {
 
     private func stopServer() {
         guard let pid else { return }
+        Self.killTree(pid)
+        self.pid = nil
+    }
+
+    /// Kills a server, its session processes and their children (by pid), and reaps the server.
+    private static func killTree(_ pid: pid_t) {
         for child in remoteChildPids(of: pid) {
             for grandchild in remoteChildPids(of: child) { kill(grandchild, SIGKILL) }
             kill(child, SIGKILL)
@@ -418,12 +509,13 @@ final class RemoteNamespaceHost: @unchecked Sendable {
         kill(pid, SIGKILL)
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
-        self.pid = nil
     }
 
     /// Kills and reaps the server, deletes the namespace and the veth pair. Safe to call twice.
     func tearDown() {
         stopServer()
+        if let sshdPid { Self.killTree(sshdPid) }
+        sshdPid = nil
         if namespaceCreated {
             _ = try? Self.ip(["netns", "delete", namespace])
             namespaceCreated = false
@@ -447,7 +539,7 @@ final class RemoteNamespaceHost: @unchecked Sendable {
     @discardableResult
     private static func ip(_ arguments: [String]) throws -> String { try run(ip, arguments) }
 
-    private static func run(_ program: String, _ arguments: [String]) throws -> String {
+    static func run(_ program: String, _ arguments: [String]) throws -> String {
         let result = try runProgram(program, arguments)
         guard result.status == 0 else {
             throw RemoteHostError("\(([program] + arguments).joined(separator: " ")) exited \(result.status): \(result.stderr)\(result.stdout)")
