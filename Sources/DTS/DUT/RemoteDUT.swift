@@ -45,7 +45,7 @@ public enum RemoteDUTError: Error, Sendable, CustomStringConvertible {
 ///
 /// ```swift
 /// let ssh = try await RemoteDUT.connect(crb, knownHostsPath: outputDirectory + "/known_hosts")
-/// let dut = Dut(name: crb.name, session: ssh)           // or: try await Dut.remote(crb, knownHostsPath: ...)
+/// let dut = Dut(name: crb.name, session: RemoteHostSession(ssh))   // or: try await Dut.remote(crb, knownHostsPath: ...)
 /// ```
 ///
 /// Authentication: `dut_key` (a private key file; ed25519, libssh2 1.10 has no rsa-sha2) when
