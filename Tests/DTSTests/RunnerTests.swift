@@ -266,7 +266,8 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         crb.dutIP = "10.0.0.9"
         let plan = RunPlan(executions: [PlannedExecution(name: "E", crb: crb, target: "t", parameters: [:],
                                                          suites: [SuiteSelection(RunnerSkippedSuite.self)])])
-        let report = try await Runner(plan: plan, options: RunnerOptions(outputDirectory: out.path), progress: RunnerSilentProgress()).run()
+        let report = try await Runner(plan: plan, options: RunnerOptions(outputDirectory: out.path), progress: RunnerSilentProgress(),
+                                  connector: Runner.localOnly).run()
         let result = try #require(report.allCases.first?.case)
         #expect(result.status == .error)
         #expect(result.reason?.contains("remote DUTs need the SSH layer") == true)

@@ -60,22 +60,23 @@ public final class Runner: Sendable {
     /// The run's cleanup registry, shared by every DUT of the run.
     public let resources = RunResources()
 
-    /// The default connector: the local machine through ``LocalSession``; a remote DUT throws
-    /// ``RunnerError/remoteNeedsSSH(crb:address:)`` until the SSH layer is wired in.
+    /// A connector for the local machine only, through ``LocalSession``; a remote DUT throws
+    /// ``RunnerError/remoteNeedsSSH(crb:address:)``. (The default is ``DUTConnectors/standard(outputDirectory:)``.)
     public static let localOnly: DUTConnector = { crb, log, redactor in
         guard crb.isLocal else { throw RunnerError.remoteNeedsSSH(crb: crb.name, address: crb.dutIP) }
         return LocalSession(endpoint: "\(crb.dutUser)@\(crb.dutIP)", log: log, redactor: redactor)
     }
 
-    /// Creates a runner.
+    /// Creates a runner. The default `connector` reaches this machine locally and any other DUT
+    /// over SSH (``DUTConnectors/standard(outputDirectory:)``, known hosts in `<output>/known_hosts`).
     public init(plan: RunPlan, options: RunnerOptions, control: RunControl = RunControl(),
-                progress: any RunProgress = TerminalProgress(), connector: @escaping DUTConnector = Runner.localOnly,
+                progress: any RunProgress = TerminalProgress(), connector: DUTConnector? = nil,
                 redactor: Redactor = .shared) {
         self.plan = plan
         self.options = options
         self.control = control
         self.progress = progress
-        self.connector = connector
+        self.connector = connector ?? DUTConnectors.standard(outputDirectory: options.outputDirectory)
         self.redactor = redactor
     }
 

@@ -10,6 +10,8 @@ extension QEMUKvm {
     @discardableResult
     nonisolated(nonsending) public func start(_ options: VMStartOptions = VMStartOptions()) async throws -> VirtDut {
         if let running = instance, let dut = running.dut { return dut }
+        // QEMU is launched on this machine: refuse rather than silently boot a remote DUT's VM here.
+        if dut.isRemote { throw RemoteDUTError.vmOnRemoteDUT(vm: vmName, dut: dut.name, address: dut.address) }
         var options = options
         if options.logDirectory == nil, let root = dut.settings.vmLogDirectory {
             options.logDirectory = Self.freshDirectory(root + "/" + vmName)

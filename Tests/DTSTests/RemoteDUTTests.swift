@@ -1,0 +1,625 @@
+@testable import DTS
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Remote host DUTs over SSH, against a real second host: a network namespace joined to this
+/// machine by a veth pair, with a real dropbear listening inside it (scripts/setup.d/remote.sh).
+@Suite(.serialized) struct RemoteDUTTests {
+    /// `dts run` on a DUT named in crbs.cfg by the namespace host's address: every host_basic case
+    /// passes, the commands ran on the namespace host (its dropbear logged the login, the case
+    /// logs name it), the host key was recorded in the run's known-hosts file, the password is in
+    /// no output file and the connection was closed at the end.
+    @Test func dtsRunReachesTheNamespaceHost() throws {
+        let host = try RemoteNamespaceHost()
+        defer { host.tearDown() }
+        let conf = try RunnerTempDir("dts-remote-conf")
+        let out = try RunnerTempDir("dts-remote-out")
+        _ = try conf.write("crbs.cfg", """
+            [\(host.address)]
+            dut_ip = \(host.address)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_passwd = \(RemoteNamespaceHost.password)
+            dut_port = 22
+
+            """)
+        _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = \(host.address)\ntest_suites = host_basic\n")
+        let dir = out.path + "/results"
+        let result = try DTSBinary.run(["run", "--suite", "host_basic", "--conf-dir", conf.path, "--output", dir])
+        #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)\ndropbear: \(host.serverLog)")
+
+        let tree = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/test_results.json"))) as? [String: [String: [String: String]]]
+        #expect(tree?[host.address]?["default"] == [
+            "host_basic/test_kernel_release": "passed", "host_basic/test_shell_send_expect": "passed",
+            "host_basic/test_file_transfer": "passed", "host_basic/test_qemu_version": "passed",
+        ])
+        // The case logs hold the commands, logged with the remote endpoint.
+        let endpoint = "\(RemoteNamespaceHost.user)@\(host.address):22"
+        let unameLog = try String(contentsOfFile: dir + "/host_basic/test_kernel_release.log", encoding: .utf8)
+        #expect(unameLog.contains("\(endpoint) $ uname -r"), "\(unameLog)")
+        let shellLog = try String(contentsOfFile: dir + "/host_basic/test_shell_send_expect.log", encoding: .utf8)
+        #expect(shellLog.contains("\(endpoint) (shell) $ echo $((6 * 7))"), "\(shellLog)")
+        #expect(shellLog.contains("\(endpoint) (shell) > 42"), "\(shellLog)")
+        let copyLog = try String(contentsOfFile: dir + "/host_basic/test_file_transfer.log", encoding: .utf8)
+        #expect(copyLog.contains("\(endpoint) ⇄ upload"), "\(copyLog)")
+        // The namespace's own server accepted the login, coming from the host side of the veth.
+        #expect(host.serverLog.contains("Password auth succeeded for '\(RemoteNamespaceHost.user)' from \(host.hostSideAddress):"),
+                "dropbear log: \(host.serverLog)")
+        // The host key was recorded on first use in the run's known-hosts file: exactly the namespace server's key.
+        let knownHosts = try String(contentsOfFile: dir + "/known_hosts", encoding: .utf8)
+        let entries = knownHosts.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(entries.count == 1, "\(knownHosts)")
+        #expect(entries.first?.prefix(3).map { $0 } == [host.address, "ssh-ed25519", host.publicKeyBase64], "\(knownHosts)")
+        // No file of the run holds the password.
+        for file in try remoteAllFiles(under: dir) {
+            let text = String(decoding: FileManager.default.contents(atPath: file) ?? Data(), as: UTF8.self)
+            #expect(!text.contains(RemoteNamespaceHost.password), "password in \(file)")
+        }
+        // dts closed its connection: the server has no session process left.
+        #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
+    }
+
+    /// A wrong password and an address nobody answers end the run with exit 3 and a message that
+    /// names dut_ip and dut_user; an unreachable DUT fails within the connect timeout.
+    @Test func wrongPasswordAndUnreachableAddressAreInfrastructureErrors() throws {
+        let host = try RemoteNamespaceHost()
+        defer { host.tearDown() }
+        let conf = try RunnerTempDir("dts-remote-conf")
+        let out = try RunnerTempDir("dts-remote-out")
+        let wrong = "not-the-pw-\(UInt32.random(in: 1000...9999))"
+        _ = try conf.write("crbs.cfg", """
+            [lab-dut]
+            dut_ip = \(host.address)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_passwd = \(wrong)
+
+            [gone-dut]
+            dut_ip = \(host.unusedAddress)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_passwd = \(RemoteNamespaceHost.password)
+
+            [closed-port-dut]
+            dut_ip = \(host.address)
+            dut_user = root
+            dut_passwd = x
+            dut_port = 2222
+
+            """)
+
+        _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = lab-dut\ntest_suites = host_basic\n")
+        let denied = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/denied"])
+        #expect(denied.status == 3, "\(denied.stdout)\n\(denied.stderr)")
+        let message = "DUT [lab-dut] login failed: dut_ip=\(host.address) dut_port=22 dut_user=\(RemoteNamespaceHost.user): wrong password (dut_passwd)"
+        #expect(denied.stdout.contains(message), "\(denied.stdout)")
+        let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/denied/results.json")))
+        #expect(report.allCases.count == 4)
+        #expect(report.allCases.allSatisfy { $0.case.status == .error && ($0.case.reason ?? "").contains(message) })
+        for file in try remoteAllFiles(under: out.path + "/denied") {
+            let text = String(decoding: FileManager.default.contents(atPath: file) ?? Data(), as: UTF8.self)
+            #expect(!text.contains(wrong), "password in \(file)")
+        }
+        #expect(host.serverLog.contains("Bad password attempt for '\(RemoteNamespaceHost.user)'"), "\(host.serverLog)")
+
+        _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = gone-dut\ntest_suites = host_basic\n")
+        let started = ContinuousClock.now
+        let gone = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/gone"],
+                                     environment: ["DTS_CONNECT_TIMEOUT": "2"])
+        let elapsed = ContinuousClock.now - started
+        #expect(gone.status == 3, "\(gone.stdout)\n\(gone.stderr)")
+        #expect(gone.stdout.contains("DUT [gone-dut] unreachable: dut_ip=\(host.unusedAddress) dut_port=22 dut_user=\(RemoteNamespaceHost.user)"),
+                "\(gone.stdout)")
+        #expect(elapsed < .seconds(15), "unreachable DUT took \(elapsed)")
+
+        _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = closed-port-dut\ntest_suites = host_basic\n")
+        let refused = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/refused"])
+        #expect(refused.status == 3, "\(refused.stdout)\n\(refused.stderr)")
+        #expect(refused.stdout.contains("DUT [closed-port-dut] unreachable: dut_ip=\(host.address) dut_port=2222 dut_user=root: connection refused"),
+                "\(refused.stdout)")
+    }
+
+    /// Ctrl-C while a case runs a long command on the remote DUT: the command runs inside the
+    /// namespace (its process is in the namespace's network namespace), dts stops with 130,
+    /// writes partial results and closes its SSH connection.
+    @Test func sigintClosesTheRemoteConnection() async throws {
+        let host = try RemoteNamespaceHost()
+        defer { host.tearDown() }
+        let conf = try RunnerTempDir("dts-remote-conf")
+        let out = try RunnerTempDir("dts-remote-out")
+        _ = try conf.write("crbs.cfg", """
+            [\(host.address)]
+            dut_ip = \(host.address)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_passwd = \(RemoteNamespaceHost.password)
+
+            """)
+        _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = \(host.address)\ntest_suites = runner_selftest\n")
+        _ = try conf.write("runner_selftest.cfg", "[suite]\nsleep_seconds = 263\n")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: DTSBinary.path)
+        process.arguments = ["run", "--conf-dir", conf.path, "--suite", "runner_selftest", "--test-cases", "test_sleep",
+                             "--output", out.path + "/r"]
+        process.currentDirectoryURL = URL(fileURLWithPath: DTSBinary.packageRoot)
+        let log = out.path + "/stdout"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardError = process.standardOutput
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            for pid in localProcesses(running: "sleep 263") { kill(pid, SIGKILL) }
+        }
+        var sleeper: Int32?
+        for _ in 0..<200 {
+            if let found = localProcesses(running: "sleep 263").first { sleeper = found; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let pid = try #require(sleeper, "the remote sleep never started: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
+        let sleeperNet = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net")) ?? ""
+        #expect(sleeperNet == host.namespaceInode, "sleep runs in \(sleeperNet), the namespace is \(host.namespaceInode)")
+        #expect(!host.waitForNoSessions(timeout: .milliseconds(100)), "no SSH session while the case runs")
+        let interruptedAt = ContinuousClock.now
+        process.interrupt()
+        while process.isRunning && ContinuousClock.now - interruptedAt < .seconds(60) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!process.isRunning)
+        #expect(ContinuousClock.now - interruptedAt < .seconds(30))
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
+        #expect(report.interrupted == "SIGINT")
+        #expect(report.allCases.map(\.case.status) == [.error])
+        #expect(host.waitForNoSessions(), "dts left its SSH connection open after SIGINT: \(host.serverLog)")
+        // The command was killed on the DUT too, not only abandoned with its channel.
+        var left = localProcesses(running: "sleep 263")
+        for _ in 0..<100 where !left.isEmpty {
+            try await Task.sleep(for: .milliseconds(100))
+            left = localProcesses(running: "sleep 263")
+        }
+        #expect(left.isEmpty, "the remote command survived the interruption: \(left)")
+    }
+
+    /// The library API: `Dut.remote` runs commands on the namespace host (its network namespace,
+    /// its addresses), exposes the DUT's address, and QEMU refuses to start for it.
+    @Test func remoteDutRunsInTheNamespaceAndRefusesVMs() async throws {
+        let host = try RemoteNamespaceHost()
+        defer { host.tearDown() }
+        let conf = try RunnerTempDir("dts-remote-conf")
+        let crbs = try CRBsConfig(path: try conf.write("crbs.cfg", """
+            [\(host.address)]
+            dut_ip = \(host.address)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_passwd = \(RemoteNamespaceHost.password)
+
+            """))
+        let crb = try #require(crbs.crb(host.address))
+        #expect(!crb.isLocal)
+        let knownHosts = conf.path + "/known_hosts"
+        let dut = try await Dut.remote(crb, settings: RunSettings(confDirectory: DTSBinary.packageRoot + "/conf", accelerator: .tcg),
+                                       knownHostsPath: knownHosts)
+        do {
+            #expect(dut.isRemote)
+            #expect(dut.address == host.address)
+            #expect(dut.session.endpoint == "\(RemoteNamespaceHost.user)@\(host.address):22")
+            // The commands run inside the namespace: its addresses, not this machine's.
+            let addresses = try await dut.exec(argv: ["ip", "-o", "-4", "addr", "show"], timeout: .seconds(10))
+            #expect(addresses.succeeded, "\(addresses.errorOutput)")
+            #expect(addresses.output.contains("inet \(host.address)/24"), "\(addresses.output)")
+            #expect(!addresses.output.contains("inet \(host.hostSideAddress)/24"), "\(addresses.output)")
+            let remoteNet = try await dut.exec("readlink /proc/self/ns/net", timeout: .seconds(10)).output
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let localNet = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? ""
+            #expect(remoteNet.hasPrefix("net:[") && remoteNet != localNet, "remote \(remoteNet), local \(localNet)")
+            #expect(remoteNet == host.namespaceInode, "remote \(remoteNet), namespace \(host.namespaceInode)")
+            let who = try await dut.exec("id -un", timeout: .seconds(10))
+            #expect(who.output.trimmingCharacters(in: .whitespacesAndNewlines) == RemoteNamespaceHost.user)
+            // The main shell answers DTS-style "# " expectations with the bare output.
+            let product = try await dut.sendExpect("echo $((6 * 7))", "# ", timeout: .seconds(10))
+            #expect(product == "42")
+            // A command that overruns its timeout is killed on the DUT, and the error names the command.
+            do {
+                _ = try await dut.exec("sleep 271; echo never", timeout: .seconds(1))
+                Issue.record("sleep 271 did not time out")
+            } catch {
+                #expect("\(error)".contains("exec `sleep 271; echo never`") && "\(error)".contains("timed out after 1"), "\(error)")
+            }
+            var left = localProcesses(running: "sleep 271")
+            for _ in 0..<50 where !left.isEmpty {
+                try await Task.sleep(for: .milliseconds(100))
+                left = localProcesses(running: "sleep 271")
+            }
+            #expect(left.isEmpty, "timed-out remote command still runs: \(left)")
+            // A cancelled task's command is killed too.
+            let task = Task { try await dut.exec("sleep 272", timeout: .seconds(60)) }
+            var started = false
+            for _ in 0..<100 where !started {
+                try await Task.sleep(for: .milliseconds(50))
+                started = !localProcesses(running: "sleep 272").isEmpty
+            }
+            #expect(started)
+            task.cancel()
+            _ = await task.result
+            left = localProcesses(running: "sleep 272")
+            for _ in 0..<50 where !left.isEmpty {
+                try await Task.sleep(for: .milliseconds(100))
+                left = localProcesses(running: "sleep 272")
+            }
+            #expect(left.isEmpty, "cancelled remote command still runs: \(left)")
+            // Exit statuses and outputs pass through the wrapper unchanged; bash syntax works.
+            let status = try await dut.exec("echo out; echo err >&2; [[ 1 == 1 ]] && exit 7", timeout: .seconds(10))
+            #expect(status.status == 7 && status.output == "out\n" && status.errorOutput == "err\n", "\(status)")
+            // VMs run on the local DUT only: starting one for a remote DUT fails before QEMU is launched.
+            let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: "vxlan_sample")
+            do {
+                try await kvm.start()
+                Issue.record("a VM started for a remote DUT")
+            } catch {
+                #expect(error is RemoteDUTError, "\(error)")
+                #expect("\(error)".contains("VM vm0: cannot start on DUT [\(host.address)] at \(host.address): the DUT is remote"), "\(error)")
+            }
+        }
+        let pidFiles = remotePidFiles()
+        #expect(!pidFiles.isEmpty, "no exec pid file while the session is open")
+        await dut.close()
+        #expect(host.waitForNoSessions(), "the session process stays after close()")
+        #expect(remotePidFiles().isDisjoint(with: pidFiles), "pid files left after close: \(remotePidFiles())")
+        // A second connection with the recorded key succeeds; a different server key at the same address fails.
+        let again = try await Dut.remote(crb, knownHostsPath: knownHosts)
+        await again.close()
+        try host.restartServer(newHostKey: true)
+        do {
+            let changed = try await Dut.remote(crb, knownHostsPath: knownHosts)
+            await changed.close()
+            Issue.record("a changed host key was accepted")
+        } catch {
+            #expect("\(error)".contains("DUT [\(host.address)] host key check failed: dut_ip=\(host.address)"), "\(error)")
+            #expect("\(error)".contains("host key mismatch"), "\(error)")
+        }
+    }
+
+    /// `dut_key`: public-key login with an ed25519 key file against OpenSSH's sshd in the
+    /// namespace on a non-default port; a key the server does not accept is exit 3 naming the key.
+    @Test func keyFileLoginOnAnotherPort() throws {
+        let host = try RemoteNamespaceHost()
+        defer { host.tearDown() }
+        let keys = try RunnerTempDir("dts-remote-keys")
+        let key = keys.path + "/id_ed25519", stranger = keys.path + "/other_ed25519"
+        for path in [key, stranger] {
+            _ = try RemoteNamespaceHost.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dts-remote-test", "-f", path])
+        }
+        let authorized = keys.path + "/authorized_keys"
+        try FileManager.default.copyItem(atPath: key + ".pub", toPath: authorized)
+        try host.startSshd(port: 2022, authorizedKeys: authorized)
+        let conf = try RunnerTempDir("dts-remote-conf")
+        let out = try RunnerTempDir("dts-remote-out")
+        _ = try conf.write("crbs.cfg", """
+            [keyed]
+            dut_ip = \(host.address)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_key = \(key)
+            dut_port = 2022
+
+            [stranger]
+            dut_ip = \(host.address)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_key = \(stranger)
+            dut_port = 2022
+
+            """)
+        _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = keyed\ntest_suites = host_basic:test_kernel_release\\test_file_transfer\n")
+        let keyed = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/keyed"])
+        #expect(keyed.status == 0, "\(keyed.stdout)\n\(keyed.stderr)\nsshd: \(host.sshdLog)")
+        #expect(host.sshdLog.contains("Accepted publickey for \(RemoteNamespaceHost.user) from \(host.hostSideAddress)"), "\(host.sshdLog)")
+        let knownHosts = (try? String(contentsOfFile: out.path + "/keyed/known_hosts", encoding: .utf8)) ?? ""
+        #expect(knownHosts.hasPrefix("[\(host.address)]:2022 ssh-ed25519 "), "\(knownHosts)")
+
+        _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = stranger\ntest_suites = host_basic\n")
+        let rejected = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/stranger"])
+        #expect(rejected.status == 3, "\(rejected.stdout)\n\(rejected.stderr)")
+        #expect(rejected.stdout.contains("DUT [stranger] login failed: dut_ip=\(host.address) dut_port=2022 dut_user=\(RemoteNamespaceHost.user): key (dut_key) rejected"),
+                "\(rejected.stdout)")
+    }
+
+    /// Units: credential choice and the prompt trimming of remote shells.
+    @Test func credentialsAndPromptTrimming() throws {
+        var crb = CRBConfig.implicitLocal("192.0.2.1")
+        crb.dutIP = "192.0.2.1"
+        crb.dutUser = "root"
+        #expect(throws: RemoteDUTError.self) { _ = try RemoteDUT.authentication(for: crb) }
+        do { _ = try RemoteDUT.authentication(for: crb) } catch {
+            #expect(error.description.contains("dut_ip=192.0.2.1 dut_user=root: no credentials"))
+        }
+        crb.dutPassword = "pw"
+        #expect(try RemoteDUT.authentication(for: crb).methodName == "password")
+        crb.values["dut_key"] = "/nonexistent/id_ed25519"
+        #expect(throws: RemoteDUTError.self) { _ = try RemoteDUT.authentication(for: crb) }
+        #expect(RemoteHostShell.trim("42\ndts-1a2b3c4d", prompt: "dts-1a2b3c4d# ") == "42")
+        #expect(RemoteHostShell.trim("dts-1a2b3c4d", prompt: "dts-1a2b3c4d# ") == "")
+        #expect(RemoteHostShell.trim("a\nb\n", prompt: "dts-1a2b3c4d# ") == "a\nb\n")
+        #expect(RemoteHostShell.trim("x\ndts-1", prompt: "") == "x\ndts-1")
+        #expect(RemoteDUT.connectTimeout(environment: ["DTS_CONNECT_TIMEOUT": "1.5"]) == .milliseconds(1500))
+        #expect(RemoteDUT.connectTimeout(environment: ["DTS_CONNECT_TIMEOUT": "junk"]) == RemoteDUT.defaultConnectTimeout)
+    }
+}
+
+// MARK: - the namespace host
+
+/// A second "host": a network namespace `dts-remote-<rand>` joined to this machine by a veth pair
+/// (10.254.N.1 here, 10.254.N.2 inside, N picked unused), with `lo` up and a real dropbear
+/// listening on 10.254.N.2:22 inside the namespace. `tearDown()` kills and reaps the server and
+/// its session processes and deletes the namespace (and with it the veth pair).
+final class RemoteNamespaceHost: @unchecked Sendable {
+    static let user = "dtstest"
+    static let password = "dtstest-pw"
+    static let ip = "/usr/sbin/ip"
+
+    let namespace: String
+    let address: String
+    let hostSideAddress: String
+    /// An address of the veth subnet nobody holds.
+    let unusedAddress: String
+    let hostVeth: String
+    let dir: RunnerTempDir
+    private(set) var hostKey: String
+    private(set) var publicKeyBase64 = ""
+    private(set) var namespaceInode = ""
+    private var pid: pid_t?
+    private var sshdPid: pid_t?
+    private var namespaceCreated = false
+
+    init() throws {
+        for (program, package) in [(Self.ip, "iproute2"), ("/usr/sbin/dropbear", "dropbear-bin"), ("/usr/bin/dropbearkey", "dropbear-bin")] {
+            guard FileManager.default.isExecutableFile(atPath: program) else {
+                throw RemoteHostError("\(program) is missing: run scripts/setup.d/remote.sh (apt-get install -y \(package))")
+            }
+        }
+        guard getpwnam(Self.user) != nil else { throw RemoteHostError("user \(Self.user) is missing: run scripts/setup.d/remote.sh") }
+        guard FileManager.default.fileExists(atPath: "/usr/lib/sftp-server") else {
+            throw RemoteHostError("/usr/lib/sftp-server is missing (dropbear's SFTP): run scripts/setup.d/remote.sh")
+        }
+        let tag = String(UInt32.random(in: 0x10_0000...0xFF_FFFF), radix: 16)
+        namespace = "dts-remote-\(tag)"
+        hostVeth = "dtsr\(tag)h"
+        dir = try RunnerTempDir("dts-remote-host")
+        hostKey = dir.path + "/hostkey"
+        let subnet = try Self.freeSubnet()
+        hostSideAddress = "10.254.\(subnet).1"
+        address = "10.254.\(subnet).2"
+        unusedAddress = "10.254.\(subnet).3"
+        do {
+            try Self.ip(["netns", "add", namespace])
+            namespaceCreated = true
+            let inner = "dtsr\(tag)n"
+            try Self.ip(["link", "add", hostVeth, "type", "veth", "peer", "name", inner])
+            try Self.ip(["link", "set", inner, "netns", namespace])
+            try Self.ip(["addr", "add", hostSideAddress + "/24", "dev", hostVeth])
+            try Self.ip(["link", "set", hostVeth, "up"])
+            try Self.ip(["netns", "exec", namespace, Self.ip, "addr", "add", address + "/24", "dev", inner])
+            try Self.ip(["netns", "exec", namespace, Self.ip, "link", "set", inner, "up"])
+            try Self.ip(["netns", "exec", namespace, Self.ip, "link", "set", "lo", "up"])
+            namespaceInode = try Self.run(Self.ip, ["netns", "exec", namespace, "readlink", "/proc/self/ns/net"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            try makeHostKey()
+            try startServer()
+        } catch {
+            tearDown()
+            throw error
+        }
+    }
+
+    /// The dropbear log (stderr, `-E`).
+    var serverLog: String { (try? String(contentsOfFile: dir.path + "/dropbear.log", encoding: .utf8)) ?? "" }
+
+    private func makeHostKey() throws {
+        try? FileManager.default.removeItem(atPath: hostKey)
+        _ = try Self.run("/usr/bin/dropbearkey", ["-t", "ed25519", "-f", hostKey])
+        let line = try Self.run("/usr/bin/dropbearkey", ["-y", "-f", hostKey]).split(separator: "\n").first { $0.hasPrefix("ssh-ed25519 ") }
+        guard let blob = line?.split(separator: " ").dropFirst().first else { throw RemoteHostError("dropbearkey -y printed no ssh-ed25519 line") }
+        publicKeyBase64 = String(blob)
+    }
+
+    private func startServer() throws {
+        let log = dir.path + "/dropbear.log"
+        let started = try remoteSpawn(Self.ip, ["netns", "exec", namespace, "/usr/sbin/dropbear", "-F", "-E", "-m",
+                                                "-p", address + ":22", "-r", hostKey, "-P", dir.path + "/dropbear.pid"], output: log)
+        pid = started
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if remoteTCPConnects(address, port: 22) { return }
+            var status: Int32 = 0
+            if waitpid(started, &status, WNOHANG) == started { pid = nil; break }
+            usleep(20_000)
+        }
+        throw RemoteHostError("dropbear did not start in namespace \(namespace) on \(address):22: \(serverLog)")
+    }
+
+    /// Starts OpenSSH's sshd in the namespace on `address:port`, public-key login only, with
+    /// `authorizedKeys` as the only authorized keys file. Stopped by `tearDown()`.
+    func startSshd(port: Int, authorizedKeys: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
+            throw RemoteHostError("/usr/sbin/sshd is missing: run scripts/setup.d/remote.sh (apt-get install -y openssh-server)")
+        }
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        let key = dir.path + "/ssh_host_ed25519_key"
+        _ = try Self.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])
+        let config = """
+            Port \(port)
+            ListenAddress \(address)
+            HostKey \(key)
+            PidFile \(dir.path)/sshd.pid
+            UsePAM no
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PubkeyAuthentication yes
+            AuthorizedKeysFile \(authorizedKeys)
+            StrictModes no
+            PermitRootLogin no
+            Subsystem sftp /usr/lib/openssh/sftp-server
+
+            """
+        try config.write(toFile: dir.path + "/sshd_config", atomically: true, encoding: .utf8)
+        let started = try remoteSpawn(Self.ip, ["netns", "exec", namespace, "/usr/sbin/sshd", "-D", "-e", "-f", dir.path + "/sshd_config"],
+                                      output: dir.path + "/sshd.log")
+        sshdPid = started
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if remoteTCPConnects(address, port: port) { return }
+            var status: Int32 = 0
+            if waitpid(started, &status, WNOHANG) == started { sshdPid = nil; break }
+            usleep(20_000)
+        }
+        throw RemoteHostError("sshd did not start in namespace \(namespace) on \(address):\(port): \(sshdLog)")
+    }
+
+    /// The sshd log (`-e`).
+    var sshdLog: String { (try? String(contentsOfFile: dir.path + "/sshd.log", encoding: .utf8)) ?? "" }
+
+    /// Stops the server and starts it again (with a new host key if asked) on the same address.
+    func restartServer(newHostKey: Bool) throws {
+        stopServer()
+        if newHostKey { try makeHostKey() }
+        try startServer()
+    }
+
+    /// Waits up to `timeout` until the server has no session child left.
+    func waitForNoSessions(timeout: Duration = .seconds(10)) -> Bool {
+        guard let pid else { return false }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if remoteChildPids(of: pid).isEmpty { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    private func stopServer() {
+        guard let pid else { return }
+        Self.killTree(pid)
+        self.pid = nil
+    }
+
+    /// Kills a server, its session processes and their children (by pid), and reaps the server.
+    private static func killTree(_ pid: pid_t) {
+        for child in remoteChildPids(of: pid) {
+            for grandchild in remoteChildPids(of: child) { kill(grandchild, SIGKILL) }
+            kill(child, SIGKILL)
+        }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+
+    /// Kills and reaps the server, deletes the namespace and the veth pair. Safe to call twice.
+    func tearDown() {
+        stopServer()
+        if let sshdPid { Self.killTree(sshdPid) }
+        sshdPid = nil
+        if namespaceCreated {
+            _ = try? Self.ip(["netns", "delete", namespace])
+            namespaceCreated = false
+        }
+        // The host end goes with its peer; remove it if it did not.
+        if FileManager.default.fileExists(atPath: "/sys/class/net/\(hostVeth)") {
+            _ = try? Self.ip(["link", "delete", hostVeth])
+        }
+    }
+
+    /// A third octet N such that no interface here has an address in 10.254.N.0/24.
+    private static func freeSubnet() throws -> Int {
+        let used = try run(ip, ["-o", "-4", "addr", "show"])
+        for _ in 0..<50 {
+            let n = Int.random(in: 1...250)
+            if !used.contains(" 10.254.\(n).") { return n }
+        }
+        throw RemoteHostError("no free 10.254.N.0/24 subnet")
+    }
+
+    @discardableResult
+    private static func ip(_ arguments: [String]) throws -> String { try run(ip, arguments) }
+
+    static func run(_ program: String, _ arguments: [String]) throws -> String {
+        let result = try runProgram(program, arguments)
+        guard result.status == 0 else {
+            throw RemoteHostError("\(([program] + arguments).joined(separator: " ")) exited \(result.status): \(result.stderr)\(result.stdout)")
+        }
+        return result.stdout
+    }
+}
+
+struct RemoteHostError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The pid files of remote execs (`/tmp/.dts-exec-*`).
+func remotePidFiles() -> Set<String> {
+    Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix(".dts-exec-") })
+}
+
+/// Every regular file under `directory`.
+func remoteAllFiles(under directory: String) throws -> [String] {
+    let names = FileManager.default.enumerator(atPath: directory)?.allObjects as? [String] ?? []
+    return names.map { directory + "/" + $0 }.filter {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: $0, isDirectory: &isDirectory) && !isDirectory.boolValue
+    }
+}
+
+/// Starts a program with output appended to `output`, stdin from /dev/null, an empty signal mask
+/// and default handlers. (Foundation's Process passes on the test runner's blocked SIGCHLD:
+/// dropbear then never notices its session child exit and never closes the channel.)
+func remoteSpawn(_ path: String, _ args: [String], output: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attr, &empty)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigdefault(&attr, &all)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+    guard rc == 0 else { throw RemoteHostError("cannot start \(path): \(String(cString: strerror(rc)))") }
+    return pid
+}
+
+/// Whether a TCP connection to `address:port` succeeds within about a second.
+func remoteTCPConnects(_ address: String, port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 1, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr(address)
+    addr.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// Direct children of `pid`, from /proc.
+func remoteChildPids(of pid: pid_t) -> [pid_t] {
+    var result: [pid_t] = []
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let child = pid_t(entry),
+              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        if fields.count > 1, pid_t(fields[1]) == pid { result.append(child) }
+    }
+    return result
+}
