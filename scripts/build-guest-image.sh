@@ -108,11 +108,15 @@ kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depen
 [ -n "$kernel_pkg" ] || die "cannot find the kernel package: 'apt-cache depends linux-image-amd64' names none (run apt-get update?)"
 packages=("$kernel_pkg" "${packages[@]}")
 
+# One apt-cache call for all candidates (each call costs most of a second).
 declare -A pkg_version
-for p in "${packages[@]}"; do
-    v=$(apt-cache policy "$p" 2>/dev/null | awk '$1 == "Candidate:" && !n++ {print $2}')
-    [ -n "$v" ] && [ "$v" != "(none)" ] || die "no installable version of Debian package $p (apt-get update?)"
+while read -r p v; do
     pkg_version[$p]=$v
+done < <(apt-cache policy "${packages[@]}" 2>/dev/null \
+             | awk '/^[^ ].*:$/ {p = substr($0, 1, length($0) - 1)} $1 == "Candidate:" {print p, $2}')
+for p in "${packages[@]}"; do
+    v=${pkg_version[$p]:-}
+    [ -n "$v" ] && [ "$v" != "(none)" ] || die "no installable version of Debian package $p (apt-get update?)"
 done
 host_versions=$(dpkg-query -W -f='${Package}=${Version}\n' "${host_lib_packages[@]}" 2>/dev/null | sort)
 dpdk_version=
