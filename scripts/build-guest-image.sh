@@ -104,20 +104,38 @@ if ! host_ready; then
 fi
 
 # ---- versions and input hash ----------------------------------------------------
-kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ && !n++ {print $2}')
-[ -n "$kernel_pkg" ] || die "cannot find the kernel package: 'apt-cache depends linux-image-amd64' names none (run apt-get update?)"
-packages=("$kernel_pkg" "${packages[@]}")
-
-# One apt-cache call for all candidates (each call costs most of a second).
+guest_packages=("${packages[@]}")
 declare -A pkg_version
-while read -r p v; do
-    pkg_version[$p]=$v
-done < <(apt-cache policy "${packages[@]}" 2>/dev/null \
-             | awk '/^[^ ].*:$/ {p = substr($0, 1, length($0) - 1)} $1 == "Candidate:" {print p, $2}')
-for p in "${packages[@]}"; do
-    v=${pkg_version[$p]:-}
-    [ -n "$v" ] && [ "$v" != "(none)" ] || die "no installable version of Debian package $p (apt-get update?)"
-done
+# Sets kernel_pkg, packages (kernel first) and pkg_version; returns 1 with a
+# message in resolve_error when the package lists do not know a package.
+resolve_versions() {
+    local p v
+    resolve_error=
+    kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ && !n++ {print $2}')
+    if [ -z "$kernel_pkg" ]; then
+        resolve_error="cannot find the kernel package: 'apt-cache depends linux-image-amd64' names none"
+        return 1
+    fi
+    packages=("$kernel_pkg" "${guest_packages[@]}")
+    pkg_version=()
+    # One apt-cache call for all candidates (each call costs most of a second).
+    while read -r p v; do
+        pkg_version[$p]=$v
+    done < <(apt-cache policy "${packages[@]}" 2>/dev/null \
+                 | awk '/^[^ ].*:$/ {p = substr($0, 1, length($0) - 1)} $1 == "Candidate:" {print p, $2}')
+    for p in "${packages[@]}"; do
+        v=${pkg_version[$p]:-}
+        if [ -z "$v" ] || [ "$v" = "(none)" ]; then
+            resolve_error="no installable version of Debian package $p"
+            return 1
+        fi
+    done
+}
+if ! resolve_versions; then
+    info "$resolve_error: running apt-get update"
+    apt-get update -q >/dev/null 2>&1 || die "apt-get update failed"
+    resolve_versions || die "$resolve_error (even after apt-get update)"
+fi
 host_versions=$(dpkg-query -W -f='${Package}=${Version}\n' "${host_lib_packages[@]}" 2>/dev/null | sort)
 dpdk_version=
 if [ "$with_dpdk" = 1 ]; then
