@@ -104,16 +104,38 @@ if ! host_ready; then
 fi
 
 # ---- versions and input hash ----------------------------------------------------
-kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ && !n++ {print $2}')
-[ -n "$kernel_pkg" ] || die "cannot find the kernel package: 'apt-cache depends linux-image-amd64' names none (run apt-get update?)"
-packages=("$kernel_pkg" "${packages[@]}")
-
+guest_packages=("${packages[@]}")
 declare -A pkg_version
-for p in "${packages[@]}"; do
-    v=$(apt-cache policy "$p" 2>/dev/null | awk '$1 == "Candidate:" && !n++ {print $2}')
-    [ -n "$v" ] && [ "$v" != "(none)" ] || die "no installable version of Debian package $p (apt-get update?)"
-    pkg_version[$p]=$v
-done
+# Sets kernel_pkg, packages (kernel first) and pkg_version; returns 1 with a
+# message in resolve_error when the package lists do not know a package.
+resolve_versions() {
+    local p v
+    resolve_error=
+    kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ && !n++ {print $2}')
+    if [ -z "$kernel_pkg" ]; then
+        resolve_error="cannot find the kernel package: 'apt-cache depends linux-image-amd64' names none"
+        return 1
+    fi
+    packages=("$kernel_pkg" "${guest_packages[@]}")
+    pkg_version=()
+    # One apt-cache call for all candidates (each call costs most of a second).
+    while read -r p v; do
+        pkg_version[$p]=$v
+    done < <(apt-cache policy "${packages[@]}" 2>/dev/null \
+                 | awk '/^[^ ].*:$/ {p = substr($0, 1, length($0) - 1)} $1 == "Candidate:" {print p, $2}')
+    for p in "${packages[@]}"; do
+        v=${pkg_version[$p]:-}
+        if [ -z "$v" ] || [ "$v" = "(none)" ]; then
+            resolve_error="no installable version of Debian package $p"
+            return 1
+        fi
+    done
+}
+if ! resolve_versions; then
+    info "$resolve_error: running apt-get update"
+    apt-get update -q >/dev/null 2>&1 || die "apt-get update failed"
+    resolve_versions || die "$resolve_error (even after apt-get update)"
+fi
 host_versions=$(dpkg-query -W -f='${Package}=${Version}\n' "${host_lib_packages[@]}" 2>/dev/null | sort)
 dpdk_version=
 if [ "$with_dpdk" = 1 ]; then
@@ -125,18 +147,19 @@ fi
 password_sha=$(printf '%s' "$login_password" | sha256sum | cut -d' ' -f1)
 keys_sha=none
 [ -n "$authorized_keys" ] && keys_sha=$(sha256sum < "$authorized_keys" | cut -d' ' -f1)
-input_hash=$(
-    {
-        echo "format=1"
-        sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
-        (cd "$guest_dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-        for p in "${packages[@]}"; do echo "package $p=${pkg_version[$p]}"; done
-        echo "$host_versions"
-        echo "dpdk=$with_dpdk $dpdk_version pmds=${dpdk_pmds[*]}"
-        echo "user=$login_user password_sha256=$password_sha authorized_keys_sha256=$keys_sha"
-        echo "modules=${modules[*]}"
-    } | sha256sum | cut -d' ' -f1
+# Everything the image depends on, as text; its SHA-256 is the input hash. The
+# text is kept next to the manifest so a rebuild can say what changed.
+inputs=$(
+    echo "format=1"
+    echo "build-script $(sha256sum < "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
+    (cd "$guest_dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+    for p in "${packages[@]}"; do echo "package $p=${pkg_version[$p]}"; done
+    echo "$host_versions"
+    echo "dpdk=$with_dpdk $dpdk_version pmds=${dpdk_pmds[*]}"
+    echo "user=$login_user password_sha256=$password_sha authorized_keys_sha256=$keys_sha"
+    echo "modules=${modules[*]}"
 )
+input_hash=$(printf '%s\n' "$inputs" | sha256sum | cut -d' ' -f1)
 
 # One build per output directory at a time: a concurrent caller waits here and
 # then finds the image up to date.
@@ -152,6 +175,17 @@ if [ "$force" = 0 ] && [ -f "$output/manifest" ] && [ -f "$output/vmlinuz" ] && 
         && [ -f "$output/vmlinux" ] && [ "$(manifest_value vmlinux_bytes)" = "$(stat -c %s "$output/vmlinux")" ]; then
     info "up to date: $output (input hash $input_hash)"
     exit 0
+fi
+if [ "$force" = 1 ]; then
+    info "rebuilding (--force)"
+elif [ -f "$output/inputs" ] && [ -f "$output/manifest" ]; then
+    changes=$(diff "$output/inputs" <(printf '%s\n' "$inputs") | grep '^[<>]' || true)
+    if [ -n "$changes" ]; then
+        info "rebuilding: inputs changed (< old, > new):"
+        printf '%s\n' "$changes" | sed -n '1,20p'
+    else
+        info "rebuilding: output files missing or changed"
+    fi
 fi
 
 # ---- download and unpack --------------------------------------------------------
@@ -334,12 +368,21 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tdts-guest\n::1\tlocalhost\n' > "$root/e
 printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n' > "$root/etc/nsswitch.conf"
 : > "$root/etc/resolv.conf"
 
-# SSH host keys, generated now (a fresh build gets fresh keys).
+# SSH host keys: generated on the first build of an output directory and kept in
+# DIR/hostkeys/, so rebuilds keep the guest's SSH identity (known_hosts stays valid).
 dropbearkey=$tmp/x/dropbear-bin/usr/bin/dropbearkey
-"$dropbearkey" -t ed25519 -f "$root/etc/dropbear/dropbear_ed25519_host_key" >/dev/null 2>&1 \
-    || die "dropbearkey failed to make the ed25519 host key"
-"$dropbearkey" -t ecdsa -s 256 -f "$root/etc/dropbear/dropbear_ecdsa_host_key" >/dev/null 2>&1 \
-    || die "dropbearkey failed to make the ecdsa host key"
+mkdir -p "$output/hostkeys"
+chmod 700 "$output/hostkeys"
+for spec in ed25519:256 ecdsa:256; do
+    type=${spec%%:*}
+    kept=$output/hostkeys/dropbear_${type}_host_key
+    if [ ! -s "$kept" ] || ! "$dropbearkey" -y -f "$kept" >/dev/null 2>&1; then
+        rm -f "$kept"
+        "$dropbearkey" -t "$type" -s "${spec#*:}" -f "$kept" >/dev/null 2>&1 \
+            || die "dropbearkey failed to make the $type host key"
+    fi
+    install -m 600 "$kept" "$root/etc/dropbear/dropbear_${type}_host_key"
+done
 host_key_ed25519=$("$dropbearkey" -y -f "$root/etc/dropbear/dropbear_ed25519_host_key" | grep '^ssh-ed25519 ' | cut -d' ' -f1,2)
 
 # ---- pack ---------------------------------------------------------------------
@@ -388,6 +431,7 @@ rm -f "$tmp/vmlinux.xz"
 } > "$tmp/out/manifest"
 
 rm -f "$output/manifest"   # a half-replaced output never looks up to date
+printf '%s\n' "$inputs" > "$output/inputs"
 mv -f "$tmp/out/vmlinuz" "$output/vmlinuz"
 mv -f "$tmp/out/vmlinux" "$output/vmlinux"
 mv -f "$tmp/out/initrd.img" "$output/initrd.img"
