@@ -18,12 +18,16 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
     /// The command line the VM was started with.
     public let command: QEMUCommandLine
 
+    /// Commands and shells go through the same wrapper as a remote host DUT's: shells return
+    /// output without the prompt's head, and commands that time out are killed in the guest.
+    private let session: RemoteHostSession
     private let lock = NSLock()
     private var mainShell: (any InteractiveSession)?
 
     init(vmName: String, ssh: SSHConnection, qmp: QMPClient, guestAgent: GuestAgentClient?, pciMap: PCIMap, command: QEMUCommandLine) {
         self.vmName = vmName
         self.ssh = ssh
+        self.session = RemoteHostSession(ssh)
         self.qmp = qmp
         self.guestAgent = guestAgent
         self.pciMap = pciMap
@@ -33,10 +37,10 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
     public var endpoint: String { ssh.endpoint }
 
     public func exec(_ command: String, timeout: Duration = .seconds(60)) async throws -> ExecResult {
-        try await ssh.exec(command, timeout: timeout)
+        try await session.exec(command, timeout: timeout)
     }
 
-    public func openShell() async throws -> any InteractiveSession { try await ssh.openShell() }
+    public func openShell() async throws -> any InteractiveSession { try await session.openShell() }
 
     public func upload(localPath: String, remotePath: String, mode: Int32?, progress: CopyProgress?) async throws {
         try await ssh.upload(localPath: localPath, remotePath: remotePath, mode: mode, progress: progress)
@@ -58,7 +62,7 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
 
     private func shell() async throws -> any InteractiveSession {
         if let existing = lock.withLock({ mainShell }) { return existing }
-        let opened = try await ssh.openShell()
+        let opened = try await session.openShell()
         return lock.withLock {
             if let existing = mainShell { Task { await opened.close() }; return existing }
             mainShell = opened
@@ -79,6 +83,6 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
     public func close() async {
         let shell = lock.withLock { () -> (any InteractiveSession)? in defer { mainShell = nil }; return mainShell }
         await shell?.close()
-        await ssh.close()
+        await session.close()
     }
 }
