@@ -84,7 +84,8 @@ public final class SupervisedProcess: @unchecked Sendable {
     /// Waits up to `timeout`; returns the status, or `nil` if the child still runs.
     public func waitForExit(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        // A cancelled Task.sleep returns at once: stop on cancellation instead of spinning.
+        while ContinuousClock.now < deadline, !Task.isCancelled {
             if let status = exitStatus { return status }
             try? await Task.sleep(for: .milliseconds(20))
         }

@@ -301,7 +301,7 @@ public final class VMInstance: @unchecked Sendable {
         let daemon = lock.withLock { daemonPID }
         let exited: @Sendable () async -> Int32? = {
             if let daemon {
-                while ProcessIdentity.isAlive(daemon) { try? await Task.sleep(for: .milliseconds(50)) }
+                while ProcessIdentity.isAlive(daemon), !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
                 return Task.isCancelled ? nil : 0
             }
             return await watched.waitForExit()
@@ -333,7 +333,7 @@ public final class VMInstance: @unchecked Sendable {
     /// Waits until QEMU exits (by itself, or stopped); returns its status (0 for a daemon).
     public func waitForExit() async -> Int32 {
         if let daemon = lock.withLock({ daemonPID }) {
-            while ProcessIdentity.isAlive(daemon) { try? await Task.sleep(for: .milliseconds(100)) }
+            while ProcessIdentity.isAlive(daemon), !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
             return 0
         }
         return await process.waitForExit()
@@ -352,7 +352,7 @@ public final class VMInstance: @unchecked Sendable {
         func exitedWithin(_ timeout: Duration) async -> Bool {
             if let daemon {
                 let deadline = ContinuousClock.now + timeout
-                while ProcessIdentity.isAlive(daemon), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+                while ProcessIdentity.isAlive(daemon), ContinuousClock.now < deadline, !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
                 return !ProcessIdentity.isAlive(daemon)
             }
             return await process.waitForExit(timeout: timeout) != nil

@@ -187,3 +187,43 @@ func readBanner(port: Int) throws -> String {
     let n = read(fd, &buffer, 64)
     return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
 }
+
+extension RealGuestTests {
+    @Suite struct VMDaemonAndCLITests {
+        @Test func daemonizedQEMUIsTrackedByPidFileAndQMP() async throws {
+            try VMFixture.requireGuestImage()
+            let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndaemon = enable=yes;"])
+            let context = try testContext()
+            defer { context.run.remove() }
+            let vm = try fixture.vm()
+            let dut = try await vm.start(VMStartOptions(context: context))
+            let instance = try #require(vm.instance)
+            // The launcher exited after daemonizing; the VM runs under the pid from its pid file.
+            #expect(instance.process.exitStatus == 0)
+            let pidText = try String(contentsOfFile: try #require(instance.command.paths.pidFile), encoding: .utf8)
+            #expect(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) == instance.pid)
+            #expect(instance.pid != instance.process.pid && ProcessIdentity.isAlive(instance.pid))
+            #expect(try await dut.exec("true", timeout: .seconds(20)).succeeded)
+            await vm.stop()
+            #expect(!ProcessIdentity.isAlive(instance.pid))
+        }
+
+        @Test func dtsVMRunPrintsTheOutputAndExitsWithTheCommandsStatus() throws {
+            try VMFixture.requireGuestImage()
+            let fixture = try VMFixture(["vm0": VMFixture.guest])
+            let root = "/tmp/dts-vmrun-\(UUID().uuidString.prefix(8))"
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let env = ["DTS_RUN_ROOT": root]
+            let ok = try DTSBinary.run(["vm", "run", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg",
+                                        "--", "uname", "-n"], environment: env)
+            #expect(ok.status == 0, "\(ok.stderr)")
+            #expect(ok.stdout == "dts-guest\n")
+            #expect(ok.stderr.contains("vm0: ssh passed"))
+            let failing = try DTSBinary.run(["vm", "run", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg",
+                                             "--", "sh", "-c", "echo oops >&2; exit 7"], environment: env)
+            #expect(failing.status == 7)
+            #expect(failing.stderr.contains("oops"))
+            #expect(qemuProcesses(matching: root).isEmpty)
+        }
+    }
+}

@@ -8,7 +8,9 @@ extension RealGuestTests {
         @Test func virtBasicPassesAndWritesVMArtifacts() throws {
             try VMFixture.requireGuestImage()
             let out = try RunnerTempDir("dts-e2e-vm")
-            let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"])
+            let root = out.path + "/run-root"
+            let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
+                                           environment: ["DTS_RUN_ROOT": root])
             #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             let dir = out.path + "/r"
             let tree = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/test_results.json"))) as? [String: [String: [String: String]]]
@@ -31,7 +33,9 @@ extension RealGuestTests {
             let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
             #expect(html.contains("guest-agent"))
             // Nothing left running or mounted by the run.
-            #expect(qemuProcesses(matching: "/run/dts/").isEmpty)
+            #expect(qemuProcesses(matching: root).isEmpty)
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("run-") }.isEmpty,
+                    "the run directory is left behind")
         }
 
         @Test func sigintDuringAVMCaseLeavesNoQEMU() async throws {
@@ -41,6 +45,8 @@ extension RealGuestTests {
             process.executableURL = URL(fileURLWithPath: DTSBinary.path)
             process.arguments = ["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"]
             process.currentDirectoryURL = URL(fileURLWithPath: DTSBinary.packageRoot)
+            let root = out.path + "/run-root"
+            process.environment = ProcessInfo.processInfo.environment.merging(["DTS_RUN_ROOT": root]) { $1 }
             let log = out.path + "/stdout"
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
@@ -53,7 +59,7 @@ extension RealGuestTests {
             var qemu: [Int32] = []
             let deadline = ContinuousClock.now + .seconds(180)
             while ContinuousClock.now < deadline {
-                qemu = qemuProcesses(matching: "/run/dts/")
+                qemu = qemuProcesses(matching: root)
                 if !qemu.isEmpty, FileManager.default.fileExists(atPath: out.path + "/r/virt_basic/test_vm_kernel.log") { break }
                 try await Task.sleep(for: .milliseconds(200))
             }
