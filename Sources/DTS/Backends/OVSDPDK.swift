@@ -287,9 +287,69 @@ public actor OVSDPDKBackend {
         }
     }
 
-    /// The interface's statistics (`ovs-vsctl get Interface X statistics`) as typed counters.
+    /// The interface's statistics column (`ovs-vsctl get Interface X statistics`) as typed counters.
+    /// vswitchd refreshes this column every 5 s (`stats-update-interval`); for counters as of now use
+    /// ``liveStatistics(bridge:port:)`` or wait with ``waitForStatistics(_:timeout:until:)``.
     public func statistics(_ interface: String) async throws -> PortCounters {
         Self.parseStatistics(try await vsctl(["get", "Interface", interface, "statistics"]))
+    }
+
+    /// Polls ``statistics(_:)`` until `condition` holds; returns the counters that satisfied it, or
+    /// throws with the last counters after `timeout`.
+    @discardableResult
+    public func waitForStatistics(_ interface: String, timeout: Duration = .seconds(15),
+                                  until condition: @Sendable (PortCounters) -> Bool) async throws -> PortCounters {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let counters = try await statistics(interface)
+            if condition(counters) { return counters }
+            guard ContinuousClock.now < deadline else {
+                throw fail("wait for statistics of \(interface)", "condition not met within \(timeout); last: \(counters.raw)")
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    /// The port's counters as of now, read from the datapath over OpenFlow (`ovs-ofctl dump-ports BRIDGE PORT`).
+    public func liveStatistics(bridge: String, port: String) async throws -> PortCounters {
+        let output = try await commands.output(environment + ["ovs-ofctl", "dump-ports", bridge, port],
+                                               step: "ovs-ofctl dump-ports \(bridge) \(port)")
+        guard let counters = Self.parseDumpPorts(output) else {
+            throw fail("ovs-ofctl dump-ports \(bridge) \(port)", "no counters in: \(HostCommands.tail(output))")
+        }
+        return counters
+    }
+
+    /// Parses `ovs-ofctl dump-ports` output for one port (`rx pkts=1, bytes=2, drop=0, errs=0, ...`,
+    /// `tx pkts=...`); `?` (unsupported) reads as 0.
+    public static func parseDumpPorts(_ text: String) -> PortCounters? {
+        var counters = PortCounters()
+        var seen = false
+        for line in text.split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let direction: String
+            var rest: Substring
+            if let range = trimmed.range(of: "rx pkts=") { direction = "rx"; rest = trimmed[range.lowerBound...].dropFirst(3) }
+            else if let range = trimmed.range(of: "tx pkts=") { direction = "tx"; rest = trimmed[range.lowerBound...].dropFirst(3) }
+            else { continue }
+            seen = true
+            rest = rest.drop { $0 == " " }
+            for field in rest.split(separator: ",") {
+                let pair = field.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+                guard pair.count == 2 else { continue }
+                counters.raw["\(direction)_\(pair[0])"] = UInt64(pair[1]) ?? 0
+            }
+        }
+        guard seen else { return nil }
+        counters.rxPackets = counters.raw["rx_pkts"] ?? 0
+        counters.txPackets = counters.raw["tx_pkts"] ?? 0
+        counters.rxBytes = counters.raw["rx_bytes"] ?? 0
+        counters.txBytes = counters.raw["tx_bytes"] ?? 0
+        counters.rxErrors = counters.raw["rx_errs"] ?? 0
+        counters.txErrors = counters.raw["tx_errs"] ?? 0
+        counters.rxDropped = counters.raw["rx_drop"] ?? 0
+        counters.txDropped = counters.raw["tx_drop"] ?? 0
+        return counters
     }
 
     /// Parses an OVSDB map such as `{rx_bytes=42, rx_packets=1, tx_packets=0}`.

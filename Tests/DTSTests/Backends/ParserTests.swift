@@ -57,3 +57,17 @@ import Testing
                              "--", "-i", "--total-num-mbufs=4096", "--rxq=2", "--txq=2"])
     }
 }
+
+@Suite struct OVSDumpPortsParserTests {
+    @Test func dumpPorts() throws {
+        let text = """
+            OFPST_PORT reply (xid=0x4): 1 ports
+              port  dbx1: rx pkts=23, bytes=1610, drop=?, errs=?, frame=?, over=?, crc=?
+                       tx pkts=3, bytes=294, drop=1, errs=0, coll=?
+            """
+        let c = try #require(OVSDPDKBackend.parseDumpPorts(text))
+        #expect(c.rxPackets == 23 && c.rxBytes == 1610 && c.rxDropped == 0)
+        #expect(c.txPackets == 3 && c.txBytes == 294 && c.txDropped == 1)
+        #expect(OVSDPDKBackend.parseDumpPorts("ovs-ofctl: br0 is not a bridge") == nil)
+    }
+}
