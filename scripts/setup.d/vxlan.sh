@@ -25,6 +25,8 @@ fi
 # file prefix); the system's openvswitch-switch service is neither needed nor touched.
 
 test -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
-command -v ovsdb-tool ovsdb-server ovs-vsctl ovs-appctl ovs-ofctl dpdk-testpmd tcpdump ethtool ip >/dev/null
+for tool in ovsdb-tool ovsdb-server ovs-vsctl ovs-appctl ovs-ofctl dpdk-testpmd tcpdump ethtool ip busybox; do
+    command -v "$tool" >/dev/null || { echo "vxlan: $tool missing after install" >&2; exit 1; }
+done
 /usr/bin/python3 -c 'import scapy.all' 2>/dev/null
 echo "vxlan: $(ovs-vsctl --version | head -n1), dpdk-testpmd from dpdk-dev $(dpkg-query -W -f='${Version}' dpdk-dev), scapy $(/usr/bin/python3 -c 'import scapy; print(scapy.VERSION)')"
