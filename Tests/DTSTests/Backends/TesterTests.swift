@@ -63,6 +63,20 @@ extension HostBackendTests {
                                             l4: .udp(sport: 7, dport: 7)), count: 5, on: names.name("dtsx"))
             let viaKernel = try await kernelCapture.frames().filter { $0.inner?.udp?.dport == 7 }
             #expect(viaKernel.count == 5 && viaKernel.allSatisfy { $0.vxlan?.vni == 2000 && $0.ip?.dst == "192.168.77.1" })
+
+            // A capture that cannot start (a filter that does not compile, a missing interface) fails at once.
+            let started = ContinuousClock.now
+            let badFilter = await #expect(throws: BackendError.self) {
+                _ = try await tester.startCapture(on: hostEnd, side: .host, filter: "udp port notaport", duration: .seconds(30))
+            }
+            let noInterface = await #expect(throws: BackendError.self) {
+                _ = try await tester.startCapture(on: "dtsnone0", side: .host, duration: .seconds(30))
+            }
+            #expect(ContinuousClock.now - started < .seconds(20))
+            #expect(badFilter?.step == "capture on \(hostEnd)" && badFilter?.detail.contains("compile") == true, "\(String(describing: badFilter))")
+            #expect(noInterface?.detail.contains("No such device") == true, "\(String(describing: noInterface))")
+            // A capture still running at teardown is stopped by it.
+            _ = try await tester.startCapture(on: hostEnd, side: .host, duration: .seconds(120))
         }
         #expect(!namespaceExists(namespace))
         #expect(!linkExists(hostEnd))
