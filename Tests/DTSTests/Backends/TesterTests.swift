@@ -8,9 +8,10 @@ extension HostBackendTests {
         try requirePrograms(["ip", "ethtool", "tcpdump", "/usr/bin/python3"])
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-tester")
-        let resources = RunResources()
+        let dut = Dut()   // the local host DUT: its session is a LocalSession
+        let resources = dut.resources
         let namespace = names.name("dtst"), hostEnd = names.name("dtsh"), nsEnd = names.name("dtsn")
-        let tester = Tester(session: LocalSession(), namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources))
+        let tester = Tester(session: dut.session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources))
         let count = 25
         try await withBackendCleanup(resources) {
             try await tester.setUp(veth: VethSpec(hostName: hostEnd, namespaceName: nsEnd,

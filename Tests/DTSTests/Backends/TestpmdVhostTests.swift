@@ -11,9 +11,10 @@ extension HostBackendTests {
         try VMFixture.requireGuestImage()
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-pmd")
-        let resources = RunResources()
+        let dut = Dut()   // the local host DUT: its session is a LocalSession
+        let resources = dut.resources
         let sockets = [dir.path + "/vhost-net0", dir.path + "/vhost-net1"]
-        let pmd = TestpmdVhostBackend(session: LocalSession(),
+        let pmd = TestpmdVhostBackend(session: dut.session,
                                       options: TestpmdVhostOptions(name: names.name("p"), workDirectory: dir.path,
                                                                    ports: sockets.map { VhostPortSpec(socketPath: $0) }),
                                       cleanup: .resources(resources))
@@ -81,7 +82,7 @@ extension HostBackendTests {
                                           ports: [VhostPortSpec(socketPath: dir.path + "/s0")])
         options.memoryMB = 16   // too little for the mbuf pool: testpmd exits before its prompt
         options.startTimeout = .seconds(30)
-        let pmd = TestpmdVhostBackend(session: LocalSession(), options: options, cleanup: .none)
+        let pmd = TestpmdVhostBackend(session: Dut().session, options: options, cleanup: .none)
         let error = await #expect(throws: BackendError.self) { try await pmd.start() }
         #expect(error?.step == "start")
         #expect(processes(mentioning: pmd.filePrefix).isEmpty)
