@@ -94,11 +94,25 @@ public final class RunDirectory: Sendable {
                 report.killedProcesses.append(pid)
                 logger.warning("killed leftover process \(pid) of dead run \(run)")
             }
+            // Mounts a dead run made (hugetlbfs for a backend) go before the directory does.
+            for mount in mounts(under: run).reversed() {
+                if umount2(mount, Int32(MNT_DETACH)) == 0 { logger.warning("unmounted \(mount) of dead run \(run)") }
+            }
             try? FileManager.default.removeItem(atPath: run)
             report.removedRuns.append(run)
             logger.info("removed stale run directory \(run)")
         }
         return report
+    }
+
+    static func mounts(under run: String) -> [String] {
+        guard let text = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 1 else { return nil }
+            let point = String(fields[1])
+            return point.hasPrefix(run + "/") ? point : nil
+        }
     }
 
     static func pidFiles(under run: String) -> [String] {

@@ -131,6 +131,10 @@ extension RealGuestTests {
         let sleeper = try SupervisedProcess.spawn(["/bin/sh", "-c", "while :; do sleep 1; done", "sh", vmDir + "/qmp.sock"],
                                                   stdout: "/dev/null", stderr: "/dev/null")
         try "\(sleeper.pid)\n".write(toFile: vmDir + "/qemu.pid", atomically: true, encoding: .utf8)
+        // A mount it made goes too.
+        try FileManager.default.createDirectory(atPath: run.path + "/huge", withIntermediateDirectories: true)
+        let mounted = try runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", run.path + "/huge"])
+        try #require(mounted.status == 0)
         // A live run (ours) must be left alone.
         let live = try RunDirectory(root: root)
         let report = RunDirectory.cleanStale(root: root)
@@ -139,6 +143,7 @@ extension RealGuestTests {
         #expect(await sleeper.waitForExit(timeout: .seconds(5)) == 128 + SIGKILL)
         #expect(FileManager.default.fileExists(atPath: live.path))
         #expect(!FileManager.default.fileExists(atPath: run.path))
+        #expect(RunDirectory.mounts(under: run.path).isEmpty)
     }
 }
 
