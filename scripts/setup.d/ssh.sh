@@ -4,13 +4,8 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-need=()
-for pkg in libssh2-1-dev dropbear-bin openssh-client openssh-server openssh-sftp-server python3-pexpect passwd iproute2; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
-done
-if ((${#need[@]})); then
-    apt-get install -y --no-install-recommends "${need[@]}"
-fi
+source "$(dirname "$0")/../lib/apt.sh"
+apt_install libssh2-1-dev dropbear-bin openssh-client openssh-server openssh-sftp-server python3-pexpect passwd iproute2
 
 # sshd (keyboard-interactive test) needs its privilege separation directory.
 install -d -m 755 /run/sshd
