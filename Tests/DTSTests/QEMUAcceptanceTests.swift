@@ -9,7 +9,8 @@ import Testing
 /// The argv is built again with free ports and a temporary runtime directory; files named by the
 /// config (disks, kernels) are replaced by temporary ones; every VM is TCG and paused (`-S`).
 /// vhost-user client devices are served by a real `dpdk-testpmd` (one vhost vdev per device).
-@Suite(.serialized) struct QEMUAcceptanceTests {
+extension RealGuestTests {
+@Suite struct QEMUAcceptanceTests {
     /// Cases that cannot start on a machine of this kind, and why.
     static let cannotStartHere: [String: String] = [
         "aarch64": "needs qemu-system-aarch64 and an arm64 kernel; checked by the golden file only",
@@ -189,6 +190,8 @@ import Testing
     }
 }
 
+}
+
 struct AcceptanceError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -278,7 +281,8 @@ final class HugepageReservation: Sendable {
         added = pages
         let dir = "/tmp/dts-huge-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let result = try runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", dir])
+        // A size limit makes the mount account its pages (statvfs), whatever else uses hugepages.
+        let result = try runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M,size=\(pages * 2)M", "nodev", dir])
         guard result.status == 0 else { throw AcceptanceError("mount hugetlbfs: \(result.stderr)") }
         mount = dir
         ownMount = true

@@ -28,6 +28,13 @@ public enum Hugepages {
         return (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
+    /// Pages currently used by files on a hugetlbfs mount (`statvfs`), or `nil` if it is not one.
+    public static func pagesInUse(mount: String) -> Int? {
+        var info = statvfs()
+        guard statvfs(mount, &info) == 0, info.f_blocks > 0 else { return nil }
+        return Int(info.f_blocks - info.f_bfree)
+    }
+
     /// Checks that `memoryMiB` of guest memory fits in the free pages of `mount`.
     public static func check(memoryMiB: Int, mount: String) throws {
         let pageKB = pageSizeKB(mount: mount)

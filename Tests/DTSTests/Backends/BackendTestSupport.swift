@@ -2,9 +2,9 @@
 import Foundation
 import Testing
 
-/// Host-side backends on the real machine (namespaces, OVS-DPDK, testpmd, QEMU). Serialized: they
-/// use hugepages, cores and host interfaces.
-@Suite(.serialized) enum HostBackendTests {}
+/// Host-side backends on the real machine (namespaces, OVS-DPDK, testpmd, QEMU). Serialized with
+/// every other test that uses host-wide resources (hugepages, cores, host interfaces).
+typealias HostBackendTests = RealGuestTests
 
 /// Names unique to this test process (interface names stay within 15 characters).
 struct BackendNames {
