@@ -1,0 +1,177 @@
+import DTSSession
+import Foundation
+
+/// Where a host-side component registers its teardown so that it runs on every exit path.
+///
+/// Pass ``resources(_:)`` (a suite's `context.resources`), ``runContext(_:)`` (a ``RunContext``),
+/// or your own closure. The component also tears down when you call its `stop()`/`tearDown()`;
+/// teardowns are idempotent, so the registered one does nothing once the component is gone.
+public struct CleanupHook: Sendable {
+    /// Registers `action` under `name`.
+    public let register: @Sendable (_ name: String, _ action: @escaping @Sendable () async -> Void) async -> Void
+
+    /// A hook from a closure.
+    public init(_ register: @escaping @Sendable (_ name: String, _ action: @escaping @Sendable () async -> Void) async -> Void) {
+        self.register = register
+    }
+
+    /// Registers with a run's cleanup registry (`TestContext.resources`, `Dut.resources`).
+    public static func resources(_ resources: RunResources) -> CleanupHook {
+        CleanupHook { name, action in await resources.register(name, cleanup: action) }
+    }
+
+    /// Registers with a ``RunContext`` (run by ``RunContext/cleanUpAll()``).
+    public static func runContext(_ context: RunContext) -> CleanupHook {
+        CleanupHook { name, action in context.register(name, action) }
+    }
+
+    /// Registers nothing: the caller promises to call the component's teardown itself.
+    public static let none = CleanupHook { _, _ in }
+}
+
+/// A host-side component (OVS-DPDK, testpmd, the tester) failed.
+public struct BackendError: Error, Sendable, CustomStringConvertible {
+    /// The component, e.g. `ovs-dpdk dtsovs0` or `tester dtst0`.
+    public var component: String
+    /// The step that failed, e.g. `start ovs-vswitchd`.
+    public var step: String
+    /// What went wrong, with the command's output where there was one.
+    public var detail: String
+
+    /// Creates an error.
+    public init(component: String, step: String, detail: String) {
+        self.component = component
+        self.step = step
+        self.detail = detail
+    }
+
+    public var description: String { "\(component): \(step) failed: \(detail)" }
+}
+
+/// Runs argument vectors on a DUT session and turns failures into ``BackendError``s.
+struct HostCommands: Sendable {
+    let session: any DUTSession
+    let component: String
+
+    /// Runs `argv`; returns the result whatever the status.
+    func run(_ argv: [String], timeout: Duration = .seconds(30)) async throws -> ExecResult {
+        do {
+            return try await session.exec(argv: argv, timeout: timeout)
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            throw BackendError(component: component, step: argv.joined(separator: " "), detail: "\(error)")
+        }
+    }
+
+    /// Runs `argv` and throws unless it exits with status 0.
+    @discardableResult
+    func check(_ argv: [String], step: String? = nil, timeout: Duration = .seconds(30)) async throws -> ExecResult {
+        let result = try await run(argv, timeout: timeout)
+        guard result.succeeded else {
+            throw BackendError(component: component, step: step ?? ShellQuoting.join(argv),
+                               detail: "exit status \(result.status): \(Self.tail(result.errorOutput + result.output))")
+        }
+        return result
+    }
+
+    /// Runs `argv` and returns its trimmed standard output, throwing unless it succeeded.
+    func output(_ argv: [String], step: String? = nil, timeout: Duration = .seconds(30)) async throws -> String {
+        try await check(argv, step: step, timeout: timeout).output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs `argv` ignoring every failure (teardown steps).
+    @discardableResult
+    func bestEffort(_ argv: [String], timeout: Duration = .seconds(15)) async -> ExecResult? {
+        try? await session.exec(argv: argv, timeout: timeout)
+    }
+
+    /// Reads a file on the DUT, `nil` if it cannot.
+    func readFile(_ path: String) async -> String? {
+        guard let result = await bestEffort(["cat", path]), result.succeeded else { return nil }
+        return result.output
+    }
+
+    /// Whether process `pid` is alive on the DUT.
+    func isAlive(_ pid: Int32) async -> Bool {
+        await bestEffort(["kill", "-0", String(pid)])?.succeeded ?? false
+    }
+
+    /// The pid recorded in `pidFile`, if any.
+    func pid(fromFile pidFile: String) async -> Int32? {
+        await readFile(pidFile).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Sends SIGTERM, waits up to `grace`, then SIGKILL; waits until the process is gone.
+    func terminate(_ pid: Int32, grace: Duration = .seconds(5)) async {
+        guard pid > 1, await isAlive(pid) else { return }
+        await bestEffort(["kill", "-TERM", String(pid)])
+        if await waitGone(pid, within: grace) { return }
+        await bestEffort(["kill", "-KILL", String(pid)])
+        _ = await waitGone(pid, within: .seconds(5))
+    }
+
+    /// Polls until `pid` is gone or `within` passes; returns whether it is gone.
+    func waitGone(_ pid: Int32, within: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + within
+        while ContinuousClock.now < deadline {
+            if !(await isAlive(pid)) { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return !(await isAlive(pid))
+    }
+
+    /// Writes `text` to `path` on the DUT (through a local temporary file and the session's upload).
+    func writeFile(_ text: String, to path: String, mode: Int32 = 0o644) async throws {
+        let local = FileManager.default.temporaryDirectory.appendingPathComponent("dts-upload-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        do {
+            try text.write(toFile: local, atomically: true, encoding: .utf8)
+            try await session.upload(localPath: local, remotePath: path, mode: mode, progress: nil)
+        } catch {
+            throw BackendError(component: component, step: "write \(path)", detail: "\(error)")
+        }
+    }
+
+    static func tail(_ text: String, limit: Int = 1500) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.count > limit ? "…" + String(trimmed.suffix(limit)) : trimmed
+    }
+}
+
+/// Typed counters of one port or interface.
+public struct PortCounters: Sendable, Equatable {
+    /// Packets received.
+    public var rxPackets: UInt64 = 0
+    /// Packets sent.
+    public var txPackets: UInt64 = 0
+    /// Bytes received.
+    public var rxBytes: UInt64 = 0
+    /// Bytes sent.
+    public var txBytes: UInt64 = 0
+    /// Receive errors.
+    public var rxErrors: UInt64 = 0
+    /// Transmit errors.
+    public var txErrors: UInt64 = 0
+    /// Packets dropped on receive (OVS `rx_dropped`, testpmd `RX-missed`, kernel `dropped`).
+    public var rxDropped: UInt64 = 0
+    /// Packets dropped on transmit.
+    public var txDropped: UInt64 = 0
+    /// Every counter the source reported, by its own name.
+    public var raw: [String: UInt64] = [:]
+
+    /// Creates counters (all zero by default).
+    public init(rxPackets: UInt64 = 0, txPackets: UInt64 = 0, rxBytes: UInt64 = 0, txBytes: UInt64 = 0,
+                rxErrors: UInt64 = 0, txErrors: UInt64 = 0, rxDropped: UInt64 = 0, txDropped: UInt64 = 0,
+                raw: [String: UInt64] = [:]) {
+        self.rxPackets = rxPackets
+        self.txPackets = txPackets
+        self.rxBytes = rxBytes
+        self.txBytes = txBytes
+        self.rxErrors = rxErrors
+        self.txErrors = txErrors
+        self.rxDropped = rxDropped
+        self.txDropped = txDropped
+        self.raw = raw
+    }
+}

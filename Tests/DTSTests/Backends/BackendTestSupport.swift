@@ -1,0 +1,61 @@
+@testable import DTS
+import Foundation
+import Testing
+
+/// Host-side backends on the real machine (namespaces, OVS-DPDK, testpmd, QEMU). Serialized: they
+/// use hugepages, cores and host interfaces.
+@Suite(.serialized) enum HostBackendTests {}
+
+/// Names unique to this test process (interface names stay within 15 characters).
+struct BackendNames {
+    let suffix: String
+    init() { suffix = String(getpid() % 100_000) }
+    func name(_ prefix: String) -> String { prefix + suffix }
+}
+
+/// Runs `body`, then every cleanup registered in `resources`, whether `body` threw or not.
+func withBackendCleanup(_ resources: RunResources, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch {
+        await resources.cleanupAll()
+        throw error
+    }
+    await resources.cleanupAll()
+}
+
+/// Programs whose command line mentions `text`.
+func processes(mentioning text: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { pid in
+        pid != getpid() && ProcessIdentity.commandLine(of: pid).contains { $0.contains(text) }
+    }
+}
+
+func nrHugepages() -> Int {
+    let text = (try? String(contentsOfFile: "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", encoding: .utf8)) ?? ""
+    return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+}
+
+func isMounted(_ path: String) -> Bool {
+    let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+    return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == path }
+}
+
+func namespaceExists(_ name: String) -> Bool {
+    FileManager.default.fileExists(atPath: "/var/run/netns/" + name)
+}
+
+func linkExists(_ name: String) -> Bool {
+    FileManager.default.fileExists(atPath: "/sys/class/net/" + name)
+}
+
+/// Fails clearly when a program the test needs is missing.
+func requirePrograms(_ programs: [String]) throws {
+    let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/usr/lib/openvswitch-switch-dpdk"
+    for program in programs {
+        let found = program.hasPrefix("/") ? FileManager.default.isExecutableFile(atPath: program)
+            : path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(program)") }
+        try #require(found, "\(program) is missing: run scripts/setup.d/vxlan.sh")
+    }
+}

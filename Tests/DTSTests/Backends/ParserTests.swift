@@ -1,0 +1,73 @@
+@testable import DTS
+import Testing
+
+@Suite struct BackendParserTests {
+    @Test func ovsStatisticsMap() {
+        let c = OVSDPDKBackend.parseStatistics("{collisions=0, rx_bytes=4200, rx_crc_err=0, rx_dropped=3, rx_errors=1, rx_packets=42, tx_bytes=100, tx_dropped=0, tx_errors=2, tx_packets=1}")
+        #expect(c.rxPackets == 42 && c.rxBytes == 4200 && c.rxDropped == 3 && c.rxErrors == 1)
+        #expect(c.txPackets == 1 && c.txBytes == 100 && c.txErrors == 2)
+        #expect(c.raw["rx_crc_err"] == 0 && c.raw.count == 10)
+        #expect(OVSDPDKBackend.parseStatistics("{}") == PortCounters())
+    }
+
+    @Test func testpmdPortStats() {
+        let text = """
+
+          ######################## NIC statistics for port 0  ########################
+          RX-packets: 17         RX-missed: 2          RX-bytes:  1530
+          RX-errors: 1
+          RX-nombuf:  0
+          TX-packets: 9          TX-errors: 0          TX-bytes:  810
+
+          Throughput (since last show)
+          Rx-pps:            0          Rx-bps:            0
+          Tx-pps:            0          Tx-bps:            0
+          ############################################################################
+
+          ######################## NIC statistics for port 1  ########################
+          RX-packets: 5          RX-missed: 0          RX-bytes:  300
+          RX-errors: 0
+          RX-nombuf:  0
+          TX-packets: 17         TX-errors: 0          TX-bytes:  1530
+          ############################################################################
+        """
+        let stats = TestpmdVhostBackend.parsePortStatistics(text)
+        #expect(stats.count == 2)
+        #expect(stats[0]?.rxPackets == 17 && stats[0]?.rxBytes == 1530 && stats[0]?.rxDropped == 2 && stats[0]?.rxErrors == 1)
+        #expect(stats[0]?.txPackets == 9 && stats[0]?.txBytes == 810)
+        #expect(stats[1]?.rxPackets == 5 && stats[1]?.txPackets == 17 && stats[1]?.txBytes == 1530)
+        #expect(TestpmdVhostBackend.parsePortStatistics("testpmd> ").isEmpty)
+    }
+
+    @Test func ipLinkJSON() throws {
+        let json = #"[{"ifindex":5,"ifname":"vu0","stats64":{"rx":{"bytes":1000,"packets":10,"errors":0,"dropped":1},"tx":{"bytes":2000,"packets":20,"errors":3,"dropped":0}}}]"#
+        let c = try #require(Tester.parseLinkStatistics(json))
+        #expect(c.rxPackets == 10 && c.rxBytes == 1000 && c.rxDropped == 1)
+        #expect(c.txPackets == 20 && c.txBytes == 2000 && c.txErrors == 3)
+        #expect(Tester.parseLinkStatistics("not json") == nil)
+    }
+
+    @Test func testpmdArgv() {
+        let options = TestpmdVhostOptions(name: "t1", workDirectory: "/tmp/x", ports: [
+            VhostPortSpec(socketPath: "/tmp/x/s0"), VhostPortSpec(socketPath: "/tmp/x/s1", client: true, queues: 2),
+        ])
+        let pmd = TestpmdVhostBackend(session: LocalSession(), options: options, cleanup: .none)
+        #expect(pmd.argv == ["dpdk-testpmd", "-l", "0-1", "--no-huge", "-m", "1024", "--no-pci", "--file-prefix=dts-testpmd-t1",
+                             "--vdev", "net_vhost0,iface=/tmp/x/s0,queues=1", "--vdev", "net_vhost1,iface=/tmp/x/s1,queues=2,client=1",
+                             "--", "-i", "--total-num-mbufs=4096", "--rxq=2", "--txq=2"])
+    }
+}
+
+@Suite struct OVSDumpPortsParserTests {
+    @Test func dumpPorts() throws {
+        let text = """
+            OFPST_PORT reply (xid=0x4): 1 ports
+              port  dbx1: rx pkts=23, bytes=1610, drop=?, errs=?, frame=?, over=?, crc=?
+                       tx pkts=3, bytes=294, drop=1, errs=0, coll=?
+            """
+        let c = try #require(OVSDPDKBackend.parseDumpPorts(text))
+        #expect(c.rxPackets == 23 && c.rxBytes == 1610 && c.rxDropped == 0)
+        #expect(c.txPackets == 3 && c.txBytes == 294 && c.txDropped == 1)
+        #expect(OVSDPDKBackend.parseDumpPorts("ovs-ofctl: br0 is not a bridge") == nil)
+    }
+}
