@@ -141,12 +141,16 @@ final class VxlanSample: TestSuite {
                                                         address: "\(s.overlayTesterIP)/24", mtu: s.overlayMTU))
 
         // The tunnel endpoint: OVS-DPDK with br-phy (underlay) and br-int (tunnel + VM ports).
-        let ovs = OVSDPDKBackend(session: dut.session, options: OVSDPDKOptions(name: "vxlan", parentDirectory: dir),
-                                 cleanup: .resources(context.resources))
+        var options = OVSDPDKOptions(name: "vxlan", parentDirectory: dir)
+        // Four DPDK ports with per-port mempools (af_packet, two vhost-user, and the tunnel's) need more than the default 128 MB.
+        options.socketMemoryMB = 256
+        options.hugepages = 128
+        let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .resources(context.resources))
         self.ovs = ovs
         try await ovs.start()
         try await ovs.addBridge(Self.bridgePhy)
         try await ovs.addAfPacketPort(bridge: Self.bridgePhy, port: Self.phyPort, interface: s.hostVeth)
+        try await waitForLink(Self.bridgePhy)
         try await ovs.setInternalAddress("\(s.vtepIP)/24", bridge: Self.bridgePhy)
         try await ovs.addBridge(Self.bridgeInt)
         try await ovs.addVXLANPort(bridge: Self.bridgeInt, port: Self.vxlanPort, remoteIP: s.testerIP, localIP: s.vtepIP,
@@ -159,15 +163,19 @@ final class VxlanSample: TestSuite {
         vtepMAC = try await tester.macAddress(Self.bridgePhy, on: .host)
         try await ovs.appctl(["tnl/neigh/set", Self.bridgePhy, s.testerIP, testerMAC])
 
-        // The VM: QEMU listens on the vhost-user sockets, OVS connects to them.
-        vm = try await kvm.start()
+        // The VM: QEMU listens on the vhost-user sockets and OVS connects to them. QEMU does not
+        // start (not even its QMP monitor) until a backend has connected to each vhost-user netdev,
+        // so the ports go in first: OVS's vhost-user client retries until QEMU's sockets appear.
         for (index, port) in Self.vhostPorts.enumerated() {
             try await ovs.addVhostUserClientPort(bridge: Self.bridgeInt, port: port, serverPath: "\(dir)/vhost\(index).sock")
         }
+        vm = try await kvm.start()
         // tep_termination's forwarding: tunnel -> VM port 0, VM port 1 -> tunnel, nothing else.
+        let tunnel = try await ofport(Self.vxlanPort), toGuest = try await ofport(Self.vhostPorts[0])
+        let fromGuest = try await ofport(Self.vhostPorts[1])
         try await ofctl(["del-flows", Self.bridgeInt])
-        try await ofctl(["add-flow", Self.bridgeInt, "priority=100,in_port=\(Self.vxlanPort),actions=output:\(Self.vhostPorts[0])"])
-        try await ofctl(["add-flow", Self.bridgeInt, "priority=100,in_port=\(Self.vhostPorts[1]),actions=output:\(Self.vxlanPort)"])
+        try await ofctl(["add-flow", Self.bridgeInt, "priority=100,in_port=\(tunnel),actions=output:\(toGuest)"])
+        try await ofctl(["add-flow", Self.bridgeInt, "priority=100,in_port=\(fromGuest),actions=output:\(tunnel)"])
 
         try await startGuestTestpmd()
     }
@@ -547,6 +555,31 @@ final class VxlanSample: TestSuite {
         guard result.succeeded else {
             throw BackendError(component: "ovs-dpdk vxlan", step: "ovs-ofctl " + arguments.joined(separator: " "),
                                detail: "exit status \(result.status): \(result.errorOutput)")
+        }
+    }
+
+    /// The OpenFlow port number of `interface`, once OVS has given it one and the interface has no error.
+    private func ofport(_ interface: String) async throws -> Int {
+        let ovs = try ovsOrFail()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            let value = try await ovs.vsctl(["get", "Interface", interface, "ofport"])
+            if let port = Int(value), port > 0 { return port }
+            if ContinuousClock.now >= deadline {
+                let error = try await ovs.interfaceError(interface) ?? "none"
+                throw BackendError(component: "ovs-dpdk vxlan", step: "ofport of \(interface)",
+                                   detail: "ofport is \(value), error column: \(error); log:\n\(await ovs.logTail())")
+            }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+    }
+
+    /// Waits until the kernel has the network device `name` (OVS creates a netdev bridge's tap asynchronously).
+    private func waitForLink(_ name: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await !context.dut.exec(argv: ["test", "-e", "/sys/class/net/\(name)"], timeout: .seconds(10)).succeeded {
+            try verifySetup(ContinuousClock.now < deadline, "OVS did not create the device \(name) within 20 s")
+            try await Task.sleep(for: .milliseconds(200))
         }
     }
 
