@@ -93,13 +93,12 @@ final class VxlanSample: TestSuite {
     private var ovs: OVSDPDKBackend?
     private var kvm: QEMUKvm?
     private var vm: VirtDut?
-    private var hugepagesAdded = 0
+    private lazy var hugepages = HugepageHold(session: context.dut.session)
     /// testpmd's port ids of the guest NIC that receives from the tunnel and of the one that sends into it.
     private var rxPort = 0, txPort = 1
     private var testpmdRunning = false
     private var testerMAC = "", vtepMAC = ""
 
-    private static let hugepageCounter = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
     private static let bridgePhy = "br-phy", bridgeInt = "br-int"
     private static let phyPort = "phy0", vxlanPort = "vxlan0", vhostPorts = ["vhost0", "vhost1"]
 
@@ -192,7 +191,7 @@ final class VxlanSample: TestSuite {
         if let workDirectory {
             _ = try? await context.dut.exec(argv: ["rm", "-rf", workDirectory], timeout: .seconds(20))
         }
-        await releaseHugepages()
+        await hugepages.release()
     }
 
     /// Every case starts with io forwarding running and counters at zero.
@@ -589,29 +588,11 @@ final class VxlanSample: TestSuite {
 
     private func reserveHugepages(_ pages: Int) async throws {
         guard pages > 0 else { return }
-        let dut = context.dut
-        let before = try await readHugepages()
-        await context.resources.register("vxlan_sample guest hugepages") { [weak self] in await self?.releaseHugepages() }
-        let write = try await dut.exec(argv: ["sh", "-c", "echo \"$1\" > \"$2\"", "sh", String(before + pages), Self.hugepageCounter], timeout: .seconds(60))
-        let now = try await readHugepages()
-        hugepagesAdded = max(0, now - before)
-        try verifySetup(write.succeeded && now >= before + pages,
-                        "reserving \(pages) 2 MB hugepages for the VM: the kernel has \(now), wanted \(before + pages) \(write.errorOutput)")
-    }
-
-    private func releaseHugepages() async {
-        guard hugepagesAdded > 0, let current = try? await readHugepages() else { return }
-        let target = max(0, current - hugepagesAdded)
-        hugepagesAdded = 0
-        _ = try? await context.dut.exec(argv: ["sh", "-c", "echo \"$1\" > \"$2\"", "sh", String(target), Self.hugepageCounter], timeout: .seconds(60))
-    }
-
-    private func readHugepages() async throws -> Int {
-        let result = try await context.dut.exec(argv: ["cat", Self.hugepageCounter], timeout: .seconds(10))
-        guard let count = Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw TestFailure(message: "\(Self.hugepageCounter) reads '\(result.output)'")
-        }
-        return count
+        let hold = hugepages
+        await context.resources.register("vxlan_sample guest hugepages") { await hold.release() }
+        let (before, after) = try await hold.reserve(pages)
+        try verifySetup(after >= before + pages,
+                        "reserving \(pages) 2 MB hugepages for the VM: the kernel has \(after), wanted \(before + pages)")
     }
 
     private func verifySetup(_ condition: Bool, _ message: @autoclosure () -> String) throws {
@@ -629,5 +610,29 @@ extension Optional {
     fileprivate func orFailVxlan(_ message: String) throws -> Wrapped {
         guard let self else { throw TestFailure(message: message) }
         return self
+    }
+}
+
+/// The 2 MB pages the suite added to the host's reservation for its VM; given back once, by
+/// tear_down_all or by the run's cleanups, whichever comes first.
+actor HugepageHold {
+    let session: any DUTSession
+    private var pages = 0
+
+    init(session: any DUTSession) { self.session = session }
+
+    /// Adds `count` pages; returns the reservation before and after.
+    func reserve(_ count: Int) async throws -> (before: Int, after: Int) {
+        let result = try await Hugepages.adjustReservation(by: count, on: session)
+        pages += max(0, result.after - result.before)
+        return result
+    }
+
+    /// Gives back what was added. Idempotent.
+    func release() async {
+        guard pages > 0 else { return }
+        let count = pages
+        pages = 0
+        _ = try? await Hugepages.adjustReservation(by: -count, on: session)
     }
 }
