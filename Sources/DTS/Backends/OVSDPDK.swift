@@ -124,14 +124,12 @@ public actor OVSDPDKBackend {
         try await c.check(["mkdir", "-p", "-m", "0700", runDirectory])
         try await c.check(["mkdir", "-p", hugepageDirectory])
 
-        // Hugepages: add ours to the reservation, then check the kernel gave them.
-        let before = try await readHugepages()
-        let wanted = before + options.hugepages
-        try await c.check(["sh", "-c", "echo \"$1\" > \"$2\"", "sh", String(wanted), Self.hugepageCounter], step: "reserve hugepages")
-        let now = try await readHugepages()
+        // Hugepages: add ours to the reservation (under a lock shared by every dts instance, so
+        // concurrent read-modify-writes do not lose pages), then check the kernel gave them.
+        let (before, now) = try await adjustHugepages(by: options.hugepages)
         hugepagesAdded = max(0, now - before)
-        guard now >= wanted else {
-            throw fail("reserve hugepages", "asked for \(wanted) 2 MB pages (\(options.hugepages) more), the kernel reserved \(now)")
+        guard now >= before + options.hugepages else {
+            throw fail("reserve hugepages", "asked for \(before + options.hugepages) 2 MB pages (\(options.hugepages) more), the kernel reserved \(now)")
         }
         try await c.check(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", hugepageDirectory], step: "mount hugetlbfs")
         mounted = true
@@ -166,10 +164,17 @@ public actor OVSDPDKBackend {
         try await waitForDPDK()
     }
 
-    private func readHugepages() async throws -> Int {
-        let text = try await commands.output(["cat", Self.hugepageCounter])
-        guard let count = Int(text) else { throw fail("read \(Self.hugepageCounter)", "not a number: '\(text)'") }
-        return count
+    static let hugepageLock = "/run/dts-hugepages.lock"
+
+    /// Adds `delta` (possibly negative; never below 0) to the 2 MB reservation under `flock`;
+    /// returns the counts before and after.
+    private func adjustHugepages(by delta: Int) async throws -> (before: Int, after: Int) {
+        let script = "n=$(cat \"$1\"); t=$((n + $2)); [ \"$t\" -ge 0 ] || t=0; echo \"$t\" > \"$1\"; echo \"$n $(cat \"$1\")\""
+        let text = try await commands.output(["flock", Self.hugepageLock, "sh", "-c", script, "sh", Self.hugepageCounter, String(delta)],
+                                             step: "adjust hugepages by \(delta)")
+        let numbers = text.split(separator: " ").compactMap { Int($0) }
+        guard numbers.count == 2 else { throw fail("adjust hugepages by \(delta)", "unexpected output '\(text)'") }
+        return (numbers[0], numbers[1])
     }
 
     /// The end of ovs-vswitchd's log.
@@ -177,6 +182,9 @@ public actor OVSDPDKBackend {
         let result = await commands.bestEffort(["tail", "-n", String(lines), vswitchdLog])
         return result?.output ?? ""
     }
+
+    /// The 2 MB pages this instance has added to the host's reservation (0 before start and after stop).
+    public var reservedHugepages: Int { hugepagesAdded }
 
     /// ovs-vswitchd's pid, if it is running.
     public func vswitchdPID() async -> Int32? {
@@ -401,9 +409,8 @@ public actor OVSDPDKBackend {
             mounted = false
         }
         await c.bestEffort(["rm", "-rf", "/var/run/dpdk/" + filePrefix])
-        if hugepagesAdded > 0, let current = try? await readHugepages() {
-            let target = max(0, current - hugepagesAdded)
-            await c.bestEffort(["sh", "-c", "echo \"$1\" > \"$2\"", "sh", String(target), Self.hugepageCounter])
+        if hugepagesAdded > 0 {
+            _ = try? await adjustHugepages(by: -hugepagesAdded)
             hugepagesAdded = 0
         }
         await c.bestEffort(["rm", "-rf", runDirectory])

@@ -91,6 +91,10 @@ public actor TestpmdVhostBackend {
     public private(set) var transcript = ""
 
     static let prompt: Expectation = .literal("testpmd> ")
+    /// Printed by the shell once testpmd has exited (the command line spells it with quotes, so
+    /// the echoed command never matches).
+    static let exitMarker = "dts-testpmd-exited"
+    static let promptOrExit: Expectation = .regex("testpmd> |dts-testpmd-exited")
 
     /// Creates the backend; nothing runs until ``start()``.
     public init(session: any DUTSession, options: TestpmdVhostOptions, cleanup: CleanupHook) {
@@ -141,9 +145,16 @@ public actor TestpmdVhostBackend {
             shell = opened
             // The shell records testpmd's pid, then becomes testpmd (exec), so the pid is testpmd's.
             let launcher = ["sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", pidFile] + argv
-            let output = try await opened.sendExpect(ShellQuoting.join(launcher), Self.prompt, timeout: options.startTimeout)
+            let line = ShellQuoting.join(launcher) + "; echo dts-testpmd-\"exited\" status $?"
+            let output = try await opened.sendExpect(line, Self.promptOrExit, timeout: options.startTimeout)
             transcript += output
+            // The expectation matches the prompt or the exit marker; only a live testpmd printed the prompt.
             pid = await commands.pid(fromFile: pidFile)
+            var alive = false
+            if let pid { alive = await commands.isAlive(pid) }
+            guard alive else {
+                throw fail("start", "testpmd exited before its prompt; output:\n\(HostCommands.tail(output))")
+            }
             try await waitForSockets()
         } catch {
             let detail = "\(error)"
@@ -169,6 +180,8 @@ public actor TestpmdVhostBackend {
     public func command(_ text: String, timeout: Duration = .seconds(15)) async throws -> String {
         guard let shell else { throw fail(text, "testpmd is not running") }
         do {
+            // Keep what testpmd printed on its own since the last command (e.g. "new device").
+            transcript += try await shell.getSessionBefore(timeout: .zero)
             let output = try await shell.sendExpect(text, Self.prompt, timeout: timeout)
             transcript += output
             return output
@@ -256,7 +269,10 @@ public actor TestpmdVhostBackend {
         let current = shell
         shell = nil
         if let current {
-            _ = try? await current.sendExpect("quit", .literal("Bye"), timeout: .seconds(15))
+            transcript += (try? await current.getSessionBefore(timeout: .zero)) ?? ""
+            if let pid, await commands.isAlive(pid) {
+                transcript += (try? await current.sendExpect("quit", .literal(Self.exitMarker), timeout: .seconds(15))) ?? ""
+            }
             transcript += (try? await current.getSessionBefore(timeout: .milliseconds(200))) ?? ""
             if pid == nil { pid = await commands.pid(fromFile: pidFile) }
             if let pid { await commands.terminate(pid, grace: .seconds(5)) }

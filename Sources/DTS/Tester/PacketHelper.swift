@@ -96,7 +96,11 @@ def cmd_capture(args):
         if args.ready:
             with open(args.ready, "w") as f: f.write("ready\n")
     kwargs = {"iface": args.iface, "timeout": args.duration, "store": True, "started_callback": started}
-    if args.filter: kwargs["filter"] = args.filter
+    if args.filter:
+        # sniff() silently ignores a filter that does not compile: check it first.
+        from scapy.arch.common import compile_filter
+        compile_filter(args.filter, args.iface)
+        kwargs["filter"] = args.filter
     if args.count: kwargs["count"] = args.count
     packets = sniff(**kwargs)
     print(json.dumps([decode(p) for p in packets]))

@@ -95,6 +95,7 @@ public actor Tester {
     private var hostLinks: [String] = []
     private var helperInstalled = false
     private var captures: [TcpdumpCapture] = []
+    private var scapyCaptures: [PacketCapture] = []
     private var captureSerial = 0
 
     /// Creates a tester; nothing is made until ``setUp(veth:)``.
@@ -242,16 +243,27 @@ public actor Tester {
         let argv = self.argv([python, helper, "capture", "--iface", interface, "--filter", filter,
                               "--duration", String(seconds), "--count", String(count), "--ready", ready], on: side)
         let commands = self.commands
-        let task = Task { try await commands.check(argv, timeout: duration + .seconds(60)).output }
+        let ended = EndFlag()
+        let task = Task {
+            defer { ended.set() }
+            return try await commands.check(argv, timeout: duration + .seconds(60)).output
+        }
         let deadline = ContinuousClock.now + .seconds(60)
         while !(await commands.bestEffort(["test", "-e", ready])?.succeeded ?? false) {
+            if ended.isSet {
+                // The helper ended without sniffing (a bad filter, a missing interface): report why.
+                do { _ = try await task.value } catch { throw fail("capture on \(interface)", "\(error)") }
+                throw fail("capture on \(interface)", "the sniffer ended before it started")
+            }
             if ContinuousClock.now >= deadline {
                 task.cancel()
                 throw fail("capture on \(interface)", "the sniffer did not start within 60 s")
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        return PacketCapture(task: task, interface: interface)
+        let capture = PacketCapture(task: task, interface: interface)
+        scapyCaptures.append(capture)
+        return capture
     }
 
     // MARK: tcpdump
@@ -306,9 +318,14 @@ public actor Tester {
 
     // MARK: Teardown
 
-    /// Stops every tcpdump, deletes the namespace (with its veth ends and VXLAN devices) and the
+    /// Stops every capture and tcpdump, deletes the namespace (with its veth ends and VXLAN devices) and the
     /// host ends of the veths, and removes the tester's directory. Idempotent.
     public func tearDown() async {
+        for capture in scapyCaptures {
+            capture.cancel()
+            _ = try? await capture.task.value
+        }
+        scapyCaptures = []
         for capture in captures { await stopTcpdump(capture) }
         captures = []
         if created {
@@ -351,4 +368,12 @@ public struct TcpdumpCapture: Sendable, Equatable {
     public let log: String
     /// The interface it listens on.
     public let interface: String
+}
+
+/// Set once when a background command ends.
+private final class EndFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }

@@ -12,8 +12,9 @@ extension HostBackendTests {
                              "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk", "ip", "ethtool", "busybox", "/usr/bin/python3"])
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-ovs")
-        let resources = RunResources()
-        let session = LocalSession()
+        let dut = Dut()   // the local host DUT: its session is a LocalSession
+        let resources = dut.resources
+        let session = dut.session
         let hugepagesBefore = nrHugepages()
         let namespace = names.name("dtso"), hostEnd = names.name("dtoh"), nsEnd = names.name("dton")
         let phy = names.name("dbp"), integration = names.name("dbi"), vxlanPort = names.name("dbx")
@@ -29,7 +30,7 @@ extension HostBackendTests {
             let vswitchd = try #require(await ovs.vswitchdPID())
             #expect(ProcessIdentity.commandLine(of: vswitchd).contains { $0.contains(ovs.runDirectory) })
             #expect(isMounted(ovs.hugepageDirectory))
-            #expect(nrHugepages() >= hugepagesBefore + ovs.options.hugepages)
+            #expect(await ovs.reservedHugepages == ovs.options.hugepages)
 
             try await ovs.addBridge(phy)
             try await ovs.addAfPacketPort(bridge: phy, port: names.name("dbd"), interface: hostEnd)
@@ -63,8 +64,88 @@ extension HostBackendTests {
         #expect(!isMounted(ovs.hugepageDirectory))
         #expect(!FileManager.default.fileExists(atPath: "/var/run/dpdk/" + ovs.filePrefix))
         #expect(!FileManager.default.fileExists(atPath: ovs.runDirectory))
-        #expect(nrHugepages() == hugepagesBefore)
+        #expect(await ovs.reservedHugepages == 0)
+        if otherDPDKSwitches().isEmpty { #expect(nrHugepages() == hugepagesBefore, "hugepages not given back") }
         #expect(!namespaceExists(namespace) && !linkExists(hostEnd) && !linkExists(phy) && !linkExists(integration))
+    }
+
+    /// The vxlan_sample data path with a real guest: the guest's virtio NIC is a vhost-user device
+    /// (QEMU listens, `opt_server=yes`) on a `dpdkvhostuserclient` port of br-int; the tester reaches it
+    /// through its kernel VXLAN (VNI 1000) and with scapy-built VXLAN frames: VNI 1000 arrives, VNI 2000 does not.
+    @Test func guestOnVhostUserClientPortThroughVXLAN() async throws {
+        try requirePrograms(["ovs-vsctl", "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk", "qemu-system-x86_64", "busybox", "/usr/bin/python3"])
+        try VMFixture.requireGuestImage()
+        let names = BackendNames()
+        let dir = try TemporaryDirectory("dts-ovsg")
+        let dut = Dut()   // the local host DUT: its session is a LocalSession
+        let resources = dut.resources
+        let session = dut.session
+        let hugepagesBefore = nrHugepages()
+        let namespace = names.name("dtsg"), hostEnd = names.name("dtgh"), nsEnd = names.name("dtgn"), kernelVXLAN = names.name("dtgv")
+        let phy = names.name("dgp"), integration = names.name("dgi"), vxlanPort = names.name("dgx"), vhostPort = names.name("dgu")
+        let socket = dir.path + "/vhost-net"
+        let guestMAC = "00:00:20:00:00:20"
+        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources))
+        let ovs = OVSDPDKBackend(session: session, options: OVSDPDKOptions(name: names.name("g"), parentDirectory: dir.path),
+                                 cleanup: .resources(resources))
+        let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndevice = driver=vhost-user,opt_path=\(socket),opt_server=yes,opt_mac=\(guestMAC);"])
+        let context = try testContext()
+        defer { context.run.remove() }
+        let vm = try fixture.vm()
+        try await withBackendCleanup(resources) {
+          do {
+            try await tester.setUp(veth: VethSpec(hostName: hostEnd, namespaceName: nsEnd, namespaceAddress: "172.31.78.2/24"))
+            try await tester.addKernelVXLAN(KernelVXLANSpec(name: kernelVXLAN, vni: 1000, remote: "172.31.78.1", local: "172.31.78.2",
+                                                            underlay: nsEnd, address: "10.78.0.2/24"))
+            try await ovs.start()
+            try await ovs.addBridge(phy)
+            try await ovs.addAfPacketPort(bridge: phy, port: names.name("dgd"), interface: hostEnd)
+            try await ovs.setInternalAddress("172.31.78.1/24", bridge: phy)
+            try await ovs.addBridge(integration)
+            try await ovs.addVXLANPort(bridge: integration, port: vxlanPort, remoteIP: "172.31.78.2", localIP: "172.31.78.1", key: 1000)
+            try await ovs.addVhostUserClientPort(bridge: integration, port: vhostPort, serverPath: socket)
+
+            let guest = try await vm.start(VMStartOptions(context: context))
+            let nic = try #require(try await guestInterface(guest, mac: guestMAC))
+            for argv in [["ip", "link", "set", "dev", nic, "mtu", "1450"], ["ip", "addr", "add", "10.78.0.3/24", "dev", nic],
+                         ["ip", "link", "set", "dev", nic, "up"]] {
+                let result = try await guest.exec(argv: argv, timeout: .seconds(10))
+                #expect(result.succeeded, "guest \(argv): \(result.errorOutput)")
+            }
+            // Kernel VXLAN in the namespace <-> OVS VTEP <-> vhost-user <-> guest, both ways.
+            let ping = try await tester.exec(["busybox", "ping", "-c", "3", "-W", "5", "10.78.0.3"], timeout: .seconds(40))
+            #expect(ping.succeeded, "tester -> guest through VXLAN: \(ping.output) \(ping.errorOutput)")
+            let vhostStats = try await ovs.liveStatistics(bridge: integration, port: vhostPort)
+            #expect(vhostStats.txPackets >= 3 && vhostStats.rxPackets >= 3, "vhost port: \(vhostStats)")
+
+            // scapy-built VXLAN frames to the VTEP: VNI 1000 reaches the guest, VNI 2000 does not.
+            let vtepMAC = try await tester.macAddress(phy, on: .host)
+            func frames(vni: UInt32) -> FrameSpec {
+                FrameSpec(ether: EthernetSpec(src: "00:00:20:00:00:99", dst: guestMAC),
+                          ip: IPv4Spec(src: "10.78.0.2", dst: "10.78.0.3"), l4: .udp(sport: 5000, dport: 5001), payload: Array("vxlan".utf8),
+                          vxlan: VXLANEncapsulation(vni: vni, outerEther: EthernetSpec(dst: vtepMAC),
+                                                    outerIP: IPv4Spec(src: "172.31.78.2", dst: "172.31.78.1"), sport: 4790))
+            }
+            let rx0 = try await guestRxPackets(guest, nic)
+            try await tester.send(frames(vni: 1000), count: 50, on: nsEnd)
+            let rx1 = try await waitForGuestRx(guest, nic, atLeast: rx0 + 50)
+            try await tester.send(frames(vni: 2000), count: 50, on: nsEnd)
+            try await Task.sleep(for: .seconds(2))   // give wrongly delivered frames time to show up
+            let rx2 = try await guestRxPackets(guest, nic)
+            #expect(rx1 - rx0 >= 50, "VNI 1000: guest rx \(rx0) -> \(rx1)")
+            #expect(rx2 - rx1 < 5, "VNI 2000 must not reach the guest: rx \(rx1) -> \(rx2)")
+            await vm.stop()
+          } catch {
+            await vm.stop()
+            throw error
+          }
+        }
+        #expect(processes(mentioning: ovs.runDirectory).isEmpty)
+        #expect(qemuProcesses(matching: dir.path).isEmpty)
+        #expect(!isMounted(ovs.hugepageDirectory))
+        #expect(await ovs.reservedHugepages == 0)
+        if otherDPDKSwitches().isEmpty { #expect(nrHugepages() == hugepagesBefore, "hugepages not given back") }
+        #expect(!namespaceExists(namespace) && !linkExists(hostEnd) && !linkExists(phy))
     }
 
     /// A vswitchd that cannot initialize DPDK fails the start at once with its log, and leaves nothing.
@@ -72,11 +153,12 @@ extension HostBackendTests {
         try requirePrograms(["ovsdb-tool", "ovsdb-server", "ovs-vsctl", "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"])
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-ovsf")
-        let resources = RunResources()
+        let dut = Dut()   // the local host DUT: its session is a LocalSession
+        let resources = dut.resources
         let hugepagesBefore = nrHugepages()
         var options = OVSDPDKOptions(name: names.name("f"), parentDirectory: dir.path)
         options.lcoreMask = "0x100"   // a core this 2-core host does not have: DPDK's EAL init fails
-        let ovs = OVSDPDKBackend(session: LocalSession(), options: options, cleanup: .resources(resources))
+        let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .resources(resources))
         let start = ContinuousClock.now
         let error = await #expect(throws: BackendError.self) { try await ovs.start() }
         #expect(error?.step == "start ovs-vswitchd")
@@ -86,7 +168,24 @@ extension HostBackendTests {
         #expect(processes(mentioning: ovs.runDirectory).isEmpty)
         #expect(!isMounted(ovs.hugepageDirectory))
         #expect(!FileManager.default.fileExists(atPath: ovs.runDirectory))
-        #expect(nrHugepages() == hugepagesBefore)
+        #expect(await ovs.reservedHugepages == 0)
+        if otherDPDKSwitches().isEmpty { #expect(nrHugepages() == hugepagesBefore, "hugepages not given back") }
     }
 }
+}
+
+/// Polls a guest's rx counter until it reaches `target` (up to 10 s); returns the last value.
+func waitForGuestRx(_ guest: VirtDut, _ nic: String, atLeast target: UInt64) async throws -> UInt64 {
+    let deadline = ContinuousClock.now + .seconds(10)
+    var value = try await guestRxPackets(guest, nic)
+    while value < target, ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(300))
+        value = try await guestRxPackets(guest, nic)
+    }
+    return value
+}
+
+/// ovs-vswitchd-dpdk processes of other instances (other tests or helpers change the hugepage count too).
+func otherDPDKSwitches() -> [Int32] {
+    processes(mentioning: "ovs-vswitchd-dpdk").filter { ProcessIdentity.commandLine(of: $0).first?.hasSuffix("ovs-vswitchd-dpdk") == true }
 }

@@ -1,4 +1,5 @@
 @testable import DTS
+import Foundation
 import Testing
 
 @Suite struct BackendParserTests {
@@ -69,5 +70,27 @@ import Testing
         #expect(c.rxPackets == 23 && c.rxBytes == 1610 && c.rxDropped == 0)
         #expect(c.txPackets == 3 && c.txBytes == 294 && c.txDropped == 1)
         #expect(OVSDPDKBackend.parseDumpPorts("ovs-ofctl: br0 is not a bridge") == nil)
+    }
+}
+
+@Suite struct FrameSpecTests {
+    @Test func encodesForTheHelper() throws {
+        let spec = FrameSpec(ether: EthernetSpec(dst: "00:00:20:00:00:20"), ip: IPv4Spec(src: "10.0.0.1", dst: "10.0.0.2"),
+                             l4: .udp(sport: 1, dport: 2, checksum: 0x1234), payload: [0xde, 0xad],
+                             vxlan: VXLANEncapsulation(vni: 1000, outerEther: EthernetSpec(), outerIP: IPv4Spec(src: "1.1.1.1", dst: "2.2.2.2")))
+        let object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(spec)) as? [String: Any])
+        #expect(object["payload_hex"] as? String == "dead")
+        let l4 = try #require(object["l4"] as? [String: Any])
+        #expect(l4["proto"] as? String == "udp" && l4["checksum"] as? Int == 0x1234)
+        let vxlan = try #require(object["vxlan"] as? [String: Any])
+        #expect(vxlan["vni"] as? Int == 1000 && vxlan["sport"] as? Int == 4790 && vxlan["dport"] as? Int == 4789)
+    }
+
+    @Test func decodesCapturedFrames() throws {
+        let json = #"[{"length": 60, "layers": ["Ether", "IP", "UDP", "VXLAN", "Ether", "IP", "UDP", "Raw"], "ether": {"src": "a", "dst": "b", "type": 2048}, "ip": {"src": "1.1.1.1", "dst": "2.2.2.2", "proto": 17, "ttl": 64, "checksum": 1, "checksum_ok": true}, "udp": {"sport": 4790, "dport": 4789, "checksum": 0, "checksum_ok": true}, "vxlan": {"vni": 1000}, "inner": {"length": 40, "layers": ["Ether"], "payload_hex": "0aff"}}]"#
+        let frames = try CapturedFrame.decodeList(json)
+        #expect(frames.count == 1 && frames[0].vxlan?.vni == 1000 && frames[0].ip?.checksumOK == true)
+        #expect(frames[0].inner?.payload == [0x0a, 0xff] && frames[0].inner?.ip == nil)
+        #expect(throws: BackendError.self) { try CapturedFrame.decodeList("Traceback (most recent call last):") }
     }
 }

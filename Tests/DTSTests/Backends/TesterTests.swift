@@ -8,9 +8,10 @@ extension HostBackendTests {
         try requirePrograms(["ip", "ethtool", "tcpdump", "/usr/bin/python3"])
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-tester")
-        let resources = RunResources()
+        let dut = Dut()   // the local host DUT: its session is a LocalSession
+        let resources = dut.resources
         let namespace = names.name("dtst"), hostEnd = names.name("dtsh"), nsEnd = names.name("dtsn")
-        let tester = Tester(session: LocalSession(), namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources))
+        let tester = Tester(session: dut.session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources))
         let count = 25
         try await withBackendCleanup(resources) {
             try await tester.setUp(veth: VethSpec(hostName: hostEnd, namespaceName: nsEnd,
@@ -63,6 +64,20 @@ extension HostBackendTests {
                                             l4: .udp(sport: 7, dport: 7)), count: 5, on: names.name("dtsx"))
             let viaKernel = try await kernelCapture.frames().filter { $0.inner?.udp?.dport == 7 }
             #expect(viaKernel.count == 5 && viaKernel.allSatisfy { $0.vxlan?.vni == 2000 && $0.ip?.dst == "192.168.77.1" })
+
+            // A capture that cannot start (a filter that does not compile, a missing interface) fails at once.
+            let started = ContinuousClock.now
+            let badFilter = await #expect(throws: BackendError.self) {
+                _ = try await tester.startCapture(on: hostEnd, side: .host, filter: "udp port notaport", duration: .seconds(30))
+            }
+            let noInterface = await #expect(throws: BackendError.self) {
+                _ = try await tester.startCapture(on: "dtsnone0", side: .host, duration: .seconds(30))
+            }
+            #expect(ContinuousClock.now - started < .seconds(20))
+            #expect(badFilter?.step == "capture on \(hostEnd)" && badFilter?.detail.contains("compile") == true, "\(String(describing: badFilter))")
+            #expect(noInterface?.detail.contains("No such device") == true, "\(String(describing: noInterface))")
+            // A capture still running at teardown is stopped by it.
+            _ = try await tester.startCapture(on: hostEnd, side: .host, duration: .seconds(120))
         }
         #expect(!namespaceExists(namespace))
         #expect(!linkExists(hostEnd))
