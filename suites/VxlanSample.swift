@@ -523,19 +523,19 @@ final class VxlanSample: TestSuite {
     }
 
     /// `count` bytes of a recognisable pattern.
-    static func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
+    nonisolated static func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
         (0..<max(0, count)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &* 7) }
     }
 
     /// The version from `ovs-appctl version` (`ovs-vswitchd (Open vSwitch) 3.1.0`).
-    static func ovsVersion(_ text: String) -> [Int]? {
+    nonisolated static func ovsVersion(_ text: String) -> [Int]? {
         guard let range = text.range(of: #"\(Open vSwitch\) [0-9]+(\.[0-9]+)+"#, options: .regularExpression) else { return nil }
         let numbers = text[range].split(separator: " ").last.map { $0.split(separator: ".").compactMap { Int($0) } }
         return numbers.flatMap { $0.count >= 2 ? $0 : nil }
     }
 
     /// The guest memory in MiB from the VM's `mem` parameter.
-    static func guestMemoryMiB(_ params: [VirtParam]) -> Int {
+    nonisolated static func guestMemoryMiB(_ params: [VirtParam]) -> Int {
         guard let entry = params.last(where: { $0.name == "mem" })?.entries.last, let size = entry["size"] else { return 0 }
         let digits = size.prefix { $0.isNumber }
         guard let value = Int(digits) else { return 0 }
@@ -545,7 +545,7 @@ final class VxlanSample: TestSuite {
         }
     }
 
-    static func seconds(_ duration: Duration) -> Double {
+    nonisolated static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
