@@ -430,6 +430,7 @@ final class VxlanSample: TestSuite {
         argv += ["--", "-i", "--total-num-mbufs=2048", "--nb-cores=1"]
         testpmdRunning = true
         let banner = try await vm.sendExpect(ShellQuoting.join(argv), "testpmd> ", timeout: .seconds(180))
+        context.logger.info("vm0 # \(ShellQuoting.join(argv))\n\(banner)")
         try verifySetup(banner.contains("Port 0") || banner.contains("Checking link statuses"), "testpmd did not bring up its ports:\n\(banner)")
         // Which testpmd port is which NIC.
         for port in 0..<2 {
@@ -464,6 +465,8 @@ final class VxlanSample: TestSuite {
     @discardableResult
     private func testpmd(_ command: String, in vm: VirtDut, timeout: Duration = .seconds(30)) async throws -> String {
         let output = try await vm.sendExpect(command, "testpmd> ", timeout: timeout)
+        // The VM DUT's shell does not log itself: the guest's testpmd dialogue goes to the case log here.
+        context.logger.info("vm0 testpmd> \(command)\n\(output)")
         if output.contains("Bad arguments") || output.contains("Invalid") {
             throw TestFailure(message: "testpmd refused '\(command)': \(output)")
         }
