@@ -24,6 +24,12 @@ public struct OVSDPDKOptions: Sendable {
     public var vswitchdPath: String = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
     /// The OVSDB schema.
     public var schemaPath: String = "/usr/share/openvswitch/vswitch.ovsschema"
+    /// A network namespace, created at start and deleted at stop, that ovs-vswitchd runs in; `nil`
+    /// runs it in the DUT's own. A userspace datapath creates a tap device named `ovs-netdev`, so only
+    /// one such Open vSwitch fits in a network namespace: isolate it to run beside another one. Its
+    /// bridges' internal ports and the interfaces of its af_packet ports then live in that namespace
+    /// (``Tester`` puts its veth host ends there with `hostNamespace`).
+    public var networkNamespace: String?
 
     /// Creates options; the rest keeps the values proven on a 2-core host.
     public init(name: String, parentDirectory: String) {
@@ -72,6 +78,7 @@ public actor OVSDPDKBackend {
     private var started = false
     private var registered = false
     private var afPacketCount = 0
+    private var createdNamespace = false
 
     static let hugepageCounter = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
 
@@ -81,6 +88,11 @@ public actor OVSDPDKBackend {
         self.runDirectory = options.parentDirectory + "/ovs-" + options.name
         self.commands = HostCommands(session: session, component: "ovs-dpdk \(options.name)")
         self.cleanup = cleanup
+    }
+
+    /// `argv` run in the namespace of ovs-vswitchd (its internal ports, its af_packet interfaces).
+    public nonisolated func inSwitchNamespace(_ argv: [String]) -> [String] {
+        options.networkNamespace.map { ["ip", "netns", "exec", $0] + argv } ?? argv
     }
 
     private var environment: [String] {
@@ -121,6 +133,13 @@ public actor OVSDPDKBackend {
                 throw fail("start", "\(tool) is not installed (apt-get install openvswitch-switch-dpdk; scripts/setup.d/vxlan.sh)")
             }
         }
+        if let namespace = options.networkNamespace {
+            try await c.check(["ip", "netns", "add", namespace], step: "create network namespace \(namespace)")
+            createdNamespace = true
+            try await c.check(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"])
+        } else if try await c.run(["ip", "link", "show", "dev", "ovs-netdev"]).succeeded {
+            throw fail("start", "another Open vSwitch with a userspace datapath runs in this network namespace (its tap device ovs-netdev exists); set OVSDPDKOptions.networkNamespace to run this one isolated")
+        }
         try await c.check(["mkdir", "-p", "-m", "0700", runDirectory])
         try await c.check(["mkdir", "-p", hugepageDirectory])
 
@@ -153,11 +172,11 @@ public actor OVSDPDKBackend {
             "other_config:pmd-maxsleep=\(options.pmdMaxSleepMicroseconds)",
             "other_config:per-port-memory=true",
         ])
-        let launch = try await c.run(environment + [
+        let launch = try await c.run(inSwitchNamespace(environment + [
             options.vswitchdPath, "unix:\(databaseSocket)",
             "--pidfile=\(runDirectory)/ovs-vswitchd.pid", "--unixctl=\(vswitchdControl)",
             "--log-file=\(vswitchdLog)", "--detach",
-        ], timeout: options.startTimeout)
+        ]), timeout: options.startTimeout)
         guard launch.succeeded else {
             throw fail("start ovs-vswitchd", "exit status \(launch.status): \(HostCommands.tail(launch.errorOutput))\nlog: \(await logTail())")
         }
@@ -233,9 +252,18 @@ public actor OVSDPDKBackend {
 
     // MARK: Bridges and ports
 
-    /// Adds a userspace (`datapath_type=netdev`) bridge; its internal port has the bridge's name.
-    public func addBridge(_ name: String) async throws {
+    /// Adds a userspace (`datapath_type=netdev`) bridge; returns once its internal port (a tap
+    /// device with the bridge's name) exists on the host.
+    public func addBridge(_ name: String, timeout: Duration = .seconds(15)) async throws {
         try await vsctl(["add-br", name, "--", "set", "Bridge", name, "datapath_type=netdev"])
+        try await checkInterface(name)
+        let deadline = ContinuousClock.now + timeout
+        while !(await commands.bestEffort(inSwitchNamespace(["ip", "link", "show", "dev", name]))?.succeeded ?? false) {
+            guard ContinuousClock.now < deadline else {
+                throw fail("add bridge \(name)", "its internal port did not appear within \(timeout); log:\n\(await logTail())")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     /// Adds a DPDK port with the given `dpdk-devargs` and fails with OVS's reason if it did not come up.
@@ -277,10 +305,11 @@ public actor OVSDPDKBackend {
         try await vsctl(["--if-exists", "del-br", name])
     }
 
-    /// Gives a bridge's internal port an address (`ip addr add CIDR dev BRIDGE`) and brings it up.
+    /// Gives a bridge's internal port an address (`ip addr add CIDR dev BRIDGE`, in the switch's
+    /// namespace) and brings it up.
     public func setInternalAddress(_ cidr: String, bridge: String) async throws {
-        try await commands.check(["ip", "addr", "add", cidr, "dev", bridge])
-        try await commands.check(["ip", "link", "set", bridge, "up"])
+        try await commands.check(inSwitchNamespace(["ip", "addr", "add", cidr, "dev", bridge]))
+        try await commands.check(inSwitchNamespace(["ip", "link", "set", bridge, "up"]))
     }
 
     /// The interface's `error` column, `nil` when it has none.
@@ -385,8 +414,8 @@ public actor OVSDPDKBackend {
     // MARK: Teardown
 
     /// Stops both daemons (ovs-appctl exit, then the pid files: SIGTERM, bounded, then SIGKILL),
-    /// unmounts the hugetlbfs, removes `/var/run/dpdk/<prefix>`, gives the hugepages back and removes
-    /// the run directory. Idempotent; safe after a failed start.
+    /// unmounts the hugetlbfs, removes `/var/run/dpdk/<prefix>`, gives the hugepages back, removes
+    /// the run directory and the network namespace it created. Idempotent; safe after a failed start.
     public func stop() async {
         guard started else { return }
         started = false
@@ -414,5 +443,9 @@ public actor OVSDPDKBackend {
             hugepagesAdded = 0
         }
         await c.bestEffort(["rm", "-rf", runDirectory])
+        if createdNamespace, let namespace = options.networkNamespace {
+            await c.bestEffort(["ip", "netns", "del", namespace])
+            createdNamespace = false
+        }
     }
 }

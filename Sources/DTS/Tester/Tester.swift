@@ -62,7 +62,7 @@ public struct KernelVXLANSpec: Sendable, Equatable {
 public enum TesterSide: Sendable, Equatable {
     /// In the tester's network namespace.
     case namespace
-    /// On the host (the DUT side of the veth).
+    /// On the host (the DUT side of the veth), in the tester's `hostNamespace` if it has one.
     case host
 }
 
@@ -87,6 +87,9 @@ public actor Tester {
     public nonisolated let directory: String
     /// The Python interpreter with scapy (Debian's, not a pyenv one).
     public nonisolated let python: String
+    /// The network namespace of the veths' host ends and of ``TesterSide/host`` commands (an isolated
+    /// ``OVSDPDKBackend``'s `networkNamespace`); `nil` is the DUT's own.
+    public nonisolated let hostNamespace: String?
 
     private let commands: HostCommands
     private let cleanup: CleanupHook
@@ -100,8 +103,9 @@ public actor Tester {
 
     /// Creates a tester; nothing is made until ``setUp(veth:)``.
     public init(session: any DUTSession, namespace: String, workDirectory: String, cleanup: CleanupHook,
-                python: String = "/usr/bin/python3") {
+                python: String = "/usr/bin/python3", hostNamespace: String? = nil) {
         self.namespace = namespace
+        self.hostNamespace = hostNamespace
         self.directory = workDirectory + "/tester-" + namespace
         self.python = python
         self.commands = HostCommands(session: session, component: "tester \(namespace)")
@@ -114,7 +118,10 @@ public actor Tester {
 
     /// `argv` prefixed to run on `side`.
     public nonisolated func argv(_ argv: [String], on side: TesterSide = .namespace) -> [String] {
-        side == .namespace ? ["ip", "netns", "exec", namespace] + argv : argv
+        switch side {
+        case .namespace: return ["ip", "netns", "exec", namespace] + argv
+        case .host: return hostNamespace.map { ["ip", "netns", "exec", $0] + argv } ?? argv
+        }
     }
 
     /// Runs a command on `side` and returns its result whatever the status.
@@ -149,6 +156,9 @@ public actor Tester {
             try await commands.check(["ip", "link", "add", veth.hostName, "type", "veth", "peer", "name", veth.namespaceName])
             hostLinks.append(veth.hostName)
             try await commands.check(["ip", "link", "set", veth.namespaceName, "netns", namespace])
+            if let hostNamespace {
+                try await commands.check(["ip", "link", "set", veth.hostName, "netns", hostNamespace])
+            }
             try await check(["ip", "link", "set", "lo", "up"])
             if let mtu = veth.mtu {
                 try await check(["ip", "link", "set", veth.hostName, "mtu", String(mtu)], on: .host)
@@ -333,8 +343,9 @@ public actor Tester {
             created = false
         }
         for link in hostLinks {
-            if await commands.bestEffort(["ip", "link", "show", "dev", link])?.succeeded == true {
-                await commands.bestEffort(["ip", "link", "del", "dev", link])
+            // In the host namespace, or still in the DUT's own if moving it failed.
+            for prefix in Set([argv([], on: .host), []]) where await commands.bestEffort(prefix + ["ip", "link", "show", "dev", link])?.succeeded == true {
+                await commands.bestEffort(prefix + ["ip", "link", "del", "dev", link])
             }
         }
         hostLinks = []

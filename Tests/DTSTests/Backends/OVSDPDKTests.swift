@@ -18,14 +18,20 @@ extension HostBackendTests {
         let hugepagesBefore = nrHugepages()
         let namespace = names.name("dtso"), hostEnd = names.name("dtoh"), nsEnd = names.name("dton")
         let phy = names.name("dbp"), integration = names.name("dbi"), vxlanPort = names.name("dbx")
-        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources))
-        let ovs = OVSDPDKBackend(session: session, options: OVSDPDKOptions(name: names.name("t"), parentDirectory: dir.path),
-                                 cleanup: .resources(resources))
+        // OVS in its own network namespace: it runs beside any other userspace-datapath OVS on this host.
+        let switchNamespace = names.name("dtow")
+        var options = OVSDPDKOptions(name: names.name("t"), parentDirectory: dir.path)
+        options.networkNamespace = switchNamespace
+        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources),
+                            hostNamespace: switchNamespace)
+        let ovs = OVSDPDKBackend(session: session, options: options, cleanup: .resources(resources))
+        let othersBefore = otherDPDKSwitches()
         try await withBackendCleanup(resources) {
+            try await ovs.start()
+            #expect(namespaceExists(switchNamespace))
             try await tester.setUp(veth: VethSpec(hostName: hostEnd, namespaceName: nsEnd, namespaceAddress: "172.31.77.2/24"))
             try await tester.addKernelVXLAN(KernelVXLANSpec(name: names.name("dtov"), vni: 1000, remote: "172.31.77.1",
                                                             local: "172.31.77.2", underlay: nsEnd, address: "10.77.0.2/24"))
-            try await ovs.start()
             #expect(try await ovs.dpdkInitialized())
             let vswitchd = try #require(await ovs.vswitchdPID())
             #expect(ProcessIdentity.commandLine(of: vswitchd).contains { $0.contains(ovs.runDirectory) })
@@ -65,8 +71,8 @@ extension HostBackendTests {
         #expect(!FileManager.default.fileExists(atPath: "/var/run/dpdk/" + ovs.filePrefix))
         #expect(!FileManager.default.fileExists(atPath: ovs.runDirectory))
         #expect(await ovs.reservedHugepages == 0)
-        if otherDPDKSwitches().isEmpty { #expect(nrHugepages() == hugepagesBefore, "hugepages not given back") }
-        #expect(!namespaceExists(namespace) && !linkExists(hostEnd) && !linkExists(phy) && !linkExists(integration))
+        if othersBefore.isEmpty, otherDPDKSwitches().isEmpty { #expect(nrHugepages() == hugepagesBefore, "hugepages not given back") }
+        #expect(!namespaceExists(namespace) && !namespaceExists(switchNamespace) && !linkExists(hostEnd))
     }
 
     /// The vxlan_sample data path with a real guest: the guest's virtio NIC is a vhost-user device
@@ -85,19 +91,23 @@ extension HostBackendTests {
         let phy = names.name("dgp"), integration = names.name("dgi"), vxlanPort = names.name("dgx"), vhostPort = names.name("dgu")
         let socket = dir.path + "/vhost-net"
         let guestMAC = "00:00:20:00:00:20"
-        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources))
-        let ovs = OVSDPDKBackend(session: session, options: OVSDPDKOptions(name: names.name("g"), parentDirectory: dir.path),
-                                 cleanup: .resources(resources))
+        let switchNamespace = names.name("dtgw")
+        var options = OVSDPDKOptions(name: names.name("g"), parentDirectory: dir.path)
+        options.networkNamespace = switchNamespace
+        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources),
+                            hostNamespace: switchNamespace)
+        let ovs = OVSDPDKBackend(session: session, options: options, cleanup: .resources(resources))
+        let othersBefore = otherDPDKSwitches()
         let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndevice = driver=vhost-user,opt_path=\(socket),opt_server=yes,opt_mac=\(guestMAC);"])
         let context = try testContext()
         defer { context.run.remove() }
         let vm = try fixture.vm()
         try await withBackendCleanup(resources) {
           do {
+            try await ovs.start()
             try await tester.setUp(veth: VethSpec(hostName: hostEnd, namespaceName: nsEnd, namespaceAddress: "172.31.78.2/24"))
             try await tester.addKernelVXLAN(KernelVXLANSpec(name: kernelVXLAN, vni: 1000, remote: "172.31.78.1", local: "172.31.78.2",
                                                             underlay: nsEnd, address: "10.78.0.2/24"))
-            try await ovs.start()
             try await ovs.addBridge(phy)
             try await ovs.addAfPacketPort(bridge: phy, port: names.name("dgd"), interface: hostEnd)
             try await ovs.setInternalAddress("172.31.78.1/24", bridge: phy)
@@ -144,8 +154,8 @@ extension HostBackendTests {
         #expect(qemuProcesses(matching: dir.path).isEmpty)
         #expect(!isMounted(ovs.hugepageDirectory))
         #expect(await ovs.reservedHugepages == 0)
-        if otherDPDKSwitches().isEmpty { #expect(nrHugepages() == hugepagesBefore, "hugepages not given back") }
-        #expect(!namespaceExists(namespace) && !linkExists(hostEnd) && !linkExists(phy))
+        if othersBefore.isEmpty, otherDPDKSwitches().isEmpty { #expect(nrHugepages() == hugepagesBefore, "hugepages not given back") }
+        #expect(!namespaceExists(namespace) && !namespaceExists(switchNamespace) && !linkExists(hostEnd))
     }
 
     /// A vswitchd that cannot initialize DPDK fails the start at once with its log, and leaves nothing.
@@ -156,7 +166,9 @@ extension HostBackendTests {
         let dut = Dut()   // the local host DUT: its session is a LocalSession
         let resources = dut.resources
         let hugepagesBefore = nrHugepages()
+        let othersBefore = otherDPDKSwitches()
         var options = OVSDPDKOptions(name: names.name("f"), parentDirectory: dir.path)
+        options.networkNamespace = names.name("dtfw")
         options.lcoreMask = "0x100"   // a core this 2-core host does not have: DPDK's EAL init fails
         let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .resources(resources))
         let start = ContinuousClock.now
@@ -169,7 +181,8 @@ extension HostBackendTests {
         #expect(!isMounted(ovs.hugepageDirectory))
         #expect(!FileManager.default.fileExists(atPath: ovs.runDirectory))
         #expect(await ovs.reservedHugepages == 0)
-        if otherDPDKSwitches().isEmpty { #expect(nrHugepages() == hugepagesBefore, "hugepages not given back") }
+        #expect(!namespaceExists(names.name("dtfw")))
+        if othersBefore.isEmpty, otherDPDKSwitches().isEmpty { #expect(nrHugepages() == hugepagesBefore, "hugepages not given back") }
     }
 }
 }
