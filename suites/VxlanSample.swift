@@ -31,6 +31,7 @@ final class VxlanSample: TestSuite {
         var foreignVNI: UInt32
         var vxlanPort: UInt16
         var namespace: String
+        var ovsNamespace: String?
         var hostVeth: String
         var testerVeth: String
         var vtepIP: String
@@ -57,6 +58,8 @@ final class VxlanSample: TestSuite {
             foreignVNI = try int("foreign_vni", 0...0xFF_FFFF)
             vxlanPort = try int("vxlan_port", 1...65535)
             namespace = try config.string("tester_namespace")
+            let ovsNamespace = config.string("ovs_namespace", default: "").trimmingCharacters(in: .whitespaces)
+            self.ovsNamespace = ovsNamespace.isEmpty ? nil : ovsNamespace
             hostVeth = try config.string("host_veth")
             testerVeth = try config.string("tester_veth")
             vtepIP = try config.string("vtep_ip")
@@ -128,28 +131,33 @@ final class VxlanSample: TestSuite {
         self.kvm = kvm
         try await reserveHugepages(Self.guestMemoryMiB(kvm.params) / 2)
 
-        // Tester: namespace, veth, kernel vxlan device. No IPv6 in the namespace: its router and
-        // neighbour solicitations would otherwise travel through the tunnel and spoil exact counts.
-        let tester = Tester(session: dut.session, namespace: s.namespace, workDirectory: dir, cleanup: .resources(context.resources))
-        self.tester = tester
-        try await tester.setUp(veth: VethSpec(hostName: s.hostVeth, namespaceName: s.testerVeth, namespaceAddress: "\(s.testerIP)/24"))
-        try await tester.check(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
-        _ = try await dut.exec(argv: ["sysctl", "-q", "-w", "net.ipv6.conf.\(s.hostVeth).disable_ipv6=1"], timeout: .seconds(10))
-        try await tester.addKernelVXLAN(KernelVXLANSpec(name: s.testerVXLAN, vni: s.vni, remote: s.vtepIP, local: s.testerIP,
-                                                        destinationPort: s.vxlanPort, underlay: s.testerVeth,
-                                                        address: "\(s.overlayTesterIP)/24", mtu: s.overlayMTU))
-
-        // The tunnel endpoint: OVS-DPDK with br-phy (underlay) and br-int (tunnel + VM ports).
+        // The tunnel endpoint: OVS-DPDK, in the host's network namespace or, with `ovs_namespace`,
+        // in a private one (a second userspace-datapath OVS on the same host needs that).
         var options = OVSDPDKOptions(name: "vxlan", parentDirectory: dir)
         // Four DPDK ports with per-port mempools (af_packet, two vhost-user, and the tunnel's) need more than the default 128 MB.
         options.socketMemoryMB = 256
         options.hugepages = 128
+        options.networkNamespace = s.ovsNamespace
         let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .resources(context.resources))
         self.ovs = ovs
         try await ovs.start()
+
+        // Tester: namespace, veth (its host end where OVS runs), kernel vxlan device. No IPv6 in the
+        // namespace: its router and neighbour solicitations would otherwise travel through the
+        // tunnel and spoil exact counts.
+        let tester = Tester(session: dut.session, namespace: s.namespace, workDirectory: dir, cleanup: .resources(context.resources),
+                            hostNamespace: s.ovsNamespace)
+        self.tester = tester
+        try await tester.setUp(veth: VethSpec(hostName: s.hostVeth, namespaceName: s.testerVeth, namespaceAddress: "\(s.testerIP)/24"))
+        try await tester.check(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+        _ = try await tester.exec(["sysctl", "-q", "-w", "net.ipv6.conf.\(s.hostVeth).disable_ipv6=1"], on: .host)
+        try await tester.addKernelVXLAN(KernelVXLANSpec(name: s.testerVXLAN, vni: s.vni, remote: s.vtepIP, local: s.testerIP,
+                                                        destinationPort: s.vxlanPort, underlay: s.testerVeth,
+                                                        address: "\(s.overlayTesterIP)/24", mtu: s.overlayMTU))
+
+        // br-phy holds the underlay and the endpoint address, br-int the tunnel and the VM's ports.
         try await ovs.addBridge(Self.bridgePhy)
         try await ovs.addAfPacketPort(bridge: Self.bridgePhy, port: Self.phyPort, interface: s.hostVeth)
-        try await waitForLink(Self.bridgePhy)
         try await ovs.setInternalAddress("\(s.vtepIP)/24", bridge: Self.bridgePhy)
         try await ovs.addBridge(Self.bridgeInt)
         try await ovs.addVXLANPort(bridge: Self.bridgeInt, port: Self.vxlanPort, remoteIP: s.testerIP, localIP: s.vtepIP,
@@ -577,15 +585,6 @@ final class VxlanSample: TestSuite {
                                    detail: "ofport is \(value), error column: \(error); log:\n\(await ovs.logTail())")
             }
             try await Task.sleep(for: .milliseconds(300))
-        }
-    }
-
-    /// Waits until the kernel has the network device `name` (OVS creates a netdev bridge's tap asynchronously).
-    private func waitForLink(_ name: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try await !context.dut.exec(argv: ["test", "-e", "/sys/class/net/\(name)"], timeout: .seconds(10)).succeeded {
-            try verifySetup(ContinuousClock.now < deadline, "OVS did not create the device \(name) within 20 s")
-            try await Task.sleep(for: .milliseconds(200))
         }
     }
 
