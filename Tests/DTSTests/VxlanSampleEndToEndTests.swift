@@ -62,6 +62,34 @@ extension HostBackendTests {
             print("vxlan_sample end to end: \(elapsed)")
         }
 
+        /// With `ovs_namespace` set, OVS runs in a private network namespace (beside any other
+        /// userspace-datapath OVS on the host): the round trip still works and the namespace goes too.
+        @Test func isolatedSwitchNamespaceWorksAndIsRemoved() throws {
+            try requirePrograms(["ovsdb-server", "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk", "ip", "/usr/bin/python3", "qemu-system-x86_64"])
+            try #require(FileManager.default.fileExists(atPath: HostFacts.imageDirectory + "/dts-guest-dpdk/vmlinuz"),
+                         "the DPDK guest image is missing; build it with scripts/build-guest-image.sh --with-dpdk")
+            let hugepagesBefore = nrHugepages(), sharedBefore = otherHugepageUsers()
+            let out = try RunnerTempDir("dts-e2e-vxlanns")
+            let conf = out.path + "/conf"
+            try FileManager.default.createDirectory(atPath: conf, withIntermediateDirectories: true)
+            for file in ["virt_global.cfg", "crbs.cfg", "execution.cfg"] {
+                try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf + "/" + file)
+            }
+            let shipped = try String(contentsOfFile: DTSBinary.packageRoot + "/conf/vxlan_sample.cfg", encoding: .utf8)
+            try #require(shipped.contains("\novs_namespace =\n"))
+            try shipped.replacingOccurrences(of: "\novs_namespace =\n", with: "\novs_namespace = dtsvxovs\n")
+                .write(toFile: conf + "/vxlan_sample.cfg", atomically: true, encoding: .utf8)
+            let dir = out.path + "/r"
+            let result = try DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--conf-dir", conf, "--output", dir,
+                                            "--test-cases", "test_vxlan_sample_encap_decap"])
+            #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+            let log = try String(contentsOfFile: dir + "/dts.log", encoding: .utf8)
+            #expect(log.contains("ip netns exec dtsvxovs"), "OVS did not run in its namespace")
+            #expect(!namespaceExists("dtsvxovs") && !namespaceExists("dtsvxlan") && !linkExists("vu0"))
+            #expect(processes(mentioning: "/tmp/dts-vxlan-").isEmpty)
+            try expectHugepagesGivenBack(runLog: dir + "/dts.log", before: hugepagesBefore, shared: sharedBefore)
+        }
+
         /// Ctrl-C in the middle of a case: the run ends with 130 and the run's cleanups take the whole
         /// topology down (VM, OVS, namespace, hugepages), as after a normal end.
         @Test func sigintDuringACaseLeavesNothingBehind() async throws {
