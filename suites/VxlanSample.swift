@@ -230,14 +230,17 @@ final class VxlanSample: TestSuite {
         let received = after[rxPort, default: PortCounters()].rxPackets - before[rxPort, default: PortCounters()].rxPackets
         try verify(received == UInt64(s.packetCount), "guest port \(rxPort) received \(received) frames for \(s.packetCount) sent with VNI \(s.vni)")
 
+        let ovs = try ovsOrFail()
+        let phyBefore = try await ovs.liveStatistics(bridge: Self.bridgePhy, port: Self.phyPort)
         try await tester.send(frame(vni: s.foreignVNI, payload: Self.pattern(64, seed: 2)), count: s.packetCount, on: s.testerVeth)
         try await Task.sleep(for: .seconds(3))
         let foreign = try await portStats(vm)
         let leaked = foreign[rxPort, default: PortCounters()].rxPackets - after[rxPort, default: PortCounters()].rxPackets
         try verify(leaked == 0, "guest port \(rxPort) received \(leaked) of \(s.packetCount) frames sent with foreign VNI \(s.foreignVNI)")
         // The foreign frames did reach the endpoint: they were refused, not lost on the way.
-        let phy = try await ovsOrFail().liveStatistics(bridge: Self.bridgePhy, port: Self.phyPort)
-        try verify(phy.rxPackets >= UInt64(2 * s.packetCount), "the endpoint's underlay port saw only \(phy.rxPackets) frames")
+        let phyAfter = try await ovs.liveStatistics(bridge: Self.bridgePhy, port: Self.phyPort)
+        try verify(phyAfter.rxPackets - phyBefore.rxPackets >= UInt64(s.packetCount),
+                   "the endpoint's underlay port saw \(phyAfter.rxPackets - phyBefore.rxPackets) of the \(s.packetCount) foreign-VNI frames")
     }
 
     /// What the guest sends on port 1 leaves the endpoint VXLAN-encapsulated: the suite's VNI,
@@ -255,7 +258,7 @@ final class VxlanSample: TestSuite {
         let sent = stats[txPort, default: PortCounters()].txPackets
         try verify(sent >= 32, "guest port \(txPort) sent \(sent) frames, expected a burst of 32")
         try verify(frames.count == 32, "the tester captured \(frames.count) frames from \(s.vtepIP), expected 32")
-        let guestMAC = s.guestMACs[txPort == 1 ? 1 : 0]
+        let guestMAC = s.guestMACs[1]   // the sending NIC (testpmd port txPort)
         for frame in frames {
             try verify(frame.ip?.src == s.vtepIP && frame.ip?.dst == s.testerIP,
                        "outer addresses \(frame.ip?.src ?? "-") -> \(frame.ip?.dst ?? "-"), expected \(s.vtepIP) -> \(s.testerIP)")
@@ -320,7 +323,7 @@ final class VxlanSample: TestSuite {
             try await testpmd("port start all", in: vm, timeout: .seconds(60))
             try await testpmd("set fwd csum", in: vm)
             try await testpmd("start", in: vm)
-            let variants: [(String, FrameSpec)] = [
+            let variants: [(String, FrameSpec)] = try [
                 ("udp good", frame(vni: s.vni, payload: Self.pattern(80, seed: 31))),
                 ("udp bad", frame(vni: s.vni, payload: Self.pattern(81, seed: 32), ipChecksum: 0x1234, l4Checksum: 0x4321)),
                 ("tcp good", frame(vni: s.vni, payload: Self.pattern(82, seed: 33), tcp: true)),
@@ -370,7 +373,7 @@ final class VxlanSample: TestSuite {
         for size in s.frameSizes {
             try await testpmd("clear port stats all", in: vm)
             let testerBefore = try await tester.counters(s.testerVeth)
-            let spec = frame(vni: s.vni, payload: Self.pattern(size - 4 - 42, seed: UInt8(size % 251)))
+            let spec = try frame(vni: s.vni, payload: Self.pattern(size - 4 - 42, seed: UInt8(size % 251)))
             let sender = Task { try await tester.send(spec, count: s.perfPacketCount, on: s.testerVeth, timeout: .seconds(600)) }
             // Sample what the guest has forwarded; the rate spans the sample before its first rise to its last rise.
             var previous = (at: ContinuousClock.now, count: UInt64(0))
@@ -514,8 +517,8 @@ final class VxlanSample: TestSuite {
 
     /// A frame from the tester into the tunnel: outer tester -> endpoint, VNI `vni`, inner UDP (or TCP)
     /// overlay tester -> guest, addressed to the guest's port 0.
-    private func frame(vni: UInt32, payload: [UInt8], tcp: Bool = false, ipChecksum: Int? = nil, l4Checksum: Int? = nil) -> FrameSpec {
-        let s = settings!
+    private func frame(vni: UInt32, payload: [UInt8], tcp: Bool = false, ipChecksum: Int? = nil, l4Checksum: Int? = nil) throws -> FrameSpec {
+        let s = try config()
         let l4: L4Spec = tcp ? .tcp(sport: 5001, dport: 5002, checksum: l4Checksum) : .udp(sport: 5001, dport: 5002, checksum: l4Checksum)
         return FrameSpec(ether: EthernetSpec(src: "00:00:10:00:00:02", dst: s.guestMACs[0]),
                          ip: IPv4Spec(src: s.overlayTesterIP, dst: s.overlayGuestIP, checksum: ipChecksum),
