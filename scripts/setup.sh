@@ -46,6 +46,7 @@ fi
 
 if [ "$build_image" = yes ]; then
     bash scripts/build-guest-image.sh
+    bash scripts/build-guest-image.sh --with-dpdk   # the vxlan_sample suite's guest (dpdk-testpmd)
 fi
 
 # Swift must be reachable for the build.

@@ -7,6 +7,7 @@ public enum SuiteRegistry {
     public static let all: [any TestSuite.Type] = [
         HostBasic.self,
         VirtBasic.self,
+        VxlanSample.self,
         RunnerSelfTest.self,
     ]
 

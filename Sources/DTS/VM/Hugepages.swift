@@ -1,3 +1,4 @@
+import DTSSession
 import Foundation
 
 /// Hugepage accounting for hugepage-backed guests.
@@ -43,5 +44,24 @@ public enum Hugepages {
         guard free >= needed else {
             throw ResourceError("mem hugepage=yes needs \(needed) free \(pageKB) kB hugepages for \(memoryMiB) MiB on \(mount), but \(free) are free; reserve them, e.g. echo \(needed) > /sys/kernel/mm/hugepages/hugepages-\(pageKB)kB/nr_hugepages")
         }
+    }
+
+    /// The lock every dts component holds while it changes the 2 MB reservation (OVS-DPDK uses the same).
+    public static let reservationLock = "/run/dts-hugepages.lock"
+    /// The kernel's count of reserved 2 MB pages.
+    public static let reservationCounter = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+
+    /// Adds `delta` 2 MB pages (negative to give pages back; never below 0) to the host's reservation
+    /// on `session`, under ``reservationLock`` so that concurrent dts runs do not lose each other's
+    /// changes. Returns the counts before and after; the kernel may reserve fewer than asked.
+    public static func adjustReservation(by delta: Int, on session: any DUTSession) async throws -> (before: Int, after: Int) {
+        let script = "n=$(cat \"$1\"); t=$((n + $2)); [ \"$t\" -ge 0 ] || t=0; echo \"$t\" > \"$1\"; echo \"$n $(cat \"$1\")\""
+        let result = try await session.exec(argv: ["flock", reservationLock, "sh", "-c", script, "sh", reservationCounter, String(delta)],
+                                            timeout: .seconds(120))
+        let numbers = result.output.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+        guard result.succeeded, numbers.count == 2 else {
+            throw ResourceError("changing the 2 MB hugepage reservation by \(delta) failed (status \(result.status)): \(result.output) \(result.errorOutput)")
+        }
+        return (numbers[0], numbers[1])
     }
 }
