@@ -29,7 +29,9 @@ struct BootBench {
 
         print("\nper-stage median (s):")
         for stage in VMStage.allCases {
-            if let values = stages[stage.rawValue] { print(String(format: "  %-20s %.3f", stage.rawValue, median(values))) }
+            if let values = stages[stage.rawValue] {
+                print("  " + stage.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%.3f", median(values)))
+            }
         }
         let rawMedian = median(raw)
         print(String(format: "\nraw %.2f s, dts %.2f s, ratio %.3f (goal <= 1.05); two/one %.3f (goal <= 1.3)", rawMedian, one, one / rawMedian, two / one))

@@ -201,12 +201,14 @@ public final class VMInstance: @unchecked Sendable {
             agent = try await stage(.guestAgent, waitDeadline) {
                 while true {
                     do {
-                        let client = try await GuestAgentClient.connect(path: socket, timeout: .seconds(3), transcript: qgaTranscript?.sink)
-                        try await client.ping(timeout: .seconds(3))
+                        // Short attempts: a sync sent before the agent runs gets no answer, and
+                        // waiting long for it would only delay noticing that the agent is up.
+                        let client = try await GuestAgentClient.connect(path: socket, timeout: .milliseconds(500), transcript: qgaTranscript?.sink)
+                        try await client.ping(timeout: .seconds(2))
                         return client
                     } catch {
                         try Task.checkCancellation()
-                        try await Task.sleep(for: .milliseconds(200))
+                        try await Task.sleep(for: .milliseconds(50))
                     }
                 }
             }
