@@ -75,6 +75,8 @@ public final class LocalSession: DUTSession {
 
     /// Whether this session records its commands to a log sink.
     public var isLogging: Bool { log != nil }
+    /// Where this session logs, if it does.
+    public var sessionLog: (any SessionLogSink)? { log }
 
     public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
         log?.record(endpoint, .command, command, redactor: redactor)

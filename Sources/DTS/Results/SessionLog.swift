@@ -101,6 +101,9 @@ public final class LoggingSession: DUTSession {
 
     public var endpoint: String { base.endpoint }
 
+    /// Where this session logs (VMs started on the DUT log their sessions there too).
+    public var sessionLog: any SessionLogSink { log }
+
     public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
         log.record(endpoint, .command, command, redactor: redactor)
         do {

@@ -13,6 +13,7 @@ extension QEMUKvm {
         // QEMU is launched on this machine: refuse rather than silently boot a remote DUT's VM here.
         if dut.isRemote { throw RemoteDUTError.vmOnRemoteDUT(vm: vmName, dut: dut.name, address: dut.address) }
         var options = options
+        if options.sessionLog == nil { options.sessionLog = dut.sessionLog }
         if options.logDirectory == nil, let root = dut.settings.vmLogDirectory {
             options.logDirectory = Self.freshDirectory(root + "/" + vmName)
         }
@@ -55,5 +56,12 @@ extension QEMUKvm {
         guard let running = instance else { return }
         await running.stop()
         instance = nil
+    }
+}
+
+extension Dut {
+    /// Where the DUT's session logs (the runner's case logs), if it does.
+    public var sessionLog: (any SessionLogSink)? {
+        (session as? LoggingSession)?.sessionLog ?? (session as? LocalSession)?.sessionLog
     }
 }

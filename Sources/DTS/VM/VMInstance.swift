@@ -18,6 +18,8 @@ public struct VMStartOptions: Sendable {
     public var onStage: (@Sendable (VMStageEvent) -> Void)?
     /// Retries with fresh ports when QEMU cannot bind one that looked free.
     public var portRetries: Int = 2
+    /// Where the VM DUT's commands and outputs are logged (the host DUT's case logs by default).
+    public var sessionLog: (any SessionLogSink)?
 
     public init(context: RunContext? = nil, logDirectory: String? = nil,
                 onStage: (@Sendable (VMStageEvent) -> Void)? = nil) {
@@ -259,7 +261,7 @@ public final class VMInstance: @unchecked Sendable {
                                elapsed: elapsed, qemuStderr: "", consoleTail: "", logDirectory: vmDirectory)
         }
         lock.withLock {
-            dut = VirtDut(vmName: vmName, ssh: ssh, qmp: qmp, guestAgent: agent, pciMap: pciMap, command: command)
+            dut = VirtDut(vmName: vmName, ssh: ssh, qmp: qmp, guestAgent: agent, pciMap: pciMap, command: command, log: options.sessionLog)
         }
     }
 

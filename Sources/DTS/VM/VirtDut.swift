@@ -20,14 +20,17 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
 
     /// Commands and shells go through the same wrapper as a remote host DUT's: shells return
     /// output without the prompt's head, and commands that time out are killed in the guest.
-    private let session: RemoteHostSession
+    private let session: any DUTSession
     private let lock = NSLock()
     private var mainShell: (any InteractiveSession)?
 
-    init(vmName: String, ssh: SSHConnection, qmp: QMPClient, guestAgent: GuestAgentClient?, pciMap: PCIMap, command: QEMUCommandLine) {
+    init(vmName: String, ssh: SSHConnection, qmp: QMPClient, guestAgent: GuestAgentClient?, pciMap: PCIMap, command: QEMUCommandLine,
+         log: (any SessionLogSink)? = nil) {
         self.vmName = vmName
         self.ssh = ssh
-        self.session = RemoteHostSession(ssh)
+        // Commands, shells and copies go to the case logs like the host DUT's, passwords redacted.
+        let wrapped = RemoteHostSession(ssh)
+        self.session = log.map { LoggingSession(wrapping: wrapped, log: $0) } ?? wrapped
         self.qmp = qmp
         self.guestAgent = guestAgent
         self.pciMap = pciMap

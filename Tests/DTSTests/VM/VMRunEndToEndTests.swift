@@ -25,6 +25,10 @@ extension RealGuestTests {
                     #expect(FileManager.default.fileExists(atPath: "\(dir)/vms/\(vm)/\(file)"), "missing vms/\(vm)/\(file)")
                 }
             }
+            // Commands sent to the VM DUT are in the case log, like the host DUT's.
+            let caseLog = try String(contentsOfFile: dir + "/virt_basic/test_vm_kernel.log", encoding: .utf8)
+            #expect(caseLog.contains("root@127.0.0.1:") && caseLog.contains("$ uname -r"), "case log:\n\(caseLog)")
+            #expect(!caseLog.contains("tester"), "the guest password leaked into the case log")
             let console = try String(contentsOfFile: dir + "/vms/vm0/console.log", encoding: .utf8)
             #expect(console.contains("DTS-GUEST-READY"))
             // The boot stages are in the report's timeline.
