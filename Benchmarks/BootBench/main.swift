@@ -10,6 +10,7 @@ struct BootBench {
     static func main() async throws {
         let rounds = Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 2
         let conf = try makeConf()
+        defer { try? FileManager.default.removeItem(atPath: conf) }
         var raw: [Double] = [], framework: [Double] = [], stages: [String: [Double]] = [:]
         for round in 1...rounds {
             raw.append(try await rawBoot(conf: conf))
