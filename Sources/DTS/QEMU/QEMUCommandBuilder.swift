@@ -97,6 +97,13 @@ public struct QEMUCommandBuilder {
         netdevReferences.append((id, location))
     }
 
+    /// The configured value, or else one from the allocator (``allocate(_:at:_:_:)``).
+    public mutating func configuredOrAllocated(_ configured: Int?, _ what: String, at location: SourceLocation, _ param: String,
+                                               _ body: (_ allocator: any VMResourceAllocator, _ vm: String) throws -> Int) -> Int? {
+        if let configured { return configured }
+        return allocate(what, at: location, param, body)
+    }
+
     /// Runs `body` with a resource allocation, turning an allocation failure into a config error.
     public mutating func allocate<T>(_ what: String, at location: SourceLocation, _ param: String,
                                      _ body: (_ allocator: any VMResourceAllocator, _ vm: String) throws -> T) -> T? {

@@ -23,15 +23,9 @@ public enum ControlParameter: VMParameterHandler {
             case "qga": addGuestAgent(into: &builder)
             case "telnet":
                 guard !rejectSecondSerial(entry, &builder) else { continue }
-                let port: Int
-                if let configured = entry.int("opt_port") {
-                    port = configured
-                } else {
-                    guard let allocated = builder.allocate("a telnet port", at: entry.location, spec.name, { allocator, vm in
-                        try allocator.serialPort(vm: vm)
-                    }) else { continue }
-                    port = allocated
-                }
+                guard let port = builder.configuredOrAllocated(entry.int("opt_port"), "a telnet port", at: entry.location, spec.name, { allocator, vm in
+                    try allocator.serialPort(vm: vm)
+                }) else { continue }
                 builder.ports.telnet = port
                 builder.add("-chardev", QEMUOpts.join("socket", [
                     ("id", "serial0"), ("host", builder.allocator.listenAddress), ("port", String(port)),

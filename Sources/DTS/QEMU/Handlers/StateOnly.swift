@@ -72,15 +72,9 @@ public enum MigrationParameter: VMParameterHandler {
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let entry = param.entries.last, entry.bool("enable") == true else { return }
-        let port: Int
-        if let configured = entry.int("port") {
-            port = configured
-        } else {
-            guard let allocated = builder.allocate("a migration port", at: entry.location, spec.name, { allocator, vm in
-                try allocator.migrationPort(vm: vm)
-            }) else { return }
-            port = allocated
-        }
+        guard let port = builder.configuredOrAllocated(entry.int("port"), "a migration port", at: entry.location, spec.name, { allocator, vm in
+            try allocator.migrationPort(vm: vm)
+        }) else { return }
         builder.ports.migration = port
         builder.add("-incoming", "tcp:\(builder.allocator.listenAddress):\(port)")
     }

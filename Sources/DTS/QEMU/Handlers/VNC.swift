@@ -7,15 +7,9 @@ public enum VNCParameter: VMParameterHandler {
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let entry = param.entries.last, entry.bool("disable") != true else { return }
-        let display: Int
-        if let configured = entry.int("displayNum") {
-            display = configured
-        } else {
-            guard let allocated = builder.allocate("a VNC display", at: entry.location, spec.name, { allocator, vm in
-                try allocator.vncDisplay(vm: vm)
-            }) else { return }
-            display = allocated
-        }
+        guard let display = builder.configuredOrAllocated(entry.int("displayNum"), "a VNC display", at: entry.location, spec.name, { allocator, vm in
+            try allocator.vncDisplay(vm: vm)
+        }) else { return }
         builder.ports.vncDisplay = display
         builder.add("-vnc", "\(builder.allocator.listenAddress):\(display)")
         builder.add(contentsOf: builder.context.architecture.displayDevice)
