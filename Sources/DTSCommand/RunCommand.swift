@@ -31,6 +31,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "DTS crbs.cfg. Default: <conf-dir>/crbs.cfg if present.")
     var crbs: String?
 
+    @Option(name: .long, help: "Run on this DUT (a crbs.cfg section, or 127.0.0.1) instead of execution.cfg's crbs. Repeatable.")
+    var dut: [String] = []
+
     @Option(name: .long, help: "Output directory. Default: $DTS_OUTPUT, else output.")
     var output: String?
 
@@ -70,7 +73,7 @@ struct RunCommand: AsyncParsableCommand {
             let crbsConfig = try crbsPath.map { path throws(ConfigErrors) in try CRBsConfig(path: path) }
             let cases = (testCases ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             plan = try RunPlan.resolve(execution: execution, crbs: crbsConfig, suites: suite, testCases: cases,
-                                       registry: SuiteRegistry.all)
+                                       registry: SuiteRegistry.all, duts: dut)
             // Suite configs are read up front, so a typo stops the run before anything starts.
             var errors: [ConfigError] = []
             for name in Set(plan.executions.flatMap { $0.suites.map { $0.type.name } }).sorted() {

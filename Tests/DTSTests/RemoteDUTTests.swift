@@ -42,6 +42,14 @@ import Glibc
         #expect(unameLog.contains("\(endpoint) $ uname -r"), "\(unameLog)")
         let shellLog = try String(contentsOfFile: dir + "/host_basic/test_shell_send_expect.log", encoding: .utf8)
         #expect(shellLog.contains("\(endpoint) (shell) $ echo $((6 * 7))"), "\(shellLog)")
+        // `--dut` picks the DUT without an execution.cfg naming it.
+        let noExecution = try RunnerTempDir("dts-remote-conf2")
+        _ = try noExecution.write("crbs.cfg", try String(contentsOfFile: conf.path + "/crbs.cfg", encoding: .utf8))
+        let byOption = try DTSBinary.run(["run", "--suite", "host_basic", "--test-cases", "test_kernel_release", "--dut", host.address,
+                                          "--conf-dir", noExecution.path, "--output", out.path + "/by-option"])
+        #expect(byOption.status == 0, "stdout: \(byOption.stdout)\nstderr: \(byOption.stderr)")
+        let optionLog = try String(contentsOfFile: out.path + "/by-option/host_basic/test_kernel_release.log", encoding: .utf8)
+        #expect(optionLog.contains("\(endpoint) $ uname -r"), "\(optionLog)")
         #expect(shellLog.contains("\(endpoint) (shell) > 42"), "\(shellLog)")
         let copyLog = try String(contentsOfFile: dir + "/host_basic/test_file_transfer.log", encoding: .utf8)
         #expect(copyLog.contains("\(endpoint) ⇄ upload"), "\(copyLog)")

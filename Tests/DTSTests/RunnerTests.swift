@@ -343,6 +343,25 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         #expect(overridden.executions[0].suites[0].cases == ["test_qemu_version"])
     }
 
+    @Test func dutOptionReplacesTheExecutionsCRBs() throws {
+        let dir = try RunnerTempDir("dts-conf")
+        let config = try ExecutionConfig(path: try dir.write("execution.cfg", "[Execution1]\ncrbs = 127.0.0.1\ntest_suites = host_basic\ntargets = t1\n"))
+        let crbs = try CRBsConfig(path: try dir.write("crbs.cfg", "[lab-dut]\ndut_ip = 10.9.9.9\ndut_user = root\ndut_passwd = pw\n"))
+        let plan = try RunPlan.resolve(execution: config, crbs: crbs, suites: [], testCases: [], registry: SuiteRegistry.all, duts: ["lab-dut"])
+        #expect(plan.executions.map(\.crb.dutIP) == ["10.9.9.9"])
+        #expect(plan.executions.map(\.target) == ["t1"])
+        // Without an execution.cfg too.
+        let direct = try RunPlan.resolve(execution: nil, crbs: crbs, suites: ["host_basic"], testCases: [], registry: SuiteRegistry.all,
+                                         duts: ["lab-dut", "127.0.0.1"])
+        #expect(direct.executions.map(\.crb.dutIP) == ["10.9.9.9", "127.0.0.1"])
+        // An unknown DUT names what is known.
+        #expect {
+            _ = try RunPlan.resolve(execution: nil, crbs: crbs, suites: ["host_basic"], testCases: [], registry: SuiteRegistry.all, duts: ["lab-dux"])
+        } throws: { error in
+            "\(error)".contains("<command line>: --dut: unknown DUT 'lab-dux'") && "\(error)".contains("did you mean 'lab-dut'?")
+        }
+    }
+
     @Test func planErrorsNameFileAndLine() throws {
         let dir = try RunnerTempDir("dts-conf")
         let path = try dir.write("execution.cfg", """

@@ -80,8 +80,9 @@ public struct RunPlan: Sendable {
     ///   - suites: `--suite` names; when given they replace every execution's `test_suites`.
     ///   - testCases: `--test-cases`; needs exactly one suite.
     ///   - registry: every known suite type.
+    ///   - duts: `--dut`; when given, every execution runs on these DUTs instead of its `crbs`.
     public static func resolve(execution: ExecutionConfig?, crbs: CRBsConfig?, suites: [String], testCases: [String],
-                               registry: [any TestSuite.Type]) throws(ConfigErrors) -> RunPlan {
+                               registry: [any TestSuite.Type], duts: [String] = []) throws(ConfigErrors) -> RunPlan {
         var errors: [ConfigError] = []
         let known = registry.map { $0.name }
         let commandLine = SourceLocation(file: "<command line>", line: 0)
@@ -115,7 +116,7 @@ public struct RunPlan: Sendable {
         if let execution {
             for section in execution.executions {
                 let selections = override ?? section.suites.compactMap { lookup($0.name, cases: $0.cases, at: $0.location) }
-                for crbName in section.crbs {
+                for crbName in duts.isEmpty ? section.crbs : duts {
                     var crb = crbs?.crb(crbName)
                     if crb == nil, CRBConfig.isLocalAddress(crbName) { crb = .implicitLocal(crbName) }
                     guard let crb else {
@@ -135,8 +136,22 @@ public struct RunPlan: Sendable {
             if suites.isEmpty {
                 errors.append(ConfigError(commandLine, key: "--suite", "nothing to run: give --suite or an execution.cfg (--config-file)"))
             }
-            let local = crbs?.crbs.first(where: \.isLocal) ?? .implicitLocal("127.0.0.1")
-            planned.append(PlannedExecution(name: "command line", crb: local, target: "default", parameters: [:], suites: override ?? []))
+            var targets: [CRBConfig] = []
+            for name in duts {
+                if let crb = crbs?.crb(name) {
+                    targets.append(crb)
+                } else if CRBConfig.isLocalAddress(name) {
+                    targets.append(.implicitLocal(name))
+                } else {
+                    errors.append(ConfigError(commandLine, key: "--dut",
+                                              crbs == nil ? "DUT '\(name)' is not this machine and there is no crbs.cfg describing it"
+                                                         : Spelling.unknown("DUT", name, known: crbs!.crbs.map(\.name), context: " (no such section in \(crbs!.path))")))
+                }
+            }
+            if duts.isEmpty { targets = [crbs?.crbs.first(where: \.isLocal) ?? .implicitLocal("127.0.0.1")] }
+            for crb in targets {
+                planned.append(PlannedExecution(name: "command line", crb: crb, target: "default", parameters: [:], suites: override ?? []))
+            }
         }
         if !errors.isEmpty { throw ConfigErrors(errors) }
         return RunPlan(executions: planned)
