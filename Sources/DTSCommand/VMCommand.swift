@@ -121,6 +121,8 @@ struct VMCommand: ParsableCommand {
                 """ + (command.paths.monitorSocket.map { "\n  monitor:  socat - UNIX-CONNECT:\($0)" } ?? "")
                 + (command.ports.vncDisplay.map { "\n  VNC:      \(command.ports.sshAddress ?? "127.0.0.1"):\($0)" } ?? "")
                 + "\nPress Ctrl-C to stop it.")
+            // Readers behind a pipe or a file see it now, not when the VM stops.
+            fflush(nil)
             let instance = kvm.instance
             let exited = Task { await instance?.waitForExit() }
             let signal = Task { await trap.wait() }
