@@ -213,43 +213,6 @@ extension RealGuestTests {
             #expect(!ProcessIdentity.isAlive(instance.pid))
         }
 
-        @Test func dtsVMStartKeepsTheVMUntilCtrlC() async throws {
-            try VMFixture.requireGuestImage()
-            let fixture = try VMFixture(["vm0": VMFixture.guest])
-            let out = try RunnerTempDir("dts-vmstart")
-            let root = out.path + "/run-root"
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: DTSBinary.path)
-            process.arguments = ["vm", "start", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg"]
-            process.environment = ProcessInfo.processInfo.environment.merging(["DTS_RUN_ROOT": root]) { $1 }
-            let log = out.path + "/stdout"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            process.standardError = process.standardOutput
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
-            func printed() -> String { String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self) }
-            let deadline = ContinuousClock.now + .seconds(120)
-            while !printed().contains("Press Ctrl-C"), process.isRunning, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(200))
-            }
-            let text = printed()
-            try #require(text.contains("Press Ctrl-C"), "dts vm start never reported the VM up:\n\(text)")
-            // The printed SSH line names a forwarded port that really reaches the guest's sshd.
-            let port = try #require(text.split(separator: "\n").first { $0.contains("ssh -p") }
-                .flatMap { line in line.split(separator: " ").drop { $0 != "-p" }.dropFirst().first }.flatMap { Int($0) })
-            #expect(try readBanner(port: port).hasPrefix("SSH-2.0-"))
-            let qemu = qemuProcesses(matching: root)
-            #expect(qemu.count == 1)
-            process.interrupt()
-            while process.isRunning, ContinuousClock.now < deadline + .seconds(30) { try await Task.sleep(for: .milliseconds(100)) }
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "\(printed())")
-            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid)) }
-            #expect(((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("run-") }.isEmpty)
-        }
-
         @Test func dtsVMRunPrintsTheOutputAndExitsWithTheCommandsStatus() throws {
             try VMFixture.requireGuestImage()
             let fixture = try VMFixture(["vm0": VMFixture.guest])
