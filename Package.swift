@@ -27,7 +27,7 @@ let package = Package(
         // SSH sessions on libssh2: exec, interactive shell (sendExpect), file copy, host keys.
         .target(
             name: "DTSSSH",
-            dependencies: ["CLibSSH2", "DTSSession", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CLibSSH2", "CSystemShims", "DTSSession", .product(name: "Logging", package: "swift-log")]
         ),
         // QEMU's control channels: QMP, HMP over QMP, and the guest agent (QGA).
         .target(

@@ -40,6 +40,8 @@ class LoopOperation {
     func expire(_ core: ConnectionCore) -> Bool { true }
     /// The connection is unusable (`reason`); resume the waiter with an error.
     func abort(_ core: ConnectionCore, reason: SSHError) {}
+    /// A local descriptor the loop should also wait on (a forwarded socket), or `nil`.
+    func pollRequest() -> pollfd? { nil }
 }
 
 /// Links a waiting task to its operation for cancellation. Touched only on the connection thread.
@@ -267,8 +269,11 @@ final class ConnectionCore: @unchecked Sendable {
             pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0),
             pollfd(fd: socketEvents != 0 ? sock : -1, events: socketEvents, revents: 0),
         ]
+        for op in operations where !op.finished {
+            if let request = op.pollRequest() { fds.append(request) }
+        }
         let timeoutMs = max(0, milliseconds(until: wake, from: now))
-        _ = poll(&fds, 2, Int32(min(timeoutMs, 1000)))
+        _ = poll(&fds, nfds_t(fds.count), Int32(min(timeoutMs, 1000)))
         if fds[0].revents != 0 {
             var drain = [UInt8](repeating: 0, count: 64)
             while Glibc.read(wakeReadFD, &drain, 64) > 0 {}
@@ -380,6 +385,9 @@ final class ConnectionCore: @unchecked Sendable {
 
     /// `true` if a channel open must wait (quirk mode and a server process may exit meanwhile).
     var channelSetupMustWait: Bool { serializeSetups && transientChannels > 0 }
+
+    /// Adds an operation started by another one (a forward's listener accepting a connection).
+    func adopt(_ op: LoopOperation) { operations.append(op) }
 
     /// Opens a `session` channel (non-blocking: `nil` plus `EAGAIN` means call again).
     func openSessionChannel() -> (OpaquePointer?, Int32) {
