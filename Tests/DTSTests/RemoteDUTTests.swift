@@ -258,15 +258,6 @@ import Glibc
             // Exit statuses and outputs pass through the wrapper unchanged; bash syntax works.
             let status = try await dut.exec("echo out; echo err >&2; [[ 1 == 1 ]] && exit 7", timeout: .seconds(10))
             #expect(status.status == 7 && status.output == "out\n" && status.errorOutput == "err\n", "\(status)")
-            // VMs run on the local DUT only: starting one for a remote DUT fails before QEMU is launched.
-            let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: "vxlan_sample")
-            do {
-                try await kvm.start()
-                Issue.record("a VM started for a remote DUT")
-            } catch {
-                #expect(error is RemoteDUTError, "\(error)")
-                #expect("\(error)".contains("VM vm0: cannot start on DUT [\(host.address)] at \(host.address): the DUT is remote"), "\(error)")
-            }
         }
         let pidFiles = remotePidFiles()
         #expect(!pidFiles.isEmpty, "no exec pid file while the session is open")

@@ -29,6 +29,8 @@ public final class Dut: Sendable {
     /// The run's cleanup registry and VM timeline: what is started on this DUT registers its cleanup here.
     public let resources: RunResources
     private let mainShell = MainShell()
+    /// The VM hosts made for this DUT when it is remote (one per run context).
+    let vmHosts = VMHostSlot()
 
     /// Creates a DUT. The default session is the local machine; the default registry is a fresh one.
     public init(name: String = "localhost", settings: RunSettings = RunSettings(),

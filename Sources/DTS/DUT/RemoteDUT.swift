@@ -16,8 +16,6 @@ public enum RemoteDUTError: Error, Sendable, CustomStringConvertible {
     case hostKey(crb: String, address: String, port: Int, user: String, reason: String)
     /// Any other failure while connecting.
     case connectFailed(crb: String, address: String, port: Int, user: String, reason: String)
-    /// A VM was started on a DUT that is reached over SSH: QEMU would have run on this machine instead.
-    case vmOnRemoteDUT(vm: String, dut: String, address: String)
 
     /// One line naming what failed and where.
     public var description: String {
@@ -35,8 +33,6 @@ public enum RemoteDUTError: Error, Sendable, CustomStringConvertible {
             return "DUT [\(crb)] host key check failed: dut_ip=\(address) dut_port=\(port) dut_user=\(user): \(reason)"
         case .connectFailed(let crb, let address, let port, let user, let reason):
             return "DUT [\(crb)] connect failed: dut_ip=\(address) dut_port=\(port) dut_user=\(user): \(reason)"
-        case .vmOnRemoteDUT(let vm, let dut, let address):
-            return "VM \(vm): cannot start on DUT [\(dut)] at \(address): the DUT is remote (SSH) and VMs run on the local DUT only for now; use a DUT with dut_ip = 127.0.0.1"
         }
     }
 }
@@ -281,7 +277,7 @@ extension Dut {
     public var isRemote: Bool { !(underlyingSession is LocalSession) }
 
     /// The DUT's address (`dut_ip`): the SSH host of a remote DUT, `127.0.0.1` for this machine.
-    /// VM port forwards (SSH, VNC, serial) listen on this address; for now VMs run on the local DUT only.
+    /// VM port forwards (SSH, VNC, serial) listen on this address.
     public var address: String {
         switch underlyingSession {
         case let remote as RemoteHostSession: return remote.connection.options.host

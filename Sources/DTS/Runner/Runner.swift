@@ -123,6 +123,7 @@ public final class Runner: Sendable {
         logger.info("dts run: \(options.command.joined(separator: " "))")
         let several = plan.executions.count > 1
         var executions: [ExecutionResult] = []
+        var cleaned: [String] = []
 
         for planned in plan.executions {
             if control.stopReason != nil { break }
@@ -159,11 +160,14 @@ public final class Runner: Sendable {
                 let suite = await runSuite(selection, planned: planned, dut: dut, log: log, prefix: prefix)
                 result.suites.append(suite)
             }
+            // What the execution started on the DUT (VMs, backends, a remote DUT's VM directory)
+            // is torn down while the DUT's session is still open.
+            cleaned += await resources.cleanupAll()
             await dut.close()
             executions.append(result)
         }
 
-        var cleaned = await resources.cleanupAll()
+        cleaned += await resources.cleanupAll()
         // The run directory of the VMs (sockets, pid files) goes too.
         cleaned += await RunContext.cleanUpShared()
         for line in await resources.history { logger.info("cleanup \(line)") }

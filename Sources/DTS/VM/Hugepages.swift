@@ -39,8 +39,12 @@ public enum Hugepages {
     /// Checks that `memoryMiB` of guest memory fits in the free pages of `mount`.
     public static func check(memoryMiB: Int, mount: String) throws {
         let pageKB = pageSizeKB(mount: mount)
+        try check(memoryMiB: memoryMiB, mount: mount, pageKB: pageKB, free: freePages(pageSizeKB: pageKB) ?? 0)
+    }
+
+    /// Checks that `memoryMiB` fits in `free` pages of `pageKB` (a remote host's counts).
+    public static func check(memoryMiB: Int, mount: String, pageKB: Int, free: Int) throws {
         let needed = (memoryMiB * 1024 + pageKB - 1) / pageKB
-        let free = freePages(pageSizeKB: pageKB) ?? 0
         guard free >= needed else {
             throw ResourceError("mem hugepage=yes needs \(needed) free \(pageKB) kB hugepages for \(memoryMiB) MiB on \(mount), but \(free) are free; reserve them, e.g. echo \(needed) > /sys/kernel/mm/hugepages/hugepages-\(pageKB)kB/nr_hugepages")
         }

@@ -7,11 +7,22 @@ extension QEMUKvm {
     ///
     /// Unlike DTS, a failure throws a ``VMStartError`` naming the stage, the time spent, the end of
     /// QEMU's stderr and of the console; nothing is left running.
+    ///
+    /// On a remote DUT (``Dut/isRemote``) QEMU runs on the DUT: see ``RemoteVMHost`` for how it is
+    /// launched and reached, and where its files live.
     @discardableResult
     nonisolated(nonsending) public func start(_ options: VMStartOptions = VMStartOptions()) async throws -> VirtDut {
         if let running = instance, let dut = running.dut { return dut }
-        // QEMU is launched on this machine: refuse rather than silently boot a remote DUT's VM here.
-        if dut.isRemote { throw RemoteDUTError.vmOnRemoteDUT(vm: vmName, dut: dut.name, address: dut.address) }
+        var host: (any VMHost)?
+        if dut.isRemote {
+            let context = try options.context ?? RunContext.shared()
+            do {
+                host = try await RemoteVMHost.host(for: dut, context: context)
+            } catch {
+                throw VMStartError(vm: vmName, stage: .prepare, reason: .failed("\(error)"), elapsed: 0,
+                                   qemuStderr: "", consoleTail: "", logDirectory: context.run.vmPath(vmName))
+            }
+        }
         var options = options
         if options.sessionLog == nil { options.sessionLog = dut.sessionLog }
         if options.logDirectory == nil, let root = dut.settings.vmLogDirectory {
@@ -29,7 +40,7 @@ extension QEMUKvm {
                                 start: end.addingTimeInterval(-duration), end: end)
             }
         }
-        let launched = try await VMInstance.launch(vmName: vmName, params: params, accelerator: dut.settings.accelerator, options: options)
+        let launched = try await VMInstance.launch(vmName: vmName, params: params, accelerator: dut.settings.accelerator, options: options, host: host)
         instance = launched
         // The run stops the VM on every exit path, even when the suite's tear-down is not reached.
         let token = await dut.resources.register("VM \(vmName)") { await launched.stop() }

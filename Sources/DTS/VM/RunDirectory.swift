@@ -69,6 +69,12 @@ public final class RunDirectory: Sendable {
         public var killedProcesses: [Int32] = []
     }
 
+    /// This machine's id (`/etc/machine-id`, else its host name): marks what a run leaves on a remote DUT.
+    public static let machineID: String = {
+        let id = (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return id.isEmpty ? ProcessInfo.processInfo.hostName : id
+    }()
+
     /// Cleans up after runs that died: for every run directory whose owner is gone, kills the
     /// processes recorded in its pid files (only if they still look like they belong to that run)
     /// and removes the directory.

@@ -30,13 +30,35 @@ public struct VMStartOptions: Sendable {
 }
 
 /// A running VM: its QEMU process and the channels to it. Created by ``QEMUKvm/start(_:)``.
+///
+/// QEMU runs on a ``VMHost``: this machine, or a remote host DUT reached over SSH. The VM's own
+/// local files (argv, QMP and guest-agent transcripts, the guest's SSH host key) are in
+/// ``localDirectory`` either way; on this machine that is also QEMU's runtime directory.
 public final class VMInstance: @unchecked Sendable {
     /// The command line it runs.
     public let command: QEMUCommandLine
     /// The VM DUT.
     public private(set) var dut: VirtDut?
-    /// QEMU's pid.
-    public var pid: Int32 { daemonPID ?? process.pid }
+    /// QEMU's pid (on the VM's host), 0 before QEMU started.
+    public var pid: Int32 {
+        lock.withLock {
+            switch launched {
+            case .supervised(let process): return process.pid
+            case .daemon(let pid, _): return pid
+            case nil: return 0
+            }
+        }
+    }
+    /// The supervised QEMU, or the launcher of a daemonized one started on this machine.
+    public var process: SupervisedProcess? {
+        lock.withLock {
+            switch launched {
+            case .supervised(let process): return process
+            case .daemon(_, let launcher): return launcher
+            case nil: return nil
+            }
+        }
+    }
     /// Stage timings of the start.
     public private(set) var stageEvents: [VMStageEvent] = []
     /// Where the VM's logs are now.
@@ -44,8 +66,10 @@ public final class VMInstance: @unchecked Sendable {
 
     let vmName: String
     let context: RunContext
-    let process: SupervisedProcess
-    var daemonPID: Int32?
+    let host: any VMHost
+    /// The VM's directory on this machine.
+    let localDirectory: String
+    var launched: QEMULaunch?
     var qmp: QMPClient?
     var guestAgent: GuestAgentClient?
     let options: VMStartOptions
@@ -56,46 +80,51 @@ public final class VMInstance: @unchecked Sendable {
     /// Called once when the VM has stopped (unregisters run-level cleanups).
     var onStop: (@Sendable () async -> Void)?
 
-    private init(vmName: String, command: QEMUCommandLine, process: SupervisedProcess, context: RunContext, options: VMStartOptions) {
+    private init(vmName: String, command: QEMUCommandLine, host: any VMHost, localDirectory: String, context: RunContext, options: VMStartOptions) {
         self.vmName = vmName
         self.command = command
-        self.process = process
+        self.host = host
+        self.localDirectory = localDirectory
         self.context = context
         self.options = options
-        self.logDirectory = command.paths.runtimeDirectory
+        self.logDirectory = localDirectory
     }
 
+    /// QEMU's runtime directory on the VM's host.
     var vmDirectory: String { command.paths.runtimeDirectory }
     var stderrPath: String { vmDirectory + "/qemu.stderr" }
 
     // MARK: Start
 
-    /// Builds the command line, starts QEMU and walks the readiness stages.
-    static func launch(vmName: String, params: [VirtParam], accelerator: Accelerator?, options: VMStartOptions) async throws -> VMInstance {
+    /// Builds the command line, starts QEMU on `host` (this machine when `nil`) and walks the readiness stages.
+    static func launch(vmName: String, params: [VirtParam], accelerator: Accelerator?, options: VMStartOptions,
+                       host: (any VMHost)? = nil) async throws -> VMInstance {
         let context = try options.context ?? RunContext.shared()
+        let host = host ?? LocalVMHost(context: context)
+        var params = params
+        if host.launchesDaemonized, !(params.last(where: { $0.name == "daemon" })?.entries.last?.bool("enable") ?? false) {
+            // QEMU on a remote DUT daemonizes: the launching command returns once it runs.
+            let location = SourceLocation.builtIn("remote DUT launch", section: vmName)
+            params.append(VirtParam(name: "daemon", entries: [VirtEntry([("enable", "yes")], location: location)], location: location))
+        }
         var attempt = 0
         while true {
             let command: QEMUCommandLine
+            let localDirectory: String
             do {
-                command = try prepare(vmName: vmName, params: params, accelerator: accelerator, context: context)
+                localDirectory = try context.run.vmDirectory(vmName)
+                try await host.refresh()
+                command = try QEMUCommandLineBuilder.build(vmName: vmName, params: params, accelerator: accelerator, allocator: host.allocator)
+                let memory = params.last(where: { $0.name == "mem" })?.entries.last?["size"].flatMap(ValueKind.parseSizeMiB)
+                try await host.prepare(vm: vmName, command: command, memoryMiB: memory)
+                try (command.command.joined(separator: "\n") + "\n").write(toFile: localDirectory + "/argv", atomically: true, encoding: .utf8)
             } catch {
-                context.allocator.release(vm: vmName)
+                host.release(vm: vmName)
                 throw VMStartError(vm: vmName, stage: .prepare, reason: .failed("\(error)"), elapsed: 0,
                                    qemuStderr: "", consoleTail: "", logDirectory: context.run.vmPath(vmName))
             }
-            let dir = command.paths.runtimeDirectory
-            let process: SupervisedProcess
-            do {
-                try (command.command.joined(separator: "\n") + "\n").write(toFile: dir + "/argv", atomically: true, encoding: .utf8)
-                process = try SupervisedProcess.spawn(command.command, stdout: dir + "/qemu.stdout", stderr: dir + "/qemu.stderr",
-                                                      dieWithParent: !command.daemonize)
-            } catch {
-                context.allocator.release(vm: vmName)
-                throw VMStartError(vm: vmName, stage: .spawn, reason: .failed("\(error)"), elapsed: 0,
-                                   qemuStderr: "", consoleTail: "", logDirectory: dir)
-            }
-            let instance = VMInstance(vmName: vmName, command: command, process: process, context: context, options: options)
-            instance.cleanupID = context.register("VM \(vmName) (pid \(process.pid))") { [weak instance] in await instance?.stop() }
+            let instance = VMInstance(vmName: vmName, command: command, host: host, localDirectory: localDirectory, context: context, options: options)
+            instance.cleanupID = context.register("VM \(vmName) on \(host.label)") { [weak instance] in await instance?.stop() }
             do {
                 try await instance.bringUp()
                 return instance
@@ -115,76 +144,30 @@ public final class VMInstance: @unchecked Sendable {
         }
     }
 
-    /// Builds the command line with real resources and checks what can be checked before QEMU runs.
-    static func prepare(vmName: String, params: [VirtParam], accelerator: Accelerator?, context: RunContext) throws -> QEMUCommandLine {
-        let command = try QEMUCommandLineBuilder.build(vmName: vmName, params: params, accelerator: accelerator, allocator: context.allocator)
-        let dir = try context.run.vmDirectory(vmName)
-        for path in [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket, command.paths.serialSocket, command.paths.pidFile] {
-            guard let path else { continue }
-            try? FileManager.default.removeItem(atPath: path)
-            let parent = (path as NSString).deletingLastPathComponent
-            if !FileManager.default.fileExists(atPath: parent) {
-                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-            }
-        }
-        _ = dir
-        // Files QEMU will open: a missing one is an error now, not a cryptic QEMU failure later.
-        let argv = command.argv
-        for (index, arg) in argv.enumerated() where ["-kernel", "-initrd"].contains(arg) && index + 1 < argv.count {
-            guard FileManager.default.fileExists(atPath: argv[index + 1]) else {
-                let hint = argv[index + 1].hasPrefix(context.allocator.imageDirectory) ? " (build the guest image: scripts/build-guest-image.sh)" : ""
-                throw ResourceError("\(arg) \(argv[index + 1]): no such file\(hint)")
-            }
-        }
-        for (index, arg) in argv.enumerated() where arg == "-drive" && index + 1 < argv.count {
-            if let file = argv[index + 1].split(separator: ",").first(where: { $0.hasPrefix("file=") })?.dropFirst(5),
-               !FileManager.default.fileExists(atPath: String(file)) {
-                throw ResourceError("disk file \(file): no such file")
-            }
-        }
-        if let backend = argv.first(where: { $0.hasPrefix("memory-backend-file,") }),
-           let mount = backend.split(separator: ",").first(where: { $0.hasPrefix("mem-path=") })?.dropFirst(9),
-           let memory = params.last(where: { $0.name == "mem" })?.entries.last?["size"].flatMap(ValueKind.parseSizeMiB) {
-            try Hugepages.check(memoryMiB: memory, mount: String(mount))
-        }
-        if !command.cpuPinning.isEmpty {
-            let online = HostFacts.onlineCPUs()
-            let missing = command.cpuPinning.filter { !online.contains($0) }
-            if !missing.isEmpty {
-                throw ResourceError("cpu cpupin names host CPU \(missing.map(String.init).joined(separator: ",")) but this host has CPUs \(online.map(String.init).joined(separator: ","))")
-            }
-        }
-        return command
-    }
-
     /// The readiness stages, each racing its deadline and QEMU's exit.
     func bringUp() async throws {
         let factor = context.timeoutFactor
         let start = command.start
         let waitDeadline = Duration.seconds(start.waitSeconds).scaled(factor)
 
-        try await stage(.spawn, .seconds(10).scaled(factor)) { [self] in
-            if command.daemonize {
-                // The launcher exits 0 once QEMU has daemonized; then follow the pid file.
-                let status = await process.waitForExit()
-                guard status == 0 else { throw VMStartError.Reason.qemuExited(status: status) }
-                guard let pidFile = command.paths.pidFile,
-                      let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-                      let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-                    throw VMStartError.Reason.failed("QEMU daemonized but wrote no pid file")
-                }
-                lock.withLock { daemonPID = pid }
-            } else {
+        // A remote launch runs QEMU's whole set-up before the command returns: allow for the round trips.
+        try await stage(.spawn, (host.launchesDaemonized ? Duration.seconds(60) : .seconds(10)).scaled(factor)) { [self] in
+            let started = try await host.launch(vm: vmName, command: command, localDirectory: localDirectory,
+                                                timeout: Duration.seconds(60).scaled(factor))
+            lock.withLock { launched = started }
+            if case .supervised(let process) = started {
                 // Alive once its QMP socket exists (QEMU creates it before the machine starts).
                 while !FileManager.default.fileExists(atPath: command.paths.qmpSocket) {
+                    if let status = process.exitStatus { throw VMStartError.Reason.qemuExited(status: status) }
                     try await Task.sleep(for: .milliseconds(10))
                 }
             }
         }
 
-        let transcript = try? TranscriptFile(path: vmDirectory + "/qmp.log")
-        let qmp = try await stage(.qmp, .seconds(15).scaled(factor)) { [command] in
-            try await QMPClient.connect(path: command.paths.qmpSocket, timeout: .seconds(15).scaled(factor), transcript: transcript?.sink)
+        let transcript = try? TranscriptFile(path: localDirectory + "/qmp.log")
+        let qmp = try await stage(.qmp, .seconds(15).scaled(factor)) { [command, host, vmName, localDirectory] in
+            let path = try await host.reachSocket(command.paths.qmpSocket, vm: vmName, localDirectory: localDirectory)
+            return try await QMPClient.connect(path: path, timeout: .seconds(15).scaled(factor), transcript: transcript?.sink)
         }
         lock.withLock { self.qmp = qmp }
 
@@ -198,9 +181,10 @@ public final class VMInstance: @unchecked Sendable {
         }
 
         var agent: GuestAgentClient?
-        if let socket = command.paths.guestAgentSocket {
-            let qgaTranscript = try? TranscriptFile(path: vmDirectory + "/qga.log")
-            agent = try await stage(.guestAgent, waitDeadline) {
+        if let remoteSocket = command.paths.guestAgentSocket {
+            let qgaTranscript = try? TranscriptFile(path: localDirectory + "/qga.log")
+            agent = try await stage(.guestAgent, waitDeadline) { [host, vmName, localDirectory] in
+                let socket = try await host.reachSocket(remoteSocket, vm: vmName, localDirectory: localDirectory)
                 while true {
                     do {
                         // Short attempts: a sync sent before the agent runs gets no answer, and
@@ -232,16 +216,16 @@ public final class VMInstance: @unchecked Sendable {
 
         guard let port = command.ports.ssh, let address = command.ports.sshAddress else {
             throw VMStartError(vm: vmName, stage: .ssh, reason: .failed("no SSH forward configured"), elapsed: elapsed,
-                               qemuStderr: "", consoleTail: "", logDirectory: vmDirectory)
+                               qemuStderr: "", consoleTail: "", logDirectory: localDirectory)
         }
         guard let login = command.login else {
             throw VMStartError(vm: vmName, stage: .ssh, reason: .failed("no login configured: add 'login = user=...,password=...;' to the VM's section"),
-                               elapsed: elapsed, qemuStderr: "", consoleTail: "", logDirectory: vmDirectory)
+                               elapsed: elapsed, qemuStderr: "", consoleTail: "", logDirectory: localDirectory)
         }
         let sshOptions = SSHConnectOptions(
             host: address, port: port, user: login.user,
             authentication: .password(login.password ?? ""),
-            hostKeyPolicy: .perInstance(directory: vmDirectory, instanceID: "\(vmName)-\(process.pid)"),
+            hostKeyPolicy: .perInstance(directory: localDirectory, instanceID: "\(vmName)-\(pid)"),
             connectTimeout: .seconds(5).scaled(factor), logger: context.logger)
         let ssh = try await stage(.ssh, Duration.seconds(start.loginTimeout).scaled(factor)) {
             while true {
@@ -258,7 +242,7 @@ public final class VMInstance: @unchecked Sendable {
         let pciMap = try await stage(.pciMap, .seconds(10).scaled(factor)) { try await qmp.pciMap() }
         for device in command.passthrough where pciMap[device.id] == nil {
             throw VMStartError(vm: vmName, stage: .pciMap, reason: .failed("passthrough device \(device.id) (host \(device.hostAddress)) is not on the guest's PCI bus"),
-                               elapsed: elapsed, qemuStderr: "", consoleTail: "", logDirectory: vmDirectory)
+                               elapsed: elapsed, qemuStderr: "", consoleTail: "", logDirectory: localDirectory)
         }
         lock.withLock {
             dut = VirtDut(vmName: vmName, ssh: ssh, qmp: qmp, guestAgent: agent, pciMap: pciMap, command: command, log: options.sessionLog)
@@ -278,11 +262,10 @@ public final class VMInstance: @unchecked Sendable {
             throw VMStartError.Reason.failed("QEMU has \(cpus.count) vCPUs, cpupin lists \(command.cpuPinning.count)")
         }
         for cpu in cpus {
-            let host = command.cpuPinning[cpu.cpuIndex]
-            try CPUAffinity.pin(thread: Int32(cpu.threadID), to: host)
-            let allowed = CPUAffinity.allowedList(pid: pid, thread: Int32(cpu.threadID))
-            guard allowed == [host] else {
-                throw VMStartError.Reason.failed("vCPU \(cpu.cpuIndex) (thread \(cpu.threadID)) allowed on \(allowed), wanted \(host)")
+            let target = command.cpuPinning[cpu.cpuIndex]
+            let allowed = try await host.pin(pid: pid, thread: Int32(cpu.threadID), cpu: target)
+            guard allowed == [target] else {
+                throw VMStartError.Reason.failed("vCPU \(cpu.cpuIndex) (thread \(cpu.threadID)) allowed on \(allowed), wanted \(target)")
             }
         }
     }
@@ -301,18 +284,8 @@ public final class VMInstance: @unchecked Sendable {
     private func stage<T: Sendable>(_ stage: VMStage, _ deadline: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         emit(stage, .started)
         let begin = ContinuousClock.now
-        let watched = process
-        let daemon = lock.withLock { daemonPID }
-        let exited: @Sendable () async -> Int32? = {
-            if let daemon {
-                while ProcessIdentity.isAlive(daemon), !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
-                return Task.isCancelled ? nil : 0
-            }
-            return await watched.waitForExit()
-        }
         do {
-            let never: @Sendable () async -> Int32? = { nil }
-            let value = try await race(deadline: deadline, exited: stage == .spawn && command.daemonize ? never : exited, body)
+            let value = try await race(deadline: deadline, exited: exitWatcher(), body)
             emit(stage, .passed, duration: (ContinuousClock.now - begin).seconds)
             return value
         } catch {
@@ -327,42 +300,73 @@ public final class VMInstance: @unchecked Sendable {
             // Give QEMU a moment to finish writing why it exited.
             if case .qemuExited = reason { try? await Task.sleep(for: .milliseconds(50)) }
             throw VMStartError(vm: vmName, stage: stage, reason: reason, elapsed: elapsed,
-                               qemuStderr: tail(of: stderrPath), consoleTail: tail(of: command.paths.consoleLog),
-                               logDirectory: vmDirectory)
+                               qemuStderr: await host.tail(of: stderrPath), consoleTail: await host.tail(of: command.paths.consoleLog),
+                               logDirectory: localDirectory)
+        }
+    }
+
+    /// Returns QEMU's exit status once it exits (0 for a daemon), `nil` if cancelled first. Before
+    /// QEMU was launched there is nothing to watch: the launch itself reports a failed start.
+    private func exitWatcher() -> @Sendable () async -> Int32? {
+        let host = self.host
+        switch lock.withLock({ launched }) {
+        case nil:
+            return { nil }
+        case .supervised(let process):
+            return { await process.waitForExit() }
+        case .daemon(let pid, _):
+            let interval: Duration = host.launchesDaemonized ? .milliseconds(500) : .milliseconds(50)
+            return {
+                while !Task.isCancelled, await host.isAlive(pid) { try? await Task.sleep(for: interval) }
+                return Task.isCancelled ? nil : 0
+            }
         }
     }
 
     // MARK: Stop
 
-    /// Waits until QEMU exits (by itself, or stopped); returns its status (0 for a daemon).
+    /// Waits until QEMU exits (by itself, or stopped); returns its status (0 for a daemon, and
+    /// at once if QEMU never started).
     public func waitForExit() async -> Int32 {
-        if let daemon = lock.withLock({ daemonPID }) {
-            while ProcessIdentity.isAlive(daemon), !Task.isCancelled { try? await Task.sleep(for: .milliseconds(100)) }
-            return 0
-        }
-        return await process.waitForExit()
+        await exitWatcher()() ?? 0
     }
 
     /// Stops the VM and leaves nothing behind: guest-agent shutdown (bounded), QMP `quit`,
-    /// SIGTERM, SIGKILL; then sockets, pid file and reserved ports are freed and the logs moved
-    /// to the log directory. Idempotent; safe after a crash.
+    /// SIGTERM, SIGKILL; then sockets, pid file, forwards and reserved ports are freed, the logs
+    /// brought to this machine and moved to the log directory. Idempotent; safe after a crash.
     public func stop() async {
         let already = lock.withLock { () -> Bool in defer { stopped = true }; return stopped }
         guard !already else { return }
         let factor = context.timeoutFactor
-        let (dut, qmp, agent, daemon) = lock.withLock { (self.dut, self.qmp, self.guestAgent, self.daemonPID) }
+        let (dut, qmp, agent, launched) = lock.withLock { (self.dut, self.qmp, self.guestAgent, self.launched) }
         await dut?.close()
+        let host = self.host
 
-        func exitedWithin(_ timeout: Duration) async -> Bool {
-            if let daemon {
-                let deadline = ContinuousClock.now + timeout
-                while ProcessIdentity.isAlive(daemon), ContinuousClock.now < deadline, !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
-                return !ProcessIdentity.isAlive(daemon)
+        func isGone() async -> Bool {
+            switch launched {
+            case nil: return true
+            case .supervised(let process): return !process.isRunning
+            case .daemon(let pid, _): return !(await host.isAlive(pid))
             }
-            return await process.waitForExit(timeout: timeout) != nil
+        }
+        func exitedWithin(_ timeout: Duration) async -> Bool {
+            switch launched {
+            case nil:
+                return true
+            case .supervised(let process):
+                return await process.waitForExit(timeout: timeout) != nil
+            case .daemon(let pid, _):
+                let deadline = ContinuousClock.now + timeout
+                let interval: Duration = host.launchesDaemonized ? .milliseconds(200) : .milliseconds(50)
+                while await host.isAlive(pid) {
+                    if ContinuousClock.now >= deadline || Task.isCancelled { return false }
+                    try? await Task.sleep(for: interval)
+                }
+                return true
+            }
         }
 
-        var gone = daemon == nil ? !process.isRunning : !ProcessIdentity.isAlive(daemon!)
+        var gone = await isGone()
         if !gone, let agent, agent.isConnected {
             if (try? await agent.shutdown(mode: .powerdown)) != nil {
                 gone = await exitedWithin(.seconds(10).scaled(factor))
@@ -375,29 +379,28 @@ public final class VMInstance: @unchecked Sendable {
         }
         qmp?.close()
         if !gone {
-            if let daemon {
-                kill(daemon, SIGTERM)
-                if !(await exitedWithin(.seconds(3))) { kill(daemon, SIGKILL); _ = await exitedWithin(.seconds(5)) }
-            } else {
+            switch launched {
+            case .supervised(let process):
                 await process.terminate(grace: .seconds(3))
+            case .daemon(let pid, _):
+                await host.signal(pid, SIGTERM)
+                if !(await exitedWithin(.seconds(3))) { await host.signal(pid, SIGKILL); _ = await exitedWithin(.seconds(5)) }
+            case nil:
+                break
             }
         }
-        if daemon != nil { _ = await process.waitForExit(timeout: .seconds(1)) }
+        if case .daemon(_, let launcher?) = launched { _ = await launcher.waitForExit(timeout: .seconds(1)) }
 
-        // Nothing stale: sockets and pid file go; the logs move out if asked.
-        for path in [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket,
-                     command.paths.serialSocket, command.paths.pidFile] {
-            if let path { try? FileManager.default.removeItem(atPath: path) }
-        }
-        context.allocator.release(vm: vmName)
+        // Nothing stale: sockets, pid file, forwards and ports go; host-side logs come here.
+        await host.finish(vm: vmName, command: command, localDirectory: localDirectory)
         if let target = options.logDirectory {
             try? FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-            let files = (try? FileManager.default.contentsOfDirectory(atPath: vmDirectory)) ?? []
-            for file in files {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: localDirectory)) ?? []
+            for file in files where !file.hasSuffix(".sock") {
                 try? FileManager.default.removeItem(atPath: "\(target)/\(file)")
-                try? FileManager.default.moveItem(atPath: "\(vmDirectory)/\(file)", toPath: "\(target)/\(file)")
+                try? FileManager.default.moveItem(atPath: "\(localDirectory)/\(file)", toPath: "\(target)/\(file)")
             }
-            try? FileManager.default.removeItem(atPath: vmDirectory)
+            try? FileManager.default.removeItem(atPath: localDirectory)
             lock.withLock { logDirectory = target }
         }
         if let id = cleanupID { context.unregister(id) }

@@ -204,10 +204,11 @@ extension RealGuestTests {
             let dut = try await vm.start(VMStartOptions(context: context))
             let instance = try #require(vm.instance)
             // The launcher exited after daemonizing; the VM runs under the pid from its pid file.
-            #expect(instance.process.exitStatus == 0)
+            let launcher = try #require(instance.process)
+            #expect(launcher.exitStatus == 0)
             let pidText = try String(contentsOfFile: try #require(instance.command.paths.pidFile), encoding: .utf8)
             #expect(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) == instance.pid)
-            #expect(instance.pid != instance.process.pid && ProcessIdentity.isAlive(instance.pid))
+            #expect(instance.pid != launcher.pid && ProcessIdentity.isAlive(instance.pid))
             #expect(try await dut.exec("true", timeout: .seconds(20)).succeeded)
             await vm.stop()
             #expect(!ProcessIdentity.isAlive(instance.pid))

@@ -1,0 +1,377 @@
+import DTSSSH
+import DTSSession
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A remote host DUT as the VM host: QEMU runs on the DUT, launched through the DUT's SSH session.
+///
+/// - QEMU always daemonizes there (`-daemonize`, pid file in the VM's directory on the DUT), its
+///   output going to files in that directory: the launching command returns once QEMU runs.
+/// - Every run gets a private directory on the DUT, `/tmp/dts-vms.XXXXXXXX` (mode 0700), holding
+///   an `owner` file (this machine's id, dts's pid and start time) and one directory per VM.
+///   Directories of runs from this machine whose dts is gone are cleaned up (QEMU killed, files
+///   removed) when the next run first starts a VM on that DUT.
+/// - QMP and the guest agent are reached through local sockets in the VM's local directory, each
+///   connection relayed over the DUT's SSH connection to `socat - UNIX-CONNECT:<socket>` on the
+///   DUT (libssh2 has no streamlocal forwarding): the DUT needs `socat`.
+/// - Forwarded ports (the guest's SSH, VNC, telnet console) are bound on the DUT's address
+///   (`dut_ip`), and chosen among ports the DUT does not listen on.
+/// - A guest image under the local image directory (`kernel = guest_image=NAME`) is copied to the
+///   DUT's `~/.cache/dts/images/NAME` when missing there or different (size and modification time).
+/// - On stop the console log and QEMU's output are copied back into the VM's local log directory,
+///   then the VM's directory on the DUT is removed.
+final class RemoteVMHost: VMHost, @unchecked Sendable {
+    /// What dts learns about the DUT once.
+    struct Facts: Sendable, Equatable {
+        var architecture: String
+        var home: String
+        var onlineCPUs: [Int]
+        var hugetlbfsMount: String?
+        var hasSocat: Bool
+
+        /// Reads the `key=value` lines the facts script prints.
+        static func parse(_ text: String) -> Facts {
+            var values: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                guard let eq = line.firstIndex(of: "=") else { continue }
+                values[String(line[..<eq])] = String(line[line.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+            }
+            let mount = values["hugetlbfs"].flatMap { $0.isEmpty ? nil : $0 }
+            return Facts(architecture: values["arch"] ?? "", home: values["home"] ?? "",
+                         onlineCPUs: ValueKind.parseCPUList(values["cpus"] ?? "") ?? [],
+                         hugetlbfsMount: mount, hasSocat: !(values["socat"] ?? "").isEmpty)
+        }
+    }
+
+    static let factsScript = """
+        echo "arch=$(uname -m)"; echo "home=$HOME"; echo "cpus=$(cat /sys/devices/system/cpu/online)"
+        echo "hugetlbfs=$(awk '$3 == "hugetlbfs" { print $2; exit }' /proc/mounts)"
+        echo "socat=$(command -v socat)"
+        """
+
+    let dut: Dut
+    let context: RunContext
+    let connection: SSHConnection
+    let facts: Facts
+    /// The run's directory on the DUT.
+    let root: String
+    let remoteAllocator: RemoteResourceAllocator
+    var allocator: any VMResourceAllocator { remoteAllocator }
+    var launchesDaemonized: Bool { true }
+    let label: String
+    private let lock = NSLock()
+    private var forwards: [String: [SSHSocketForward]] = [:]
+    private var removed = false
+
+    private init(dut: Dut, context: RunContext, connection: SSHConnection, facts: Facts, root: String, address: String) {
+        self.dut = dut
+        self.context = context
+        self.connection = connection
+        self.facts = facts
+        self.root = root
+        self.label = "DUT [\(dut.name)] at \(dut.address)"
+        self.remoteAllocator = RemoteResourceAllocator(root: root, listenAddress: address, hugepageMount: facts.hugetlbfsMount,
+                                                       imageDirectory: facts.home + "/.cache/dts/images",
+                                                       hostArchitecture: facts.architecture, salt: context.run.id)
+    }
+
+    /// The remote host of `dut` for `context`'s run: created (and the run's directory made on the
+    /// DUT) on first use, then shared by every VM of the run on that DUT.
+    static func host(for dut: Dut, context: RunContext) async throws -> RemoteVMHost {
+        try await dut.vmHosts.host(for: context) {
+            let made = try await make(dut: dut, context: context)
+            // After the DUT's VMs (cleanups run newest first), and at the latest with the run.
+            await dut.resources.register("VM directory \(made.root) on DUT [\(dut.name)]") { await made.remove() }
+            context.register("VM directory \(made.root) on DUT [\(dut.name)]") { await made.remove() }
+            return made
+        }
+    }
+
+    private static func make(dut: Dut, context: RunContext) async throws -> RemoteVMHost {
+        guard let remote = dut.underlyingSession as? RemoteHostSession else {
+            throw ResourceError("DUT [\(dut.name)]: VMs on a remote DUT need its SSH session")
+        }
+        let connection = remote.connection
+        let label = "DUT [\(dut.name)] at \(dut.address)"
+        let factsResult = try await connection.exec(factsScript, timeout: .seconds(30))
+        let facts = Facts.parse(factsResult.output)
+        guard factsResult.succeeded, !facts.home.isEmpty, !facts.architecture.isEmpty else {
+            throw ResourceError("\(label): cannot read the DUT's facts (status \(factsResult.status)): \(factsResult.output) \(factsResult.errorOutput)")
+        }
+        guard facts.hasSocat else {
+            throw ResourceError("\(label): socat is missing on the DUT; dts reaches QEMU's QMP and guest-agent sockets there through it (apt-get install socat)")
+        }
+        guard let address = resolveIPv4(dut.address) else {
+            throw ResourceError("\(label): dut_ip \(dut.address) is not an IPv4 address or a name that resolves to one (QEMU binds forwarded ports on it)")
+        }
+        await cleanStale(on: connection, label: label, logger: context)
+        let owner = "\(RunDirectory.machineID) \(getpid()) \(ProcessIdentity.startTime(of: getpid()) ?? 0)"
+        let made = try await connection.exec(ShellQuoting.join([
+            "sh", "-c", "d=$(mktemp -d /tmp/dts-vms.XXXXXXXX) && printf '%s\\n' \"$1\" > \"$d/owner\" && echo \"$d\"", "sh", owner,
+        ]), timeout: .seconds(30))
+        let root = made.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard made.succeeded, root.hasPrefix("/tmp/dts-vms.") else {
+            throw ResourceError("\(label): cannot make the run's directory under /tmp: \(made.output) \(made.errorOutput)")
+        }
+        context.logger.info("VMs on \(label) use \(root) there")
+        return RemoteVMHost(dut: dut, context: context, connection: connection, facts: facts, root: root, address: address)
+    }
+
+    /// Kills the QEMUs and removes the directories that runs from this machine left on the DUT
+    /// when their dts died (their owner's pid and start time no longer match a live process here).
+    static func cleanStale(on connection: SSHConnection, label: String, logger context: RunContext) async {
+        let listing = try? await connection.exec(
+            "for d in /tmp/dts-vms.*; do [ -f \"$d/owner\" ] && echo \"$d $(cat \"$d/owner\")\"; done; true", timeout: .seconds(30))
+        for line in (listing?.output ?? "").split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count == 4, fields[0].hasPrefix("/tmp/dts-vms."), fields[1] == RunDirectory.machineID,
+                  let pid = Int32(fields[2]), let start = UInt64(fields[3]) else { continue }
+            if ProcessIdentity.startTime(of: pid) == start { continue } // that run is alive
+            let script = "for f in \"$1\"/*/qemu.pid; do [ -f \"$f\" ] || continue; p=$(cat \"$f\"); "
+                + "grep -qaF -- \"$1\" /proc/\"$p\"/cmdline 2>/dev/null && kill -9 \"$p\" && echo \"killed $p\"; done; rm -rf -- \"$1\""
+            let result = try? await connection.exec(ShellQuoting.join(["sh", "-c", script, "sh", fields[0]]), timeout: .seconds(30))
+            context.logger.warning("\(label): removed \(fields[0]) of a dead run from this machine\((result?.output ?? "").isEmpty ? "" : ": " + (result?.output ?? "").replacingOccurrences(of: "\n", with: " "))")
+        }
+    }
+
+    /// `address` as an IPv4 literal (resolved if it is a name).
+    static func resolveIPv4(_ address: String) -> String? {
+        var probe = in_addr()
+        if inet_pton(AF_INET, address, &probe) == 1 { return address }
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(address, nil, &hints, &result) == 0, let first = result else { return nil }
+        defer { freeaddrinfo(result) }
+        guard let sockaddr = first.pointee.ai_addr else { return nil }
+        var ipv4 = sockaddr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+        var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        guard inet_ntop(AF_INET, &ipv4, &buffer, socklen_t(INET_ADDRSTRLEN)) != nil else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Runs `argv` on the DUT through its (logged) session.
+    private func run(_ argv: [String], timeout: Duration = .seconds(30)) async throws -> ExecResult {
+        try await dut.session.exec(argv: argv, timeout: timeout)
+    }
+
+    // MARK: VMHost
+
+    func refresh() async throws {
+        let result = try await connection.exec("cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true", timeout: .seconds(30))
+        remoteAllocator.setListening(RemoteResourceAllocator.listeningPorts(procNetTCP: result.output))
+    }
+
+    func prepare(vm: String, command: QEMUCommandLine, memoryMiB: Int?) async throws {
+        let dir = command.paths.runtimeDirectory
+        let sockets = [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket,
+                       command.paths.serialSocket, command.paths.pidFile].compactMap { $0 }
+        let made = try await run(["sh", "-c", "mkdir -p -m 0700 \"$1\" && shift && rm -f -- \"$@\"", "sh", dir] + sockets)
+        guard made.succeeded else { throw ResourceError("\(label): cannot make \(dir): \(made.errorOutput)") }
+        try await syncImages(command)
+        var missing: [String] = []
+        for (option, path) in command.filesQEMUOpens {
+            let test = try await connection.exec(ShellQuoting.join(["test", "-r", path]), timeout: .seconds(30))
+            if !test.succeeded { missing.append("\(option) \(path)") }
+        }
+        if !missing.isEmpty { throw ResourceError("\(label): no such file on the DUT: \(missing.joined(separator: ", "))") }
+        if let mount = command.hugepageMount, let memoryMiB {
+            let script = "k=$(($(stat -f -c %S \"$1\") / 1024)); echo \"$k $(cat /sys/kernel/mm/hugepages/hugepages-${k}kB/free_hugepages)\""
+            let counts = try await connection.exec(ShellQuoting.join(["sh", "-c", script, "sh", mount]), timeout: .seconds(30))
+            let numbers = counts.output.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+            guard counts.succeeded, numbers.count == 2 else {
+                throw ResourceError("\(label): cannot read the hugepages of \(mount): \(counts.output) \(counts.errorOutput)")
+            }
+            try Hugepages.check(memoryMiB: memoryMiB, mount: mount, pageKB: numbers[0], free: numbers[1])
+        }
+        try command.checkPinning(online: facts.onlineCPUs, host: label)
+    }
+
+    /// Copies the guest image files the command line uses to the DUT when they are missing there
+    /// or differ from the local ones (size or modification time, as rsync's quick check).
+    private func syncImages(_ command: QEMUCommandLine) async throws {
+        let remoteImages = remoteAllocator.imageDirectory
+        let localImages = HostFacts.imageDirectory
+        for (_, path) in command.filesQEMUOpens where path.hasPrefix(remoteImages + "/") {
+            let local = localImages + path.dropFirst(remoteImages.count)
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: local),
+                  let size = (attributes[.size] as? NSNumber)?.int64Value,
+                  let modified = attributes[.modificationDate] as? Date else { continue }
+            let mtime = Int64(modified.timeIntervalSince1970)
+            let stat = try await connection.exec(ShellQuoting.join(["stat", "-c", "%s %Y", path]), timeout: .seconds(30))
+            if stat.succeeded, stat.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(size) \(mtime)" { continue }
+            context.logger.info("\(label): copying guest image file \(local) to \(path)")
+            let partial = path + ".partial"
+            let parent = (path as NSString).deletingLastPathComponent
+            _ = try await run(["mkdir", "-p", parent])
+            try await dut.session.upload(localPath: local, remotePath: partial, mode: 0o644, progress: nil)
+            let done = try await run(["sh", "-c", "touch -d \"@$1\" \"$2\" && mv -f \"$2\" \"$3\"", "sh", String(mtime), partial, path])
+            guard done.succeeded else { throw ResourceError("\(label): cannot install \(path): \(done.errorOutput)") }
+        }
+    }
+
+    func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> QEMULaunch {
+        let dir = command.paths.runtimeDirectory
+        guard let pidFile = command.paths.pidFile else { throw VMStartError.Reason.failed("no pid file configured") }
+        // QEMU daemonizes once it is set up; its output goes to files (a daemon holding the
+        // channel's pipes would keep the command from ending).
+        let script = "cd \"$1\" && shift && exec \"$@\" > qemu.stdout 2> qemu.stderr < /dev/null"
+        let result = try await run(["sh", "-c", script, "sh", dir] + command.command, timeout: timeout)
+        guard result.succeeded else { throw VMStartError.Reason.qemuExited(status: result.status) }
+        let text = try await connection.exec(ShellQuoting.join(["cat", pidFile]), timeout: .seconds(30))
+        guard let pid = Int32(text.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw VMStartError.Reason.failed("QEMU daemonized on the DUT but wrote no pid file \(pidFile)")
+        }
+        return .daemon(pid: pid, launcher: nil)
+    }
+
+    func isAlive(_ pid: Int32) async -> Bool {
+        // An unanswered probe counts as alive: the stop sequence escalates anyway.
+        guard let result = try? await connection.exec("kill -0 \(pid)", timeout: .seconds(10)) else { return true }
+        return result.succeeded
+    }
+
+    func signal(_ pid: Int32, _ signal: Int32) async {
+        _ = try? await run(["kill", "-\(signal)", String(pid)], timeout: .seconds(10))
+    }
+
+    func tail(of path: String) async -> String {
+        let result = try? await connection.exec(ShellQuoting.join(["tail", "-n", "20", path]), timeout: .seconds(10))
+        return (result?.output ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func reachSocket(_ path: String, vm: String, localDirectory: String) async throws -> String {
+        let local = localDirectory + "/" + (path as NSString).lastPathComponent
+        let forward = try await connection.forwardUnixSocket(localPath: local, remoteCommand: ShellQuoting.join(["socat", "-", "UNIX-CONNECT:" + path]))
+        lock.withLock { forwards[vm, default: []].append(forward) }
+        return local
+    }
+
+    func pin(pid: Int32, thread: Int32, cpu: Int) async throws -> [Int] {
+        let result = try await run(["sh", "-c", "taskset -p -c \"$1\" \"$2\" > /dev/null && grep Cpus_allowed_list \"/proc/$3/task/$2/status\"",
+                                    "sh", String(cpu), String(thread), String(pid)])
+        guard result.succeeded, let colon = result.output.firstIndex(of: ":") else {
+            throw ResourceError("\(label): cannot pin thread \(thread) to CPU \(cpu): \(result.output) \(result.errorOutput)")
+        }
+        return ValueKind.parseCPUList(result.output[result.output.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)) ?? []
+    }
+
+    func release(vm: String) { remoteAllocator.release(vm: vm) }
+
+    func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async {
+        let open = lock.withLock { forwards.removeValue(forKey: vm) ?? [] }
+        for forward in open { await forward.close() }
+        let dir = command.paths.runtimeDirectory
+        for file in ["console.log", "qemu.stderr", "qemu.stdout"] {
+            try? await connection.download(remotePath: dir + "/" + file, localPath: localDirectory + "/" + file)
+        }
+        _ = try? await run(["rm", "-rf", "--", dir])
+        remoteAllocator.release(vm: vm)
+    }
+
+    /// Removes the run's directory on the DUT (after its VMs stopped). Idempotent.
+    func remove() async {
+        let first = lock.withLock { () -> Bool in defer { removed = true }; return !removed }
+        guard first else { return }
+        _ = try? await connection.exec(ShellQuoting.join(["rm", "-rf", "--", root]), timeout: .seconds(30))
+    }
+}
+
+/// Ports, paths and MACs for VMs on a remote DUT. Ports are picked among those the DUT does not
+/// listen on (``setListening(_:)``, from its `/proc/net/tcp`) and this run did not hand out; a
+/// port another process takes in between makes QEMU fail to bind, and the start retries with
+/// fresh ports.
+final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
+    let root: String
+    let listenAddress: String
+    let hugepageMount: String?
+    let imageDirectory: String
+    let hostArchitecture: String
+    private let salt: String
+    private let ranges = HostResourceAllocator.Ranges()
+    private let lock = NSLock()
+    private var listening: Set<Int> = []
+    private var held: [String: [Int]] = [:]
+
+    init(root: String, listenAddress: String, hugepageMount: String?, imageDirectory: String, hostArchitecture: String, salt: String) {
+        self.root = root
+        self.listenAddress = listenAddress
+        self.hugepageMount = hugepageMount
+        self.imageDirectory = imageDirectory
+        self.hostArchitecture = hostArchitecture
+        self.salt = salt
+    }
+
+    func setListening(_ ports: Set<Int>) { lock.withLock { listening = ports } }
+
+    /// TCP ports in LISTEN state (`st` 0A) in `/proc/net/tcp` / `tcp6` text.
+    static func listeningPorts(procNetTCP text: String) -> Set<Int> {
+        var ports: Set<Int> = []
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 3, fields[3] == "0A", let colon = fields[1].lastIndex(of: ":"),
+                  let port = Int(fields[1][fields[1].index(after: colon)...], radix: 16) else { continue }
+            ports.insert(port)
+        }
+        return ports
+    }
+
+    func runtimeDirectory(vm: String) -> String { "\(root)/\(vm)" }
+
+    func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try reserve(in: ranges.ssh, vm: vm, what: "SSH forward") }
+
+    func vncDisplay(vm: String) throws -> Int {
+        try reserve(in: (5900 + ranges.vncDisplay.lowerBound)...(5900 + ranges.vncDisplay.upperBound), vm: vm, what: "VNC display") - 5900
+    }
+
+    func serialPort(vm: String) throws -> Int { try reserve(in: ranges.serial, vm: vm, what: "telnet console") }
+
+    func migrationPort(vm: String) throws -> Int { try reserve(in: ranges.migration, vm: vm, what: "migration") }
+
+    func macAddress(vm: String, index: Int) -> String { MACAddress.derived(vm: vm, index: index, salt: salt) }
+
+    /// Ports handed out for `vm`.
+    func ports(of vm: String) -> [Int] { lock.withLock { held[vm] ?? [] } }
+
+    func release(vm: String) { _ = lock.withLock { held.removeValue(forKey: vm) } }
+
+    private func reserve(in range: ClosedRange<Int>, vm: String, what: String) throws -> Int {
+        try lock.withLock {
+            let taken = listening.union(held.values.joined())
+            let start = Int.random(in: 0..<range.count)
+            for step in 0..<range.count {
+                let port = range.lowerBound + (start + step) % range.count
+                if taken.contains(port) { continue }
+                held[vm, default: []].append(port)
+                return port
+            }
+            throw ResourceError("no free port on the DUT for the \(what) of \(vm) in \(range.lowerBound)-\(range.upperBound)")
+        }
+    }
+}
+
+/// The remote VM hosts of a DUT, one per run context.
+final class VMHostSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var hosts: [ObjectIdentifier: Task<RemoteVMHost, any Error>] = [:]
+
+    /// The host for `context`, made by `make` once (concurrent callers share the first attempt;
+    /// a failed attempt is forgotten so a later start tries again).
+    func host(for context: RunContext, make: @escaping @Sendable () async throws -> RemoteVMHost) async throws -> RemoteVMHost {
+        let key = ObjectIdentifier(context)
+        let task = lock.withLock { () -> Task<RemoteVMHost, any Error> in
+            if let existing = hosts[key] { return existing }
+            let created = Task { try await make() }
+            hosts[key] = created
+            return created
+        }
+        do {
+            return try await task.value
+        } catch {
+            lock.withLock { if hosts[key] == task { hosts[key] = nil } }
+            throw error
+        }
+    }
+}

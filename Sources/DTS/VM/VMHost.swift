@@ -1,0 +1,154 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The machine a VM's QEMU runs on: this one (``LocalVMHost``), or a remote host DUT reached over
+/// SSH (``RemoteVMHost``). ``VMInstance`` walks the same start and stop stages on both; only
+/// these steps differ.
+///
+/// Paths in a VM's ``QEMUCommandLine`` (sockets, pid file, console log, images) are paths on the
+/// host; ``VMInstance`` keeps its own files (argv, QMP and guest-agent transcripts, SSH host keys)
+/// in a local directory of the run either way.
+protocol VMHost: AnyObject, Sendable {
+    /// Reserves ports and names paths on the host.
+    var allocator: any VMResourceAllocator { get }
+    /// `true` if QEMU must daemonize (a remote host: the launching command returns once QEMU runs).
+    var launchesDaemonized: Bool { get }
+    /// Where the host is, for messages (`this machine`, `DUT [name] at 10.0.0.2`).
+    var label: String { get }
+
+    /// Refreshes what allocations depend on (a remote host's listening ports) before a build.
+    func refresh() async throws
+    /// Makes the VM's runtime directory, removes stale sockets, and checks what the command line
+    /// needs (files, hugepages, CPUs) so a problem is an error now rather than a QEMU failure later.
+    func prepare(vm: String, command: QEMUCommandLine, memoryMiB: Int?) async throws
+    /// Starts QEMU. Local: supervised in the foreground (or daemonizing, when asked). Remote: run
+    /// daemonized through the DUT's session; returns its pid from the pid file.
+    func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> QEMULaunch
+    /// Whether `pid` still runs on the host.
+    func isAlive(_ pid: Int32) async -> Bool
+    /// Sends `signal` to `pid` on the host.
+    func signal(_ pid: Int32, _ signal: Int32) async
+    /// The end of a file on the host (QEMU's stderr, the console log), for error messages.
+    func tail(of path: String) async -> String
+    /// A path on this machine that reaches the Unix socket `path` on the host (the same path
+    /// locally; a forwarded socket in `localDirectory` for a remote host).
+    func reachSocket(_ path: String, vm: String, localDirectory: String) async throws -> String
+    /// Pins thread `thread` of QEMU `pid` to host CPU `cpu`; returns the CPUs the thread may then run on.
+    func pin(pid: Int32, thread: Int32, cpu: Int) async throws -> [Int]
+    /// Frees the ports reserved for `vm` (a start that failed before QEMU ran).
+    func release(vm: String)
+    /// After QEMU stopped: frees the VM's ports, ends forwards, brings the host-side logs into
+    /// `localDirectory` and removes the VM's files on the host.
+    func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async
+}
+
+/// How QEMU was started.
+enum QEMULaunch: Sendable {
+    /// A supervised child of this process.
+    case supervised(SupervisedProcess)
+    /// A daemon known by its pid (the launcher exited 0 after QEMU daemonized).
+    case daemon(pid: Int32, launcher: SupervisedProcess?)
+}
+
+/// This machine as the VM host: QEMU is a supervised child of dts (killed with dts), files and
+/// sockets are local.
+final class LocalVMHost: VMHost {
+    let context: RunContext
+    var allocator: any VMResourceAllocator { context.allocator }
+    var launchesDaemonized: Bool { false }
+    var label: String { "this host" }
+
+    init(context: RunContext) { self.context = context }
+
+    func refresh() async throws {}
+
+    func prepare(vm: String, command: QEMUCommandLine, memoryMiB: Int?) async throws {
+        for path in [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket, command.paths.serialSocket, command.paths.pidFile] {
+            guard let path else { continue }
+            try? FileManager.default.removeItem(atPath: path)
+            let parent = (path as NSString).deletingLastPathComponent
+            if !FileManager.default.fileExists(atPath: parent) {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            }
+        }
+        for (option, path) in command.filesQEMUOpens where !FileManager.default.fileExists(atPath: path) {
+            let hint = path.hasPrefix(allocator.imageDirectory) ? " (build the guest image: scripts/build-guest-image.sh)" : ""
+            throw ResourceError("\(option) \(path): no such file\(hint)")
+        }
+        if let mount = command.hugepageMount, let memoryMiB {
+            try Hugepages.check(memoryMiB: memoryMiB, mount: mount)
+        }
+        try command.checkPinning(online: HostFacts.onlineCPUs(), host: label)
+    }
+
+    func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> QEMULaunch {
+        let dir = command.paths.runtimeDirectory
+        let process = try SupervisedProcess.spawn(command.command, stdout: dir + "/qemu.stdout", stderr: dir + "/qemu.stderr",
+                                                  dieWithParent: !command.daemonize)
+        guard command.daemonize else { return .supervised(process) }
+        // The launcher exits 0 once QEMU has daemonized; then follow the pid file.
+        let status = await process.waitForExit()
+        guard status == 0 else { throw VMStartError.Reason.qemuExited(status: status) }
+        guard let pidFile = command.paths.pidFile,
+              let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw VMStartError.Reason.failed("QEMU daemonized but wrote no pid file")
+        }
+        return .daemon(pid: pid, launcher: process)
+    }
+
+    func isAlive(_ pid: Int32) async -> Bool { ProcessIdentity.isAlive(pid) }
+
+    func signal(_ pid: Int32, _ signal: Int32) async { kill(pid, signal) }
+
+    func tail(of path: String) async -> String { DTS.tail(of: path) }
+
+    func reachSocket(_ path: String, vm: String, localDirectory: String) async throws -> String { path }
+
+    func pin(pid: Int32, thread: Int32, cpu: Int) async throws -> [Int] {
+        try CPUAffinity.pin(thread: thread, to: cpu)
+        return CPUAffinity.allowedList(pid: pid, thread: thread)
+    }
+
+    func release(vm: String) { context.allocator.release(vm: vm) }
+
+    func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async {
+        for path in [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket,
+                     command.paths.serialSocket, command.paths.pidFile] {
+            if let path { try? FileManager.default.removeItem(atPath: path) }
+        }
+        context.allocator.release(vm: vm)
+    }
+}
+
+extension QEMUCommandLine {
+    /// Files QEMU opens at start (`-kernel`, `-initrd`, `-drive file=`), with the option naming each.
+    var filesQEMUOpens: [(option: String, path: String)] {
+        var files: [(String, String)] = []
+        let argv = self.argv
+        for (index, arg) in argv.enumerated() where index + 1 < argv.count {
+            if arg == "-kernel" || arg == "-initrd" {
+                files.append((arg, argv[index + 1]))
+            } else if arg == "-drive", let file = argv[index + 1].split(separator: ",").first(where: { $0.hasPrefix("file=") })?.dropFirst(5) {
+                files.append(("disk file", String(file)))
+            }
+        }
+        return files
+    }
+
+    /// The hugetlbfs mount guest memory is backed by, if any (`memory-backend-file,mem-path=`).
+    var hugepageMount: String? {
+        guard let backend = argv.first(where: { $0.hasPrefix("memory-backend-file,") }),
+              let mount = backend.split(separator: ",").first(where: { $0.hasPrefix("mem-path=") })?.dropFirst(9) else { return nil }
+        return String(mount)
+    }
+
+    /// Fails when `cpu cpupin` names a CPU the host does not have online.
+    func checkPinning(online: [Int], host: String) throws {
+        let missing = cpuPinning.filter { !online.contains($0) }
+        guard !missing.isEmpty else { return }
+        throw ResourceError("cpu cpupin names host CPU \(missing.map(String.init).joined(separator: ",")) but \(host) has CPUs \(online.map(String.init).joined(separator: ","))")
+    }
+}

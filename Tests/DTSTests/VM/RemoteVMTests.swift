@@ -1,0 +1,161 @@
+@testable import DTS
+import DTSControl
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension RealGuestTests {
+    /// VMs on a remote host DUT: a second "host" (network namespace, its own address, a real
+    /// dropbear logged into as the unprivileged `dtstest`) on which QEMU is launched through the
+    /// DUT's SSH session, with QMP and the guest agent reached through forwarded sockets and the
+    /// guest's SSH forward bound on the DUT's address.
+    @Suite struct RemoteVMTests {
+        /// Lines of `/proc/<pid>/status` starting with `key:`, its first value.
+        static func status(_ pid: Int32, _ key: String) -> String? {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                  let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
+            return line.dropFirst(key.count + 1).split(whereSeparator: \.isWhitespace).first.map(String.init)
+        }
+
+        static func dirs(matching prefix: String, in parent: String) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []).filter { $0.hasPrefix(prefix) }.map { parent + "/" + $0 }
+        }
+
+        @Test func vmOnARemoteDUTBootsThereAndLeavesNothingBehind() async throws {
+            try VMFixture.requireGuestImage()
+            let host = try RemoteNamespaceHost()
+            defer { host.tearDown() }
+            let fixture = try VMFixture(["vm0": VMFixture.guest])
+            let scratch = try RunnerTempDir("dts-remote-vm")
+            let crb = CRBConfig(name: "ns-dut", dutIP: host.address, dutUser: RemoteNamespaceHost.user, dutPassword: RemoteNamespaceHost.password,
+                                dutPort: 22, testerIP: nil, testerPassword: "", values: [:], location: .builtIn("test"))
+            let dut = try await Dut.remote(crb, settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
+                                                                      vmLogDirectory: scratch.path + "/vms"),
+                                           knownHostsPath: scratch.path + "/known_hosts")
+            let context = try testContext()
+
+            // What a killed earlier run from this machine left on the DUT: its directory and a
+            // process named by its pid file. The first VM start on the DUT cleans it up.
+            let stale = try await dut.exec("d=$(mktemp -d /tmp/dts-vms.XXXXXXXX) && mkdir \"$d/vm0\" && echo \"$d\"", timeout: .seconds(10))
+                .output.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(stale.hasPrefix("/tmp/dts-vms."))
+            _ = try await dut.exec(argv: ["sh", "-c", "printf '%s 999999 1\\n' \"$2\" > \"$1/owner\"; setsid sh -c 'sleep 1283; true' \"$1/vm0\" > /dev/null 2>&1 < /dev/null & echo $! > \"$1/vm0/qemu.pid\"",
+                                          "sh", stale, RunDirectory.machineID], timeout: .seconds(10))
+            let stalePid = try #require(Int32(try String(contentsOfFile: stale + "/vm0/qemu.pid", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)))
+            #expect(ProcessIdentity.isAlive(stalePid))
+
+            let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)
+            let vm = try await kvm.start(VMStartOptions(context: context))
+            let instance = try #require(kvm.instance)
+            let qemu = instance.pid
+
+            // The stale run is gone: its process killed, its directory removed.
+            #expect(!ProcessIdentity.isAlive(stalePid) || Self.status(stalePid, "State") == "Z")
+            #expect(!FileManager.default.fileExists(atPath: stale))
+
+            // QEMU runs on the DUT: in the namespace's network namespace, as the DUT's user,
+            // daemonized, its files in the run's private directory there.
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(qemu)/ns/net") == host.namespaceInode)
+            #expect(Self.status(qemu, "Uid") == String(getpwnam(RemoteNamespaceHost.user)!.pointee.pw_uid))
+            let argv = ProcessIdentity.commandLine(of: qemu)
+            #expect(argv.contains("-daemonize"), "\(argv)")
+            let remoteDir = instance.command.paths.runtimeDirectory
+            #expect(remoteDir.hasPrefix("/tmp/dts-vms.") && remoteDir.hasSuffix("/vm0"), "\(remoteDir)")
+            #expect(instance.command.paths.qmpSocket == remoteDir + "/qmp.sock")
+            let mode = try FileManager.default.attributesOfItem(atPath: (remoteDir as NSString).deletingLastPathComponent)[.posixPermissions] as? Int
+            #expect(mode == 0o700)
+            // The guest image was copied into the DUT user's cache.
+            let copied = "/home/\(RemoteNamespaceHost.user)/.cache/dts/images/dts-guest/vmlinux"
+            #expect(argv.contains(copied), "\(argv)")
+            let size = { (path: String) in (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue }
+            #expect(size(copied) != nil && size(copied) == size(HostFacts.imageDirectory + "/dts-guest/vmlinux"))
+
+            // The guest's SSH forward listens on the DUT's address; the VM DUT works through it.
+            #expect(vm.ssh.options.host == host.address)
+            #expect(argv.contains { $0.contains("hostfwd=tcp:\(host.address):\(vm.ssh.options.port)-:22") }, "\(argv)")
+            #expect(try await vm.exec("uname -m", timeout: .seconds(30)).output == "x86_64\n")
+            #expect(try await vm.sendExpect("echo $((6 * 7))", "# ", timeout: .seconds(30)).contains("42"))
+            // QMP and the guest agent answer through sockets forwarded over the DUT's SSH connection.
+            #expect(try await vm.qmp.queryStatus().status == "running")
+            let agent = try #require(vm.guestAgent)
+            try await agent.ping(timeout: .seconds(10))
+            let names = try await agent.networkInterfaces(timeout: .seconds(10)).map(\.name)
+            #expect(names.contains("lo"), "\(names)")
+
+            await kvm.stop()
+            // QEMU is gone, so are its files on the DUT; its logs came back here.
+            var alive = ProcessIdentity.isAlive(qemu)
+            for _ in 0..<50 where alive {
+                try await Task.sleep(for: .milliseconds(100))
+                alive = ProcessIdentity.isAlive(qemu) && Self.status(qemu, "State") != "Z"
+            }
+            #expect(!alive)
+            #expect(!FileManager.default.fileExists(atPath: remoteDir))
+            let logs = scratch.path + "/vms/vm0"
+            let console = (try? String(contentsOfFile: logs + "/console.log", encoding: .utf8)) ?? ""
+            #expect(console.contains("DTS-GUEST-READY"), "console log: \(console.suffix(500))")
+            for file in ["argv", "qemu.stderr", "qmp.log", "qga.log"] {
+                #expect(FileManager.default.fileExists(atPath: logs + "/" + file), "missing \(file)")
+            }
+            let qmpLog = (try? String(contentsOfFile: logs + "/qmp.log", encoding: .utf8)) ?? ""
+            #expect(qmpLog.contains("query-status"))
+            #expect(!FileManager.default.fileExists(atPath: context.run.vmPath("vm0")), "local VM directory left")
+
+            // The run's directory on the DUT goes with the DUT's cleanups.
+            let root = (remoteDir as NSString).deletingLastPathComponent
+            #expect(FileManager.default.fileExists(atPath: root))
+            await dut.resources.cleanupAll()
+            #expect(!FileManager.default.fileExists(atPath: root))
+            await context.cleanUpAll()
+            await dut.close()
+            #expect(host.waitForNoSessions(), "dropbear still serves a connection after the DUT closed")
+        }
+
+        /// `dts run --suite virt_basic --dut NAME` with a crbs.cfg DUT in the namespace: every case
+        /// passes with the VM on the remote DUT, the case logs show the VM's commands on its
+        /// forwarded port at the DUT's address, the VM logs are collected, and nothing stays.
+        @Test func dtsRunVirtBasicOnARemoteDUT() throws {
+            try VMFixture.requireGuestImage()
+            let host = try RemoteNamespaceHost()
+            defer { host.tearDown() }
+            let conf = try RunnerTempDir("dts-remote-vmconf")
+            let out = try RunnerTempDir("dts-remote-vmout")
+            for file in ["virt_global.cfg", "virt_basic.cfg"] {
+                try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf.path + "/" + file)
+            }
+            _ = try conf.write("crbs.cfg", """
+                [ns-dut]
+                dut_ip = \(host.address)
+                dut_user = \(RemoteNamespaceHost.user)
+                dut_passwd = \(RemoteNamespaceHost.password)
+
+                """)
+            let dir = out.path + "/r"
+            let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--dut", "ns-dut", "--accel", "tcg",
+                                            "--conf-dir", conf.path, "--output", dir])
+            #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+            let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: dir + "/results.json")))
+            #expect(report.allCases.count == 5 && report.allCases.allSatisfy { $0.case.status == .passed },
+                    "\(report.allCases.map { "\($0.case.name): \($0.case.status) \($0.case.reason ?? "")" })")
+            let caseLog = try String(contentsOfFile: dir + "/virt_basic/test_vm_kernel.log", encoding: .utf8)
+            #expect(caseLog.contains("root@\(host.address):") && caseLog.contains("$ uname -r"), "case log:\n\(caseLog)")
+            // The QEMU launch went through the DUT's session and is in the logs.
+            let suiteLog = (try? String(contentsOfFile: dir + "/virt_basic.log", encoding: .utf8)) ?? ""
+            let dtsLog = (try? String(contentsOfFile: dir + "/dts.log", encoding: .utf8)) ?? ""
+            #expect((suiteLog + dtsLog).contains("\(RemoteNamespaceHost.user)@\(host.address):22 $ sh -c"), "no QEMU launch in the logs")
+            let console = (try? String(contentsOfFile: dir + "/vms/vm0/console.log", encoding: .utf8)) ?? ""
+            #expect(console.contains("DTS-GUEST-READY"))
+            // No QEMU of the run and no run directory of this machine are left on the DUT.
+            #expect(qemuProcesses(matching: "/tmp/dts-vms.").filter { Self.status($0, "Uid") == String(getpwnam(RemoteNamespaceHost.user)!.pointee.pw_uid) }.isEmpty)
+            let leftovers = Self.dirs(matching: "dts-vms.", in: "/tmp").filter {
+                (try? String(contentsOfFile: $0 + "/owner", encoding: .utf8))?.hasPrefix(RunDirectory.machineID) == true
+            }
+            #expect(leftovers.isEmpty, "run directories left on the DUT: \(leftovers)")
+            #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
+        }
+    }
+}
