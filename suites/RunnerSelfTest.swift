@@ -3,6 +3,7 @@ import Foundation
 
 /// `runner_selftest`: checks the runner itself on a real DUT (exit codes, signals, deadlines,
 /// tear-downs). Harmless to run: with no settings every case passes in about a second.
+/// Internal: `dts list` shows it only with `--all`.
 ///
 /// Settings (`[suite]` of `conf/runner_selftest.cfg`):
 /// - `sleep_seconds = 1`: how long `test_sleep` runs `sleep` on the DUT (make it long to try Ctrl-C);
@@ -11,6 +12,7 @@ import Foundation
 ///   `teardown-all` files there (proof that tear-downs ran, e.g. after SIGINT).
 final class RunnerSelfTest: TestSuite {
     static let name = "runner_selftest"
+    static let isInternal = true
     static let cases: [TestCase<RunnerSelfTest>] = [
         .functional("test_verify") { try await $0.testVerify() },
         .functional("test_sleep") { try await $0.testSleep() },

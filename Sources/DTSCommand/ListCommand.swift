@@ -6,10 +6,17 @@ import Suites
 /// `dts list`: the registered suites and their cases.
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "list", abstract: "List the suites and their cases (functional or performance).")
+        commandName: "list", abstract: "List the suites and their cases (functional or performance).",
+        discussion: """
+            Internal suites, which check dts itself (runner_selftest), are listed only with --all \
+            or when named; they run like any other suite with `dts run --suite`.
+            """)
 
-    @Argument(help: "Suites to show. Default: all.")
+    @Argument(help: "Suites to show. Default: all but the internal ones.")
     var suites: [String] = []
+
+    @Flag(name: .long, help: "Also list internal suites (checks of dts itself, such as runner_selftest).")
+    var all = false
 
     func run() throws {
         let problems = SuiteInfo.validate(SuiteRegistry.all)
@@ -22,8 +29,10 @@ struct ListCommand: ParsableCommand {
             FileHandle.standardError.write(Data("unknown suite '\(name)'; known: \(known.joined(separator: ", "))\n".utf8))
             throw ExitCode(ExitCodes.config)
         }
-        for type in SuiteRegistry.all where suites.isEmpty || suites.contains(type.name) {
-            print(type.name)
+        // Named suites are shown whatever they are; otherwise internal ones only with --all.
+        let shown = SuiteRegistry.all.filter { suites.isEmpty ? (all || !$0.isInternal) : suites.contains($0.name) }
+        for type in shown {
+            print(type.name + (type.isInternal ? " (internal)" : ""))
             for info in SuiteInfo.cases(of: type) {
                 let timeout = info.timeout.components.seconds
                 print("  " + info.name.padding(toLength: 36, withPad: " ", startingAt: 0)

@@ -69,7 +69,8 @@ struct VMCommand: ParsableCommand {
         var logDir: String?
         @OptionGroup var options: VMOptions
 
-        /// Boots the VM, tearing everything down if SIGINT/SIGTERM arrives meanwhile.
+        /// Boots the VM. If SIGINT/SIGTERM arrives meanwhile, everything is torn down and the process
+        /// exits with 128 + the signal; once this returns, signals are left to the caller.
         func boot(_ trap: SignalWaiter) async throws -> (QEMUKvm, VirtDut, RunContext) {
             let kvm: QEMUKvm
             do {
@@ -79,12 +80,7 @@ struct VMCommand: ParsableCommand {
                 throw reportConfigErrors(errors)
             }
             let context = try RunContext()
-            let interrupt = Task {
-                _ = await trap.wait()
-                FileHandle.standardError.write(Data("dts: interrupted, stopping \(vm)\n".utf8))
-                await context.cleanUpAll()
-                Foundation.exit(130)
-            }
+            let interrupt = InterruptExit(trap, context: context, stopping: vm)
             let isTTY = isatty(STDERR_FILENO) == 1
             let options = VMStartOptions(context: context, logDirectory: logDir) { event in
                 guard event.outcome != .started || isTTY else { return }
@@ -93,10 +89,11 @@ struct VMCommand: ParsableCommand {
             }
             do {
                 let dut = try await kvm.start(options)
-                interrupt.cancel()
+                await interrupt.disarm()
                 return (kvm, dut, context)
             } catch {
-                interrupt.cancel()
+                // A start that failed because the interrupt tore the VM down ends in the interrupt's exit.
+                await interrupt.disarm()
                 await context.cleanUpAll()
                 FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
                 throw ExitStatus.infrastructureError
@@ -106,15 +103,38 @@ struct VMCommand: ParsableCommand {
 
     struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Boot a VM, print how to reach it, and keep it until Ctrl-C.")
+            abstract: "Boot a VM, print how to reach it, and keep it until Ctrl-C.",
+            discussion: """
+                Ctrl-C (SIGINT) or SIGTERM stops the VM (guest agent power-off, then QMP quit, then signals), \
+                frees its ports and removes the run directory.
+
+                Exit status: 0 when the VM was up and Ctrl-C or SIGTERM stopped it; \
+                2 for an invalid config or option; \
+                3 when the VM did not boot, or QEMU exited by itself while the VM was up \
+                (the message gives QEMU's status and the end of its stderr and of the console); \
+                130 (143 for SIGTERM) when interrupted before the VM was up.
+                """)
         @OptionGroup var boot: BootOptions
+
+        /// What ended the wait.
+        enum Ending: Sendable {
+            /// QEMU exited with this status (128 + N for signal N) without dts asking.
+            case qemuExited(Int32)
+            /// SIGINT or SIGTERM.
+            case signal(Int32)
+        }
 
         func run() async throws {
             let trap = SignalWaiter()
             let (kvm, dut, context) = try await boot.boot(trap)
+            guard let instance = kvm.instance else {
+                await context.cleanUpAll()
+                FileHandle.standardError.write(Data("dts: \(boot.vm) started but has no QEMU instance\n".utf8))
+                throw ExitStatus.infrastructureError
+            }
             let command = dut.command
             print("""
-                VM \(boot.vm) is up (QEMU pid \(kvm.instance?.pid ?? 0), \(command.accelerator.rawValue)).
+                VM \(boot.vm) is up (QEMU pid \(instance.pid), \(command.accelerator.rawValue)).
                   ssh:      ssh -p \(command.ports.ssh ?? 0) -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \(command.login?.user ?? "root")@\(command.ports.sshAddress ?? "127.0.0.1")
                   console:  \(command.paths.consoleLog)
                   QMP:      \(command.paths.qmpSocket)
@@ -123,20 +143,47 @@ struct VMCommand: ParsableCommand {
                 + "\nPress Ctrl-C to stop it.")
             // Readers behind a pipe or a file see it now, not when the VM stops.
             fflush(nil)
-            let instance = kvm.instance
-            let exited = Task { await instance?.waitForExit() }
-            let signal = Task { await trap.wait() }
-            _ = await withTaskGroup(of: Void.self) { group in
-                group.addTask { _ = await exited.value }
-                group.addTask { _ = await signal.value }
-                await group.next()
-                group.cancelAll()
+
+            // The first of QEMU's exit and a signal ends the wait; the other is ignored. (A task
+            // group would also wait for the loser: QEMU's exit, which only comes once the VM is stopped.)
+            let ending = FirstEvent<Ending>()
+            let watchers: [Task<Void, Never>] = [
+                Task {
+                    let status = await instance.waitForExit()
+                    ending.deliver(.qemuExited(status))
+                },
+                Task {
+                    guard let signal = await trap.wait() else { return }
+                    ending.deliver(.signal(signal))
+                },
+            ]
+            let end = await ending.wait()
+            for watcher in watchers { watcher.cancel() }
+
+            switch end {
+            case .signal(let signal):
+                print("\(signalName(signal)): stopping \(boot.vm)")
+                fflush(nil)
+                await kvm.stop()
+                await context.cleanUpAll()
+                print("\(boot.vm) stopped")
+            case .qemuExited(let status):
+                // A daemonized QEMU is not dts's child: its status cannot be known.
+                let how = command.daemonize ? "exited (a daemon: its exit status is unknown)"
+                    : status == 0 ? "exited with status 0 (the guest powered off, or QEMU was told to quit)"
+                    : status > 128 ? "was killed by signal \(status - 128)"
+                    : "exited with status \(status)"
+                var message = "dts: VM \(boot.vm): QEMU (pid \(instance.pid)) \(how) while the VM was up"
+                let stderrTail = lastLines(of: command.paths.runtimeDirectory + "/qemu.stderr")
+                if !stderrTail.isEmpty { message += "\n--- qemu stderr (end) ---\n" + stderrTail }
+                let consoleTail = lastLines(of: command.paths.consoleLog)
+                if !consoleTail.isEmpty { message += "\n--- console (end) ---\n" + consoleTail }
+                await kvm.stop()
+                await context.cleanUpAll()
+                message += boot.logDir == nil ? "\n(use --log-dir DIR to keep the VM's logs)" : "\n(logs: \(instance.logDirectory))"
+                FileHandle.standardError.write(Data((message + "\n").utf8))
+                throw ExitStatus.infrastructureError
             }
-            exited.cancel()
-            signal.cancel()
-            print("stopping \(boot.vm)")
-            await kvm.stop()
-            await context.cleanUpAll()
         }
     }
 
@@ -152,13 +199,16 @@ struct VMCommand: ParsableCommand {
             guard !words.isEmpty else { throw ValidationError("give the command to run after --") }
             let trap = SignalWaiter()
             let (kvm, dut, context) = try await boot.boot(trap)
+            let interrupt = InterruptExit(trap, context: context, stopping: boot.vm)
             let status: Int32
             do {
                 let result = try await dut.exec(argv: words, timeout: .seconds(timeout))
+                await interrupt.disarm()
                 FileHandle.standardOutput.write(Data(result.stdout))
                 FileHandle.standardError.write(Data(result.stderr))
                 status = result.status
             } catch {
+                await interrupt.disarm()
                 FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
                 await kvm.stop()
                 await context.cleanUpAll()
@@ -169,4 +219,12 @@ struct VMCommand: ParsableCommand {
             if status != 0 { throw ExitCode(status) }
         }
     }
+}
+
+/// The last `count` lines of a text file, or "" when it cannot be read.
+func lastLines(of path: String, count: Int = 20) -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { return "" }
+    let text = String(decoding: data.suffix(64 * 1024), as: UTF8.self)
+    return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(count).joined(separator: "\n")
+        .trimmingCharacters(in: .whitespacesAndNewlines)
 }

@@ -63,6 +63,25 @@ func runProgram(_ program: String, _ arguments: [String], environment: [String: 
         #expect(result.stderr == expected.replacingOccurrences(of: "err_bad_values.cfg:", with: bad + ":"))
     }
 
+    @Test func listHidesInternalSuitesUnlessAskedFor() throws {
+        let list = try DTSBinary.run(["list"])
+        #expect(list.status == 0, "\(list.stderr)")
+        #expect(list.stdout.contains("host_basic\n  test_kernel_release"))
+        #expect(list.stdout.contains("test_perf_vxlan_sample") && list.stdout.contains("performance"))
+        #expect(!list.stdout.contains("runner_selftest"), "an internal suite is listed:\n\(list.stdout)")
+        let all = try DTSBinary.run(["list", "--all"])
+        #expect(all.status == 0, "\(all.stderr)")
+        #expect(all.stdout.contains("runner_selftest (internal)\n  test_verify"))
+        #expect(all.stdout.contains("test_perf_exec_latency"))
+        #expect(Set(list.stdout.split(separator: "\n")).isSubset(of: Set(all.stdout.split(separator: "\n"))),
+                "--all drops part of the default list")
+        // A suite named on the command line is shown, internal or not.
+        let named = try DTSBinary.run(["list", "runner_selftest"])
+        #expect(named.status == 0, "\(named.stderr)")
+        #expect(named.stdout.hasPrefix("runner_selftest (internal)\n  test_verify"))
+        #expect(!named.stdout.contains("host_basic"))
+    }
+
     @Test func cmdlineShellLineRoundTripsThroughSh() throws {
         let args = ["vm", "cmdline", "--conf-dir", GoldenCase.directory, "--suite", "vhost_user_memfd_tcg", "--accel", "tcg", "--runtime-dir", "/tmp/dir with space",
                     "--device", "driver=vhost-user,opt_path=./vhost net,opt_mac=00:00:20:00:00:20"]

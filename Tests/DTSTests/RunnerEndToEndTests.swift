@@ -87,11 +87,6 @@ import Testing
         #expect(badValue.status == 3)
         let valueReport = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/d/results.json")))
         #expect(valueReport.allCases.first?.case.reason?.contains("host_basic.cfg:2: [suite] copy_size: expected an integer, got 'lots'") == true)
-
-        let list = try DTSBinary.run(["list"])
-        #expect(list.status == 0)
-        #expect(list.stdout.contains("host_basic\n  test_kernel_release"))
-        #expect(list.stdout.contains("test_perf_exec_latency") && list.stdout.contains("performance"))
     }
 
     @Test func sigintStopsTheRunRunsTearDownsAndWritesPartialResults() async throws {

@@ -293,6 +293,12 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         }
     }
 
+    @Test func onlyTheRunnerSelfTestIsInternal() {
+        #expect(SuiteRegistry.all.filter { $0.isInternal }.map { $0.name } == ["runner_selftest"])
+        // Internal suites still resolve by name for dts run.
+        #expect(SuiteRegistry.suite(named: "runner_selftest") != nil)
+    }
+
     @Test func validationCatchesDuplicatesAndBadNames() {
         final class Dup: TestSuite {
             static let name = "host_basic"

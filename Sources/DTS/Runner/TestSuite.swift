@@ -30,6 +30,10 @@ public protocol TestSuite: AnyObject, Sendable {
     nonisolated static var cases: [TestCase<Self>] { get }
     /// How long one case may run before it is cancelled and recorded as ERROR (default 10 minutes).
     nonisolated static var defaultCaseTimeout: Duration { get }
+    /// Whether the suite is internal to dts (a check of the framework itself, such as
+    /// `runner_selftest`) rather than a test of DPDK: `dts list` hides it unless `--all` is given.
+    /// It still runs when named (`dts run --suite`, `execution.cfg`). Default `false`.
+    nonisolated static var isInternal: Bool { get }
     /// Creates the suite for one run.
     init(context: TestContext) throws
     /// Once before the first case (DTS `set_up_all`). A throw makes every case BLOCKED (or SKIPPED for ``skip(_:)``).
@@ -44,6 +48,7 @@ public protocol TestSuite: AnyObject, Sendable {
 
 extension TestSuite {
     public nonisolated static var defaultCaseTimeout: Duration { .seconds(600) }
+    public nonisolated static var isInternal: Bool { false }
     public func setUpAll() async throws {}
     public func setUp() async throws {}
     public func tearDown() async throws {}
