@@ -67,19 +67,49 @@ struct VMCommand: ParsableCommand {
         @Option(name: .long, help: "Add a device as a suite would with setVMDevice. Repeatable.") var device: [String] = []
         @Option(name: .long, help: "Keep the VM's logs (console, QEMU stderr, QMP transcript) in this directory.")
         var logDir: String?
+        @Option(name: .long, help: "Start the VM on this DUT of crbs.cfg (its section name) instead of this machine.")
+        var dut: String?
+        @Option(name: .long, help: "Path of crbs.cfg for --dut (default: <conf-dir>/crbs.cfg).")
+        var crbs: String?
         @OptionGroup var options: VMOptions
 
         /// Boots the VM. If SIGINT/SIGTERM arrives meanwhile, everything is torn down and the process
         /// exits with 128 + the signal; once this returns, signals are left to the caller.
         func boot(_ trap: SignalWaiter) async throws -> (QEMUKvm, VirtDut, RunContext) {
-            let kvm: QEMUKvm
-            do {
-                kvm = try QEMUKvm(dut: Dut(settings: try options.settings()), vmName: vm, suite: suite)
-                for (index, text) in device.enumerated() { try kvm.setVMDevice(text, source: "--device #\(index + 1)") }
-            } catch let errors as ConfigErrors {
-                throw reportConfigErrors(errors)
+            let settings = try options.settings()
+            var crb: CRBConfig?
+            if let name = dut {
+                let path = crbs ?? settings.confDirectory + "/crbs.cfg"
+                let config: CRBsConfig
+                do { config = try CRBsConfig(path: path) } catch { throw reportConfigErrors(error) }
+                guard let found = config.crb(name) else {
+                    let known = config.crbs.map(\.name).joined(separator: ", ")
+                    FileHandle.standardError.write(Data("dts: --dut \(name): no such DUT in \(path) (it has: \(known.isEmpty ? "none" : known))\n".utf8))
+                    throw ExitStatus.configError
+                }
+                crb = found.isLocal ? nil : found
             }
             let context = try RunContext()
+            var host = Dut(settings: settings)
+            if let crb {
+                do {
+                    host = try await Dut.remote(crb, settings: settings, knownHostsPath: context.run.root + "/known_hosts")
+                } catch {
+                    await context.cleanUpAll()
+                    FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
+                    throw ExitStatus.infrastructureError
+                }
+                // Registered first, so it runs last: the VM and its files on the DUT go before the session.
+                context.register("DUT [\(crb.name)] session") { [host] in await host.close() }
+            }
+            let kvm: QEMUKvm
+            do {
+                kvm = try QEMUKvm(dut: host, vmName: vm, suite: suite)
+                for (index, text) in device.enumerated() { try kvm.setVMDevice(text, source: "--device #\(index + 1)") }
+            } catch {
+                await context.cleanUpAll()
+                throw reportConfigErrors(error)
+            }
             let interrupt = InterruptExit(trap, context: context, stopping: vm)
             let isTTY = isatty(STDERR_FILENO) == 1
             let options = VMStartOptions(context: context, logDirectory: logDir) { event in
@@ -133,11 +163,12 @@ struct VMCommand: ParsableCommand {
                 throw ExitStatus.infrastructureError
             }
             let command = dut.command
+            let onDUT = boot.dut.map { " (on DUT \($0))" } ?? ""
             print("""
-                VM \(boot.vm) is up (QEMU pid \(instance.pid), \(command.accelerator.rawValue)).
+                VM \(boot.vm) is up\(onDUT) (QEMU pid \(instance.pid), \(command.accelerator.rawValue)).
                   ssh:      ssh -p \(command.ports.ssh ?? 0) -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \(command.login?.user ?? "root")@\(command.ports.sshAddress ?? "127.0.0.1")
-                  console:  \(command.paths.consoleLog)
-                  QMP:      \(command.paths.qmpSocket)
+                  console:  \(command.paths.consoleLog)\(onDUT)
+                  QMP:      \(command.paths.qmpSocket)\(onDUT)
                 """ + (command.paths.monitorSocket.map { "\n  monitor:  socat - UNIX-CONNECT:\($0)" } ?? "")
                 + (command.ports.vncDisplay.map { "\n  VNC:      \(command.ports.sshAddress ?? "127.0.0.1"):\($0)" } ?? "")
                 + "\nPress Ctrl-C to stop it.")
@@ -174,11 +205,12 @@ struct VMCommand: ParsableCommand {
                     : status > 128 ? "was killed by signal \(status - 128)"
                     : "exited with status \(status)"
                 var message = "dts: VM \(boot.vm): QEMU (pid \(instance.pid)) \(how) while the VM was up"
-                let stderrTail = lastLines(of: command.paths.runtimeDirectory + "/qemu.stderr")
-                if !stderrTail.isEmpty { message += "\n--- qemu stderr (end) ---\n" + stderrTail }
-                let consoleTail = lastLines(of: command.paths.consoleLog)
-                if !consoleTail.isEmpty { message += "\n--- console (end) ---\n" + consoleTail }
+                // Stopping brings the VM's logs into its local directory (from the DUT, for a remote one).
                 await kvm.stop()
+                let stderrTail = lastLines(of: instance.logDirectory + "/qemu.stderr")
+                if !stderrTail.isEmpty { message += "\n--- qemu stderr (end) ---\n" + stderrTail }
+                let consoleTail = lastLines(of: instance.logDirectory + "/console.log")
+                if !consoleTail.isEmpty { message += "\n--- console (end) ---\n" + consoleTail }
                 await context.cleanUpAll()
                 message += boot.logDir == nil ? "\n(use --log-dir DIR to keep the VM's logs)" : "\n(logs: \(instance.logDirectory))"
                 FileHandle.standardError.write(Data((message + "\n").utf8))

@@ -157,5 +157,49 @@ extension RealGuestTests {
             #expect(leftovers.isEmpty, "run directories left on the DUT: \(leftovers)")
             #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
         }
+
+        /// `dts vm start --dut NAME`: the VM boots on the remote DUT, the printed SSH command names
+        /// the DUT's address and port (the guest's sshd answers there), and Ctrl-C stops it: exit 0,
+        /// no QEMU and no run directory left on the DUT.
+        @Test func dtsVMStartOnARemoteDUT() async throws {
+            try VMFixture.requireGuestImage()
+            let host = try RemoteNamespaceHost()
+            defer { host.tearDown() }
+            let fixture = try VMFixture(["vm0": VMFixture.guest])
+            let out = try RunnerTempDir("dts-remote-vmstart")
+            _ = try out.write("crbs.cfg", """
+                [ns-dut]
+                dut_ip = \(host.address)
+                dut_user = \(RemoteNamespaceHost.user)
+                dut_passwd = \(RemoteNamespaceHost.password)
+
+                """)
+            let dts = try VMStartProcess(fixture: fixture, directory: out.path, arguments: ["--dut", "ns-dut", "--crbs", out.path + "/crbs.cfg"])
+            defer { dts.finish() }
+            let port = try await dts.waitForBanner()
+            #expect(dts.printed.contains("VM vm0 is up (on DUT ns-dut)"), "\(dts.printed)")
+            #expect(dts.printed.contains("root@\(host.address)"), "\(dts.printed)")
+            #expect(try readBanner(port: port, address: host.address).hasPrefix("SSH-2.0-"))
+            let uid = String(getpwnam(RemoteNamespaceHost.user)!.pointee.pw_uid)
+            let qemu = qemuProcesses(matching: "/tmp/dts-vms.").filter { Self.status($0, "Uid") == uid }
+            #expect(qemu.count == 1)
+
+            kill(dts.process.processIdentifier, SIGINT)
+            let status = try await dts.waitForExit(within: .seconds(60))
+            #expect(status == 0, "\(dts.printed)")
+            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
+            let leftovers = Self.dirs(matching: "dts-vms.", in: "/tmp").filter {
+                (try? String(contentsOfFile: $0 + "/owner", encoding: .utf8))?.hasPrefix(RunDirectory.machineID) == true
+            }
+            #expect(leftovers.isEmpty, "run directories left on the DUT: \(leftovers)")
+            #expect(dts.runDirectories.isEmpty, "local run directory left: \(dts.runDirectories)")
+            #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
+
+            // An unknown DUT name is a config error (2) naming the file and the DUTs it has.
+            let unknown = try DTSBinary.run(["vm", "start", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite,
+                                             "--dut", "nope", "--crbs", out.path + "/crbs.cfg"])
+            #expect(unknown.status == 2)
+            #expect(unknown.stderr.contains("--dut nope: no such DUT in \(out.path)/crbs.cfg (it has: ns-dut)"), "\(unknown.stderr)")
+        }
     }
 }

@@ -175,12 +175,12 @@ final class ListeningSocket: Sendable {
 }
 
 /// Reads the first line a TCP server sends.
-func readBanner(port: Int) throws -> String {
+func readBanner(port: Int, address host: String = "127.0.0.1") throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_addr.s_addr = inet_addr(host)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     var timeout = timeval(tv_sec: 5, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

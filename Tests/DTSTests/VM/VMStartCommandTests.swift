@@ -9,11 +9,11 @@ final class VMStartProcess {
     let root: String
     let log: String
 
-    init(fixture: VMFixture, directory: String) throws {
+    init(fixture: VMFixture, directory: String, arguments: [String] = []) throws {
         root = directory + "/run-root"
         log = directory + "/output"
         process.executableURL = URL(fileURLWithPath: DTSBinary.path)
-        process.arguments = ["vm", "start", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg"]
+        process.arguments = ["vm", "start", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg"] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(["DTS_RUN_ROOT": root]) { $1 }
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
