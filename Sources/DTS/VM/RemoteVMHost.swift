@@ -228,9 +228,18 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     }
 
     func isAlive(_ pid: Int32) async -> Bool {
-        // An unanswered probe counts as alive: the stop sequence escalates anyway.
-        guard let result = try? await connection.exec("kill -0 \(pid)", timeout: .seconds(10)) else { return true }
-        return result.succeeded
+        do {
+            return try await connection.exec("kill -0 \(pid)", timeout: .seconds(10)).succeeded
+        } catch {
+            // With the DUT unreachable nothing more can be done from here: say so and stop waiting
+            // (the next run from this machine on that DUT kills what this one left). A probe that
+            // merely failed counts as alive: the stop sequence escalates anyway.
+            guard await connection.isUsable else {
+                context.logger.error("\(label): lost the SSH connection; QEMU pid \(pid) may still run there (\(root)): \(error)")
+                return false
+            }
+            return true
+        }
     }
 
     func signal(_ pid: Int32, _ signal: Int32) async {
@@ -271,10 +280,12 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         remoteAllocator.release(vm: vm)
     }
 
-    /// Removes the run's directory on the DUT (after its VMs stopped). Idempotent.
+    /// Removes the run's directory on the DUT (after its VMs stopped). Idempotent. A later VM start
+    /// on the DUT in the same run makes a new one.
     func remove() async {
         let first = lock.withLock { () -> Bool in defer { removed = true }; return !removed }
         guard first else { return }
+        dut.vmHosts.forget(context)
         _ = try? await connection.exec(ShellQuoting.join(["rm", "-rf", "--", root]), timeout: .seconds(30))
     }
 }
@@ -373,5 +384,10 @@ final class VMHostSlot: @unchecked Sendable {
             lock.withLock { if hosts[key] == task { hosts[key] = nil } }
             throw error
         }
+    }
+
+    /// Drops the host of `context` (its directory on the DUT is gone).
+    func forget(_ context: RunContext) {
+        _ = lock.withLock { hosts.removeValue(forKey: ObjectIdentifier(context)) }
     }
 }

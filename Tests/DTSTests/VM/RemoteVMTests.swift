@@ -195,6 +195,31 @@ extension RealGuestTests {
             #expect(dts.runDirectories.isEmpty, "local run directory left: \(dts.runDirectories)")
             #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
 
+            // dts killed outright leaves its daemonized QEMU on the DUT; the next run from this
+            // machine that starts a VM there kills it and removes the dead run's directory.
+            try FileManager.default.createDirectory(atPath: out.path + "/killed", withIntermediateDirectories: true)
+            let killed = try VMStartProcess(fixture: fixture, directory: out.path + "/killed", arguments: ["--dut", "ns-dut", "--crbs", out.path + "/crbs.cfg"])
+            defer { killed.finish() }
+            _ = try await killed.waitForBanner()
+            let orphan = try #require(qemuProcesses(matching: "/tmp/dts-vms.").first { Self.status($0, "Uid") == uid })
+            kill(killed.process.processIdentifier, SIGKILL)
+            _ = try await killed.waitForExit(within: .seconds(10))
+            try await Task.sleep(for: .seconds(1))
+            #expect(ProcessIdentity.isAlive(orphan), "the daemonized QEMU died with dts")
+            let crb = CRBConfig(name: "ns-dut", dutIP: host.address, dutUser: RemoteNamespaceHost.user, dutPassword: RemoteNamespaceHost.password,
+                                dutPort: 22, testerIP: nil, testerPassword: "", values: [:], location: .builtIn("test"))
+            let next = try await Dut.remote(crb, knownHostsPath: out.path + "/known_hosts")
+            let context = try testContext()
+            let remote = try await RemoteVMHost.host(for: next, context: context)
+            #expect(!ProcessIdentity.isAlive(orphan) || Self.status(orphan, "State") == "Z", "the dead run's QEMU still runs on the DUT")
+            await remote.remove()
+            await context.cleanUpAll()
+            await next.close()
+            let remaining = Self.dirs(matching: "dts-vms.", in: "/tmp").filter {
+                (try? String(contentsOfFile: $0 + "/owner", encoding: .utf8))?.hasPrefix(RunDirectory.machineID) == true
+            }
+            #expect(remaining.isEmpty, "run directories left on the DUT: \(remaining)")
+
             // An unknown DUT name is a config error (2) naming the file and the DUTs it has.
             let unknown = try DTSBinary.run(["vm", "start", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite,
                                              "--dut", "nope", "--crbs", out.path + "/crbs.cfg"])
