@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <sched.h>
+#include <spawn.h>
+#include <string.h>
 #include "dts_shims.h"
 
 int dts_pin_thread(pid_t tid, int cpu) {
@@ -7,4 +9,20 @@ int dts_pin_thread(pid_t tid, int cpu) {
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     return sched_setaffinity(tid, sizeof(set), &set);
+}
+
+int dts_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
+int dts_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+int dts_spawn_setsid_flag(void) {
+    return POSIX_SPAWN_SETSID;
+}
+
+const char *dts_signal_abbrev(int signal) {
+    return sigabbrev_np(signal);
 }
