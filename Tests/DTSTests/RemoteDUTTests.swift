@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSProcess
 import Foundation
 import Testing
 
@@ -430,14 +431,15 @@ final class RemoteNamespaceHost: @unchecked Sendable {
 
     private func startServer() throws {
         let log = dir.path + "/dropbear.log"
-        let started = try remoteSpawn(Self.ip, ["netns", "exec", namespace, "/usr/sbin/dropbear", "-F", "-E", "-m",
-                                                "-p", address + ":22", "-r", hostKey, "-P", dir.path + "/dropbear.pid"], output: log)
+        // Spawn, not Foundation's Process: that passes on the test runner's blocked SIGCHLD, and
+        // dropbear then never notices its session child exit and never closes the channel.
+        let started = try Spawn.start([Self.ip, "netns", "exec", namespace, "/usr/sbin/dropbear", "-F", "-E", "-m",
+                                       "-p", address + ":22", "-r", hostKey, "-P", dir.path + "/dropbear.pid"], .output(to: log))
         pid = started
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if remoteTCPConnects(address, port: 22) { return }
-            var status: Int32 = 0
-            if waitpid(started, &status, WNOHANG) == started { pid = nil; break }
+            if WaitStatus.reapIfExited(started) != nil { pid = nil; break }
             usleep(20_000)
         }
         throw RemoteHostError("dropbear did not start in namespace \(namespace) on \(address):22: \(serverLog)")
@@ -468,14 +470,13 @@ final class RemoteNamespaceHost: @unchecked Sendable {
 
             """
         try config.write(toFile: dir.path + "/sshd_config", atomically: true, encoding: .utf8)
-        let started = try remoteSpawn(Self.ip, ["netns", "exec", namespace, "/usr/sbin/sshd", "-D", "-e", "-f", dir.path + "/sshd_config"],
-                                      output: dir.path + "/sshd.log")
+        let started = try Spawn.start([Self.ip, "netns", "exec", namespace, "/usr/sbin/sshd", "-D", "-e", "-f", dir.path + "/sshd_config"],
+                                      .output(to: dir.path + "/sshd.log"))
         sshdPid = started
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if remoteTCPConnects(address, port: port) { return }
-            var status: Int32 = 0
-            if waitpid(started, &status, WNOHANG) == started { sshdPid = nil; break }
+            if WaitStatus.reapIfExited(started) != nil { sshdPid = nil; break }
             usleep(20_000)
         }
         throw RemoteHostError("sshd did not start in namespace \(namespace) on \(address):\(port): \(sshdLog)")
@@ -496,7 +497,7 @@ final class RemoteNamespaceHost: @unchecked Sendable {
         guard let pid else { return false }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if remoteChildPids(of: pid).isEmpty { return true }
+            if ProcessTable.children(of: pid).isEmpty { return true }
             usleep(50_000)
         }
         return false
@@ -510,13 +511,12 @@ final class RemoteNamespaceHost: @unchecked Sendable {
 
     /// Kills a server, its session processes and their children (by pid), and reaps the server.
     private static func killTree(_ pid: pid_t) {
-        for child in remoteChildPids(of: pid) {
-            for grandchild in remoteChildPids(of: child) { kill(grandchild, SIGKILL) }
+        for child in ProcessTable.children(of: pid) {
+            for grandchild in ProcessTable.children(of: child) { kill(grandchild, SIGKILL) }
             kill(child, SIGKILL)
         }
         kill(pid, SIGKILL)
-        var status: Int32 = 0
-        _ = waitpid(pid, &status, 0)
+        _ = WaitStatus.wait(for: pid)
     }
 
     /// Kills and reaps the server, deletes the namespace and the veth pair. Safe to call twice.
@@ -575,34 +575,6 @@ func remoteAllFiles(under directory: String) throws -> [String] {
     }
 }
 
-/// Starts a program with output appended to `output`, stdin from /dev/null, an empty signal mask
-/// and default handlers. (Foundation's Process passes on the test runner's blocked SIGCHLD:
-/// dropbear then never notices its session child exit and never closes the channel.)
-func remoteSpawn(_ path: String, _ args: [String], output: String) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigmask(&attr, &empty)
-    var all = sigset_t()
-    sigfillset(&all)
-    posix_spawnattr_setsigdefault(&attr, &all)
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
-    defer { for p in argv { free(p) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
-    guard rc == 0 else { throw RemoteHostError("cannot start \(path): \(String(cString: strerror(rc)))") }
-    return pid
-}
-
 /// Whether a TCP connection to `address:port` succeeds within about a second.
 func remoteTCPConnects(_ address: String, port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -617,17 +589,4 @@ func remoteTCPConnects(_ address: String, port: Int) -> Bool {
     return withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
-}
-
-/// Direct children of `pid`, from /proc.
-func remoteChildPids(of pid: pid_t) -> [pid_t] {
-    var result: [pid_t] = []
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-        guard let child = pid_t(entry),
-              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { continue }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        if fields.count > 1, pid_t(fields[1]) == pid { result.append(child) }
-    }
-    return result
 }
