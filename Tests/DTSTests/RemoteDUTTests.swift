@@ -146,37 +146,25 @@ import Glibc
             """)
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = \(host.address)\ntest_suites = runner_selftest\n")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nsleep_seconds = 263\n")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: DTSBinary.path)
-        process.arguments = ["run", "--conf-dir", conf.path, "--suite", "runner_selftest", "--test-cases", "test_sleep",
-                             "--output", out.path + "/r"]
-        process.currentDirectoryURL = URL(fileURLWithPath: DTSBinary.packageRoot)
-        let log = out.path + "/stdout"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardError = process.standardOutput
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let dts = try DTSProcessHarness.start(["run", "--conf-dir", conf.path, "--suite", "runner_selftest",
+                                               "--test-cases", "test_sleep", "--output", out.path + "/r"],
+                                              log: out.path + "/stdout")
         defer {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            dts.killIfRunning()
             for pid in localProcesses(running: "sleep 263") { kill(pid, SIGKILL) }
         }
         var sleeper: Int32?
-        for _ in 0..<200 {
-            if let found = localProcesses(running: "sleep 263").first { sleeper = found; break }
-            try await Task.sleep(for: .milliseconds(100))
+        _ = await dts.waitUntil(timeout: .seconds(20)) {
+            sleeper = localProcesses(running: "sleep 263").first
+            return sleeper != nil
         }
-        let pid = try #require(sleeper, "the remote sleep never started: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
+        let pid = try #require(sleeper, "the remote sleep never started: \(dts.output)")
         let sleeperNet = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net")) ?? ""
         #expect(sleeperNet == host.namespaceInode, "sleep runs in \(sleeperNet), the namespace is \(host.namespaceInode)")
         #expect(!host.waitForNoSessions(timeout: .milliseconds(100)), "no SSH session while the case runs")
-        let interruptedAt = ContinuousClock.now
-        process.interrupt()
-        while process.isRunning && ContinuousClock.now - interruptedAt < .seconds(60) { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(!process.isRunning)
-        #expect(ContinuousClock.now - interruptedAt < .seconds(30))
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 130)
+        let (status, elapsed) = await dts.interrupt(waitingUpTo: .seconds(60))
+        #expect(status == 130)
+        #expect(elapsed < .seconds(30))
         let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
         #expect(report.interrupted == "SIGINT")
         #expect(report.allCases.map(\.case.status) == [.error])
