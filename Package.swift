@@ -20,8 +20,12 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"])]
         ),
-        // Small C helpers for what glibc only offers through macros or _GNU_SOURCE (CPU affinity).
+        // Small C helpers for what glibc only offers through macros or _GNU_SOURCE (CPU affinity,
+        // posix_spawn's chdir and closefrom file actions, signal names).
         .target(name: "CSystemShims"),
+        // Starting child processes (posix_spawn: process group, clean signal state, redirections,
+        // no leaked descriptors) and reading /proc: used by the framework, the tests and the benchmarks.
+        .target(name: "DTSProcess", dependencies: ["CSystemShims"]),
         // What every DUT session speaks (host DUT, VM DUT, local or SSH): exec, sendExpect, file copy.
         .target(name: "DTSSession"),
         // SSH sessions on libssh2: exec, interactive shell (sendExpect), file copy, host keys.
@@ -38,7 +42,7 @@ let package = Package(
         .target(
             name: "DTS",
             dependencies: [
-                "DTSSession", "DTSSSH", "DTSControl", "CSystemShims",
+                "DTSSession", "DTSSSH", "DTSControl", "DTSProcess", "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -60,7 +64,7 @@ let package = Package(
         // Benchmarks (see the Makefile's bench-* targets).
         .executableTarget(
             name: "SessionBench",
-            dependencies: ["DTSSSH"],
+            dependencies: ["DTSSSH", "DTSProcess"],
             path: "Benchmarks/SessionBench"
         ),
         .executableTarget(
@@ -70,10 +74,11 @@ let package = Package(
         ),
         .testTarget(
             name: "DTSTests",
-            dependencies: ["DTS", "DTSControl", "Suites"],
+            dependencies: ["DTS", "DTSControl", "DTSProcess", "Suites"],
             exclude: ["Golden"]
         ),
-        .testTarget(name: "DTSSSHTests", dependencies: ["DTSSSH"]),
+        .testTarget(name: "DTSSSHTests", dependencies: ["DTSSSH", "DTSProcess"]),
         .testTarget(name: "DTSControlTests", dependencies: ["DTSControl"]),
+        .testTarget(name: "DTSProcessTests", dependencies: ["DTSProcess"]),
     ]
 )

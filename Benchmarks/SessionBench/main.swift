@@ -5,6 +5,7 @@
 //   (d) python3-pexpect's pxssh (send a line, expect the prompt), as DTS uses it and with its
 //       50 ms delaybeforesend turned off.
 // Started by scripts/bench-sessions.sh, which runs a loopback dropbear with key auth.
+import DTSProcess
 import DTSSSH
 import DTSSession
 import Foundation
@@ -62,30 +63,12 @@ func ms(_ d: Duration) -> Double {
     return Double(s) * 1000 + Double(atto) / 1e15
 }
 
-/// Starts a program with a clean signal mask, output to `output`, and waits for it.
+/// Starts a program with a clean signal state, output appended to `output`, and waits for it.
 @discardableResult
 func runProgram(_ path: String, _ args: [String], output: String = "/dev/null") throws -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigmask(&attr, &empty)
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
-    defer { for p in argv { free(p) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
-    guard rc == 0 else { throw BenchError(description: "cannot start \(path): \(String(cString: strerror(rc)))") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    let pid = try Spawn.start([path] + args, .output(to: output))
+    guard let status = WaitStatus.wait(for: pid) else { throw BenchError(description: "lost track of \(path) (pid \(pid))") }
+    return status
 }
 
 func measureDTS(_ args: Arguments) async throws -> (exec: Stats, expect: Stats) {

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include <sched.h>
 #include <sys/socket.h>
+#include <spawn.h>
+#include <string.h>
 #include "dts_shims.h"
 
 int dts_pin_thread(pid_t tid, int cpu) {
@@ -12,4 +14,20 @@ int dts_pin_thread(pid_t tid, int cpu) {
 
 int dts_accept_cloexec_nonblock(int fd) {
     return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+}
+
+int dts_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
+int dts_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+int dts_spawn_setsid_flag(void) {
+    return POSIX_SPAWN_SETSID;
+}
+
+const char *dts_signal_abbrev(int signal) {
+    return sigabbrev_np(signal);
 }

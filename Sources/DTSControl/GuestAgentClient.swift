@@ -121,7 +121,6 @@ public final class GuestAgentClient: @unchecked Sendable {
     private let channel: JSONLineChannel
     private let logger: Logger
     private let lock = NSLock()
-    private var nextID: UInt64 = 0
     private var needsSync = true
 
     /// Commands that stop or suspend the guest.
@@ -148,23 +147,18 @@ public final class GuestAgentClient: @unchecked Sendable {
         path: String, timeout: Duration = .seconds(10), allowPowerCommands: Bool = true,
         transcript: ControlTranscript? = nil, logger: Logger = Logger(label: "dts.qga")
     ) async throws -> GuestAgentClient {
-        let endpoint = ControlEndpoint(kind: .guestAgent, path: path)
-        let deadline = ContinuousClock.now + timeout
-        let channel = try await JSONLineChannel.connect(
-            endpoint: endpoint, timeout: timeout, transcript: transcript, logger: logger)
-        channel.setHandlers(
-            unmatched: { message in
-                logger.debug("\(endpoint): discarding stale or unsolicited message \(JSONValue.object(message))")
-            }, closed: nil)
-        channel.start()
-        let client = GuestAgentClient(channel: channel, allowPowerCommands: allowPowerCommands, logger: logger)
-        do {
-            try await client.sync(timeout: max(deadline - ContinuousClock.now, .milliseconds(500)))
-        } catch {
-            client.close()
-            throw error
+        try await JSONLineChannel.open(.guestAgent, path: path, timeout: timeout, transcript: transcript, logger: logger) {
+            channel, deadline in
+            let endpoint = channel.endpoint
+            channel.setHandlers(
+                unmatched: { message in
+                    logger.debug("\(endpoint): discarding stale or unsolicited message \(JSONValue.object(message))")
+                }, closed: nil)
+            channel.start()
+            let client = GuestAgentClient(channel: channel, allowPowerCommands: allowPowerCommands, logger: logger)
+            try await client.sync(timeout: deadline.remaining(atLeast: .milliseconds(500)))
+            return client
         }
-        return client
     }
 
     /// Synchronizes the stream with `guest-sync-delimited` (0xFF, random id, discard until the
@@ -178,11 +172,7 @@ public final class GuestAgentClient: @unchecked Sendable {
             let reply = try await channel.request(
                 message, prefix: [0xFF], what: "reply to guest-sync-delimited", timeout: timeout,
                 matcher: { $0["return"] == .int(syncID) || $0["id"] == .string("sync-\(syncID)") })
-            if let error = reply["error"] {
-                throw ControlError.commandFailed(
-                    endpoint, command: "guest-sync-delimited", errorClass: error["class"]?.stringValue ?? "GenericError",
-                    message: error["desc"]?.stringValue ?? error.jsonText())
-            }
+            try channel.checkError(reply, command: "guest-sync-delimited")
             lock.withLock { needsSync = false }
         } catch {
             markNeedsSync()
@@ -210,15 +200,7 @@ public final class GuestAgentClient: @unchecked Sendable {
             // Report the deadline the caller gave, not what was left of it after a resync.
             throw ControlError.noReply(endpoint, what: what, timeout: timeout)
         }
-        if let error = reply["error"] {
-            throw ControlError.commandFailed(
-                endpoint, command: command, errorClass: error["class"]?.stringValue ?? "GenericError",
-                message: error["desc"]?.stringValue ?? error.jsonText())
-        }
-        guard let value = reply["return"] else {
-            throw ControlError.protocolViolation(endpoint, "reply to \(command) has neither return nor error")
-        }
-        return value
+        return try channel.returnValue(reply, command: command)
     }
 
     /// `guest-ping`.
@@ -435,17 +417,8 @@ public final class GuestAgentClient: @unchecked Sendable {
     private func send(_ command: String, arguments: [String: JSONValue]?, timeout: Duration) async throws
         -> [String: JSONValue]
     {
-        let id: String = {
-            lock.lock()
-            defer { lock.unlock() }
-            nextID += 1
-            return "dts-\(nextID)"
-        }()
-        var message: [String: JSONValue] = ["execute": .string(command), "id": .string(id)]
-        if let arguments { message["arguments"] = .object(arguments) }
         do {
-            return try await channel.request(
-                .object(message), what: "reply to \(command)", timeout: timeout, matcher: { $0["id"] == .string(id) })
+            return try await channel.execute(command, arguments: arguments, timeout: timeout)
         } catch ControlError.noReply(let endpoint, let what, let timeout) {
             // The reply may still come later: resync before the next command.
             markNeedsSync()

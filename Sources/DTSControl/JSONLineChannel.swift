@@ -37,6 +37,7 @@ final class JSONLineChannel: @unchecked Sendable {
     private var terminalError: ControlError?
     private var waiters: [Waiter] = []
     private var nextToken: UInt64 = 0
+    private var nextCommandID: UInt64 = 0
     private var unmatchedHandler: (@Sendable (Message) -> Void)?
     private var closeHandler: (@Sendable (ControlError) -> Void)?
 
@@ -215,6 +216,63 @@ final class JSONLineChannel: @unchecked Sendable {
         }
     }
 
+    /// Connects to the `kind` socket at `path` and runs a client's opening exchange (QMP's greeting
+    /// and capabilities, the guest agent's sync) within the same `timeout`: the part of
+    /// ``QMPClient/connect(path:timeout:transcript:logger:)`` and
+    /// ``GuestAgentClient/connect(path:timeout:allowPowerCommands:transcript:logger:)`` they share.
+    ///
+    /// `handshake` gets the channel (reader not started) and the connect deadline. When it throws,
+    /// the channel is closed; a missing reply is reported with the caller's `timeout`, not with
+    /// what was left of it.
+    static func open<Client>(
+        _ kind: ControlEndpoint.Kind, path: String, timeout: Duration, transcript: ControlTranscript?, logger: Logger,
+        handshake: (JSONLineChannel, ConnectDeadline) async throws -> Client
+    ) async throws -> Client {
+        let endpoint = ControlEndpoint(kind: kind, path: path)
+        let deadline = ConnectDeadline(end: ContinuousClock.now + timeout)
+        let channel = try await connect(endpoint: endpoint, timeout: timeout, transcript: transcript, logger: logger)
+        do {
+            return try await handshake(channel, deadline)
+        } catch ControlError.noReply(let endpoint, let what, _) {
+            channel.close()
+            throw ControlError.noReply(endpoint, what: what, timeout: timeout)
+        } catch {
+            channel.close()
+            throw error
+        }
+    }
+
+    /// Sends `{"execute": command, "arguments": ..., "id": "dts-N"}` (N unique on this channel) and
+    /// waits up to `timeout` for the reply carrying that id.
+    func execute(_ command: String, arguments: [String: JSONValue]?, timeout: Duration) async throws -> Message {
+        let id = lock.withLock {
+            nextCommandID += 1
+            return "dts-\(nextCommandID)"
+        }
+        var message: [String: JSONValue] = ["execute": .string(command), "id": .string(id)]
+        if let arguments { message["arguments"] = .object(arguments) }
+        return try await request(
+            .object(message), what: "reply to \(command)", timeout: timeout, matcher: { $0["id"] == .string(id) })
+    }
+
+    /// Throws ``ControlError/commandFailed(_:command:errorClass:message:)`` when `reply` to
+    /// `command` is an `error` reply.
+    func checkError(_ reply: Message, command: String) throws {
+        guard let error = reply["error"] else { return }
+        throw ControlError.commandFailed(
+            endpoint, command: command, errorClass: error["class"]?.stringValue ?? "GenericError",
+            message: error["desc"]?.stringValue ?? error.jsonText())
+    }
+
+    /// The `return` value of `reply` to `command`; an `error` reply throws as in ``checkError(_:command:)``.
+    func returnValue(_ reply: Message, command: String) throws -> JSONValue {
+        try checkError(reply, command: command)
+        guard let value = reply["return"] else {
+            throw ControlError.protocolViolation(endpoint, "reply to \(command) has neither return nor error")
+        }
+        return value
+    }
+
     /// Waits until the socket is closed (by the peer or locally) and its reader finished, or until
     /// `timeout` passes; returns whether it closed. Polls every 20 ms without blocking a thread.
     func waitUntilClosed(timeout: Duration) async -> Bool {
@@ -363,5 +421,16 @@ final class JSONLineChannel: @unchecked Sendable {
         } else {
             logger.debug("\(endpoint): ignoring unmatched message \(text)")
         }
+    }
+}
+
+/// The deadline of a client's connect: the socket and its opening exchange share one timeout.
+struct ConnectDeadline: Sendable {
+    /// When the connect's timeout ends.
+    let end: ContinuousClock.Instant
+
+    /// What is left of the timeout, but at least `minimum` (a step that starts late still gets a chance).
+    func remaining(atLeast minimum: Duration) -> Duration {
+        max(end - ContinuousClock.now, minimum)
     }
 }

@@ -35,6 +35,7 @@ public final class QMPClient: @unchecked Sendable {
 
     // Guarded by `lock`.
     private let lock = NSLock()
+    /// Tokens of event waiters and keys of event streams.
     private var nextID: UInt64 = 0
     private var lastSequence: UInt64 = 0
     private var buffer: [BufferedEvent] = []
@@ -64,29 +65,19 @@ public final class QMPClient: @unchecked Sendable {
         path: String, timeout: Duration = .seconds(5), transcript: ControlTranscript? = nil,
         logger: Logger = Logger(label: "dts.qmp")
     ) async throws -> QMPClient {
-        let endpoint = ControlEndpoint(kind: .qmp, path: path)
-        let deadline = ContinuousClock.now + timeout
-        let channel = try await JSONLineChannel.connect(
-            endpoint: endpoint, timeout: timeout, transcript: transcript, logger: logger)
-        do {
+        try await JSONLineChannel.open(.qmp, path: path, timeout: timeout, transcript: transcript, logger: logger) {
+            channel, deadline in
             // Register the greeting waiter before the reader starts so the greeting cannot be missed.
             let message = try await channel.request(
-                nil, what: "greeting", timeout: max(deadline - ContinuousClock.now, .milliseconds(500)),
+                nil, what: "greeting", timeout: deadline.remaining(atLeast: .milliseconds(500)),
                 startReader: true, matcher: { $0["QMP"] != nil })
-            let greeting = try parseGreeting(message, endpoint: endpoint)
+            let greeting = try parseGreeting(message, endpoint: channel.endpoint)
             let client = QMPClient(channel: channel, greeting: greeting, logger: logger)
             channel.setHandlers(
                 unmatched: { [weak client] message in client?.handleUnmatched(message) },
                 closed: { [weak client] error in client?.handleClosed(error) })
-            _ = try await client.execute(
-                "qmp_capabilities", timeout: max(deadline - ContinuousClock.now, .seconds(1)))
+            _ = try await client.execute("qmp_capabilities", timeout: deadline.remaining(atLeast: .seconds(1)))
             return client
-        } catch ControlError.noReply(let endpoint, let what, _) where what == "greeting" {
-            channel.close()
-            throw ControlError.noReply(endpoint, what: what, timeout: timeout)
-        } catch {
-            channel.close()
-            throw error
         }
     }
 
@@ -114,26 +105,8 @@ public final class QMPClient: @unchecked Sendable {
     public func execute(
         _ command: String, arguments: [String: JSONValue]? = nil, timeout: Duration = .seconds(10)
     ) async throws -> JSONValue {
-        let id: String = {
-            lock.lock()
-            defer { lock.unlock() }
-            nextID += 1
-            return "dts-\(nextID)"
-        }()
-        var message: [String: JSONValue] = ["execute": .string(command), "id": .string(id)]
-        if let arguments { message["arguments"] = .object(arguments) }
-        let reply = try await channel.request(
-            .object(message), what: "reply to \(command)", timeout: timeout,
-            matcher: { $0["id"] == .string(id) })
-        if let error = reply["error"] {
-            throw ControlError.commandFailed(
-                endpoint, command: command, errorClass: error["class"]?.stringValue ?? "GenericError",
-                message: error["desc"]?.stringValue ?? error.jsonText())
-        }
-        guard let value = reply["return"] else {
-            throw ControlError.protocolViolation(endpoint, "reply to \(command) has neither return nor error")
-        }
-        return value
+        let reply = try await channel.execute(command, arguments: arguments, timeout: timeout)
+        return try channel.returnValue(reply, command: command)
     }
 
     /// `query-status`: running or not, and the run state (`prelaunch`, `running`, `paused`, ...).

@@ -1,3 +1,4 @@
+import DTSProcess
 import DTSSSH
 import DTSSession
 import Foundation
@@ -113,17 +114,17 @@ final class DropbearServer: @unchecked Sendable {
     private func start() throws {
         let log = dir.file("dropbear-\(port).log")
         _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let pid = try spawn("/usr/sbin/dropbear",
-                            ["-F", "-E", "-m", "-r", hostKeyPath, "-p", "127.0.0.1:\(port)", "-P", dir.file("dropbear-\(port).pid")] + extraArguments,
-                            output: log)
+        // Not Foundation's Process: it passes on the test runner's blocked SIGCHLD, and dropbear then
+        // never notices its session child exit and never closes the channel. Spawn resets the signal state.
+        let pid = try Spawn.start(["/usr/sbin/dropbear", "-F", "-E", "-m", "-r", hostKeyPath, "-p", "127.0.0.1:\(port)",
+                                   "-P", dir.file("dropbear-\(port).pid")] + extraArguments, .output(to: log))
         self.pid = pid
         // Wait until it accepts connections.
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if canConnect() { return }
             if kill(pid, 0) != 0 { break }
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid { self.pid = nil; break }
+            if WaitStatus.reapIfExited(pid) != nil { self.pid = nil; break }
             usleep(20_000)
         }
         stop()
@@ -136,7 +137,7 @@ final class DropbearServer: @unchecked Sendable {
     /// Pids of the per-connection dropbear processes (children of the server).
     func childPids() -> [pid_t] {
         guard let pid else { return [] }
-        return DTSSSHTests.childPids(of: pid)
+        return ProcessTable.children(of: pid)
     }
 
     /// Kills the server and every per-connection child it started (by pid), and reaps the server.
@@ -144,8 +145,7 @@ final class DropbearServer: @unchecked Sendable {
         for child in childPids() { kill(child, SIGKILL) }
         if let pid {
             kill(pid, SIGKILL)
-            var status: Int32 = 0
-            _ = waitpid(pid, &status, 0)
+            _ = WaitStatus.wait(for: pid)
         }
         pid = nil
     }
@@ -222,34 +222,6 @@ func sha256(ofLocal path: String) throws -> String {
     return String(output.prefix(64))
 }
 
-/// Starts a program with output appended to `output`, stdin from /dev/null, and a clean signal
-/// state. (Foundation's Process passes on the test runner's blocked signal mask, with SIGCHLD
-/// blocked: dropbear then never notices its session child exit and never closes the channel.)
-func spawn(_ path: String, _ args: [String], output: String) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigmask(&attr, &empty)
-    var all = sigset_t()
-    sigfillset(&all)
-    posix_spawnattr_setsigdefault(&attr, &all)
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
-    defer { for p in argv { free(p) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
-    guard rc == 0 else { throw HarnessError(description: "cannot start \(path): \(String(cString: strerror(rc)))") }
-    return pid
-}
-
 /// A private OpenSSH sshd on 127.0.0.1 (foreground, own config and host key) offering only
 /// keyboard-interactive authentication through PAM, which dropbear's server does not implement.
 final class SshdServer: @unchecked Sendable {
@@ -283,13 +255,12 @@ final class SshdServer: @unchecked Sendable {
             """
         try config.write(toFile: dir.file("sshd_config"), atomically: true, encoding: .utf8)
         let log = dir.file("sshd.log")
-        let started = try spawn("/usr/sbin/sshd", ["-D", "-e", "-f", dir.file("sshd_config")], output: log)
+        let started = try Spawn.start(["/usr/sbin/sshd", "-D", "-e", "-f", dir.file("sshd_config")], .output(to: log))
         pid = started
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if tcpConnects(port: port) { return }
-            var st: Int32 = 0
-            if waitpid(started, &st, WNOHANG) == started { pid = nil; break }
+            if WaitStatus.reapIfExited(started) != nil { pid = nil; break }
             usleep(20_000)
         }
         shutdown()
@@ -298,10 +269,9 @@ final class SshdServer: @unchecked Sendable {
 
     func shutdown() {
         if let pid {
-            for child in childPids(of: pid) { kill(child, SIGKILL) }
+            for child in ProcessTable.children(of: pid) { kill(child, SIGKILL) }
             kill(pid, SIGKILL)
-            var status: Int32 = 0
-            _ = waitpid(pid, &status, 0)
+            _ = WaitStatus.wait(for: pid)
         }
         pid = nil
         dir.remove()
@@ -318,17 +288,4 @@ func tcpConnects(port: Int) -> Bool {
     return withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
-}
-
-/// Direct children of `pid`, from /proc.
-func childPids(of pid: pid_t) -> [pid_t] {
-    var result: [pid_t] = []
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-        guard let child = pid_t(entry),
-              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { continue }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        if fields.count > 1, pid_t(fields[1]) == pid { result.append(child) }
-    }
-    return result
 }

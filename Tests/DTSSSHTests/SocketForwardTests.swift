@@ -1,3 +1,4 @@
+import DTSProcess
 import DTSSSH
 import DTSSession
 import Foundation
@@ -75,7 +76,7 @@ struct SocketForwardTests {
             try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             defer { try? FileManager.default.removeItem(atPath: shared) }
             let serverSocket = shared + "/upper.sock"
-            let server = try spawn("/usr/bin/socat", ["UNIX-LISTEN:\(serverSocket),fork,mode=0777", "SYSTEM:tr a-z A-Z"], output: dir.file("socat.log"))
+            let server = try Spawn.start(["/usr/bin/socat", "UNIX-LISTEN:\(serverSocket),fork,mode=0777", "SYSTEM:tr a-z A-Z"], .output(to: dir.file("socat.log")))
             defer { kill(server, SIGKILL); var status: Int32 = 0; waitpid(server, &status, 0) }
             for _ in 0..<100 where !FileManager.default.fileExists(atPath: serverSocket) { try await Task.sleep(for: .milliseconds(20)) }
 

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSProcess
 import Foundation
 import Testing
 
@@ -145,37 +146,25 @@ import Glibc
             """)
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = \(host.address)\ntest_suites = runner_selftest\n")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nsleep_seconds = 263\n")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: DTSBinary.path)
-        process.arguments = ["run", "--conf-dir", conf.path, "--suite", "runner_selftest", "--test-cases", "test_sleep",
-                             "--output", out.path + "/r"]
-        process.currentDirectoryURL = URL(fileURLWithPath: DTSBinary.packageRoot)
-        let log = out.path + "/stdout"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardError = process.standardOutput
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let dts = try DTSProcessHarness.start(["run", "--conf-dir", conf.path, "--suite", "runner_selftest",
+                                               "--test-cases", "test_sleep", "--output", out.path + "/r"],
+                                              log: out.path + "/stdout")
         defer {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            dts.killIfRunning()
             for pid in localProcesses(running: "sleep 263") { kill(pid, SIGKILL) }
         }
         var sleeper: Int32?
-        for _ in 0..<200 {
-            if let found = localProcesses(running: "sleep 263").first { sleeper = found; break }
-            try await Task.sleep(for: .milliseconds(100))
+        _ = await dts.waitUntil(timeout: .seconds(20)) {
+            sleeper = localProcesses(running: "sleep 263").first
+            return sleeper != nil
         }
-        let pid = try #require(sleeper, "the remote sleep never started: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
+        let pid = try #require(sleeper, "the remote sleep never started: \(dts.output)")
         let sleeperNet = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net")) ?? ""
         #expect(sleeperNet == host.namespaceInode, "sleep runs in \(sleeperNet), the namespace is \(host.namespaceInode)")
         #expect(!host.waitForNoSessions(timeout: .milliseconds(100)), "no SSH session while the case runs")
-        let interruptedAt = ContinuousClock.now
-        process.interrupt()
-        while process.isRunning && ContinuousClock.now - interruptedAt < .seconds(60) { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(!process.isRunning)
-        #expect(ContinuousClock.now - interruptedAt < .seconds(30))
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 130)
+        let (status, elapsed) = await dts.interrupt(waitingUpTo: .seconds(60))
+        #expect(status == 130)
+        #expect(elapsed < .seconds(30))
         let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
         #expect(report.interrupted == "SIGINT")
         #expect(report.allCases.map(\.case.status) == [.error])
@@ -191,7 +180,7 @@ import Glibc
 
     /// The library API: `Dut.remote` runs commands on the namespace host (its network namespace,
     /// its addresses), exposes the DUT's address, and QEMU refuses to start for it.
-    @Test func remoteDutRunsInTheNamespaceAndRefusesVMs() async throws {
+    @Test func remoteDutRunsInTheNamespace() async throws {
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
         let conf = try RunnerTempDir("dts-remote-conf")
@@ -259,11 +248,13 @@ import Glibc
             let status = try await dut.exec("echo out; echo err >&2; [[ 1 == 1 ]] && exit 7", timeout: .seconds(10))
             #expect(status.status == 7 && status.output == "out\n" && status.errorOutput == "err\n", "\(status)")
         }
-        let pidFiles = remotePidFiles()
+        // This session's pid files only: other tests' remote sessions may run meanwhile.
+        let tag = try #require(dut.underlyingSession as? RemoteHostSession).tag
+        let pidFiles = remotePidFiles(tag: tag)
         #expect(!pidFiles.isEmpty, "no exec pid file while the session is open")
         await dut.close()
         #expect(host.waitForNoSessions(), "the session process stays after close()")
-        #expect(remotePidFiles().isDisjoint(with: pidFiles), "pid files left after close: \(remotePidFiles())")
+        #expect(remotePidFiles(tag: tag).isEmpty, "pid files left after close: \(remotePidFiles(tag: tag))")
         // A second connection with the recorded key succeeds; a different server key at the same address fails.
         let again = try await Dut.remote(crb, knownHostsPath: knownHosts)
         await again.close()
@@ -421,14 +412,15 @@ final class RemoteNamespaceHost: @unchecked Sendable {
 
     private func startServer() throws {
         let log = dir.path + "/dropbear.log"
-        let started = try remoteSpawn(Self.ip, ["netns", "exec", namespace, "/usr/sbin/dropbear", "-F", "-E", "-m",
-                                                "-p", address + ":22", "-r", hostKey, "-P", dir.path + "/dropbear.pid"], output: log)
+        // Spawn, not Foundation's Process: that passes on the test runner's blocked SIGCHLD, and
+        // dropbear then never notices its session child exit and never closes the channel.
+        let started = try Spawn.start([Self.ip, "netns", "exec", namespace, "/usr/sbin/dropbear", "-F", "-E", "-m",
+                                       "-p", address + ":22", "-r", hostKey, "-P", dir.path + "/dropbear.pid"], .output(to: log))
         pid = started
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if remoteTCPConnects(address, port: 22) { return }
-            var status: Int32 = 0
-            if waitpid(started, &status, WNOHANG) == started { pid = nil; break }
+            if WaitStatus.reapIfExited(started) != nil { pid = nil; break }
             usleep(20_000)
         }
         throw RemoteHostError("dropbear did not start in namespace \(namespace) on \(address):22: \(serverLog)")
@@ -459,14 +451,13 @@ final class RemoteNamespaceHost: @unchecked Sendable {
 
             """
         try config.write(toFile: dir.path + "/sshd_config", atomically: true, encoding: .utf8)
-        let started = try remoteSpawn(Self.ip, ["netns", "exec", namespace, "/usr/sbin/sshd", "-D", "-e", "-f", dir.path + "/sshd_config"],
-                                      output: dir.path + "/sshd.log")
+        let started = try Spawn.start([Self.ip, "netns", "exec", namespace, "/usr/sbin/sshd", "-D", "-e", "-f", dir.path + "/sshd_config"],
+                                      .output(to: dir.path + "/sshd.log"))
         sshdPid = started
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if remoteTCPConnects(address, port: port) { return }
-            var status: Int32 = 0
-            if waitpid(started, &status, WNOHANG) == started { sshdPid = nil; break }
+            if WaitStatus.reapIfExited(started) != nil { sshdPid = nil; break }
             usleep(20_000)
         }
         throw RemoteHostError("sshd did not start in namespace \(namespace) on \(address):\(port): \(sshdLog)")
@@ -487,7 +478,7 @@ final class RemoteNamespaceHost: @unchecked Sendable {
         guard let pid else { return false }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if remoteChildPids(of: pid).isEmpty { return true }
+            if ProcessTable.children(of: pid).isEmpty { return true }
             usleep(50_000)
         }
         return false
@@ -501,13 +492,12 @@ final class RemoteNamespaceHost: @unchecked Sendable {
 
     /// Kills a server, its session processes and their children (by pid), and reaps the server.
     private static func killTree(_ pid: pid_t) {
-        for child in remoteChildPids(of: pid) {
-            for grandchild in remoteChildPids(of: child) { kill(grandchild, SIGKILL) }
+        for child in ProcessTable.children(of: pid) {
+            for grandchild in ProcessTable.children(of: child) { kill(grandchild, SIGKILL) }
             kill(child, SIGKILL)
         }
         kill(pid, SIGKILL)
-        var status: Int32 = 0
-        _ = waitpid(pid, &status, 0)
+        _ = WaitStatus.wait(for: pid)
     }
 
     /// Kills and reaps the server, deletes the namespace and the veth pair. Safe to call twice.
@@ -553,8 +543,8 @@ struct RemoteHostError: Error, CustomStringConvertible {
 }
 
 /// The pid files of remote execs (`/tmp/.dts-exec-*`).
-func remotePidFiles() -> Set<String> {
-    Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix(".dts-exec-") })
+func remotePidFiles(tag: String) -> Set<String> {
+    Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix(".dts-exec-\(tag)-") })
 }
 
 /// Every regular file under `directory`.
@@ -564,34 +554,6 @@ func remoteAllFiles(under directory: String) throws -> [String] {
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: $0, isDirectory: &isDirectory) && !isDirectory.boolValue
     }
-}
-
-/// Starts a program with output appended to `output`, stdin from /dev/null, an empty signal mask
-/// and default handlers. (Foundation's Process passes on the test runner's blocked SIGCHLD:
-/// dropbear then never notices its session child exit and never closes the channel.)
-func remoteSpawn(_ path: String, _ args: [String], output: String) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigmask(&attr, &empty)
-    var all = sigset_t()
-    sigfillset(&all)
-    posix_spawnattr_setsigdefault(&attr, &all)
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
-    defer { for p in argv { free(p) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
-    guard rc == 0 else { throw RemoteHostError("cannot start \(path): \(String(cString: strerror(rc)))") }
-    return pid
 }
 
 /// Whether a TCP connection to `address:port` succeeds within about a second.
@@ -608,17 +570,4 @@ func remoteTCPConnects(_ address: String, port: Int) -> Bool {
     return withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
-}
-
-/// Direct children of `pid`, from /proc.
-func remoteChildPids(of pid: pid_t) -> [pid_t] {
-    var result: [pid_t] = []
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-        guard let child = pid_t(entry),
-              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { continue }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        if fields.count > 1, pid_t(fields[1]) == pid { result.append(child) }
-    }
-    return result
 }

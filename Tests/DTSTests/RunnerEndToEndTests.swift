@@ -94,34 +94,17 @@ import Testing
         let out = try RunnerTempDir("dts-e2e-out")
         let markers = try RunnerTempDir("dts-e2e-markers")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nsleep_seconds = 247\nmarker_dir = \(markers.path)\n")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: DTSBinary.path)
-        process.arguments = ["run", "--conf-dir", conf.path, "--suite", "runner_selftest", "--test-cases", "test_sleep,test_verify",
-                             "--output", out.path + "/r"]
-        process.currentDirectoryURL = URL(fileURLWithPath: DTSBinary.packageRoot)
-        let log = out.path + "/stdout"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardError = process.standardOutput
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+        let dts = try DTSProcessHarness.start(["run", "--conf-dir", conf.path, "--suite", "runner_selftest",
+                                               "--test-cases", "test_sleep,test_verify", "--output", out.path + "/r"],
+                                              log: out.path + "/stdout")
+        defer { dts.killIfRunning() }
 
         // Wait until the long case's `sleep 247` runs on the DUT.
-        var started = false
-        for _ in 0..<200 {
-            let found = localProcesses(running: "sleep 247")
-            if !found.isEmpty { started = true; break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        try #require(started, "the long case never started: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
-        let interruptedAt = ContinuousClock.now
-        process.interrupt()
-        while process.isRunning && ContinuousClock.now - interruptedAt < .seconds(60) { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(!process.isRunning)
-        #expect(ContinuousClock.now - interruptedAt < .seconds(30))
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 130)
+        let started = await dts.waitUntil(timeout: .seconds(20)) { !localProcesses(running: "sleep 247").isEmpty }
+        try #require(started, "the long case never started: \(dts.output)")
+        let (status, elapsed) = await dts.interrupt(waitingUpTo: .seconds(60))
+        #expect(status == 130)
+        #expect(elapsed < .seconds(30))
 
         let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
         #expect(report.interrupted == "SIGINT")
@@ -132,7 +115,6 @@ import Testing
         #expect(made == ["teardown-test_verify", "teardown-test_sleep", "teardown-all"])
         let left = localProcesses(running: "sleep 247")
         #expect(left.isEmpty)
-        let printed = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
-        #expect(printed.contains("SIGINT: stopping the running case"))
+        #expect(dts.output.contains("SIGINT: stopping the running case"))
     }
 }

@@ -98,34 +98,19 @@ extension HostBackendTests {
                          "the DPDK guest image is missing; build it with scripts/build-guest-image.sh --with-dpdk")
             let hugepagesBefore = nrHugepages(), sharedBefore = otherHugepageUsers()
             let out = try RunnerTempDir("dts-e2e-vxlanint")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: DTSBinary.path)
-            process.arguments = ["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", out.path + "/r"]
-            process.currentDirectoryURL = URL(fileURLWithPath: DTSBinary.packageRoot)
-            let log = out.path + "/stdout"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            process.standardError = process.standardOutput
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+            let dts = try DTSProcessHarness.start(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", out.path + "/r"],
+                                                  log: out.path + "/stdout")
+            defer { dts.killIfRunning() }
 
             // Wait until the topology is up and the first case runs.
             let caseLog = out.path + "/r/vxlan_sample/test_vxlan_sample_decap.log"
-            let deadline = ContinuousClock.now + .seconds(240)
-            while ContinuousClock.now < deadline && process.isRunning && !FileManager.default.fileExists(atPath: caseLog) {
-                try await Task.sleep(for: .milliseconds(200))
-            }
+            _ = await dts.waitUntil(timeout: .seconds(240), every: .milliseconds(200)) { FileManager.default.fileExists(atPath: caseLog) }
             let running = processes(mentioning: "/tmp/dts-vxlan-")
             try #require(FileManager.default.fileExists(atPath: caseLog) && !running.isEmpty,
-                         "the suite never reached its first case: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
+                         "the suite never reached its first case: \(dts.output)")
             #expect(namespaceExists("dtsvxlan"))
-            process.interrupt()
-            let interruptedAt = ContinuousClock.now
-            while process.isRunning && ContinuousClock.now - interruptedAt < .seconds(120) { try await Task.sleep(for: .milliseconds(100)) }
-            #expect(!process.isRunning)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 130)
+            let (status, _) = await dts.interrupt(waitingUpTo: .seconds(120))
+            #expect(status == 130)
             for pid in running { #expect(!ProcessIdentity.isAlive(pid), "\(ProcessIdentity.commandLine(of: pid)) survived the interrupted run") }
             #expect(processes(mentioning: "/tmp/dts-vxlan-").isEmpty)
             #expect(!namespaceExists("dtsvxlan") && !linkExists("vu0"))

@@ -102,19 +102,51 @@ struct HostCommands: Sendable {
         await readFile(pidFile).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
-    /// Sends SIGTERM, waits up to `grace`, then SIGKILL; waits until the process is gone.
-    func terminate(_ pid: Int32, grace: Duration = .seconds(5)) async {
-        guard pid > 1, await isAlive(pid) else { return }
-        await bestEffort(["kill", "-TERM", String(pid)])
-        if await waitGone(pid, within: grace) { return }
-        await bestEffort(["kill", "-KILL", String(pid)])
-        _ = await waitGone(pid, within: .seconds(5))
+    /// How ``stop(_:pidFile:request:grace:)`` first asks a process to exit.
+    enum ExitRequest: Sendable {
+        /// Send the signal `name` (`INT`, ...), then wait up to `within` for the process to go.
+        case signal(String, within: Duration)
+        /// Run `argv` (`ovs-appctl ... exit`) for at most `timeout`, then wait up to `within`.
+        case command([String], timeout: Duration, within: Duration)
+    }
+
+    /// The stop sequence of the backends' processes: the process `pid`, or when that is `nil` the
+    /// one recorded in `pidFile`, is asked to exit by `request` (when given); if it is still there,
+    /// it gets SIGTERM, up to `grace` to exit, then SIGKILL, and up to 5 s more to be gone.
+    /// Does nothing when no live process is found.
+    func stop(_ pid: Int32? = nil, pidFile: String? = nil, request: ExitRequest? = nil, grace: Duration = .seconds(5)) async {
+        var target = pid
+        if target == nil, let pidFile { target = await self.pid(fromFile: pidFile) }
+        guard let target, target > 1, await isAlive(target) else { return }
+        switch request {
+        case .signal(let name, let within)?:
+            await bestEffort(["kill", "-\(name)", String(target)])
+            if await waitGone(target, within: within) { return }
+        case .command(let argv, let timeout, let within)?:
+            await bestEffort(argv, timeout: timeout)
+            if await waitGone(target, within: within) { return }
+        case nil:
+            break
+        }
+        await bestEffort(["kill", "-TERM", String(target)])
+        if await waitGone(target, within: grace) { return }
+        await bestEffort(["kill", "-KILL", String(target)])
+        _ = await waitGone(target, within: .seconds(5))
+    }
+
+    /// DPDK's runtime directory for `--file-prefix=filePrefix`, left behind even in memory mode.
+    static func dpdkRuntimeDirectory(_ filePrefix: String) -> String { "/var/run/dpdk/" + filePrefix }
+
+    /// Removes DPDK's runtime directory for `filePrefix` and `paths` (the end of a DPDK process's stop).
+    func removeDPDKRuntime(filePrefix: String, alsoRemoving paths: [String] = []) async {
+        await bestEffort(["rm", "-rf", Self.dpdkRuntimeDirectory(filePrefix)] + paths)
     }
 
     /// Polls until `pid` is gone or `within` passes; returns whether it is gone.
     func waitGone(_ pid: Int32, within: Duration) async -> Bool {
         let deadline = ContinuousClock.now + within
-        while ContinuousClock.now < deadline {
+        // A cancelled Task.sleep returns at once: stop on cancellation instead of spinning.
+        while ContinuousClock.now < deadline, !Task.isCancelled {
             if !(await isAlive(pid)) { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }

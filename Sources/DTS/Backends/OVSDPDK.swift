@@ -420,24 +420,17 @@ public actor OVSDPDKBackend {
         guard started else { return }
         started = false
         let c = commands
-        let vswitchdPidFile = runDirectory + "/ovs-vswitchd.pid", ovsdbPidFile = runDirectory + "/ovsdb-server.pid"
-        let vswitchd = await c.pid(fromFile: vswitchdPidFile)
-        let ovsdb = await c.pid(fromFile: ovsdbPidFile)
-        if let vswitchd, await c.isAlive(vswitchd) {
-            await c.bestEffort(environment + ["ovs-appctl", "-t", vswitchdControl, "--timeout=5", "exit", "--cleanup"], timeout: .seconds(10))
-            if !(await c.waitGone(vswitchd, within: .seconds(5))) { await c.terminate(vswitchd) }
-        }
-        if let ovsdb, await c.isAlive(ovsdb) {
-            await c.bestEffort(environment + ["ovs-appctl", "-t", runDirectory + "/ovsdb-server.ctl", "--timeout=5", "exit"], timeout: .seconds(10))
-            if !(await c.waitGone(ovsdb, within: .seconds(3))) { await c.terminate(ovsdb) }
-        }
+        await c.stop(pidFile: runDirectory + "/ovs-vswitchd.pid", request: .command(
+            environment + ["ovs-appctl", "-t", vswitchdControl, "--timeout=5", "exit", "--cleanup"], timeout: .seconds(10), within: .seconds(5)))
+        await c.stop(pidFile: runDirectory + "/ovsdb-server.pid", request: .command(
+            environment + ["ovs-appctl", "-t", runDirectory + "/ovsdb-server.ctl", "--timeout=5", "exit"], timeout: .seconds(10), within: .seconds(3)))
         if mounted {
             if await c.bestEffort(["umount", hugepageDirectory])?.succeeded != true {
                 await c.bestEffort(["umount", "-l", hugepageDirectory])
             }
             mounted = false
         }
-        await c.bestEffort(["rm", "-rf", "/var/run/dpdk/" + filePrefix])
+        await c.removeDPDKRuntime(filePrefix: filePrefix)
         if hugepagesAdded > 0 {
             _ = try? await adjustHugepages(by: -hugepagesAdded)
             hugepagesAdded = 0

@@ -274,14 +274,13 @@ public actor TestpmdVhostBackend {
                 transcript += (try? await current.sendExpect("quit", .literal(Self.exitMarker), timeout: .seconds(15))) ?? ""
             }
             transcript += (try? await current.getSessionBefore(timeout: .milliseconds(200))) ?? ""
-            if pid == nil { pid = await commands.pid(fromFile: pidFile) }
-            if let pid { await commands.terminate(pid, grace: .seconds(5)) }
+            await commands.stop(pid, pidFile: pidFile, grace: .seconds(5))
             await current.close()
-        } else if let pid {
-            await commands.terminate(pid, grace: .seconds(2))
+        } else {
+            await commands.stop(pid, grace: .seconds(2))
         }
         pid = nil
-        await commands.bestEffort(["rm", "-rf", "/var/run/dpdk/" + filePrefix, pidFile])
+        await commands.removeDPDKRuntime(filePrefix: filePrefix, alsoRemoving: [pidFile])
         for port in options.ports where !port.client {
             await commands.bestEffort(["rm", "-f", port.socketPath])
         }

@@ -1,3 +1,4 @@
+import DTSProcess
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -82,9 +83,8 @@ public final class LocalSession: DUTSession {
         log?.record(endpoint, .command, command, redactor: redactor)
         let out = try CaptureFile(), err = try CaptureFile()
         defer { out.close(); err.close() }
-        let child = try ChildProcess.spawn(
-            ["/bin/sh", "-c", command],
-            actions: [.open(0, "/dev/null", O_RDONLY), .dup2(out.fd, 1), .dup2(err.fd, 2)])
+        let child = try ChildProcess.spawn(["/bin/sh", "-c", command], standardInput: .null,
+                                           standardOutput: .descriptor(out.fd), standardError: .descriptor(err.fd))
         let outcome = await child.waitForExit(timeout: timeout)
         let result = ExecResult(status: outcome.status, stdout: out.readAll(), stderr: err.readAll())
         if !result.stdout.isEmpty { log?.record(endpoint, .output, result.output, redactor: redactor) }
@@ -212,8 +212,9 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         environment["PS1"] = "$ "
         environment.removeValue(forKey: "PROMPT_COMMAND")
         do {
-            child = try ChildProcess.spawn(argv, actions: [.open(0, slavePath, O_RDWR), .dup2(0, 1), .dup2(0, 2)],
-                                           environment: environment)
+            // The slave side as standard input makes the PTY the new session's controlling terminal.
+            child = try ChildProcess.spawn(argv, standardInput: .open(slavePath, flags: O_RDWR), standardOutput: .sameAs(0),
+                                           standardError: .sameAs(0), environment: environment)
         } catch {
             Glibc.close(master)
             throw error
@@ -466,9 +467,8 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
 
 // MARK: - Processes
 
-/// A child process started with `posix_spawn` in a new session, reaped on a Dispatch thread.
+/// A child process started in a new session (``Spawn/start(_:_:)``), reaped on a Dispatch thread.
 final class ChildProcess: @unchecked Sendable {
-    enum Action { case open(Int32, String, Int32), dup2(Int32, Int32) }
     enum Reason { case exited, timedOut, cancelled }
 
     let pid: pid_t
@@ -484,44 +484,16 @@ final class ChildProcess: @unchecked Sendable {
         queue.async { [self] in reap() }
     }
 
-    /// Starts `argv` with the given descriptor actions, in a new session, with default signal handling.
-    static func spawn(_ argv: [String], actions: [Action], environment: [String: String]? = nil) throws -> ChildProcess {
-        var fileActions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fileActions)
-        defer { posix_spawn_file_actions_destroy(&fileActions) }
-        for action in actions {
-            switch action {
-            case .open(let fd, let path, let flags): posix_spawn_file_actions_addopen(&fileActions, fd, path, flags, 0)
-            case .dup2(let from, let to): posix_spawn_file_actions_adddup2(&fileActions, from, to)
-            }
+    /// Starts `argv` (an absolute path first) in a new session with the given standard descriptors.
+    static func spawn(_ argv: [String], standardInput: Redirection, standardOutput: Redirection, standardError: Redirection,
+                      environment: [String: String]? = nil) throws -> ChildProcess {
+        let options = SpawnOptions(environment: environment, processGroup: .newSession, standardInput: standardInput,
+                                   standardOutput: standardOutput, standardError: standardError)
+        do throws(SpawnError) {
+            return ChildProcess(pid: try Spawn.start(argv, options))
+        } catch {
+            throw LocalSessionError.spawnFailed(program: argv.first ?? "", errno: error.code)
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // dts ignores SIGINT/SIGTERM to handle them itself: children get default handling back.
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGPIPE, SIGCHLD, SIGTSTP, SIGTTIN, SIGTTOU] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        let setsid: Int32 = 0x80 // POSIX_SPAWN_SETSID (glibc)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | setsid))
-
-        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result: Int32
-        if let environment {
-            let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-            defer { cEnv.forEach { free($0) } }
-            result = posix_spawn(&pid, argv[0], &fileActions, &attributes, cArgs, cEnv)
-        } else {
-            result = posix_spawn(&pid, argv[0], &fileActions, &attributes, cArgs, environ)
-        }
-        guard result == 0 else { throw LocalSessionError.spawnFailed(program: argv[0], errno: result) }
-        return ChildProcess(pid: pid)
     }
 
     private func reap() {
@@ -529,10 +501,8 @@ final class ChildProcess: @unchecked Sendable {
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
         lock.lock()
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
+        status = WaitStatus.wait(for: pid) ?? 0
         exited = true
-        status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
         let continuations = waiters
         waiters = []
         lock.unlock()
@@ -543,22 +513,7 @@ final class ChildProcess: @unchecked Sendable {
     func signalSession(_ signal: Int32) {
         lock.lock(); defer { lock.unlock() }
         if !exited { kill(-pid, signal) }
-        for member in Self.sessionMembers(pid) where member != pid { kill(member, signal) }
-    }
-
-    /// Processes whose session id is `sid` (read from /proc).
-    static func sessionMembers(_ sid: pid_t) -> [pid_t] {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-        var members: [pid_t] = []
-        for entry in entries {
-            guard let candidate = pid_t(entry),
-                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            // Fields after "(comm)": state ppid pgrp session ...
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 3, pid_t(fields[3]) == sid { members.append(candidate) }
-        }
-        return members
+        for member in ProcessTable.members(ofSession: pid) where member != pid { kill(member, signal) }
     }
 
     /// Waits for the child to exit; on timeout or task cancellation kills its whole session first.

@@ -124,7 +124,8 @@ public enum RemoteDUT {
 public final class RemoteHostSession: DUTSession {
     /// The SSH connection to the DUT.
     public let connection: SSHConnection
-    private let tag = String(UInt64.random(in: 0x1000_0000_0000...0xFFFF_FFFF_FFFF), radix: 16)
+    /// Names this session's pid files on the DUT (`/tmp/.dts-exec-<tag>-<slot>`).
+    let tag = String(UInt64.random(in: 0x1000_0000_0000...0xFFFF_FFFF_FFFF), radix: 16)
     private let slots = PidFileSlots()
 
     /// Wraps `connection`.

@@ -306,11 +306,7 @@ public actor Tester {
 
     /// Stops a tcpdump (SIGINT, bounded, then SIGKILL). Idempotent.
     public func stopTcpdump(_ capture: TcpdumpCapture) async {
-        guard let pid = await commands.pid(fromFile: capture.pidFile) else { return }
-        if await commands.isAlive(pid) {
-            await commands.bestEffort(["kill", "-INT", String(pid)])
-            if !(await commands.waitGone(pid, within: .seconds(5))) { await commands.terminate(pid, grace: .seconds(1)) }
-        }
+        await commands.stop(pidFile: capture.pidFile, request: .signal("INT", within: .seconds(5)), grace: .seconds(1))
         await commands.bestEffort(["rm", "-f", capture.pidFile])
     }
 

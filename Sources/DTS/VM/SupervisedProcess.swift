@@ -1,10 +1,11 @@
+import DTSProcess
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A child process dts started and watches: own process group, output to files, reaped by a
-/// dedicated thread so that its exit is seen at once.
+/// dedicated thread so that its exit is seen at once. Started with ``Spawn/start(_:_:)`` (DTSProcess).
 ///
 /// The thread that spawns the child is the one that waits for it, so `--pdeathsig` (when asked
 /// for) fires exactly when dts itself dies, never earlier.
@@ -28,37 +29,37 @@ public final class SupervisedProcess: @unchecked Sendable {
         self.argv = argv
     }
 
-    /// Starts `argv` with stdin from /dev/null and stdout/stderr appended to the given files.
+    /// Starts `argv` with stdin from /dev/null and stdout/stderr appended to the given files, in
+    /// its own process group (see ``Spawn/start(_:_:)`` for the child's signal and descriptor state).
     ///
     /// - Parameters:
+    ///   - directory: the child's working directory (the output paths are opened before changing to it).
+    ///   - environment: the child's whole environment; `nil` passes dts's.
     ///   - dieWithParent: run under `setpriv --pdeathsig SIGKILL` so the child dies with dts.
     public static func spawn(_ argv: [String], stdout: String, stderr: String, directory: String? = nil,
                              environment: [String: String]? = nil, dieWithParent: Bool = false) throws -> SupervisedProcess {
         guard !argv.isEmpty else { throw SpawnError(description: "empty command") }
-        var command = dieWithParent ? ["/usr/bin/setpriv", "--pdeathsig", "SIGKILL", "--"] + argv : argv
-        // posix_spawn_file_actions_addchdir_np is not visible from Swift: let env(1) change directory.
-        if let directory { command = ["/usr/bin/env", "-C", directory, "--"] + command }
-        let spawned = command
-        let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
-
+        let options = SpawnOptions(environment: environment, directory: directory, processGroup: .newGroup,
+                                   standardInput: .null, standardOutput: .append(stdout), standardError: .append(stderr),
+                                   parentDeathSignal: dieWithParent ? SIGKILL : nil)
         let started = DispatchSemaphore(value: 0)
         let box = SpawnBox()
+        // The spawning thread is the reaper: it lives exactly as long as the child.
         let thread = Thread {
-            var child: pid_t = 0
-            let result = spawnChild(spawned, env: env, stdout: stdout, stderr: stderr, pid: &child)
-            box.set(pid: child, error: result)
+            let result = Result { () throws(DTSProcess.SpawnError) in try Spawn.start(argv, options) }
+            box.set(result)
             started.signal()
-            guard result == 0 else { return }
-            var raw: Int32 = 0
-            while waitpid(child, &raw, 0) < 0 && errno == EINTR {}
-            box.process?.finish(raw)
+            guard case .success(let child) = result else { return }
+            let status = WaitStatus.wait(for: child) ?? 0
+            box.process?.finish(status)
         }
         thread.name = "dts-reaper-\(argv[0].split(separator: "/").last ?? "")"
         thread.start()
         started.wait()
-        let (pid, error) = box.get()
-        guard error == 0 else {
-            throw SpawnError(description: "cannot start \(command[0]): \(String(cString: strerror(error)))")
+        let pid: pid_t
+        switch box.get() {
+        case .success(let child): pid = child
+        case .failure(let error): throw SpawnError(description: error.description)
         }
         let process = SupervisedProcess(pid: pid, argv: argv)
         box.attach(process)
@@ -108,9 +109,7 @@ public final class SupervisedProcess: @unchecked Sendable {
         return await waitForExit()
     }
 
-    fileprivate func finish(_ raw: Int32) {
-        let decoded: Int32
-        if raw & 0x7f == 0 { decoded = (raw >> 8) & 0xff } else { decoded = 128 + (raw & 0x7f) }
+    fileprivate func finish(_ decoded: Int32) {
         lock.lock()
         status = decoded
         let pending = waiters
@@ -123,13 +122,12 @@ public final class SupervisedProcess: @unchecked Sendable {
 /// Hands the pid and the process object between the spawning thread and the caller.
 private final class SpawnBox: @unchecked Sendable {
     private let lock = NSCondition()
-    private var pid: pid_t = 0
-    private var error: Int32 = 0
+    private var result: Result<pid_t, DTSProcess.SpawnError> = .success(0)
     private var attached: SupervisedProcess?
     private var exitedEarly: Int32?
 
-    func set(pid: pid_t, error: Int32) { lock.withLock { self.pid = pid; self.error = error } }
-    func get() -> (pid_t, Int32) { lock.withLock { (pid, error) } }
+    func set(_ result: Result<pid_t, DTSProcess.SpawnError>) { lock.withLock { self.result = result } }
+    func get() -> Result<pid_t, DTSProcess.SpawnError> { lock.withLock { result } }
 
     /// The process object, waiting for the caller to create it if the child exits very fast.
     var process: SupervisedProcess? {
@@ -145,36 +143,4 @@ private final class SpawnBox: @unchecked Sendable {
         lock.broadcast()
         lock.unlock()
     }
-}
-
-/// posix_spawn with its own process group, default signal handling, /dev/null stdin and output
-/// appended to files. Returns 0 or an errno value.
-private func spawnChild(_ argv: [String], env: [String], stdout: String, stderr: String, pid: inout pid_t) -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for sig in [SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT, SIGCHLD] { sigaddset(&defaults, sig) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    posix_spawnattr_setpgroup(&attributes, 0)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-    let cArgs = argv.map { strdup($0) } + [nil]
-    let cEnv = env.map { strdup($0) } + [nil]
-    defer {
-        cArgs.forEach { free($0) }
-        cEnv.forEach { free($0) }
-    }
-    return posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
 }

@@ -45,35 +45,20 @@ extension RealGuestTests {
         @Test func sigintDuringAVMCaseLeavesNoQEMU() async throws {
             try VMFixture.requireGuestImage()
             let out = try RunnerTempDir("dts-e2e-vmint")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: DTSBinary.path)
-            process.arguments = ["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"]
-            process.currentDirectoryURL = URL(fileURLWithPath: DTSBinary.packageRoot)
             let root = out.path + "/run-root"
-            process.environment = ProcessInfo.processInfo.environment.merging(["DTS_RUN_ROOT": root]) { $1 }
-            let log = out.path + "/stdout"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            process.standardError = process.standardOutput
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+            let dts = try DTSProcessHarness.start(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
+                                                  environment: ["DTS_RUN_ROOT": root], log: out.path + "/stdout")
+            defer { dts.killIfRunning() }
 
             // Wait until the VM is up and the first case runs.
             var qemu: [Int32] = []
-            let deadline = ContinuousClock.now + .seconds(180)
-            while ContinuousClock.now < deadline {
+            _ = await dts.waitUntil(timeout: .seconds(180), every: .milliseconds(200)) {
                 qemu = qemuProcesses(matching: root)
-                if !qemu.isEmpty, FileManager.default.fileExists(atPath: out.path + "/r/virt_basic/test_vm_kernel.log") { break }
-                try await Task.sleep(for: .milliseconds(200))
+                return !qemu.isEmpty && FileManager.default.fileExists(atPath: out.path + "/r/virt_basic/test_vm_kernel.log")
             }
-            try #require(!qemu.isEmpty, "the VM never came up: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
-            process.interrupt()
-            let interruptedAt = ContinuousClock.now
-            while process.isRunning && ContinuousClock.now - interruptedAt < .seconds(90) { try await Task.sleep(for: .milliseconds(100)) }
-            #expect(!process.isRunning)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 130)
+            try #require(!qemu.isEmpty, "the VM never came up: \(dts.output)")
+            let (status, _) = await dts.interrupt(waitingUpTo: .seconds(90))
+            #expect(status == 130)
             for pid in qemu { #expect(!ProcessIdentity.isAlive(pid), "QEMU \(pid) survived the interrupted run") }
             let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
             #expect(report.interrupted == "SIGINT")

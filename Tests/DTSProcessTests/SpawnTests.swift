@@ -1,0 +1,158 @@
+import DTSProcess
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The spawn primitive against real children (`/bin/sh`, `/bin/sleep`).
+@Suite struct SpawnTests {
+    /// A scratch directory, removed at the end of each test.
+    final class Scratch {
+        let path: String
+        init() throws {
+            path = FileManager.default.temporaryDirectory.appendingPathComponent("dts-spawn-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+        func read(_ name: String) -> String { (try? String(contentsOfFile: path + "/" + name, encoding: .utf8)) ?? "" }
+    }
+
+    /// Runs `script` under /bin/sh with `options` and returns its status.
+    func sh(_ script: String, _ options: SpawnOptions) throws -> Int32? {
+        WaitStatus.wait(for: try Spawn.start(["/bin/sh", "-c", script], options))
+    }
+
+    @Test func outputErrorAndStatus() throws {
+        let scratch = try Scratch()
+        let log = scratch.path + "/log"
+        #expect(try sh("echo out; echo err >&2; exit 7", .output(to: log)) == 7)
+        #expect(try sh("echo again", .output(to: log)) == 0)
+        #expect(scratch.read("log") == "out\nerr\nagain\n")
+        // stdin is /dev/null by default.
+        #expect(try sh("cat; echo end", .output(to: log)) == 0)
+        #expect(scratch.read("log").hasSuffix("again\nend\n"))
+        // A signal is reported as 128 + its number.
+        #expect(try sh("kill -TERM $$", .output(to: log)) == 128 + SIGTERM)
+    }
+
+    @Test func descriptorsEnvironmentAndDirectory() throws {
+        let scratch = try Scratch()
+        let fd = open(scratch.path + "/captured", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let relative = "dts-spawn-test-\(UUID().uuidString).err"
+        var options = SpawnOptions(environment: ["ONLY": "this"], directory: scratch.path,
+                                   standardOutput: .descriptor(fd), standardError: .append(relative))
+        #expect(try sh("echo \"$ONLY ${HOME:-unset}\"; pwd; echo oops >&2", options) == 0)
+        #expect(scratch.read("captured") == "this unset\n\(scratch.path)\n")
+        // Redirection paths are opened before the child changes directory.
+        let cwd = FileManager.default.currentDirectoryPath
+        #expect((try? String(contentsOfFile: cwd + "/" + relative, encoding: .utf8)) == "oops\n")
+        try? FileManager.default.removeItem(atPath: cwd + "/" + relative)
+
+        options.directory = scratch.path + "/missing"
+        options.standardError = .inherit
+        #expect(throws: SpawnError.self) { _ = try Spawn.start(["/bin/true"], options) }
+        #expect(throws: SpawnError(program: "/nonexistent/program", code: ENOENT)) {
+            _ = try Spawn.start(["/nonexistent/program"])
+        }
+        #expect(throws: SpawnError(program: "", code: EINVAL)) { _ = try Spawn.start([]) }
+        // A name without a slash is looked up in PATH.
+        #expect(WaitStatus.wait(for: try Spawn.start(["true"])) == 0)
+    }
+
+    /// The child gets default signal dispositions, an empty mask and no descriptor above 2, even one
+    /// this process opened without close-on-exec.
+    @Test func cleanSignalStateAndNoLeakedDescriptors() throws {
+        let scratch = try Scratch()
+        let leaky = open(scratch.path + "/leaky", O_WRONLY | O_CREAT, 0o644)
+        try #require(leaky >= 0)
+        defer { close(leaky) }
+        let ignored = signal(SIGUSR1, SIG_IGN)
+        var blocked = sigset_t(), previous = sigset_t()
+        sigemptyset(&blocked)
+        sigaddset(&blocked, SIGUSR2)
+        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        defer {
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+            signal(SIGUSR1, ignored)
+        }
+        let status = try sh("grep -E '^Sig(Blk|Ign):' /proc/self/status; ls /proc/self/fd", .output(to: scratch.path + "/out"))
+        #expect(status == 0)
+        let lines = scratch.read("out").split(separator: "\n").map(String.init)
+        #expect(lines.contains("SigBlk:\t0000000000000000"), "\(lines)")
+        // No standard signal (1 to 31) is ignored; glibc keeps its two internal real-time signals ignored.
+        let ignoredMask = lines.first { $0.hasPrefix("SigIgn:") }.flatMap { UInt64($0.dropFirst(8), radix: 16) }
+        #expect(ignoredMask.map { $0 & 0x7fff_ffff } == 0, "\(lines)")
+        // ls itself holds one descriptor for reading the directory.
+        let descriptors = lines.filter { Int($0) != nil }
+        #expect(descriptors.count <= 4 && !descriptors.contains(String(leaky)), "\(descriptors)")
+    }
+
+    @Test func processGroupsAndSessions() throws {
+        let own = try Spawn.start(["/bin/sleep", "30"], SpawnOptions(processGroup: .newGroup))
+        let session = try Spawn.start(["/bin/sleep", "30"], SpawnOptions(processGroup: .newSession))
+        let shared = try Spawn.start(["/bin/sleep", "30"])
+        defer {
+            for pid in [own, session, shared] { kill(pid, SIGKILL); _ = WaitStatus.wait(for: pid) }
+        }
+        let me = try #require(ProcessTable.entry(getpid()))
+        let ownEntry = try #require(ProcessTable.entry(own))
+        #expect(ownEntry.group == own && ownEntry.session == me.session && ownEntry.parent == getpid())
+        let sessionEntry = try #require(ProcessTable.entry(session))
+        #expect(sessionEntry.group == session && sessionEntry.session == session)
+        #expect(ProcessTable.members(ofSession: session) == [session])
+        let sharedEntry = try #require(ProcessTable.entry(shared))
+        #expect(sharedEntry.group == me.group)
+        #expect(Set(ProcessTable.children(of: getpid())).isSuperset(of: [own, session, shared]))
+        #expect(WaitStatus.reapIfExited(own) == nil)
+        kill(own, SIGKILL)
+        #expect(WaitStatus.wait(for: own) == 128 + SIGKILL)
+        #expect(WaitStatus.wait(for: own) == nil)
+    }
+
+    /// With a parent death signal the program runs under setpriv, in the same process, and dies
+    /// when the thread that spawned it ends.
+    @Test func parentDeathSignal() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "setpriv (util-linux) is missing")
+        let box = PidBox()
+        let release = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            box.result = Result { try Spawn.start(["/bin/sleep", "30"], SpawnOptions(parentDeathSignal: SIGKILL)) }
+            release.wait()
+        }
+        thread.start()
+        var pid: pid_t?
+        for _ in 0..<500 where pid == nil {
+            if let result = box.result { pid = try result.get() } else { usleep(10_000) }
+        }
+        let child = try #require(pid)
+        defer { kill(child, SIGKILL); _ = WaitStatus.wait(for: child) }
+        // setpriv execs sleep in the same process once it has set the signal.
+        var command = ""
+        for _ in 0..<500 where command != "sleep\n" {
+            command = (try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8)) ?? ""
+            if command != "sleep\n" { usleep(10_000) }
+        }
+        #expect(command == "sleep\n")
+        #expect(WaitStatus.reapIfExited(child) == nil)
+        release.signal()
+        var status: Int32?
+        for _ in 0..<500 where status == nil {
+            status = WaitStatus.reapIfExited(child)
+            if status == nil { usleep(10_000) }
+        }
+        #expect(status == 128 + SIGKILL)
+    }
+
+    final class PidBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: Result<pid_t, any Error>?
+        var result: Result<pid_t, any Error>? {
+            get { lock.withLock { stored } }
+            set { lock.withLock { stored = newValue } }
+        }
+    }
+}
