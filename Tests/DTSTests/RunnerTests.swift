@@ -473,15 +473,43 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 }
 
+/// A continuation set by one side and resumed by the other, whichever comes first.
+final class RunnerRelease: @unchecked Sendable {
+    private let lock = NSLock()
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var released = false
+
+    func set(_ continuation: CheckedContinuation<Void, Never>) {
+        let resumeNow = lock.withLock { () -> Bool in
+            if released { return true }
+            waiter = continuation
+            return false
+        }
+        if resumeNow { continuation.resume() }
+    }
+
+    func release() {
+        let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            released = true
+            defer { waiter = nil }
+            return waiter
+        }
+        waiting?.resume()
+    }
+}
+
 final class RunnerStubbornSuite: TestSuite {
     static let name = "fake_stubborn"
     nonisolated static let events = RunnerEventLog()
+    nonisolated static let release = RunnerRelease()
     static let cases: [TestCase<RunnerStubbornSuite>] = [
-        // Ignores cancellation for 3 s (a wait that cancellation does not end, not a busy loop, which
-        // would hold the suite's actor): the runner gives up on it after the grace period.
+        // Ignores cancellation until the test releases it (a wait that cancellation does not end,
+        // not a busy loop, which would hold the suite's actor): the runner gives up on it after the
+        // grace period. No fixed delay: the test releases it once the run has ended, however
+        // loaded the machine is.
         .functional("test_ignores_cancel", timeout: .milliseconds(300)) { _ in
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                DispatchQueue.global().asyncAfter(deadline: .now() + 3) { done.resume() }
+                RunnerStubbornSuite.release.set(done)
             }
             RunnerStubbornSuite.events.add("case ended")
         },
@@ -492,7 +520,7 @@ final class RunnerStubbornSuite: TestSuite {
 }
 
 @Suite struct RunnerStubbornCaseTests {
-    @Test func caseIgnoringCancellationIsAbandonedAfterGrace() async throws {
+    @Test(.timeLimit(.minutes(1))) func caseIgnoringCancellationIsAbandonedAfterGrace() async throws {
         let out = try RunnerTempDir("dts-runner")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerStubbornSuite.self)]),
                             options: RunnerOptions(outputDirectory: out.path, cancelGrace: .milliseconds(500)), progress: RunnerSilentProgress())
@@ -502,8 +530,12 @@ final class RunnerStubbornSuite: TestSuite {
         let result = try #require(report.allCases.first?.case)
         #expect(result.status == .error)
         #expect(result.reason?.contains("did not stop within 0.5 seconds of cancellation") == true)
-        #expect(RunnerStubbornSuite.events.events.first == "tearDown")
-        try await Task.sleep(for: .seconds(3))
+        #expect(RunnerStubbornSuite.events.events == ["tearDown"])
+        // Released now, the abandoned case finishes on its own, after the run.
+        RunnerStubbornSuite.release.release()
+        for _ in 0..<100 where RunnerStubbornSuite.events.events.count < 2 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         #expect(RunnerStubbornSuite.events.events == ["tearDown", "case ended"])
     }
 }
