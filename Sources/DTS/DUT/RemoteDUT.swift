@@ -164,9 +164,9 @@ public final class RemoteHostSession: DUTSession {
     private func killRemote(pidFile: String) async {
         let connection = self.connection
         let script = "p=$(cat \(pidFile) 2>/dev/null); rm -f \(pidFile); "
-            + "if [ -n \"$p\" ] && kill -TERM -- -\"$p\" 2>/dev/null; then "
-            + "for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -\"$p\" 2>/dev/null || break; sleep 0.1; done; "
-            + "kill -KILL -- -\"$p\" 2>/dev/null; fi; true"
+            + "if [ -n \"$p\" ] && kill -TERM -\"$p\" 2>/dev/null; then "
+            + "for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -\"$p\" 2>/dev/null || break; sleep 0.1; done; "
+            + "kill -KILL -\"$p\" 2>/dev/null; fi; true"
         _ = await Task.detached { try? await connection.exec(script, timeout: .seconds(10)) }.value
     }
 

@@ -121,6 +121,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
 
     /// Kills the QEMUs and removes the directories that runs from this machine left on the DUT
     /// when their dts died (their owner's pid and start time no longer match a live process here).
+    /// A daemonized QEMU leads its own session, so its whole process group goes.
     static func cleanStale(on connection: SSHConnection, label: String, logger context: RunContext) async {
         let listing = try? await connection.exec(
             "for d in /tmp/dts-vms.*; do [ -f \"$d/owner\" ] && echo \"$d $(cat \"$d/owner\")\"; done; true", timeout: .seconds(30))
@@ -130,7 +131,8 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
                   let pid = Int32(fields[2]), let start = UInt64(fields[3]) else { continue }
             if ProcessIdentity.startTime(of: pid) == start { continue } // that run is alive
             let script = "for f in \"$1\"/*/qemu.pid; do [ -f \"$f\" ] || continue; p=$(cat \"$f\"); "
-                + "grep -qaF -- \"$1\" /proc/\"$p\"/cmdline 2>/dev/null && kill -9 \"$p\" && echo \"killed $p\"; done; rm -rf -- \"$1\""
+                + "grep -qaF -- \"$1\" /proc/\"$p\"/cmdline 2>/dev/null && "
+                + "{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\"; } && echo \"killed $p\"; done; rm -rf -- \"$1\""
             let result = try? await connection.exec(ShellQuoting.join(["sh", "-c", script, "sh", fields[0]]), timeout: .seconds(30))
             context.logger.warning("\(label): removed \(fields[0]) of a dead run from this machine\((result?.output ?? "").isEmpty ? "" : ": " + (result?.output ?? "").replacingOccurrences(of: "\n", with: " "))")
         }

@@ -53,8 +53,9 @@ extension RealGuestTests {
             let instance = try #require(kvm.instance)
             let qemu = instance.pid
 
-            // The stale run is gone: its process killed, its directory removed.
+            // The stale run is gone: its process group killed (the shell and its sleep), its directory removed.
             #expect(!ProcessIdentity.isAlive(stalePid) || Self.status(stalePid, "State") == "Z")
+            #expect(localProcesses(running: "sleep 1283").isEmpty, "the stale run's child survived")
             #expect(!FileManager.default.fileExists(atPath: stale))
 
             // QEMU runs on the DUT: in the namespace's network namespace, as the DUT's user,
