@@ -8,7 +8,7 @@ final class ExecOperation: LoopOperation {
     private enum Phase { case open, start, sendEOF, read, close, waitClosed, free, cleanupClose, cleanupFree }
     private let command: String
     private let timeout: Duration
-    private var continuation: CheckedContinuation<ExecResult, any Error>?
+    private var waiter: OnceContinuation<ExecResult>
     private var phase = Phase.open
     private var channel: OpaquePointer?
     private var stdout: [UInt8] = []
@@ -21,7 +21,7 @@ final class ExecOperation: LoopOperation {
     init(command: String, timeout: Duration, continuation: CheckedContinuation<ExecResult, any Error>) {
         self.command = command
         self.timeout = timeout
-        self.continuation = continuation
+        self.waiter = OnceContinuation(continuation)
         super.init()
         deadline = ContinuousClock.now + timeout
     }
@@ -38,13 +38,8 @@ final class ExecOperation: LoopOperation {
         }
     }
 
-    private func resume(_ outcome: Result<ExecResult, any Error>) {
-        continuation?.resume(with: outcome)
-        continuation = nil
-    }
-
     private func fail(_ core: ConnectionCore, _ rc: Int32, _ what: String) -> StepResult {
-        resume(.failure(core.failure(rc, operation: "\(what) of `\(command)`", partialOutput: partial)))
+        waiter.resume(throwing: core.failure(rc, operation: "\(what) of `\(command)`", partialOutput: partial))
         if core.brokenError == nil, channel != nil {
             phase = .cleanupClose
             deadline = ContinuousClock.now + .seconds(2)
@@ -135,7 +130,7 @@ final class ExecOperation: LoopOperation {
                 channel = nil
                 if let result {
                     core.record(.execResult, String(decoding: result.stdout, as: UTF8.self) + String(decoding: result.stderr, as: UTF8.self), status: result.status)
-                    resume(.success(result))
+                    waiter.resume(returning: result)
                 }
                 return .done
             case .cleanupClose:
@@ -159,7 +154,7 @@ final class ExecOperation: LoopOperation {
             releaseTransient(core)
             return true
         default:
-            resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial)))
+            waiter.resume(throwing: SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial))
             if channel == nil {
                 releaseTransient(core)
                 return true
@@ -172,11 +167,7 @@ final class ExecOperation: LoopOperation {
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
         releaseTransient(core)
-        if case .connectionLost(let ep, _, let why, _) = reason {
-            resume(.failure(SSHError.connectionLost(endpoint: ep, operation: "exec `\(command)`", reason: why, partialOutput: partial)))
-        } else {
-            resume(.failure(reason))
-        }
+        waiter.resume(throwing: reason.reported(for: "exec `\(command)`", partialOutput: partial))
     }
 }
 

@@ -21,24 +21,19 @@ final class ShellChannel: @unchecked Sendable {
 final class ShellOpenOperation: LoopOperation {
     private enum Phase { case open, pty, shell }
     private let options: SSHShellOptions
-    private var continuation: CheckedContinuation<ShellChannel, any Error>?
+    private var waiter: OnceContinuation<ShellChannel>
     private var phase = Phase.open
     private var channel: OpaquePointer?
 
     init(options: SSHShellOptions, continuation: CheckedContinuation<ShellChannel, any Error>) {
         self.options = options
-        self.continuation = continuation
+        self.waiter = OnceContinuation(continuation)
         super.init()
         deadline = ContinuousClock.now + options.openTimeout
     }
 
-    private func resume(_ outcome: Result<ShellChannel, any Error>) {
-        continuation?.resume(with: outcome)
-        continuation = nil
-    }
-
     private func fail(_ core: ConnectionCore, _ rc: Int32, _ what: String) -> StepResult {
-        resume(.failure(core.failure(rc, operation: what, partialOutput: "")))
+        waiter.resume(throwing: core.failure(rc, operation: what, partialOutput: ""))
         if let channel, core.brokenError == nil { _ = libssh2_channel_free(channel) }
         return .done
     }
@@ -81,18 +76,18 @@ final class ShellOpenOperation: LoopOperation {
                 let shell = ShellChannel(number: core.nextShellNumber())
                 shell.channel = channel
                 channel = nil
-                resume(.success(shell))
+                waiter.resume(returning: shell)
                 return .done
             }
         }
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
-        resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "opening a shell", after: options.openTimeout, partialOutput: "")))
+        waiter.resume(throwing: SSHError.timeout(endpoint: core.endpoint, operation: "opening a shell", after: options.openTimeout, partialOutput: ""))
         return true
     }
 
-    override func abort(_ core: ConnectionCore, reason: SSHError) { resume(.failure(reason)) }
+    override func abort(_ core: ConnectionCore, reason: SSHError) { waiter.resume(throwing: reason) }
 }
 
 /// What a shell I/O operation waits for after sending.
@@ -116,7 +111,7 @@ final class ShellIOOperation: LoopOperation {
     private let wait: ShellWait
     private let timeout: Duration
     private let label: String
-    private var continuation: CheckedContinuation<[UInt8], any Error>?
+    private var waiter: OnceContinuation<[UInt8]>
     private var scanFrom = 0
 
     init(shell: ShellChannel, send: [UInt8], clearPending: Bool, wait: ShellWait, timeout: Duration, label: String,
@@ -126,7 +121,7 @@ final class ShellIOOperation: LoopOperation {
         self.wait = wait
         self.timeout = timeout
         self.label = label
-        self.continuation = continuation
+        self.waiter = OnceContinuation(continuation)
         super.init()
         if clearPending { shell.pending.removeAll() }
         shell.busy = true
@@ -135,8 +130,7 @@ final class ShellIOOperation: LoopOperation {
 
     private func resume(_ outcome: Result<[UInt8], any Error>) {
         shell.busy = false
-        continuation?.resume(with: outcome)
-        continuation = nil
+        waiter.resume(with: outcome)
     }
 
     private var partial: String { ShellText.normalize(shell.pending) }
@@ -257,11 +251,7 @@ final class ShellIOOperation: LoopOperation {
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        if case .connectionLost(let ep, _, let why, _) = reason {
-            resume(.failure(SSHError.connectionLost(endpoint: ep, operation: label, reason: why, partialOutput: partial)))
-        } else {
-            resume(.failure(reason))
-        }
+        resume(.failure(reason.reported(for: label, partialOutput: partial)))
     }
 }
 
@@ -272,21 +262,16 @@ final class ShellCloseOperation: LoopOperation {
     private enum Phase { case exit, eof, close, waitClosed, free }
     private let shell: ShellChannel
     private var phase = Phase.exit
-    private var continuation: CheckedContinuation<Void, any Error>?
+    private var waiter: OnceContinuation<Void>
     private var countedTransient = false
     private let exitLine: [CChar] = Array("exit\n".utf8CString.dropLast())
     private var exitSent = 0
 
     init(shell: ShellChannel, continuation: CheckedContinuation<Void, any Error>) {
         self.shell = shell
-        self.continuation = continuation
+        self.waiter = OnceContinuation(continuation)
         super.init()
         deadline = ContinuousClock.now + .seconds(3)
-    }
-
-    private func resume() {
-        continuation?.resume()
-        continuation = nil
     }
 
     /// The shell process exits during the close; until then it counts as a transient channel.
@@ -299,7 +284,7 @@ final class ShellCloseOperation: LoopOperation {
 
     override func step(_ core: ConnectionCore) -> StepResult {
         guard let channel = shell.channel, !(shell.closed && phase == .exit) else {
-            resume()
+            waiter.resume()
             return .done
         }
         if phase == .exit {
@@ -332,11 +317,11 @@ final class ShellCloseOperation: LoopOperation {
                 let rc = libssh2_channel_close(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN {
                     if let session = core.session, libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
-                        resume()
+                        waiter.resume()
                     }
                     return .blocked
                 }
-                resume()
+                waiter.resume()
                 phase = .waitClosed
             case .waitClosed:
                 let rc = libssh2_channel_wait_closed(channel)
@@ -347,7 +332,7 @@ final class ShellCloseOperation: LoopOperation {
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 shell.channel = nil
                 releaseTransient(core)
-                resume()
+                waiter.resume()
                 return .done
             }
         }
@@ -355,13 +340,13 @@ final class ShellCloseOperation: LoopOperation {
 
     override func expire(_ core: ConnectionCore) -> Bool {
         releaseTransient(core)
-        resume()
+        waiter.resume()
         return true
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
         releaseTransient(core)
-        resume()
+        waiter.resume()
     }
 }
 

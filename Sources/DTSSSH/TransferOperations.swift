@@ -18,7 +18,7 @@ final class TransferOperation: LoopOperation {
     private var mode: Int32?
     private let progress: CopyProgress?
     private let stallTimeout: Duration
-    private var continuation: CheckedContinuation<Void, any Error>?
+    private var waiter: OnceContinuation<Void>
     private var phase = Phase.sftpInit
     private var sftp: OpaquePointer?
     private var handle: OpaquePointer?
@@ -42,7 +42,7 @@ final class TransferOperation: LoopOperation {
         self.mode = mode
         self.progress = progress
         self.stallTimeout = stallTimeout
-        self.continuation = continuation
+        self.waiter = OnceContinuation(continuation)
         self.buffer = .allocate(byteCount: 256 * 1024, alignment: 16)
         super.init()
         deadline = ContinuousClock.now + stallTimeout
@@ -84,11 +84,10 @@ final class TransferOperation: LoopOperation {
             localFD = -1
         }
         if let error {
-            continuation?.resume(throwing: error)
+            waiter.resume(throwing: error)
         } else {
-            continuation?.resume()
+            waiter.resume()
         }
-        continuation = nil
         return .done
     }
 
@@ -288,11 +287,7 @@ final class TransferOperation: LoopOperation {
     override func abort(_ core: ConnectionCore, reason: SSHError) {
         self.core = core
         if error == nil {
-            if case .connectionLost(let ep, _, let why, _) = reason {
-                error = .connectionLost(endpoint: ep, operation: "\(operationName) of \(remotePath)", reason: why, partialOutput: "")
-            } else {
-                error = reason
-            }
+            error = reason.reported(for: "\(operationName) of \(remotePath)", partialOutput: "")
         }
         _ = finish()
     }
