@@ -5,37 +5,31 @@ import Foundation
 /// One `exec` request: open a channel, start the command, drain stdout and stderr together until
 /// both end, close, and read the exit status (or signal).
 final class ExecOperation: LoopOperation {
-    private enum Phase { case open, start, sendEOF, read, close, waitClosed, free, cleanupClose, cleanupFree }
+    private enum Phase { case setup, sendEOF, read, close, waitClosed, free, cleanupClose, cleanupFree }
     private let command: String
     private let timeout: Duration
     private var waiter: OnceContinuation<ExecResult>
-    private var phase = Phase.open
+    private var phase = Phase.setup
+    private var setup: ChannelSetup
     private var channel: OpaquePointer?
     private var stdout: [UInt8] = []
     private var stderr: [UInt8] = []
     private var stdoutDone = false
     private var stderrDone = false
     private var result: ExecResult?
-    private var countedTransient = false
+    private var transient = TransientMark()
 
     init(command: String, timeout: Duration, continuation: CheckedContinuation<ExecResult, any Error>) {
         self.command = command
         self.timeout = timeout
         self.waiter = OnceContinuation(continuation)
+        self.setup = ChannelSetup(requests: [.exec(command)])
         super.init()
         deadline = ContinuousClock.now + timeout
     }
 
     private var partial: String {
         String(decoding: stdout, as: UTF8.self) + (stderr.isEmpty ? "" : "\n[stderr] " + String(decoding: stderr, as: UTF8.self))
-    }
-
-    /// The server process is gone (or abandoned): channel opens may proceed.
-    private func releaseTransient(_ core: ConnectionCore) {
-        if countedTransient {
-            countedTransient = false
-            core.transientChannels -= 1
-        }
     }
 
     private func fail(_ core: ConnectionCore, _ rc: Int32, _ what: String) -> StepResult {
@@ -51,28 +45,15 @@ final class ExecOperation: LoopOperation {
     override func step(_ core: ConnectionCore) -> StepResult {
         while true {
             switch phase {
-            case .open:
-                if core.channelSetupMustWait { return .blocked }
-                exclusive = true
-                let (opened, rc) = core.openSessionChannel()
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                guard let opened else {
-                    exclusive = false
-                    return fail(core, rc, "channel open")
+            case .setup:
+                switch setup.step(core, for: self, channel: &channel) {
+                case .blocked: return .blocked
+                case .failed(.open, let rc): return fail(core, rc, "channel open")
+                case .failed(.request, let rc): return fail(core, rc, "exec request")
+                case .ready:
+                    transient.mark(core)
+                    phase = .sendEOF
                 }
-                channel = opened
-                phase = .start
-            case .start:
-                // Still exclusive: the exec request follows the open at once. Dropbear 2022.83 closes a
-                // channel that has no process yet whenever another session child exits, then aborts
-                // the whole connection when the late exec produces output (mkj/dropbear#321).
-                let rc = command.withCString { libssh2_channel_process_startup(channel, "exec", 4, $0, UInt32(strlen($0))) }
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                exclusive = false
-                if rc < 0 { return fail(core, rc, "exec request") }
-                core.transientChannels += 1
-                countedTransient = true
-                phase = .sendEOF
             case .sendEOF:
                 // The command gets no stdin; without EOF some servers (dropbear) never close the channel.
                 let rc = libssh2_channel_send_eof(channel)
@@ -111,7 +92,7 @@ final class ExecOperation: LoopOperation {
             case .waitClosed:
                 let rc = libssh2_channel_wait_closed(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                releaseTransient(core)
+                transient.release(core)
                 if rc < 0 { return fail(core, rc, "waiting for channel close") }
                 var status = libssh2_channel_get_exit_status(channel)
                 var signalName: UnsafeMutablePointer<CChar>?
@@ -141,7 +122,7 @@ final class ExecOperation: LoopOperation {
                 let rc = libssh2_channel_free(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 channel = nil
-                releaseTransient(core)
+                transient.release(core)
                 return .done
             }
         }
@@ -151,12 +132,12 @@ final class ExecOperation: LoopOperation {
         switch phase {
         case .cleanupClose, .cleanupFree:
             // Give up on a polite close; the channel is freed with the session.
-            releaseTransient(core)
+            transient.release(core)
             return true
         default:
             waiter.resume(throwing: SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial))
             if channel == nil {
-                releaseTransient(core)
+                transient.release(core)
                 return true
             }
             phase = .cleanupClose
@@ -166,7 +147,7 @@ final class ExecOperation: LoopOperation {
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        releaseTransient(core)
+        transient.release(core)
         waiter.resume(throwing: reason.reported(for: "exec `\(command)`", partialOutput: partial))
     }
 }

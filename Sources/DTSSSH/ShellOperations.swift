@@ -19,15 +19,15 @@ final class ShellChannel: @unchecked Sendable {
 
 /// Opens a session channel with a PTY and starts the login shell.
 final class ShellOpenOperation: LoopOperation {
-    private enum Phase { case open, pty, shell }
     private let options: SSHShellOptions
     private var waiter: OnceContinuation<ShellChannel>
-    private var phase = Phase.open
+    private var setup: ChannelSetup
     private var channel: OpaquePointer?
 
     init(options: SSHShellOptions, continuation: CheckedContinuation<ShellChannel, any Error>) {
         self.options = options
         self.waiter = OnceContinuation(continuation)
+        self.setup = ChannelSetup(requests: [.pty(terminal: options.terminal, columns: options.columns, rows: options.rows), .shell])
         super.init()
         deadline = ContinuousClock.now + options.openTimeout
     }
@@ -39,46 +39,17 @@ final class ShellOpenOperation: LoopOperation {
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
-        while true {
-            switch phase {
-            case .open:
-                if core.channelSetupMustWait { return .blocked }
-                exclusive = true
-                let (opened, rc) = core.openSessionChannel()
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                guard let opened else {
-                    exclusive = false
-                    return fail(core, rc, "opening a shell channel")
-                }
-                channel = opened
-                phase = .pty
-            case .pty:
-                // Terminal modes: ECHO (53) off, then TTY_OP_END.
-                let modes: [CChar] = [53, 0, 0, 0, 0, 0]
-                let rc = options.terminal.withCString { term in
-                    modes.withUnsafeBufferPointer {
-                        libssh2_channel_request_pty_ex(channel, term, UInt32(strlen(term)), $0.baseAddress, UInt32($0.count),
-                                                       options.columns, options.rows, 0, 0)
-                    }
-                }
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                if rc < 0 {
-                    exclusive = false
-                    return fail(core, rc, "PTY request")
-                }
-                phase = .shell
-            case .shell:
-                // Open, PTY and shell requests run back to back (exclusive), see ExecOperation.
-                let rc = libssh2_channel_process_startup(channel, "shell", 5, nil, 0)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                exclusive = false
-                if rc < 0 { return fail(core, rc, "shell request") }
-                let shell = ShellChannel(number: core.nextShellNumber())
-                shell.channel = channel
-                channel = nil
-                waiter.resume(returning: shell)
-                return .done
-            }
+        switch setup.step(core, for: self, channel: &channel) {
+        case .blocked: return .blocked
+        case .failed(.open, let rc): return fail(core, rc, "opening a shell channel")
+        case .failed(.request(.pty), let rc): return fail(core, rc, "PTY request")
+        case .failed(.request, let rc): return fail(core, rc, "shell request")
+        case .ready:
+            let shell = ShellChannel(number: core.nextShellNumber())
+            shell.channel = channel
+            channel = nil
+            waiter.resume(returning: shell)
+            return .done
         }
     }
 
@@ -263,7 +234,7 @@ final class ShellCloseOperation: LoopOperation {
     private let shell: ShellChannel
     private var phase = Phase.exit
     private var waiter: OnceContinuation<Void>
-    private var countedTransient = false
+    private var transient = TransientMark()
     private let exitLine: [CChar] = Array("exit\n".utf8CString.dropLast())
     private var exitSent = 0
 
@@ -274,23 +245,15 @@ final class ShellCloseOperation: LoopOperation {
         deadline = ContinuousClock.now + .seconds(3)
     }
 
-    /// The shell process exits during the close; until then it counts as a transient channel.
-    private func releaseTransient(_ core: ConnectionCore) {
-        if countedTransient {
-            countedTransient = false
-            core.transientChannels -= 1
-        }
-    }
-
     override func step(_ core: ConnectionCore) -> StepResult {
         guard let channel = shell.channel, !(shell.closed && phase == .exit) else {
             waiter.resume()
             return .done
         }
         if phase == .exit {
+            // The shell process exits during the close; until then it counts as a transient channel.
             shell.closed = true
-            countedTransient = true
-            core.transientChannels += 1
+            transient.mark(core)
         }
         while true {
             switch phase {
@@ -331,7 +294,7 @@ final class ShellCloseOperation: LoopOperation {
                 let rc = libssh2_channel_free(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 shell.channel = nil
-                releaseTransient(core)
+                transient.release(core)
                 waiter.resume()
                 return .done
             }
@@ -339,13 +302,13 @@ final class ShellCloseOperation: LoopOperation {
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
-        releaseTransient(core)
+        transient.release(core)
         waiter.resume()
         return true
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        releaseTransient(core)
+        transient.release(core)
         waiter.resume()
     }
 }

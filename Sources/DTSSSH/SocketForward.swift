@@ -138,8 +138,9 @@ final class ForwardListener: LoopOperation, @unchecked Sendable {
 /// One accepted connection relayed to an exec channel: local bytes go to the command's stdin,
 /// its stdout comes back; EOF is passed on each way.
 final class SocketRelay: LoopOperation, @unchecked Sendable {
-    private enum Phase { case open, start, relay, close, free }
-    private var phase = Phase.open
+    private enum Phase { case setup, relay, close, free }
+    private var phase = Phase.setup
+    private var setup: ChannelSetup
     private var fd: Int32
     private let command: String
     private var channel: OpaquePointer?
@@ -153,12 +154,14 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
     private var localWriteShut = false
     private var stderr: [UInt8] = []
     private var stopRequested = false
-    private var countedTransient = false
+    /// Counted once either side has ended (the command is about to exit), not while it runs.
+    private var transient = TransientMark()
     private let chunk = 64 * 1024
 
     init(fd: Int32, command: String) {
         self.fd = fd
         self.command = command
+        self.setup = ChannelSetup(requests: [.exec(command)])
         super.init()
     }
 
@@ -177,53 +180,36 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
         if fd >= 0 { Glibc.close(fd); fd = -1 }
     }
 
-    private func markTransient(_ core: ConnectionCore) {
-        // The server process is about to exit: with dropbear's quirk, channel setups wait for it.
-        if !countedTransient { countedTransient = true; core.transientChannels += 1 }
-    }
-
-    private func releaseTransient(_ core: ConnectionCore) {
-        if countedTransient { countedTransient = false; core.transientChannels -= 1 }
-    }
-
     private func finish(_ core: ConnectionCore) -> StepResult {
         closeLocal()
         if channel != nil, core.brokenError == nil {
-            markTransient(core)
+            transient.mark(core)
             phase = .close
             deadline = ContinuousClock.now + .seconds(2)
             return .progressed
         }
-        releaseTransient(core)
+        transient.release(core)
         return .done
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
         while true {
             switch phase {
-            case .open:
-                if stopRequested { return finish(core) }
-                if core.channelSetupMustWait { return .blocked }
-                exclusive = true
-                let (opened, rc) = core.openSessionChannel()
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                guard let opened else {
-                    exclusive = false
+            case .setup:
+                if stopRequested && channel == nil { return finish(core) }
+                switch setup.step(core, for: self, channel: &channel) {
+                case .blocked:
+                    return .blocked
+                case .failed(.open, let rc):
                     core.logger.warning("forward: channel open for `\(command)` failed: \(core.lastErrorMessage())")
                     if core.isFatal(rc) { _ = core.failure(rc, operation: "forward", partialOutput: "") }
                     return finish(core)
-                }
-                channel = opened
-                phase = .start
-            case .start:
-                let rc = command.withCString { libssh2_channel_process_startup(channel, "exec", 4, $0, UInt32(strlen($0))) }
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                exclusive = false
-                if rc < 0 {
+                case .failed(.request, _):
                     core.logger.warning("forward: exec `\(command)` failed: \(core.lastErrorMessage())")
                     return finish(core)
+                case .ready:
+                    phase = .relay
                 }
-                phase = .relay
             case .relay:
                 if stopRequested { return finish(core) }
                 return relay(core)
@@ -238,7 +224,7 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
                 let rc = libssh2_channel_free(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 channel = nil
-                releaseTransient(core)
+                transient.release(core)
                 if !stderr.isEmpty {
                     core.logger.debug("forward `\(command)` stderr: \(String(decoding: stderr, as: UTF8.self))")
                 }
@@ -278,13 +264,13 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
         }
         if localEOF && toRemote.isEmpty && !eofSent {
             let rc = libssh2_channel_send_eof(channel)
-            if rc == 0 { eofSent = true; moved = true; markTransient(core) } else if rc != LIBSSH2_ERROR_EAGAIN { return finish(core) }
+            if rc == 0 { eofSent = true; moved = true; transient.mark(core) } else if rc != LIBSSH2_ERROR_EAGAIN { return finish(core) }
         }
         // Remote → local.
         if !remoteEOF {
             switch core.readChannel(channel, stream: 0, into: &toLocal) {
             case .data: moved = true
-            case .eof: remoteEOF = true; moved = true; markTransient(core)
+            case .eof: remoteEOF = true; moved = true; transient.mark(core)
             case .again: break
             case .failed: return finish(core)
             }
@@ -315,7 +301,7 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
     override func expire(_ core: ConnectionCore) -> Bool {
         if phase == .close || phase == .free {
             // Give up on a polite close; the channel is freed with the session.
-            releaseTransient(core)
+            transient.release(core)
             closeLocal()
             return true
         }
@@ -324,7 +310,7 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        releaseTransient(core)
+        transient.release(core)
         closeLocal()
     }
 }
