@@ -4,27 +4,24 @@ import Foundation
 
 /// One `exec` request: open a channel, start the command, drain stdout and stderr together until
 /// both end, close, and read the exit status (or signal).
-final class ExecOperation: LoopOperation {
-    private enum Phase { case setup, sendEOF, read, close, waitClosed, free, cleanupClose, cleanupFree }
+final class ExecOperation: ChannelOperation {
+    private enum Phase { case setup, sendEOF, read, close }
     private let command: String
     private let timeout: Duration
     private var waiter: OnceContinuation<ExecResult>
     private var phase = Phase.setup
-    private var setup: ChannelSetup
-    private var channel: OpaquePointer?
+    private var closing = ChannelTeardown(.always)
     private var stdout: [UInt8] = []
     private var stderr: [UInt8] = []
     private var stdoutDone = false
     private var stderrDone = false
     private var result: ExecResult?
-    private var transient = TransientMark()
 
     init(command: String, timeout: Duration, continuation: CheckedContinuation<ExecResult, any Error>) {
         self.command = command
         self.timeout = timeout
         self.waiter = OnceContinuation(continuation)
-        self.setup = ChannelSetup(requests: [.exec(command)])
-        super.init()
+        super.init(requests: [.exec(command)])
         deadline = ContinuousClock.now + timeout
     }
 
@@ -34,19 +31,15 @@ final class ExecOperation: LoopOperation {
 
     private func fail(_ core: ConnectionCore, _ rc: Int32, _ what: String) -> StepResult {
         waiter.resume(throwing: core.failure(rc, operation: "\(what) of `\(command)`", partialOutput: partial))
-        if core.brokenError == nil, channel != nil {
-            phase = .cleanupClose
-            deadline = ContinuousClock.now + .seconds(2)
-            return .progressed
-        }
-        return .done
+        return closeInBackground(core)
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
+        if isCleaningUp { return stepCleanup(core) }
         while true {
             switch phase {
             case .setup:
-                switch setup.step(core, for: self, channel: &channel) {
+                switch stepSetup(core) {
                 case .blocked: return .blocked
                 case .failed(.open, let rc): return fail(core, rc, "channel open")
                 case .failed(.request, let rc): return fail(core, rc, "exec request")
@@ -85,65 +78,43 @@ final class ExecOperation: LoopOperation {
                 }
                 return moved ? .progressed : .blocked
             case .close:
-                let rc = libssh2_channel_close(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                if rc < 0 { return fail(core, rc, "channel close") }
-                phase = .waitClosed
-            case .waitClosed:
-                let rc = libssh2_channel_wait_closed(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                transient.release(core)
-                if rc < 0 { return fail(core, rc, "waiting for channel close") }
-                var status = libssh2_channel_get_exit_status(channel)
-                var signalName: UnsafeMutablePointer<CChar>?
-                var signalLength = 0
-                _ = libssh2_channel_get_exit_signal(channel, &signalName, &signalLength, nil, nil, nil, nil)
-                if let signalName {
-                    let name = String(cString: signalName)
-                    libssh2_free(core.session, signalName)
-                    status = 128 + SignalNames.number(name)
+                guard let (stage, rc) = closing.step(channel) else { return .blocked }
+                switch stage {
+                case .close:
+                    if rc < 0 { return fail(core, rc, "channel close") }
+                case .waitClosed:
+                    transient.release(core)
+                    if rc < 0 { return fail(core, rc, "waiting for channel close") }
+                    result = ExecResult(status: exitStatus(core), stdout: stdout, stderr: stderr)
+                case .free:
+                    channel = nil
+                    if let result {
+                        core.record(.execResult, String(decoding: result.stdout, as: UTF8.self) + String(decoding: result.stderr, as: UTF8.self), status: result.status)
+                        waiter.resume(returning: result)
+                    }
+                    return .done
                 }
-                result = ExecResult(status: status, stdout: stdout, stderr: stderr)
-                phase = .free
-            case .free:
-                let rc = libssh2_channel_free(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                channel = nil
-                if let result {
-                    core.record(.execResult, String(decoding: result.stdout, as: UTF8.self) + String(decoding: result.stderr, as: UTF8.self), status: result.status)
-                    waiter.resume(returning: result)
-                }
-                return .done
-            case .cleanupClose:
-                let rc = libssh2_channel_close(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                phase = .cleanupFree
-            case .cleanupFree:
-                let rc = libssh2_channel_free(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                channel = nil
-                transient.release(core)
-                return .done
             }
         }
     }
 
+    /// The command's exit status, or 128 + N if signal N ended it.
+    private func exitStatus(_ core: ConnectionCore) -> Int32 {
+        let status = libssh2_channel_get_exit_status(channel)
+        var signalName: UnsafeMutablePointer<CChar>?
+        var signalLength = 0
+        _ = libssh2_channel_get_exit_signal(channel, &signalName, &signalLength, nil, nil, nil, nil)
+        guard let signalName else { return status }
+        let name = String(cString: signalName)
+        libssh2_free(core.session, signalName)
+        return 128 + SignalNames.number(name)
+    }
+
     override func expire(_ core: ConnectionCore) -> Bool {
-        switch phase {
-        case .cleanupClose, .cleanupFree:
-            // Give up on a polite close; the channel is freed with the session.
-            transient.release(core)
-            return true
-        default:
-            waiter.resume(throwing: SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial))
-            if channel == nil {
-                transient.release(core)
-                return true
-            }
-            phase = .cleanupClose
-            deadline = ContinuousClock.now + .seconds(2)
-            return false
-        }
+        // Past the cleanup's own deadline, give up on a polite close.
+        if isCleaningUp { return abandonCleanup(core) }
+        waiter.resume(throwing: SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial))
+        return closeInBackground(core) == .done
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {

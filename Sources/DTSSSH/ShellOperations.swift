@@ -230,9 +230,10 @@ final class ShellIOOperation: LoopOperation {
 /// once CLOSE is sent) until the server reports the shell gone, and frees the channel. A shell
 /// that does not exit in time is left to be freed with the session.
 final class ShellCloseOperation: LoopOperation {
-    private enum Phase { case exit, eof, close, waitClosed, free }
+    private enum Phase { case exit, eof, teardown }
     private let shell: ShellChannel
     private var phase = Phase.exit
+    private var teardown = ChannelTeardown(.always)
     private var waiter: OnceContinuation<Void>
     private var transient = TransientMark()
     private let exitLine: [CChar] = Array("exit\n".utf8CString.dropLast())
@@ -259,7 +260,7 @@ final class ShellCloseOperation: LoopOperation {
             switch phase {
             case .exit:
                 if shell.eof {
-                    phase = .close
+                    phase = .teardown
                     continue
                 }
                 let n = exitLine.withUnsafeBufferPointer {
@@ -275,28 +276,27 @@ final class ShellCloseOperation: LoopOperation {
             case .eof:
                 let rc = libssh2_channel_send_eof(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                phase = .close
-            case .close:
-                let rc = libssh2_channel_close(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN {
-                    if let session = core.session, libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
+                phase = .teardown
+            case .teardown:
+                guard let (stage, _) = teardown.step(channel) else {
+                    // The caller goes on once CLOSE is on its way (only the peer's answer is missing).
+                    if teardown.stage == .close, let session = core.session,
+                       libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
                         waiter.resume()
                     }
                     return .blocked
                 }
-                waiter.resume()
-                phase = .waitClosed
-            case .waitClosed:
-                let rc = libssh2_channel_wait_closed(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                phase = .free
-            case .free:
-                let rc = libssh2_channel_free(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                shell.channel = nil
-                transient.release(core)
-                waiter.resume()
-                return .done
+                switch stage {
+                case .close:
+                    waiter.resume()
+                case .waitClosed:
+                    break
+                case .free:
+                    shell.channel = nil
+                    transient.release(core)
+                    waiter.resume()
+                    return .done
+                }
             }
         }
     }

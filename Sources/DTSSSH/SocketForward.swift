@@ -137,13 +137,11 @@ final class ForwardListener: LoopOperation, @unchecked Sendable {
 
 /// One accepted connection relayed to an exec channel: local bytes go to the command's stdin,
 /// its stdout comes back; EOF is passed on each way.
-final class SocketRelay: LoopOperation, @unchecked Sendable {
-    private enum Phase { case setup, relay, close, free }
+final class SocketRelay: ChannelOperation, @unchecked Sendable {
+    private enum Phase { case setup, relay }
     private var phase = Phase.setup
-    private var setup: ChannelSetup
     private var fd: Int32
     private let command: String
-    private var channel: OpaquePointer?
     /// Read from the local socket, not yet written to the channel.
     private var toRemote: [UInt8] = []
     /// Read from the channel, not yet written to the local socket.
@@ -154,22 +152,19 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
     private var localWriteShut = false
     private var stderr: [UInt8] = []
     private var stopRequested = false
-    /// Counted once either side has ended (the command is about to exit), not while it runs.
-    private var transient = TransientMark()
     private let chunk = 64 * 1024
 
     init(fd: Int32, command: String) {
         self.fd = fd
         self.command = command
-        self.setup = ChannelSetup(requests: [.exec(command)])
-        super.init()
+        super.init(requests: [.exec(command)])
     }
 
     /// Ends the relay at its next step (the forward closes; the loop steps every operation after a job).
     func stop() { stopRequested = true }
 
     override func pollRequest() -> pollfd? {
-        guard fd >= 0, phase == .relay else { return nil }
+        guard fd >= 0, phase == .relay, !isCleaningUp else { return nil }
         var events: Int16 = 0
         if !localEOF && toRemote.count < chunk { events |= Int16(POLLIN) }
         if !toLocal.isEmpty { events |= Int16(POLLOUT) }
@@ -180,24 +175,26 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
         if fd >= 0 { Glibc.close(fd); fd = -1 }
     }
 
+    /// Closes the local socket and the channel. The channel counts as transient from here on (its
+    /// command is about to exit), not while the relay runs.
     private func finish(_ core: ConnectionCore) -> StepResult {
         closeLocal()
-        if channel != nil, core.brokenError == nil {
-            transient.mark(core)
-            phase = .close
-            deadline = ContinuousClock.now + .seconds(2)
-            return .progressed
-        }
-        transient.release(core)
-        return .done
+        return closeInBackground(core, waitForPeer: true, countAsTransient: true)
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
+        if isCleaningUp {
+            let result = stepCleanup(core)
+            if result == .done, !stderr.isEmpty {
+                core.logger.debug("forward `\(command)` stderr: \(String(decoding: stderr, as: UTF8.self))")
+            }
+            return result
+        }
         while true {
             switch phase {
             case .setup:
                 if stopRequested && channel == nil { return finish(core) }
-                switch setup.step(core, for: self, channel: &channel) {
+                switch stepSetup(core) {
                 case .blocked:
                     return .blocked
                 case .failed(.open, let rc):
@@ -213,22 +210,6 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
             case .relay:
                 if stopRequested { return finish(core) }
                 return relay(core)
-            case .close:
-                let rc = libssh2_channel_close(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                if rc < 0 { phase = .free; continue }
-                let waited = libssh2_channel_wait_closed(channel)
-                if waited == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                phase = .free
-            case .free:
-                let rc = libssh2_channel_free(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                channel = nil
-                transient.release(core)
-                if !stderr.isEmpty {
-                    core.logger.debug("forward `\(command)` stderr: \(String(decoding: stderr, as: UTF8.self))")
-                }
-                return .done
             }
         }
     }
@@ -299,11 +280,9 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
-        if phase == .close || phase == .free {
-            // Give up on a polite close; the channel is freed with the session.
-            transient.release(core)
+        if isCleaningUp {
             closeLocal()
-            return true
+            return abandonCleanup(core)
         }
         deadline = nil
         return false
