@@ -238,6 +238,8 @@ final class ShellCloseOperation: LoopOperation {
     private var transient = TransientMark()
     private let exitLine: [CChar] = Array("exit\n".utf8CString.dropLast())
     private var exitSent = 0
+    /// This operation has claimed the shell (`shell.closed`) and counted it as transient.
+    private var started = false
 
     init(shell: ShellChannel, continuation: CheckedContinuation<Void, any Error>) {
         self.shell = shell
@@ -247,12 +249,14 @@ final class ShellCloseOperation: LoopOperation {
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
-        guard let channel = shell.channel, !(shell.closed && phase == .exit) else {
+        // A shell closed before this operation began (an earlier close) has nothing left to do.
+        guard let channel = shell.channel, started || !shell.closed else {
             waiter.resume()
             return .done
         }
-        if phase == .exit {
+        if !started {
             // The shell process exits during the close; until then it counts as a transient channel.
+            started = true
             shell.closed = true
             transient.mark(core)
         }
