@@ -149,13 +149,7 @@ final class ShellIOOperation: LoopOperation {
                 return (moved || received) ? .progressed : .blocked
             case .eof:
                 shell.eof = true
-                if case .collect = wait {
-                    let all = shell.pending
-                    shell.pending.removeAll()
-                    resume(.success(all))
-                } else {
-                    resume(.failure(SSHError.channelClosed(endpoint: core.endpoint, waitingFor: waitDescription, partialOutput: partial)))
-                }
+                endWait(orFail: SSHError.channelClosed(endpoint: core.endpoint, waitingFor: waitDescription, partialOutput: partial))
                 return .done
             case .failed(let rc):
                 resume(.failure(core.failure(rc, operation: label, partialOutput: partial)))
@@ -209,15 +203,20 @@ final class ShellIOOperation: LoopOperation {
         }
     }
 
-    override func expire(_ core: ConnectionCore) -> Bool {
+    /// Ends the wait without a match: `.collect` returns everything pending; any other wait fails
+    /// with `error` and leaves the pending output for a later expect.
+    private func endWait(orFail error: @autoclosure () -> SSHError) {
         if case .collect = wait {
             let all = shell.pending
             shell.pending.removeAll()
             resume(.success(all))
         } else {
-            // The pending output stays, so a later expect can still find what arrives late.
-            resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "\(label) waiting for \(waitDescription)", after: timeout, partialOutput: partial)))
+            resume(.failure(error()))
         }
+    }
+
+    override func expire(_ core: ConnectionCore) -> Bool {
+        endWait(orFail: SSHError.timeout(endpoint: core.endpoint, operation: "\(label) waiting for \(waitDescription)", after: timeout, partialOutput: partial))
         return true
     }
 
