@@ -4,25 +4,24 @@ import Foundation
 
 /// One `exec` request: open a channel, start the command, drain stdout and stderr together until
 /// both end, close, and read the exit status (or signal).
-final class ExecOperation: LoopOperation {
-    private enum Phase { case open, start, sendEOF, read, close, waitClosed, free, cleanupClose, cleanupFree }
+final class ExecOperation: ChannelOperation {
+    private enum Phase { case setup, sendEOF, read, close }
     private let command: String
     private let timeout: Duration
-    private var continuation: CheckedContinuation<ExecResult, any Error>?
-    private var phase = Phase.open
-    private var channel: OpaquePointer?
+    private var waiter: OnceContinuation<ExecResult>
+    private var phase = Phase.setup
+    private var closing = ChannelTeardown(.always)
     private var stdout: [UInt8] = []
     private var stderr: [UInt8] = []
     private var stdoutDone = false
     private var stderrDone = false
     private var result: ExecResult?
-    private var countedTransient = false
 
     init(command: String, timeout: Duration, continuation: CheckedContinuation<ExecResult, any Error>) {
         self.command = command
         self.timeout = timeout
-        self.continuation = continuation
-        super.init()
+        self.waiter = OnceContinuation(continuation)
+        super.init(requests: [.exec(command)])
         deadline = ContinuousClock.now + timeout
     }
 
@@ -30,54 +29,24 @@ final class ExecOperation: LoopOperation {
         String(decoding: stdout, as: UTF8.self) + (stderr.isEmpty ? "" : "\n[stderr] " + String(decoding: stderr, as: UTF8.self))
     }
 
-    /// The server process is gone (or abandoned): channel opens may proceed.
-    private func releaseTransient(_ core: ConnectionCore) {
-        if countedTransient {
-            countedTransient = false
-            core.transientChannels -= 1
-        }
-    }
-
-    private func resume(_ outcome: Result<ExecResult, any Error>) {
-        continuation?.resume(with: outcome)
-        continuation = nil
-    }
-
     private func fail(_ core: ConnectionCore, _ rc: Int32, _ what: String) -> StepResult {
-        resume(.failure(core.failure(rc, operation: "\(what) of `\(command)`", partialOutput: partial)))
-        if core.brokenError == nil, channel != nil {
-            phase = .cleanupClose
-            deadline = ContinuousClock.now + .seconds(2)
-            return .progressed
-        }
-        return .done
+        waiter.resume(throwing: core.failure(rc, operation: "\(what) of `\(command)`", partialOutput: partial))
+        return closeInBackground(core)
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
+        if isCleaningUp { return stepCleanup(core) }
         while true {
             switch phase {
-            case .open:
-                if core.channelSetupMustWait { return .blocked }
-                exclusive = true
-                let (opened, rc) = core.openSessionChannel()
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                guard let opened else {
-                    exclusive = false
-                    return fail(core, rc, "channel open")
+            case .setup:
+                switch stepSetup(core) {
+                case .blocked: return .blocked
+                case .failed(.open, let rc): return fail(core, rc, "channel open")
+                case .failed(.request, let rc): return fail(core, rc, "exec request")
+                case .ready:
+                    transient.mark(core)
+                    phase = .sendEOF
                 }
-                channel = opened
-                phase = .start
-            case .start:
-                // Still exclusive: the exec request follows the open at once. Dropbear 2022.83 closes a
-                // channel that has no process yet whenever another session child exits, then aborts
-                // the whole connection when the late exec produces output (mkj/dropbear#321).
-                let rc = command.withCString { libssh2_channel_process_startup(channel, "exec", 4, $0, UInt32(strlen($0))) }
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                exclusive = false
-                if rc < 0 { return fail(core, rc, "exec request") }
-                core.transientChannels += 1
-                countedTransient = true
-                phase = .sendEOF
             case .sendEOF:
                 // The command gets no stdin; without EOF some servers (dropbear) never close the channel.
                 let rc = libssh2_channel_send_eof(channel)
@@ -109,74 +78,48 @@ final class ExecOperation: LoopOperation {
                 }
                 return moved ? .progressed : .blocked
             case .close:
-                let rc = libssh2_channel_close(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                if rc < 0 { return fail(core, rc, "channel close") }
-                phase = .waitClosed
-            case .waitClosed:
-                let rc = libssh2_channel_wait_closed(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                releaseTransient(core)
-                if rc < 0 { return fail(core, rc, "waiting for channel close") }
-                var status = libssh2_channel_get_exit_status(channel)
-                var signalName: UnsafeMutablePointer<CChar>?
-                var signalLength = 0
-                _ = libssh2_channel_get_exit_signal(channel, &signalName, &signalLength, nil, nil, nil, nil)
-                if let signalName {
-                    let name = String(cString: signalName)
-                    libssh2_free(core.session, signalName)
-                    status = 128 + SignalNames.number(name)
+                guard let (stage, rc) = closing.step(channel) else { return .blocked }
+                switch stage {
+                case .close:
+                    if rc < 0 { return fail(core, rc, "channel close") }
+                case .waitClosed:
+                    transient.release(core)
+                    if rc < 0 { return fail(core, rc, "waiting for channel close") }
+                    result = ExecResult(status: exitStatus(core), stdout: stdout, stderr: stderr)
+                case .free:
+                    channel = nil
+                    if let result {
+                        core.record(.execResult, String(decoding: result.stdout, as: UTF8.self) + String(decoding: result.stderr, as: UTF8.self), status: result.status)
+                        waiter.resume(returning: result)
+                    }
+                    return .done
                 }
-                result = ExecResult(status: status, stdout: stdout, stderr: stderr)
-                phase = .free
-            case .free:
-                let rc = libssh2_channel_free(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                channel = nil
-                if let result {
-                    core.record(.execResult, String(decoding: result.stdout, as: UTF8.self) + String(decoding: result.stderr, as: UTF8.self), status: result.status)
-                    resume(.success(result))
-                }
-                return .done
-            case .cleanupClose:
-                let rc = libssh2_channel_close(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                phase = .cleanupFree
-            case .cleanupFree:
-                let rc = libssh2_channel_free(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                channel = nil
-                releaseTransient(core)
-                return .done
             }
         }
+    }
+
+    /// The command's exit status, or 128 + N if signal N ended it.
+    private func exitStatus(_ core: ConnectionCore) -> Int32 {
+        let status = libssh2_channel_get_exit_status(channel)
+        var signalName: UnsafeMutablePointer<CChar>?
+        var signalLength = 0
+        _ = libssh2_channel_get_exit_signal(channel, &signalName, &signalLength, nil, nil, nil, nil)
+        guard let signalName else { return status }
+        let name = String(cString: signalName)
+        libssh2_free(core.session, signalName)
+        return 128 + SignalNames.number(name)
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
-        switch phase {
-        case .cleanupClose, .cleanupFree:
-            // Give up on a polite close; the channel is freed with the session.
-            releaseTransient(core)
-            return true
-        default:
-            resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial)))
-            if channel == nil {
-                releaseTransient(core)
-                return true
-            }
-            phase = .cleanupClose
-            deadline = ContinuousClock.now + .seconds(2)
-            return false
-        }
+        // Past the cleanup's own deadline, give up on a polite close.
+        if isCleaningUp { return abandonCleanup(core) }
+        waiter.resume(throwing: SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial))
+        return closeInBackground(core) == .done
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        releaseTransient(core)
-        if case .connectionLost(let ep, _, let why, _) = reason {
-            resume(.failure(SSHError.connectionLost(endpoint: ep, operation: "exec `\(command)`", reason: why, partialOutput: partial)))
-        } else {
-            resume(.failure(reason))
-        }
+        transient.release(core)
+        waiter.resume(throwing: reason.reported(for: "exec `\(command)`", partialOutput: partial))
     }
 }
 

@@ -70,23 +70,19 @@ public final class SSHConnection: DUTSession, @unchecked Sendable {
     /// Uploads `localPath` to `remotePath` over SFTP in 256 KiB chunks, then sets the remote mode to
     /// `mode` (or the local file's mode). `progress` is called on the connection thread.
     public func upload(localPath: String, remotePath: String, mode: Int32? = nil, progress: CopyProgress? = nil) async throws {
-        let stall = core.options.transferStallTimeout
-        try await core.perform("upload") { _, cont in
-            let op = TransferOperation(direction: .upload, localPath: localPath, remotePath: remotePath, mode: mode,
-                                       progress: progress, stallTimeout: stall, continuation: cont)
-            if let error = op.prepare() {
-                cont.resume(throwing: error)
-                return nil
-            }
-            return op
-        }
+        try await transfer(.upload, localPath: localPath, remotePath: remotePath, mode: mode, progress: progress)
     }
 
     /// Downloads `remotePath` to `localPath` over SFTP in chunks; the local file gets the remote mode.
     public func download(remotePath: String, localPath: String, progress: CopyProgress? = nil) async throws {
+        try await transfer(.download, localPath: localPath, remotePath: remotePath, mode: nil, progress: progress)
+    }
+
+    private func transfer(_ direction: TransferOperation.Direction, localPath: String, remotePath: String, mode: Int32?,
+                          progress: CopyProgress?) async throws {
         let stall = core.options.transferStallTimeout
-        try await core.perform("download") { _, cont in
-            let op = TransferOperation(direction: .download, localPath: localPath, remotePath: remotePath, mode: nil,
+        try await core.perform(direction == .upload ? "upload" : "download") { _, cont in
+            let op = TransferOperation(direction: direction, localPath: localPath, remotePath: remotePath, mode: mode,
                                        progress: progress, stallTimeout: stall, continuation: cont)
             if let error = op.prepare() {
                 cont.resume(throwing: error)

@@ -78,6 +78,13 @@ public enum SSHError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// A broken connection reported by the connection (operation `session`) as a failure of
+    /// `operation`, with the output it had received; any other error unchanged.
+    func reported(for operation: String, partialOutput: String) -> SSHError {
+        guard case .connectionLost(let endpoint, _, let reason, _) = self else { return self }
+        return .connectionLost(endpoint: endpoint, operation: operation, reason: reason, partialOutput: partialOutput)
+    }
+
     /// The output received before the error, for timeouts, closed channels and lost connections.
     public var partialOutput: String? {
         switch self {

@@ -19,80 +19,46 @@ final class ShellChannel: @unchecked Sendable {
 
 /// Opens a session channel with a PTY and starts the login shell.
 final class ShellOpenOperation: LoopOperation {
-    private enum Phase { case open, pty, shell }
     private let options: SSHShellOptions
-    private var continuation: CheckedContinuation<ShellChannel, any Error>?
-    private var phase = Phase.open
+    private var waiter: OnceContinuation<ShellChannel>
+    private var setup: ChannelSetup
     private var channel: OpaquePointer?
 
     init(options: SSHShellOptions, continuation: CheckedContinuation<ShellChannel, any Error>) {
         self.options = options
-        self.continuation = continuation
+        self.waiter = OnceContinuation(continuation)
+        self.setup = ChannelSetup(requests: [.pty(terminal: options.terminal, columns: options.columns, rows: options.rows), .shell])
         super.init()
         deadline = ContinuousClock.now + options.openTimeout
     }
 
-    private func resume(_ outcome: Result<ShellChannel, any Error>) {
-        continuation?.resume(with: outcome)
-        continuation = nil
-    }
-
     private func fail(_ core: ConnectionCore, _ rc: Int32, _ what: String) -> StepResult {
-        resume(.failure(core.failure(rc, operation: what, partialOutput: "")))
+        waiter.resume(throwing: core.failure(rc, operation: what, partialOutput: ""))
         if let channel, core.brokenError == nil { _ = libssh2_channel_free(channel) }
         return .done
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
-        while true {
-            switch phase {
-            case .open:
-                if core.channelSetupMustWait { return .blocked }
-                exclusive = true
-                let (opened, rc) = core.openSessionChannel()
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                guard let opened else {
-                    exclusive = false
-                    return fail(core, rc, "opening a shell channel")
-                }
-                channel = opened
-                phase = .pty
-            case .pty:
-                // Terminal modes: ECHO (53) off, then TTY_OP_END.
-                let modes: [CChar] = [53, 0, 0, 0, 0, 0]
-                let rc = options.terminal.withCString { term in
-                    modes.withUnsafeBufferPointer {
-                        libssh2_channel_request_pty_ex(channel, term, UInt32(strlen(term)), $0.baseAddress, UInt32($0.count),
-                                                       options.columns, options.rows, 0, 0)
-                    }
-                }
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                if rc < 0 {
-                    exclusive = false
-                    return fail(core, rc, "PTY request")
-                }
-                phase = .shell
-            case .shell:
-                // Open, PTY and shell requests run back to back (exclusive), see ExecOperation.
-                let rc = libssh2_channel_process_startup(channel, "shell", 5, nil, 0)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                exclusive = false
-                if rc < 0 { return fail(core, rc, "shell request") }
-                let shell = ShellChannel(number: core.nextShellNumber())
-                shell.channel = channel
-                channel = nil
-                resume(.success(shell))
-                return .done
-            }
+        switch setup.step(core, for: self, channel: &channel) {
+        case .blocked: return .blocked
+        case .failed(.open, let rc): return fail(core, rc, "opening a shell channel")
+        case .failed(.request(.pty), let rc): return fail(core, rc, "PTY request")
+        case .failed(.request, let rc): return fail(core, rc, "shell request")
+        case .ready:
+            let shell = ShellChannel(number: core.nextShellNumber())
+            shell.channel = channel
+            channel = nil
+            waiter.resume(returning: shell)
+            return .done
         }
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
-        resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "opening a shell", after: options.openTimeout, partialOutput: "")))
+        waiter.resume(throwing: SSHError.timeout(endpoint: core.endpoint, operation: "opening a shell", after: options.openTimeout, partialOutput: ""))
         return true
     }
 
-    override func abort(_ core: ConnectionCore, reason: SSHError) { resume(.failure(reason)) }
+    override func abort(_ core: ConnectionCore, reason: SSHError) { waiter.resume(throwing: reason) }
 }
 
 /// What a shell I/O operation waits for after sending.
@@ -116,7 +82,7 @@ final class ShellIOOperation: LoopOperation {
     private let wait: ShellWait
     private let timeout: Duration
     private let label: String
-    private var continuation: CheckedContinuation<[UInt8], any Error>?
+    private var waiter: OnceContinuation<[UInt8]>
     private var scanFrom = 0
 
     init(shell: ShellChannel, send: [UInt8], clearPending: Bool, wait: ShellWait, timeout: Duration, label: String,
@@ -126,7 +92,7 @@ final class ShellIOOperation: LoopOperation {
         self.wait = wait
         self.timeout = timeout
         self.label = label
-        self.continuation = continuation
+        self.waiter = OnceContinuation(continuation)
         super.init()
         if clearPending { shell.pending.removeAll() }
         shell.busy = true
@@ -135,8 +101,7 @@ final class ShellIOOperation: LoopOperation {
 
     private func resume(_ outcome: Result<[UInt8], any Error>) {
         shell.busy = false
-        continuation?.resume(with: outcome)
-        continuation = nil
+        waiter.resume(with: outcome)
     }
 
     private var partial: String { ShellText.normalize(shell.pending) }
@@ -184,13 +149,7 @@ final class ShellIOOperation: LoopOperation {
                 return (moved || received) ? .progressed : .blocked
             case .eof:
                 shell.eof = true
-                if case .collect = wait {
-                    let all = shell.pending
-                    shell.pending.removeAll()
-                    resume(.success(all))
-                } else {
-                    resume(.failure(SSHError.channelClosed(endpoint: core.endpoint, waitingFor: waitDescription, partialOutput: partial)))
-                }
+                endWait(orFail: SSHError.channelClosed(endpoint: core.endpoint, waitingFor: waitDescription, partialOutput: partial))
                 return .done
             case .failed(let rc):
                 resume(.failure(core.failure(rc, operation: label, partialOutput: partial)))
@@ -244,24 +203,25 @@ final class ShellIOOperation: LoopOperation {
         }
     }
 
-    override func expire(_ core: ConnectionCore) -> Bool {
+    /// Ends the wait without a match: `.collect` returns everything pending; any other wait fails
+    /// with `error` and leaves the pending output for a later expect.
+    private func endWait(orFail error: @autoclosure () -> SSHError) {
         if case .collect = wait {
             let all = shell.pending
             shell.pending.removeAll()
             resume(.success(all))
         } else {
-            // The pending output stays, so a later expect can still find what arrives late.
-            resume(.failure(SSHError.timeout(endpoint: core.endpoint, operation: "\(label) waiting for \(waitDescription)", after: timeout, partialOutput: partial)))
+            resume(.failure(error()))
         }
+    }
+
+    override func expire(_ core: ConnectionCore) -> Bool {
+        endWait(orFail: SSHError.timeout(endpoint: core.endpoint, operation: "\(label) waiting for \(waitDescription)", after: timeout, partialOutput: partial))
         return true
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        if case .connectionLost(let ep, _, let why, _) = reason {
-            resume(.failure(SSHError.connectionLost(endpoint: ep, operation: label, reason: why, partialOutput: partial)))
-        } else {
-            resume(.failure(reason))
-        }
+        resume(.failure(reason.reported(for: label, partialOutput: partial)))
     }
 }
 
@@ -269,49 +229,41 @@ final class ShellIOOperation: LoopOperation {
 /// once CLOSE is sent) until the server reports the shell gone, and frees the channel. A shell
 /// that does not exit in time is left to be freed with the session.
 final class ShellCloseOperation: LoopOperation {
-    private enum Phase { case exit, eof, close, waitClosed, free }
+    private enum Phase { case exit, eof, teardown }
     private let shell: ShellChannel
     private var phase = Phase.exit
-    private var continuation: CheckedContinuation<Void, any Error>?
-    private var countedTransient = false
+    private var teardown = ChannelTeardown(.always)
+    private var waiter: OnceContinuation<Void>
+    private var transient = TransientMark()
     private let exitLine: [CChar] = Array("exit\n".utf8CString.dropLast())
     private var exitSent = 0
+    /// This operation has claimed the shell (`shell.closed`) and counted it as transient.
+    private var started = false
 
     init(shell: ShellChannel, continuation: CheckedContinuation<Void, any Error>) {
         self.shell = shell
-        self.continuation = continuation
+        self.waiter = OnceContinuation(continuation)
         super.init()
         deadline = ContinuousClock.now + .seconds(3)
     }
 
-    private func resume() {
-        continuation?.resume()
-        continuation = nil
-    }
-
-    /// The shell process exits during the close; until then it counts as a transient channel.
-    private func releaseTransient(_ core: ConnectionCore) {
-        if countedTransient {
-            countedTransient = false
-            core.transientChannels -= 1
-        }
-    }
-
     override func step(_ core: ConnectionCore) -> StepResult {
-        guard let channel = shell.channel, !(shell.closed && phase == .exit) else {
-            resume()
+        // A shell closed before this operation began (an earlier close) has nothing left to do.
+        guard let channel = shell.channel, started || !shell.closed else {
+            waiter.resume()
             return .done
         }
-        if phase == .exit {
+        if !started {
+            // The shell process exits during the close; until then it counts as a transient channel.
+            started = true
             shell.closed = true
-            countedTransient = true
-            core.transientChannels += 1
+            transient.mark(core)
         }
         while true {
             switch phase {
             case .exit:
                 if shell.eof {
-                    phase = .close
+                    phase = .teardown
                     continue
                 }
                 let n = exitLine.withUnsafeBufferPointer {
@@ -327,41 +279,40 @@ final class ShellCloseOperation: LoopOperation {
             case .eof:
                 let rc = libssh2_channel_send_eof(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                phase = .close
-            case .close:
-                let rc = libssh2_channel_close(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN {
-                    if let session = core.session, libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
-                        resume()
+                phase = .teardown
+            case .teardown:
+                guard let (stage, _) = teardown.step(channel) else {
+                    // The caller goes on once CLOSE is on its way (only the peer's answer is missing).
+                    if teardown.stage == .close, let session = core.session,
+                       libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
+                        waiter.resume()
                     }
                     return .blocked
                 }
-                resume()
-                phase = .waitClosed
-            case .waitClosed:
-                let rc = libssh2_channel_wait_closed(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                phase = .free
-            case .free:
-                let rc = libssh2_channel_free(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                shell.channel = nil
-                releaseTransient(core)
-                resume()
-                return .done
+                switch stage {
+                case .close:
+                    waiter.resume()
+                case .waitClosed:
+                    break
+                case .free:
+                    shell.channel = nil
+                    transient.release(core)
+                    waiter.resume()
+                    return .done
+                }
             }
         }
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
-        releaseTransient(core)
-        resume()
+        transient.release(core)
+        waiter.resume()
         return true
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        releaseTransient(core)
-        resume()
+        transient.release(core)
+        waiter.resume()
     }
 }
 

@@ -137,12 +137,11 @@ final class ForwardListener: LoopOperation, @unchecked Sendable {
 
 /// One accepted connection relayed to an exec channel: local bytes go to the command's stdin,
 /// its stdout comes back; EOF is passed on each way.
-final class SocketRelay: LoopOperation, @unchecked Sendable {
-    private enum Phase { case open, start, relay, close, free }
-    private var phase = Phase.open
+final class SocketRelay: ChannelOperation, @unchecked Sendable {
+    private enum Phase { case setup, relay }
+    private var phase = Phase.setup
     private var fd: Int32
     private let command: String
-    private var channel: OpaquePointer?
     /// Read from the local socket, not yet written to the channel.
     private var toRemote: [UInt8] = []
     /// Read from the channel, not yet written to the local socket.
@@ -153,20 +152,19 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
     private var localWriteShut = false
     private var stderr: [UInt8] = []
     private var stopRequested = false
-    private var countedTransient = false
     private let chunk = 64 * 1024
 
     init(fd: Int32, command: String) {
         self.fd = fd
         self.command = command
-        super.init()
+        super.init(requests: [.exec(command)])
     }
 
     /// Ends the relay at its next step (the forward closes; the loop steps every operation after a job).
     func stop() { stopRequested = true }
 
     override func pollRequest() -> pollfd? {
-        guard fd >= 0, phase == .relay else { return nil }
+        guard fd >= 0, phase == .relay, !isCleaningUp else { return nil }
         var events: Int16 = 0
         if !localEOF && toRemote.count < chunk { events |= Int16(POLLIN) }
         if !toLocal.isEmpty { events |= Int16(POLLOUT) }
@@ -177,72 +175,41 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
         if fd >= 0 { Glibc.close(fd); fd = -1 }
     }
 
-    private func markTransient(_ core: ConnectionCore) {
-        // The server process is about to exit: with dropbear's quirk, channel setups wait for it.
-        if !countedTransient { countedTransient = true; core.transientChannels += 1 }
-    }
-
-    private func releaseTransient(_ core: ConnectionCore) {
-        if countedTransient { countedTransient = false; core.transientChannels -= 1 }
-    }
-
+    /// Closes the local socket and the channel. The channel counts as transient from here on (its
+    /// command is about to exit), not while the relay runs.
     private func finish(_ core: ConnectionCore) -> StepResult {
         closeLocal()
-        if channel != nil, core.brokenError == nil {
-            markTransient(core)
-            phase = .close
-            deadline = ContinuousClock.now + .seconds(2)
-            return .progressed
-        }
-        releaseTransient(core)
-        return .done
+        return closeInBackground(core, waitForPeer: true, countAsTransient: true)
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
+        if isCleaningUp {
+            let result = stepCleanup(core)
+            if result == .done, !stderr.isEmpty {
+                core.logger.debug("forward `\(command)` stderr: \(String(decoding: stderr, as: UTF8.self))")
+            }
+            return result
+        }
         while true {
             switch phase {
-            case .open:
-                if stopRequested { return finish(core) }
-                if core.channelSetupMustWait { return .blocked }
-                exclusive = true
-                let (opened, rc) = core.openSessionChannel()
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                guard let opened else {
-                    exclusive = false
+            case .setup:
+                if stopRequested && channel == nil { return finish(core) }
+                switch stepSetup(core) {
+                case .blocked:
+                    return .blocked
+                case .failed(.open, let rc):
                     core.logger.warning("forward: channel open for `\(command)` failed: \(core.lastErrorMessage())")
                     if core.isFatal(rc) { _ = core.failure(rc, operation: "forward", partialOutput: "") }
                     return finish(core)
-                }
-                channel = opened
-                phase = .start
-            case .start:
-                let rc = command.withCString { libssh2_channel_process_startup(channel, "exec", 4, $0, UInt32(strlen($0))) }
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                exclusive = false
-                if rc < 0 {
+                case .failed(.request, _):
                     core.logger.warning("forward: exec `\(command)` failed: \(core.lastErrorMessage())")
                     return finish(core)
+                case .ready:
+                    phase = .relay
                 }
-                phase = .relay
             case .relay:
                 if stopRequested { return finish(core) }
                 return relay(core)
-            case .close:
-                let rc = libssh2_channel_close(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                if rc < 0 { phase = .free; continue }
-                let waited = libssh2_channel_wait_closed(channel)
-                if waited == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                phase = .free
-            case .free:
-                let rc = libssh2_channel_free(channel)
-                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
-                channel = nil
-                releaseTransient(core)
-                if !stderr.isEmpty {
-                    core.logger.debug("forward `\(command)` stderr: \(String(decoding: stderr, as: UTF8.self))")
-                }
-                return .done
             }
         }
     }
@@ -278,13 +245,13 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
         }
         if localEOF && toRemote.isEmpty && !eofSent {
             let rc = libssh2_channel_send_eof(channel)
-            if rc == 0 { eofSent = true; moved = true; markTransient(core) } else if rc != LIBSSH2_ERROR_EAGAIN { return finish(core) }
+            if rc == 0 { eofSent = true; moved = true; transient.mark(core) } else if rc != LIBSSH2_ERROR_EAGAIN { return finish(core) }
         }
         // Remote → local.
         if !remoteEOF {
             switch core.readChannel(channel, stream: 0, into: &toLocal) {
             case .data: moved = true
-            case .eof: remoteEOF = true; moved = true; markTransient(core)
+            case .eof: remoteEOF = true; moved = true; transient.mark(core)
             case .again: break
             case .failed: return finish(core)
             }
@@ -313,18 +280,16 @@ final class SocketRelay: LoopOperation, @unchecked Sendable {
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
-        if phase == .close || phase == .free {
-            // Give up on a polite close; the channel is freed with the session.
-            releaseTransient(core)
+        if isCleaningUp {
             closeLocal()
-            return true
+            return abandonCleanup(core)
         }
         deadline = nil
         return false
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        releaseTransient(core)
+        transient.release(core)
         closeLocal()
     }
 }

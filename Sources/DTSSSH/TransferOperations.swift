@@ -18,7 +18,7 @@ final class TransferOperation: LoopOperation {
     private var mode: Int32?
     private let progress: CopyProgress?
     private let stallTimeout: Duration
-    private var continuation: CheckedContinuation<Void, any Error>?
+    private var waiter: OnceContinuation<Void>
     private var phase = Phase.sftpInit
     private var sftp: OpaquePointer?
     private var handle: OpaquePointer?
@@ -31,8 +31,7 @@ final class TransferOperation: LoopOperation {
     private var done: Int64 = 0
     private var total: Int64 = 0
     private var error: SSHError?
-    private var countedTransient = false
-    private weak var core: ConnectionCore?
+    private var transient = TransientMark()
 
     init(direction: Direction, localPath: String, remotePath: String, mode: Int32?, progress: CopyProgress?,
          stallTimeout: Duration, continuation: CheckedContinuation<Void, any Error>) {
@@ -42,7 +41,7 @@ final class TransferOperation: LoopOperation {
         self.mode = mode
         self.progress = progress
         self.stallTimeout = stallTimeout
-        self.continuation = continuation
+        self.waiter = OnceContinuation(continuation)
         self.buffer = .allocate(byteCount: 256 * 1024, alignment: 16)
         super.init()
         deadline = ContinuousClock.now + stallTimeout
@@ -72,23 +71,19 @@ final class TransferOperation: LoopOperation {
         return nil
     }
 
-    private func finish() -> StepResult {
+    private func finish(_ core: ConnectionCore) -> StepResult {
         // The SFTP server process is gone or abandoned: channel opens may proceed.
-        if countedTransient {
-            countedTransient = false
-            core?.transientChannels -= 1
-        }
+        transient.release(core)
         if localFD >= 0 {
             if direction == .download, error == nil, let mode { fchmod(localFD, mode_t(mode & 0o7777)) }
             close(localFD)
             localFD = -1
         }
         if let error {
-            continuation?.resume(throwing: error)
+            waiter.resume(throwing: error)
         } else {
-            continuation?.resume()
+            waiter.resume()
         }
-        continuation = nil
         return .done
     }
 
@@ -102,15 +97,15 @@ final class TransferOperation: LoopOperation {
             if core.isFatal(rc) {
                 error = .connectionLost(endpoint: core.endpoint, operation: "\(operationName) of \(remotePath)", reason: reason, partialOutput: "")
                 core.markBroken(reason)
-                return finish()
+                return finish(core)
             }
             error = .sftpFailed(endpoint: core.endpoint, operation: what, path: remotePath, reason: reason)
         }
-        return cleanup()
+        return cleanup(core)
     }
 
-    private func cleanup() -> StepResult {
-        if handle != nil { phase = .closeHandle } else if sftp != nil { phase = .shutdown } else { return finish() }
+    private func cleanup(_ core: ConnectionCore) -> StepResult {
+        if handle != nil { phase = .closeHandle } else if sftp != nil { phase = .shutdown } else { return finish(core) }
         deadline = ContinuousClock.now + .seconds(2)
         return .progressed
     }
@@ -120,13 +115,11 @@ final class TransferOperation: LoopOperation {
     }
 
     override func step(_ core: ConnectionCore) -> StepResult {
-        self.core = core
         while true {
             switch phase {
             case .sftpInit:
-                if core.channelSetupMustWait { return .blocked }
-                exclusive = true
-                guard let session = core.session else { return finish() }
+                guard beginExclusiveSetup(core) else { return .blocked }
+                guard let session = core.session else { return finish(core) }
                 let s = libssh2_sftp_init(session)
                 if s == nil {
                     let rc = libssh2_session_last_errno(session)
@@ -136,8 +129,7 @@ final class TransferOperation: LoopOperation {
                 }
                 exclusive = false
                 sftp = s
-                core.transientChannels += 1
-                countedTransient = true
+                transient.mark(core)
                 phase = .open
                 touched()
             case .open:
@@ -210,7 +202,7 @@ final class TransferOperation: LoopOperation {
                     core.record(direction == .upload ? .upload : .download,
                                 direction == .upload ? "\(localPath) -> \(remotePath) (\(done) bytes)" : "\(remotePath) -> \(localPath) (\(done) bytes)")
                 }
-                return finish()
+                return finish(core)
             }
         }
     }
@@ -227,7 +219,7 @@ final class TransferOperation: LoopOperation {
                 let n = read(localFD, buffer, chunkSize)
                 if n < 0 {
                     error = .localFileFailed(path: localPath, reason: String(cString: strerror(errno)))
-                    return cleanup()
+                    return cleanup(core)
                 }
                 if n == 0 {
                     localEOF = true
@@ -263,7 +255,7 @@ final class TransferOperation: LoopOperation {
                 if w < 0 {
                     if errno == EINTR { continue }
                     error = .localFileFailed(path: localPath, reason: String(cString: strerror(errno)))
-                    return cleanup()
+                    return cleanup(core)
                 }
                 written += w
             }
@@ -275,26 +267,20 @@ final class TransferOperation: LoopOperation {
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
-        self.core = core
         if error == nil {
             error = .timeout(endpoint: core.endpoint, operation: "\(operationName) of \(remotePath) (no progress, \(done) bytes done)",
                              after: stallTimeout, partialOutput: "")
         }
         // Resume now; the remote handle and SFTP channel are freed with the session.
-        _ = finish()
+        _ = finish(core)
         return true
     }
 
     override func abort(_ core: ConnectionCore, reason: SSHError) {
-        self.core = core
         if error == nil {
-            if case .connectionLost(let ep, _, let why, _) = reason {
-                error = .connectionLost(endpoint: ep, operation: "\(operationName) of \(remotePath)", reason: why, partialOutput: "")
-            } else {
-                error = reason
-            }
+            error = reason.reported(for: "\(operationName) of \(remotePath)", partialOutput: "")
         }
-        _ = finish()
+        _ = finish(core)
     }
 }
 
