@@ -20,8 +20,27 @@ extension RealGuestTests {
             return line.dropFirst(key.count + 1).split(whereSeparator: \.isWhitespace).first.map(String.init)
         }
 
-        static func dirs(matching prefix: String, in parent: String) -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []).filter { $0.hasPrefix(prefix) }.map { parent + "/" + $0 }
+        /// Run directories on the DUT (the namespace host shares this machine's /tmp) owned by this machine.
+        static func ownRunDirectories() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("dts-vms.") }.map { "/tmp/" + $0 }
+                .filter { (try? String(contentsOfFile: $0 + "/owner", encoding: .utf8))?.hasPrefix(RunDirectory.machineID) == true }
+        }
+
+        /// The namespace host as a crbs.cfg DUT named `ns-dut`.
+        static func crb(_ host: RemoteNamespaceHost) -> CRBConfig {
+            CRBConfig(name: "ns-dut", dutIP: host.address, dutUser: RemoteNamespaceHost.user, dutPassword: RemoteNamespaceHost.password,
+                      dutPort: 22, testerIP: nil, testerPassword: "", values: [:], location: .builtIn("test"))
+        }
+
+        /// The same as a crbs.cfg file.
+        static func crbsFile(_ host: RemoteNamespaceHost) -> String {
+            """
+            [ns-dut]
+            dut_ip = \(host.address)
+            dut_user = \(RemoteNamespaceHost.user)
+            dut_passwd = \(RemoteNamespaceHost.password)
+
+            """
         }
 
         @Test func vmOnARemoteDUTBootsThereAndLeavesNothingBehind() async throws {
@@ -30,9 +49,7 @@ extension RealGuestTests {
             defer { host.tearDown() }
             let fixture = try VMFixture(["vm0": VMFixture.guest])
             let scratch = try RunnerTempDir("dts-remote-vm")
-            let crb = CRBConfig(name: "ns-dut", dutIP: host.address, dutUser: RemoteNamespaceHost.user, dutPassword: RemoteNamespaceHost.password,
-                                dutPort: 22, testerIP: nil, testerPassword: "", values: [:], location: .builtIn("test"))
-            let dut = try await Dut.remote(crb, settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
+            let dut = try await Dut.remote(Self.crb(host), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
                                                                       vmLogDirectory: scratch.path + "/vms"),
                                            knownHostsPath: scratch.path + "/known_hosts")
             let context = try testContext()
@@ -128,13 +145,7 @@ extension RealGuestTests {
             for file in ["virt_global.cfg", "virt_basic.cfg"] {
                 try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf.path + "/" + file)
             }
-            _ = try conf.write("crbs.cfg", """
-                [ns-dut]
-                dut_ip = \(host.address)
-                dut_user = \(RemoteNamespaceHost.user)
-                dut_passwd = \(RemoteNamespaceHost.password)
-
-                """)
+            _ = try conf.write("crbs.cfg", Self.crbsFile(host))
             let dir = out.path + "/r"
             let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--dut", "ns-dut", "--accel", "tcg",
                                             "--conf-dir", conf.path, "--output", dir])
@@ -152,9 +163,7 @@ extension RealGuestTests {
             #expect(console.contains("DTS-GUEST-READY"))
             // No QEMU of the run and no run directory of this machine are left on the DUT.
             #expect(qemuProcesses(matching: "/tmp/dts-vms.").filter { Self.status($0, "Uid") == String(getpwnam(RemoteNamespaceHost.user)!.pointee.pw_uid) }.isEmpty)
-            let leftovers = Self.dirs(matching: "dts-vms.", in: "/tmp").filter {
-                (try? String(contentsOfFile: $0 + "/owner", encoding: .utf8))?.hasPrefix(RunDirectory.machineID) == true
-            }
+            let leftovers = Self.ownRunDirectories()
             #expect(leftovers.isEmpty, "run directories left on the DUT: \(leftovers)")
             #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
         }
@@ -168,13 +177,7 @@ extension RealGuestTests {
             defer { host.tearDown() }
             let fixture = try VMFixture(["vm0": VMFixture.guest])
             let out = try RunnerTempDir("dts-remote-vmstart")
-            _ = try out.write("crbs.cfg", """
-                [ns-dut]
-                dut_ip = \(host.address)
-                dut_user = \(RemoteNamespaceHost.user)
-                dut_passwd = \(RemoteNamespaceHost.password)
-
-                """)
+            _ = try out.write("crbs.cfg", Self.crbsFile(host))
             let dts = try VMStartProcess(fixture: fixture, directory: out.path, arguments: ["--dut", "ns-dut", "--crbs", out.path + "/crbs.cfg"])
             defer { dts.finish() }
             let port = try await dts.waitForBanner()
@@ -189,9 +192,7 @@ extension RealGuestTests {
             let status = try await dts.waitForExit(within: .seconds(60))
             #expect(status == 0, "\(dts.printed)")
             for pid in qemu { #expect(!ProcessIdentity.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
-            let leftovers = Self.dirs(matching: "dts-vms.", in: "/tmp").filter {
-                (try? String(contentsOfFile: $0 + "/owner", encoding: .utf8))?.hasPrefix(RunDirectory.machineID) == true
-            }
+            let leftovers = Self.ownRunDirectories()
             #expect(leftovers.isEmpty, "run directories left on the DUT: \(leftovers)")
             #expect(dts.runDirectories.isEmpty, "local run directory left: \(dts.runDirectories)")
             #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
@@ -207,18 +208,14 @@ extension RealGuestTests {
             _ = try await killed.waitForExit(within: .seconds(10))
             try await Task.sleep(for: .seconds(1))
             #expect(ProcessIdentity.isAlive(orphan), "the daemonized QEMU died with dts")
-            let crb = CRBConfig(name: "ns-dut", dutIP: host.address, dutUser: RemoteNamespaceHost.user, dutPassword: RemoteNamespaceHost.password,
-                                dutPort: 22, testerIP: nil, testerPassword: "", values: [:], location: .builtIn("test"))
-            let next = try await Dut.remote(crb, knownHostsPath: out.path + "/known_hosts")
+            let next = try await Dut.remote(Self.crb(host), knownHostsPath: out.path + "/known_hosts")
             let context = try testContext()
             let remote = try await RemoteVMHost.host(for: next, context: context)
             #expect(!ProcessIdentity.isAlive(orphan) || Self.status(orphan, "State") == "Z", "the dead run's QEMU still runs on the DUT")
             await remote.remove()
             await context.cleanUpAll()
             await next.close()
-            let remaining = Self.dirs(matching: "dts-vms.", in: "/tmp").filter {
-                (try? String(contentsOfFile: $0 + "/owner", encoding: .utf8))?.hasPrefix(RunDirectory.machineID) == true
-            }
+            let remaining = Self.ownRunDirectories()
             #expect(remaining.isEmpty, "run directories left on the DUT: \(remaining)")
 
             // An unknown DUT name is a config error (2) naming the file and the DUTs it has.
