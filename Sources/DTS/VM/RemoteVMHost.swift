@@ -205,12 +205,18 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
             let stat = try await connection.exec(ShellQuoting.join(["stat", "-c", "%s %Y", path]), timeout: .seconds(30))
             if stat.succeeded, stat.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(size) \(mtime)" { continue }
             context.logger.info("\(label): copying guest image file \(local) to \(path)")
-            let partial = path + ".partial"
+            // A name of its own: VMs starting at once may copy the same file.
+            let partial = path + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             let parent = (path as NSString).deletingLastPathComponent
             _ = try await run(["mkdir", "-p", parent])
-            try await dut.session.upload(localPath: local, remotePath: partial, mode: 0o644, progress: nil)
-            let done = try await run(["sh", "-c", "touch -d \"@$1\" \"$2\" && mv -f \"$2\" \"$3\"", "sh", String(mtime), partial, path])
-            guard done.succeeded else { throw ResourceError("\(label): cannot install \(path): \(done.errorOutput)") }
+            do {
+                try await dut.session.upload(localPath: local, remotePath: partial, mode: 0o644, progress: nil)
+                let done = try await run(["sh", "-c", "touch -d \"@$1\" \"$2\" && mv -f \"$2\" \"$3\"", "sh", String(mtime), partial, path])
+                guard done.succeeded else { throw ResourceError("\(label): cannot install \(path): \(done.errorOutput)") }
+            } catch {
+                _ = try? await run(["rm", "-f", "--", partial])
+                throw error
+            }
         }
     }
 

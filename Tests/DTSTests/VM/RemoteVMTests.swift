@@ -65,6 +65,10 @@ extension RealGuestTests {
                 .trimmingCharacters(in: .whitespacesAndNewlines)))
             #expect(ProcessIdentity.isAlive(stalePid))
 
+            // No guest image on the DUT yet: the start copies it.
+            let remoteImage = "/home/\(RemoteNamespaceHost.user)/.cache/dts/images/dts-guest"
+            try? FileManager.default.removeItem(atPath: remoteImage)
+
             let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)
             let vm = try await kvm.start(VMStartOptions(context: context))
             let instance = try #require(kvm.instance)
@@ -91,6 +95,12 @@ extension RealGuestTests {
             #expect(argv.contains(copied), "\(argv)")
             let size = { (path: String) in (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue }
             #expect(size(copied) != nil && size(copied) == size(HostFacts.imageDirectory + "/dts-guest/vmlinux"))
+            let modified = { (path: String) in (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map { Int($0.timeIntervalSince1970) } }
+            #expect(modified(copied) != nil && modified(copied) == modified(HostFacts.imageDirectory + "/dts-guest/vmlinux"))
+            let owner = try FileManager.default.attributesOfItem(atPath: copied)[.ownerAccountName] as? String
+            #expect(owner == RemoteNamespaceHost.user)
+            let partials = ((try? FileManager.default.contentsOfDirectory(atPath: remoteImage)) ?? []).filter { $0.contains(".partial") }
+            #expect(partials.isEmpty, "\(partials)")
 
             // The guest's SSH forward listens on the DUT's address; the VM DUT works through it.
             #expect(vm.ssh.options.host == host.address)
