@@ -234,5 +234,38 @@ extension RealGuestTests {
             #expect(unknown.status == 2)
             #expect(unknown.stderr.contains("--dut nope: no such DUT in \(out.path)/crbs.cfg (it has: ns-dut)"), "\(unknown.stderr)")
         }
+
+        /// Ctrl-C while a case of `dts run --dut` uses a VM on the remote DUT: exit 130, partial
+        /// results, and the VM stopped on the DUT (over the DUT's session, before it closes) with
+        /// nothing left in /tmp there.
+        @Test func sigintDuringARemoteVMCaseLeavesNothingOnTheDUT() async throws {
+            try VMFixture.requireGuestImage()
+            let host = try RemoteNamespaceHost()
+            defer { host.tearDown() }
+            let conf = try RunnerTempDir("dts-remote-vmint-conf")
+            let out = try RunnerTempDir("dts-remote-vmint")
+            for file in ["virt_global.cfg", "virt_basic.cfg"] {
+                try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf.path + "/" + file)
+            }
+            _ = try conf.write("crbs.cfg", Self.crbsFile(host))
+            let dts = try DTSProcessHarness.start(["run", "--suite", "virt_basic", "--dut", "ns-dut", "--accel", "tcg",
+                                                   "--conf-dir", conf.path, "--output", out.path + "/r"], log: out.path + "/stdout")
+            defer { dts.killIfRunning() }
+
+            let uid = String(getpwnam(RemoteNamespaceHost.user)!.pointee.pw_uid)
+            var qemu: [Int32] = []
+            _ = await dts.waitUntil(timeout: .seconds(180), every: .milliseconds(200)) {
+                qemu = qemuProcesses(matching: "/tmp/dts-vms.").filter { Self.status($0, "Uid") == uid }
+                return !qemu.isEmpty && FileManager.default.fileExists(atPath: out.path + "/r/virt_basic/test_vm_kernel.log")
+            }
+            try #require(!qemu.isEmpty, "the VM never came up on the DUT: \(dts.output)")
+            let (status, _) = await dts.interrupt(waitingUpTo: .seconds(90))
+            #expect(status == 130, "\(dts.output)")
+            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
+            #expect(Self.ownRunDirectories().isEmpty, "run directories left on the DUT: \(Self.ownRunDirectories())")
+            let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
+            #expect(report.interrupted == "SIGINT")
+            #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
+        }
     }
 }
