@@ -207,9 +207,9 @@ struct VMCommand: ParsableCommand {
                 var message = "dts: VM \(boot.vm): QEMU (pid \(instance.pid)) \(how) while the VM was up"
                 // Stopping brings the VM's logs into its local directory (from the DUT, for a remote one).
                 await kvm.stop()
-                let stderrTail = lastLines(of: instance.logDirectory + "/qemu.stderr")
+                let stderrTail = instance.logTail("qemu.stderr")
                 if !stderrTail.isEmpty { message += "\n--- qemu stderr (end) ---\n" + stderrTail }
-                let consoleTail = lastLines(of: instance.logDirectory + "/console.log")
+                let consoleTail = instance.logTail("console.log")
                 if !consoleTail.isEmpty { message += "\n--- console (end) ---\n" + consoleTail }
                 await context.cleanUpAll()
                 message += boot.logDir == nil ? "\n(use --log-dir DIR to keep the VM's logs)" : "\n(logs: \(instance.logDirectory))"
@@ -251,12 +251,4 @@ struct VMCommand: ParsableCommand {
             if status != 0 { throw ExitCode(status) }
         }
     }
-}
-
-/// The last `count` lines of a text file, or "" when it cannot be read.
-func lastLines(of path: String, count: Int = 20) -> String {
-    guard let data = FileManager.default.contents(atPath: path) else { return "" }
-    let text = String(decoding: data.suffix(64 * 1024), as: UTF8.self)
-    return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(count).joined(separator: "\n")
-        .trimmingCharacters(in: .whitespacesAndNewlines)
 }

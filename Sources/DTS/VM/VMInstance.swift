@@ -90,6 +90,12 @@ public final class VMInstance: @unchecked Sendable {
         self.logDirectory = localDirectory
     }
 
+    /// The last `lines` lines of one of the VM's log files (`qemu.stderr`, `console.log`, `qmp.log`)
+    /// in ``logDirectory``; empty if it cannot be read. After ``stop()`` a remote VM's logs are here too.
+    public func logTail(_ file: String, lines: Int = 20) -> String {
+        tail(of: logDirectory + "/" + file, lines: lines)
+    }
+
     /// QEMU's runtime directory on the VM's host.
     var vmDirectory: String { command.paths.runtimeDirectory }
     var stderrPath: String { vmDirectory + "/qemu.stderr" }
