@@ -206,4 +206,25 @@ public struct PortCounters: Sendable, Equatable {
         self.txDropped = txDropped
         self.raw = raw
     }
+
+    /// How a source names the counters that have fields here (`nil`: the source has none).
+    public struct Names: Sendable {
+        public var rxPackets, txPackets, rxBytes, txBytes, rxErrors, txErrors, rxDropped: String
+        public var txDropped: String?
+
+        public init(rxPackets: String, txPackets: String, rxBytes: String, txBytes: String,
+                    rxErrors: String, txErrors: String, rxDropped: String, txDropped: String?) {
+            (self.rxPackets, self.txPackets, self.rxBytes, self.txBytes) = (rxPackets, txPackets, rxBytes, txBytes)
+            (self.rxErrors, self.txErrors, self.rxDropped, self.txDropped) = (rxErrors, txErrors, rxDropped, txDropped)
+        }
+    }
+
+    /// Counters from a source's `raw` counters, the fields read under the source's `names`
+    /// (a missing counter is 0).
+    public init(raw: [String: UInt64], names: Names) {
+        func value(_ key: String?) -> UInt64 { key.flatMap { raw[$0] } ?? 0 }
+        self.init(rxPackets: value(names.rxPackets), txPackets: value(names.txPackets), rxBytes: value(names.rxBytes),
+                  txBytes: value(names.txBytes), rxErrors: value(names.rxErrors), txErrors: value(names.txErrors),
+                  rxDropped: value(names.rxDropped), txDropped: value(names.txDropped), raw: raw)
+    }
 }

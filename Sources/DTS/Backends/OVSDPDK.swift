@@ -360,7 +360,7 @@ public actor OVSDPDKBackend {
     /// Parses `ovs-ofctl dump-ports` output for one port (`rx pkts=1, bytes=2, drop=0, errs=0, ...`,
     /// `tx pkts=...`); `?` (unsupported) reads as 0.
     public static func parseDumpPorts(_ text: String) -> PortCounters? {
-        var counters = PortCounters()
+        var raw: [String: UInt64] = [:]
         var seen = false
         for line in text.split(separator: "\n") {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
@@ -374,41 +374,29 @@ public actor OVSDPDKBackend {
             for field in rest.split(separator: ",") {
                 let pair = field.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
                 guard pair.count == 2 else { continue }
-                counters.raw["\(direction)_\(pair[0])"] = UInt64(pair[1]) ?? 0
+                raw["\(direction)_\(pair[0])"] = UInt64(pair[1]) ?? 0
             }
         }
         guard seen else { return nil }
-        counters.rxPackets = counters.raw["rx_pkts"] ?? 0
-        counters.txPackets = counters.raw["tx_pkts"] ?? 0
-        counters.rxBytes = counters.raw["rx_bytes"] ?? 0
-        counters.txBytes = counters.raw["tx_bytes"] ?? 0
-        counters.rxErrors = counters.raw["rx_errs"] ?? 0
-        counters.txErrors = counters.raw["tx_errs"] ?? 0
-        counters.rxDropped = counters.raw["rx_drop"] ?? 0
-        counters.txDropped = counters.raw["tx_drop"] ?? 0
-        return counters
+        return PortCounters(raw: raw, names: PortCounters.Names(
+            rxPackets: "rx_pkts", txPackets: "tx_pkts", rxBytes: "rx_bytes", txBytes: "tx_bytes",
+            rxErrors: "rx_errs", txErrors: "tx_errs", rxDropped: "rx_drop", txDropped: "tx_drop"))
     }
 
     /// Parses an OVSDB map such as `{rx_bytes=42, rx_packets=1, tx_packets=0}`.
     public static func parseStatistics(_ text: String) -> PortCounters {
-        var counters = PortCounters()
+        var raw: [String: UInt64] = [:]
         let body = text.trimmingCharacters(in: CharacterSet(charactersIn: "{} \n"))
         for entry in body.split(separator: ",") {
             let pair = entry.split(separator: "=", maxSplits: 1)
             guard pair.count == 2 else { continue }
             let key = pair[0].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
             guard let value = UInt64(pair[1].trimmingCharacters(in: .whitespaces)) else { continue }
-            counters.raw[key] = value
+            raw[key] = value
         }
-        counters.rxPackets = counters.raw["rx_packets"] ?? 0
-        counters.txPackets = counters.raw["tx_packets"] ?? 0
-        counters.rxBytes = counters.raw["rx_bytes"] ?? 0
-        counters.txBytes = counters.raw["tx_bytes"] ?? 0
-        counters.rxErrors = counters.raw["rx_errors"] ?? 0
-        counters.txErrors = counters.raw["tx_errors"] ?? 0
-        counters.rxDropped = counters.raw["rx_dropped"] ?? 0
-        counters.txDropped = counters.raw["tx_dropped"] ?? 0
-        return counters
+        return PortCounters(raw: raw, names: PortCounters.Names(
+            rxPackets: "rx_packets", txPackets: "tx_packets", rxBytes: "rx_bytes", txBytes: "tx_bytes",
+            rxErrors: "rx_errors", txErrors: "tx_errors", rxDropped: "rx_dropped", txDropped: "tx_dropped"))
     }
 
     // MARK: Teardown

@@ -247,17 +247,10 @@ public actor TestpmdVhostBackend {
             }
             index += 1
         }
-        for (port, var counters) in result {
-            counters.rxPackets = counters.raw["RX-packets"] ?? 0
-            counters.txPackets = counters.raw["TX-packets"] ?? 0
-            counters.rxBytes = counters.raw["RX-bytes"] ?? 0
-            counters.txBytes = counters.raw["TX-bytes"] ?? 0
-            counters.rxErrors = counters.raw["RX-errors"] ?? 0
-            counters.txErrors = counters.raw["TX-errors"] ?? 0
-            counters.rxDropped = counters.raw["RX-missed"] ?? 0
-            result[port] = counters
-        }
-        return result
+        // testpmd reports no transmit drops.
+        let names = PortCounters.Names(rxPackets: "RX-packets", txPackets: "TX-packets", rxBytes: "RX-bytes", txBytes: "TX-bytes",
+                                       rxErrors: "RX-errors", txErrors: "TX-errors", rxDropped: "RX-missed", txDropped: nil)
+        return result.mapValues { PortCounters(raw: $0.raw, names: names) }
     }
 
     /// testpmd's pid while it runs.
