@@ -435,6 +435,11 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
             return text.contains("bad.cfg:2: [x] dut_ipp: unknown crbs.cfg key 'dut_ipp' (did you mean 'dut_ip'?)")
                 && text.contains("bad.cfg:1: [x] dut_ip: missing")
         }
+        // `dts config check` reports the same key error for a file named crbs.cfg.
+        let checked = try dir.write("crbs.cfg", "[x]\ndut_ipp = 1.2.3.4\n")
+        let reported = ConfigChecker.check(path: checked).map(\.description)
+        #expect(reported.count == 1
+                && reported[0].hasPrefix("\(checked):2: [x] dut_ipp: unknown crbs.cfg key 'dut_ipp' (did you mean 'dut_ip'?)"), "\(reported)")
     }
 
     @Test func suiteConfigTypedGetters() throws {

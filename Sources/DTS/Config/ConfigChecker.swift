@@ -56,11 +56,14 @@ public enum ConfigChecker {
     }
 
     static func knownKeys(_ file: ConfFile, _ keys: [String], what: String) -> [ConfigError] {
-        file.sections.flatMap { section in
-            section.items.filter { !keys.contains($0.key) }.map { item in
-                ConfigError(SourceLocation(file: file.path, line: item.line, section: section.name),
-                            Spelling.unknown(what, item.key, known: keys))
-            }
+        file.sections.flatMap { unknownKeys(in: $0, of: file.path, known: keys, what: what) }
+    }
+
+    /// One error per key of `section` that is not in `known`, naming the key and the closest known one.
+    static func unknownKeys(in section: ConfFile.Section, of path: String, known: [String], what: String) -> [ConfigError] {
+        section.items.filter { !known.contains($0.key) }.map { item in
+            ConfigError(SourceLocation(file: path, line: item.line, section: section.name), key: item.key,
+                        Spelling.unknown(what, item.key, known: known))
         }
     }
 }

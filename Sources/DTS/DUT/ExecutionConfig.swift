@@ -52,10 +52,7 @@ public struct ExecutionConfig: Sendable {
         var executions: [Execution] = []
         for section in file.sections {
             let here = SourceLocation(file: path, line: section.line, section: section.name)
-            for item in section.items where !ConfigChecker.executionKeys.contains(item.key) {
-                errors.append(ConfigError(SourceLocation(file: path, line: item.line, section: section.name), key: item.key,
-                                          Spelling.unknown("execution.cfg key", item.key, known: ConfigChecker.executionKeys)))
-            }
+            errors += ConfigChecker.unknownKeys(in: section, of: path, known: ConfigChecker.executionKeys, what: "execution.cfg key")
             let crbs = section.item("crbs").map { SuiteConfig.split($0.value) } ?? []
             if crbs.isEmpty { errors.append(ConfigError(here, key: "crbs", "missing: name the DUT(s) this execution runs on")) }
             var suites: [SuiteEntry] = []
@@ -162,10 +159,7 @@ public struct CRBsConfig: Sendable {
         var crbs: [CRBConfig] = []
         for section in file.sections {
             let here = SourceLocation(file: path, line: section.line, section: section.name)
-            for item in section.items where !ConfigChecker.crbKeys.contains(item.key) {
-                errors.append(ConfigError(SourceLocation(file: path, line: item.line, section: section.name), key: item.key,
-                                          Spelling.unknown("crbs.cfg key", item.key, known: ConfigChecker.crbKeys)))
-            }
+            errors += ConfigChecker.unknownKeys(in: section, of: path, known: ConfigChecker.crbKeys, what: "crbs.cfg key")
             guard let ip = section.item("dut_ip")?.value, !ip.isEmpty else {
                 errors.append(ConfigError(here, key: "dut_ip", "missing: the DUT's address (127.0.0.1 for this machine)"))
                 continue
