@@ -173,12 +173,15 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         let made = try await run(["sh", "-c", "mkdir -p -m 0700 \"$1\" && shift && rm -f -- \"$@\"", "sh", dir] + sockets)
         guard made.succeeded else { throw ResourceError("\(label): cannot make \(dir): \(made.errorOutput)") }
         try await syncImages(command)
-        var missing: [String] = []
-        for (option, path) in command.filesQEMUOpens {
-            let test = try await connection.exec(ShellQuoting.join(["test", "-r", path]), timeout: .seconds(30))
-            if !test.succeeded { missing.append("\(option) \(path)") }
+        // One round trip for every file: the script prints the ones it cannot read.
+        let files = command.filesQEMUOpens
+        if !files.isEmpty {
+            let test = try await connection.exec(ShellQuoting.join(["sh", "-c", "for f; do [ -r \"$f\" ] || echo \"$f\"; done", "sh"] + files.map(\.path)),
+                                                 timeout: .seconds(30))
+            let unreadable = Set(test.output.split(separator: "\n").map(String.init))
+            let missing = files.filter { unreadable.contains($0.path) }.map { "\($0.option) \($0.path)" }
+            if !missing.isEmpty { throw ResourceError("\(label): no such file on the DUT: \(missing.joined(separator: ", "))") }
         }
-        if !missing.isEmpty { throw ResourceError("\(label): no such file on the DUT: \(missing.joined(separator: ", "))") }
         if let mount = command.hugepageMount, let memoryMiB {
             let script = "k=$(($(stat -f -c %S \"$1\") / 1024)); echo \"$k $(cat /sys/kernel/mm/hugepages/hugepages-${k}kB/free_hugepages)\""
             let counts = try await connection.exec(ShellQuoting.join(["sh", "-c", script, "sh", mount]), timeout: .seconds(30))

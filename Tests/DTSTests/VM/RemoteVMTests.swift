@@ -267,5 +267,34 @@ extension RealGuestTests {
             #expect(report.interrupted == "SIGINT")
             #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
         }
+
+        /// A file QEMU would open that the DUT does not have fails the start before QEMU runs,
+        /// naming the DUT, the option and the path; nothing is left on the DUT.
+        @Test func missingFileOnTheDUTFailsBeforeLaunch() async throws {
+            try VMFixture.requireGuestImage()
+            let host = try RemoteNamespaceHost()
+            defer { host.tearDown() }
+            let missing = "/tmp/dts-no-such-disk-\(UInt32.random(in: 0...UInt32.max)).img"
+            let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndisk = file=\(missing);"])
+            let scratch = try RunnerTempDir("dts-remote-missing")
+            let dut = try await Dut.remote(Self.crb(host), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg),
+                                           knownHostsPath: scratch.path + "/known_hosts")
+            let context = try testContext()
+            let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)
+            do {
+                try await kvm.start(VMStartOptions(context: context))
+                Issue.record("the VM started without its disk file")
+            } catch let error as VMStartError {
+                #expect(error.stage == .prepare)
+                #expect("\(error)".contains("DUT [ns-dut] at \(host.address): no such file on the DUT: disk file \(missing)"), "\(error)")
+                #expect(!"\(error)".contains("-kernel"), "\(error)")
+            }
+            let uid = String(getpwnam(RemoteNamespaceHost.user)!.pointee.pw_uid)
+            #expect(qemuProcesses(matching: "/tmp/dts-vms.").filter { Self.status($0, "Uid") == uid }.isEmpty)
+            await dut.resources.cleanupAll()
+            await context.cleanUpAll()
+            await dut.close()
+            #expect(Self.ownRunDirectories().isEmpty, "run directories left on the DUT: \(Self.ownRunDirectories())")
+        }
     }
 }
