@@ -137,13 +137,7 @@ import Glibc
         defer { host.tearDown() }
         let conf = try RunnerTempDir("dts-remote-conf")
         let out = try RunnerTempDir("dts-remote-out")
-        _ = try conf.write("crbs.cfg", """
-            [\(host.address)]
-            dut_ip = \(host.address)
-            dut_user = \(RemoteNamespaceHost.user)
-            dut_passwd = \(RemoteNamespaceHost.password)
-
-            """)
+        _ = try conf.write("crbs.cfg", host.crbsSection())
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = \(host.address)\ntest_suites = runner_selftest\n")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nsleep_seconds = 263\n")
         let dts = try DTSProcessHarness.start(["run", "--conf-dir", conf.path, "--suite", "runner_selftest",
@@ -184,13 +178,7 @@ import Glibc
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
         let conf = try RunnerTempDir("dts-remote-conf")
-        let crbs = try CRBsConfig(path: try conf.write("crbs.cfg", """
-            [\(host.address)]
-            dut_ip = \(host.address)
-            dut_user = \(RemoteNamespaceHost.user)
-            dut_passwd = \(RemoteNamespaceHost.password)
-
-            """))
+        let crbs = try CRBsConfig(path: try conf.write("crbs.cfg", host.crbsSection()))
         let crb = try #require(crbs.crb(host.address))
         #expect(!crb.isLocal)
         let knownHosts = conf.path + "/known_hosts"
@@ -397,6 +385,17 @@ final class RemoteNamespaceHost: @unchecked Sendable {
             tearDown()
             throw error
         }
+    }
+
+    /// A crbs.cfg section for this host with the test user's password (named by its address by default).
+    func crbsSection(_ name: String? = nil) -> String {
+        "[\(name ?? address)]\ndut_ip = \(address)\ndut_user = \(Self.user)\ndut_passwd = \(Self.password)\n\n"
+    }
+
+    /// The same section as a ``CRBConfig``.
+    func crb(_ name: String? = nil) -> CRBConfig {
+        CRBConfig(name: name ?? address, dutIP: address, dutUser: Self.user, dutPassword: Self.password,
+                  dutPort: 22, testerIP: nil, testerPassword: "", values: [:], location: .builtIn("test"))
     }
 
     /// The dropbear log (stderr, `-E`).

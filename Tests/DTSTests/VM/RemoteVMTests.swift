@@ -26,30 +26,13 @@ extension RealGuestTests {
                 .filter { (try? String(contentsOfFile: $0 + "/owner", encoding: .utf8))?.hasPrefix(RunDirectory.machineID) == true }
         }
 
-        /// The namespace host as a crbs.cfg DUT named `ns-dut`.
-        static func crb(_ host: RemoteNamespaceHost) -> CRBConfig {
-            CRBConfig(name: "ns-dut", dutIP: host.address, dutUser: RemoteNamespaceHost.user, dutPassword: RemoteNamespaceHost.password,
-                      dutPort: 22, testerIP: nil, testerPassword: "", values: [:], location: .builtIn("test"))
-        }
-
-        /// The same as a crbs.cfg file.
-        static func crbsFile(_ host: RemoteNamespaceHost) -> String {
-            """
-            [ns-dut]
-            dut_ip = \(host.address)
-            dut_user = \(RemoteNamespaceHost.user)
-            dut_passwd = \(RemoteNamespaceHost.password)
-
-            """
-        }
-
         @Test func vmOnARemoteDUTBootsThereAndLeavesNothingBehind() async throws {
             try VMFixture.requireGuestImage()
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
             let fixture = try VMFixture(["vm0": VMFixture.guest])
             let scratch = try RunnerTempDir("dts-remote-vm")
-            let dut = try await Dut.remote(Self.crb(host), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
+            let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
                                                                       vmLogDirectory: scratch.path + "/vms"),
                                            knownHostsPath: scratch.path + "/known_hosts")
             let context = try testContext()
@@ -155,7 +138,7 @@ extension RealGuestTests {
             for file in ["virt_global.cfg", "virt_basic.cfg"] {
                 try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf.path + "/" + file)
             }
-            _ = try conf.write("crbs.cfg", Self.crbsFile(host))
+            _ = try conf.write("crbs.cfg", host.crbsSection("ns-dut"))
             let dir = out.path + "/r"
             let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--dut", "ns-dut", "--accel", "tcg",
                                             "--conf-dir", conf.path, "--output", dir])
@@ -187,7 +170,7 @@ extension RealGuestTests {
             defer { host.tearDown() }
             let fixture = try VMFixture(["vm0": VMFixture.guest])
             let out = try RunnerTempDir("dts-remote-vmstart")
-            _ = try out.write("crbs.cfg", Self.crbsFile(host))
+            _ = try out.write("crbs.cfg", host.crbsSection("ns-dut"))
             let dts = try VMStartProcess(fixture: fixture, directory: out.path, arguments: ["--dut", "ns-dut", "--crbs", out.path + "/crbs.cfg"])
             defer { dts.finish() }
             let port = try await dts.waitForBanner()
@@ -218,7 +201,7 @@ extension RealGuestTests {
             _ = try await killed.waitForExit(within: .seconds(10))
             try await Task.sleep(for: .seconds(1))
             #expect(ProcessIdentity.isAlive(orphan), "the daemonized QEMU died with dts")
-            let next = try await Dut.remote(Self.crb(host), knownHostsPath: out.path + "/known_hosts")
+            let next = try await Dut.remote(host.crb("ns-dut"), knownHostsPath: out.path + "/known_hosts")
             let context = try testContext()
             let remote = try await RemoteVMHost.host(for: next, context: context)
             #expect(!ProcessIdentity.isAlive(orphan) || Self.status(orphan, "State") == "Z", "the dead run's QEMU still runs on the DUT")
@@ -247,7 +230,7 @@ extension RealGuestTests {
             for file in ["virt_global.cfg", "virt_basic.cfg"] {
                 try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf.path + "/" + file)
             }
-            _ = try conf.write("crbs.cfg", Self.crbsFile(host))
+            _ = try conf.write("crbs.cfg", host.crbsSection("ns-dut"))
             let dts = try DTSProcessHarness.start(["run", "--suite", "virt_basic", "--dut", "ns-dut", "--accel", "tcg",
                                                    "--conf-dir", conf.path, "--output", out.path + "/r"], log: out.path + "/stdout")
             defer { dts.killIfRunning() }
@@ -277,7 +260,7 @@ extension RealGuestTests {
             let missing = "/tmp/dts-no-such-disk-\(UInt32.random(in: 0...UInt32.max)).img"
             let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndisk = file=\(missing);"])
             let scratch = try RunnerTempDir("dts-remote-missing")
-            let dut = try await Dut.remote(Self.crb(host), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg),
+            let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg),
                                            knownHostsPath: scratch.path + "/known_hosts")
             let context = try testContext()
             let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)
