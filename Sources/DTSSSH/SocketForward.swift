@@ -219,10 +219,12 @@ final class SocketRelay: ChannelOperation, @unchecked Sendable {
         var moved = false
         // Local → remote.
         if !localEOF && toRemote.count < chunk {
-            var buffer = [UInt8](repeating: 0, count: chunk)
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, chunk, 0) }
+            // Into the connection's read buffer (this runs on its thread), not a fresh array per step.
+            let n = recv(fd, core.readBuffer, min(chunk, core.readBufferSize), 0)
             if n > 0 {
-                toRemote.append(contentsOf: buffer[0..<n])
+                core.readBuffer.withMemoryRebound(to: UInt8.self, capacity: n) {
+                    toRemote.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
+                }
                 moved = true
             } else if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 localEOF = true
