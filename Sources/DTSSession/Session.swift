@@ -89,15 +89,22 @@ extension DUTSession {
 }
 
 /// POSIX shell quoting for argument vectors sent to a remote shell.
+///
+/// Works on Unicode scalars, never on `Character`s: a `'` followed by a combining mark is one
+/// Swift `Character` that does not compare equal to `"'"`, yet the shell reads its bytes as a
+/// quote followed by other bytes. Scanning by `Character` would let such a value end the quoting.
 public enum ShellQuoting {
-    /// Quotes one argument so that `sh` reads it back unchanged.
+    /// Quotes one argument so that `sh` reads it back unchanged, byte for byte.
     public static func quote(_ argument: String) -> String {
-        if !argument.isEmpty, argument.allSatisfy({ safe.contains($0) }) { return argument }
-        var quoted = "'"
-        for character in argument {
-            if character == "'" { quoted += "'\\''" } else { quoted.append(character) }
+        let scalars = argument.unicodeScalars
+        if !scalars.isEmpty, scalars.allSatisfy({ safe.contains($0) }) { return argument }
+        var quoted = String.UnicodeScalarView()
+        quoted.append("'")
+        for scalar in scalars {
+            if scalar == "'" { quoted.append(contentsOf: "'\\''".unicodeScalars) } else { quoted.append(scalar) }
         }
-        return quoted + "'"
+        quoted.append("'")
+        return String(quoted)
     }
 
     /// Quotes each argument and joins them with spaces.
@@ -105,5 +112,5 @@ public enum ShellQuoting {
         argv.map(quote).joined(separator: " ")
     }
 
-    private static let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
+    private static let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_".unicodeScalars)
 }

@@ -50,7 +50,7 @@ public struct VirtEntry: Sendable, Equatable {
     /// The entry as DTS prints it: `key=value,key=value` (values quoted when needed).
     public var text: String {
         options.map { option in
-            let needsQuotes = option.value.contains(where: { ",;\"".contains($0) }) || option.value.hasPrefix(" ")
+            let needsQuotes = option.value.unicodeScalars.contains(where: { ",;\"".unicodeScalars.contains($0) }) || option.value.hasPrefix(" ")
             guard needsQuotes else { return "\(option.key)=\(option.value)" }
             let escaped = option.value.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"")
             return "\(option.key)=\"\(escaped)\""
@@ -196,13 +196,14 @@ extension String {
 
     var firstLine: String { String(split(separator: "\n", omittingEmptySubsequences: false).first ?? "") }
 
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        var result = ""
-        var rest = Substring(self)
-        while let range = rest.range(of: target) {
-            result += rest[..<range.lowerBound] + replacement
-            rest = rest[range.upperBound...]
+    /// Replaces every occurrence of the scalar `target`. Works on Unicode scalars, not
+    /// `Character`s: a `,` or `"` followed by a combining mark is one `Character`, yet QEMU, the
+    /// shell and DTS's Python all read it as that separator (see docs/platform-notes.md).
+    func replacingAll(_ target: Unicode.Scalar, with replacement: String) -> String {
+        var result = String.UnicodeScalarView()
+        for scalar in unicodeScalars {
+            if scalar == target { result.append(contentsOf: replacement.unicodeScalars) } else { result.append(scalar) }
         }
-        return result + rest
+        return String(result)
     }
 }
