@@ -430,11 +430,3 @@ public enum CPUAffinity {
         return ValueKind.parseCPUList(String(line.dropFirst("Cpus_allowed_list:".count)).trimmingCharacters(in: .whitespaces)) ?? []
     }
 }
-
-extension HostFacts {
-    /// Online host CPUs (`/sys/devices/system/cpu/online`).
-    public static func onlineCPUs() -> [Int] {
-        let text = (try? String(contentsOfFile: "/sys/devices/system/cpu/online", encoding: .utf8)) ?? "0"
-        return ValueKind.parseCPUList(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? [0]
-    }
-}
