@@ -23,12 +23,16 @@ import Testing
         for golden in GoldenCase.all where !golden.expectsError {
             guard case .success = try golden.build() else { continue }
             let text = try String(contentsOfFile: golden.configPath, encoding: .utf8)
-            for name in VMParameters.names where text.contains("\n\(name) =") || text.contains("\n\(name):") { seen.insert(name) }
+            for name in VMParamSchema.names where text.contains("\n\(name) =") || text.contains("\n\(name):") { seen.insert(name) }
         }
         // Parameters that only come from defaults are covered by `defaults`.
         let fromDefaults: Set = ["name", "enable_kvm", "machine", "pid_file", "daemon", "monitor", "net", "cpu", "mem", "start", "control", "vnc", "def_driver"]
-        let missing = Set(VMParameters.names).subtracting(seen).subtracting(fromDefaults)
+        let missing = Set(VMParamSchema.names).subtracting(seen).subtracting(fromDefaults)
         #expect(missing.isEmpty, "parameters with no golden case of their own: \(missing.sorted())")
+    }
+
+    @Test func everyParameterOfTheSchemaHasOneHandler() {
+        #expect(VMParameters.handlers.map { $0.spec.name } == VMParamSchema.names)
     }
 
     @Test func buildIsDeterministic() throws {

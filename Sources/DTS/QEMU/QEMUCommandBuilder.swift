@@ -18,12 +18,12 @@ public struct BuildContext: Sendable {
     public var hasVhostUser: Bool
 }
 
-/// A handler for one VM parameter: its accepted options and the QEMU arguments it emits.
+/// A handler for one VM parameter: the QEMU arguments it emits.
 ///
 /// DTS calls these `add_vm_<param>`. Each conforming type lives in its own file under
 /// `Sources/DTS/QEMU/Handlers/`, named after the parameter.
 public protocol VMParameterHandler {
-    /// The parameter's name and options (used to validate configs and to write docs).
+    /// The parameter's entry in ``VMParamSchema``: the handler is registered under its name.
     static var spec: ParamSpec { get }
     /// Emits the parameter's arguments into `builder`.
     static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder)

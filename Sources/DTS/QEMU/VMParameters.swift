@@ -1,8 +1,8 @@
-/// Every VM parameter dts knows, mapped to its handler.
+/// Every parameter of ``VMParamSchema`` mapped to its handler.
 ///
 /// This table is the one place that dispatches a parameter (`cpu`, `device`, ...) to the code
-/// that handles it; DTS's `add_vm_<param>` methods. Each handler is in
-/// `Sources/DTS/QEMU/Handlers/`, named after its parameter.
+/// that turns it into QEMU arguments; DTS's `add_vm_<param>` methods. Each handler is in
+/// `Sources/DTS/QEMU/Handlers/`, named after its parameter, and registers under its spec's name.
 public enum VMParameters {
     /// Handlers in documentation order.
     public static var handlers: [any VMParameterHandler.Type] {
@@ -31,20 +31,9 @@ public enum VMParameters {
         ]
     }
 
-    /// Parameter names in documentation order.
-    public static var names: [String] { handlers.map { $0.spec.name } }
-
     /// The handler for `name`, if known.
     public static func handler(named name: String) -> (any VMParameterHandler.Type)? {
         handlers.first { $0.spec.name == name }
-    }
-
-    /// Validates a parameter: its name and every entry's options and values.
-    public static func validate(_ param: VirtParam) -> [ConfigError] {
-        guard let handler = handler(named: param.name) else {
-            return [ConfigError(param.location, Spelling.unknown("parameter", param.name, known: names))]
-        }
-        return handler.spec.validate(param)
     }
 }
 
@@ -59,7 +48,7 @@ public enum QEMUCommandLineBuilder {
     public static func build(vmName: String, params: [VirtParam], accelerator override: Accelerator? = nil,
                              allocator: any VMResourceAllocator) throws(ConfigErrors) -> QEMUCommandLine {
         var errors: [ConfigError] = []
-        for param in params { errors += VMParameters.validate(param) }
+        for param in params { errors += VMParamSchema.validate(param) }
         guard errors.isEmpty else { throw ConfigErrors(errors) }
 
         func param(_ name: String) -> VirtParam? { params.last { $0.name == name } }
@@ -136,6 +125,3 @@ public enum QEMUCommandLineBuilder {
     }
 }
 
-extension String {
-    var nonEmpty: String? { isEmpty ? nil : self }
-}

@@ -3,11 +3,7 @@
 /// Pinning puts QEMU under `taskset -c <cpus>` and starts the guest paused (`-S`) so that each
 /// vCPU thread is pinned to its host CPU before the guest runs.
 public enum CPUParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "cpu", summary: "vCPU model, count and pinning", options: [
-        OptionSpec("model", .text, default: "host", "QEMU CPU model; 'host' becomes 'max' under TCG"),
-        OptionSpec("number", .integer(1...288), default: "1", "vCPU count (-smp)"),
-        OptionSpec("cpupin", .cpuList, "host CPU for each vCPU, in order (as many as 'number')"),
-    ])
+    public static let spec = VMParamSchema.cpu
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let entry = param.entries.last else { return }

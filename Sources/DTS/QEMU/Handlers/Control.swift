@@ -7,15 +7,7 @@
 ///
 /// Without `telnet` or `socket` the serial console goes to the console log file only.
 public enum ControlParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "control", summary: "guest agent and serial console", discriminator: "type", variants: [
-        .init("qga", "QEMU guest agent on virtio-serial", []),
-        .init("telnet", "serial console on a telnet port", [
-            OptionSpec("opt_port", .port, default: "allocated", "TCP port"),
-        ]),
-        .init("socket", "serial console on a unix socket", [
-            OptionSpec("opt_path", .path, default: "<runtime dir>/serial.sock", "socket path"),
-        ]),
-    ])
+    public static let spec = VMParamSchema.control
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         for entry in param.entries {

@@ -3,9 +3,7 @@
 /// dts defaults to `enable=no`: QEMU runs in the foreground under dts's supervision, which sees
 /// it exit at once. With `enable=yes` dts tracks the daemon by its pid file and QMP.
 public enum DaemonParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "daemon", summary: "QEMU daemonizes itself", options: [
-        OptionSpec("enable", .boolean, required: true, default: "no", "yes: -daemonize"),
-    ])
+    public static let spec = VMParamSchema.daemon
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard param.entries.last?.bool("enable") == true else { return }

@@ -9,29 +9,7 @@
 ///   guest address can be found in `info pci`. `pci-assign` (legacy KVM assignment, removed
 ///   from QEMU) is mapped to `vfio-pci`.
 public enum DeviceParameter: VMParameterHandler {
-    static let mac = OptionSpec("opt_mac", .mac, default: "allocated", "MAC address of the virtio-net device")
-    static let legacy = OptionSpec("opt_legacy", .boolean, default: "no", "yes: legacy virtio only (disable-modern=on)")
-    static let settings = OptionSpec("opt_settings", .properties, "extra virtio-net-pci properties, e.g. \"csum=off,gso=off\" (quoted)")
-    static let addr = OptionSpec("opt_addr", .pciSlot, "guest PCI slot")
-    static let host = OptionSpec("opt_host", .pciAddress, required: true, "host PCI address")
-
-    public static let spec = ParamSpec(name: "device", summary: "emulated and passed-through devices", discriminator: "driver", variants: [
-        .init("vhost-user", "virtio-net on a vhost-user socket (DPDK, OVS-DPDK backends)", [
-            OptionSpec("opt_path", .path, required: true, "unix socket of the vhost-user backend"),
-            OptionSpec("opt_server", .boolean, default: "no", "yes: QEMU listens on the socket (backend is the client)"),
-            OptionSpec("opt_queue", .integer(1...64), default: "1", "queue pairs (multiqueue when > 1)"),
-            mac, legacy, settings, addr,
-        ]),
-        .init("virtio-net-pci", "a virtio-net NIC on an existing netdev", [
-            OptionSpec("opt_netdev", .text, required: true, "id of the netdev to use"),
-            OptionSpec("opt_id", .text, "device id"),
-            mac, OptionSpec("opt_bus", .text, "PCI bus id"), addr, legacy, settings,
-        ]),
-        .init("vfio-pci", "host PCI passthrough with VFIO", [host, addr]),
-        .init("pci-assign", "legacy name for PCI passthrough; emitted as vfio-pci", [host, addr]),
-    ], removed: [
-        "vhost-cuse": "vhost-cuse was removed from DPDK (16.11) and never was in upstream QEMU; use driver=vhost-user",
-    ])
+    public static let spec = VMParamSchema.device
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         for entry in param.entries {

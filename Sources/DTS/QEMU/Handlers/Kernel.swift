@@ -5,15 +5,7 @@
 /// `initrd.img` are looked up in the image directory (`DTS_IMAGE_DIR`). That is a lookup, not
 /// interpolation: the name is a plain word.
 public enum KernelParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "kernel", summary: "direct kernel boot", options: [
-        OptionSpec("guest_image", .text, "name of a dts guest image (its vmlinux and initrd.img)"),
-        OptionSpec("kernel_img", .path, "kernel image (-kernel)"),
-        OptionSpec("initrd", .path, "initial ramdisk (-initrd)"),
-        OptionSpec("console", .text, default: "ttyS0 with guest_image", "console= on the kernel command line"),
-        OptionSpec("baudrate", .integer(50...4_000_000), "console speed, appended as console=DEV,BAUD"),
-        OptionSpec("root", .text, "root= on the kernel command line"),
-        OptionSpec("append", .text, "further kernel command-line text (quote it if it holds , or ;)"),
-    ])
+    public static let spec = VMParamSchema.kernel
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let entry = param.entries.last else { return }

@@ -1,9 +1,6 @@
 /// `login = user=root,password=tester;` — guest credentials for SSH. No QEMU arguments.
 public enum LoginParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "login", summary: "guest login for SSH", options: [
-        OptionSpec("user", .text, required: true, "user name"),
-        OptionSpec("password", .text, "password"),
-    ])
+    public static let spec = VMParamSchema.login
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let entry = param.entries.last, let user = entry["user"] else { return }

@@ -1,9 +1,6 @@
 /// `machine = machine=pc,opt_gic_version=3;` — the machine type (added by default).
 public enum MachineParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "machine", summary: "the machine type", options: [
-        OptionSpec("machine", .text, default: "pc on x86_64, virt on aarch64", "QEMU machine type"),
-        OptionSpec("opt_gic_version", .integer(2...4), "GIC version on aarch64 virt machines"),
-    ])
+    public static let spec = VMParamSchema.machine
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         var pairs: [(String, String)] = []

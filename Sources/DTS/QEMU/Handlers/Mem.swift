@@ -4,10 +4,7 @@
 /// for or when a vhost-user device needs the backend to map it: a memfd backend without
 /// hugepages, a file on the hugetlbfs mount with them.
 public enum MemParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "mem", summary: "guest memory", options: [
-        OptionSpec("size", .sizeMiB, required: true, "guest memory in MiB (or with a unit: 512M, 2G)"),
-        OptionSpec("hugepage", .boolean, default: "no", "back guest memory with hugepages (hugetlbfs, preallocated)"),
-    ])
+    public static let spec = VMParamSchema.mem
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let entry = param.entries.last, let size = entry["size"].flatMap(ValueKind.parseSizeMiB) else { return }

@@ -1,9 +1,6 @@
 /// `migration = enable=yes,port=4444;` — wait for an incoming migration.
 public enum MigrationParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "migration", summary: "incoming live migration", options: [
-        OptionSpec("enable", .boolean, required: true, "yes: -incoming tcp"),
-        OptionSpec("port", .port, default: "allocated", "TCP port to listen on"),
-    ])
+    public static let spec = VMParamSchema.migration
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let entry = param.entries.last, entry.bool("enable") == true else { return }

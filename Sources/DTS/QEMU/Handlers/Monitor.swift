@@ -1,8 +1,6 @@
 /// `monitor = path=/path;` — the human monitor (HMP) on a unix socket.
 public enum MonitorParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "monitor", summary: "human monitor socket", options: [
-        OptionSpec("path", .path, default: "<runtime dir>/monitor.sock", "unix socket path of the human monitor"),
-    ])
+    public static let spec = VMParamSchema.monitor
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         let path = param.entries.last?["path"] ?? "\(builder.runtimeDirectory)/monitor.sock"

@@ -1,8 +1,6 @@
 /// `name = name=vm0;` — the VM's name (added by default from the section name).
 public enum NameParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "name", summary: "the VM's name", options: [
-        OptionSpec("name", .text, required: true, default: "the section name", "shown by QEMU and used in runtime file names"),
-    ])
+    public static let spec = VMParamSchema.name
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let name = param.entries.last?["name"] else { return }

@@ -8,34 +8,7 @@
 /// The default `net` (added in code, as in DTS) is the management pair: an e1000 at guest PCI
 /// slot 0x1f and a user network whose host port forwards to the guest's SSH port.
 public enum NetParameter: VMParameterHandler {
-    static let vlan = OptionSpec("opt_vlan", .integer(0...4095), default: "0", "DTS hub number; pairs a nic with a backend")
-
-    public static let spec = ParamSpec(name: "net", summary: "NICs and network backends", discriminator: "type", variants: [
-        .init("nic", "a guest network card", [
-            vlan,
-            OptionSpec("opt_model", .text, default: "e1000", "QEMU NIC model (e1000, virtio-net-pci, ...)"),
-            OptionSpec("opt_addr", .pciSlot, "guest PCI slot"),
-            OptionSpec("opt_macaddr", .mac, default: "allocated", "MAC address"),
-            OptionSpec("opt_vectors", .integer(0...2048), "MSI-X vectors (virtio-net-pci only)"),
-            OptionSpec("opt_name", .text, default: "nicN", "device id (for monitor commands)"),
-        ]),
-        .init("user", "QEMU user networking (DHCP 10.0.2.x, port forwards)", [
-            vlan,
-            OptionSpec("opt_hostfwd", .hostForward, default: "tcp:<listen address>:<allocated port>-:22",
-                       "forward a host port into the guest"),
-        ]),
-        .init("tap", "a host TAP interface", [
-            vlan,
-            OptionSpec("opt_br", .text, default: "br0", "bridge to attach the TAP to (QEMU's bridge helper) when no script is given"),
-            OptionSpec("opt_script", .path, "script run with the TAP name when it comes up (-netdev tap,script=)"),
-            OptionSpec("opt_downscript", .path, "script run when it goes down"),
-            OptionSpec("opt_ifname", .text, "TAP interface name"),
-        ]),
-        .init("bridge", "a TAP attached to a host bridge by QEMU's bridge helper", [
-            vlan,
-            OptionSpec("opt_br", .text, default: "br0", "host bridge"),
-        ]),
-    ])
+    public static let spec = VMParamSchema.net
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         let nics = param.entries.filter { $0["type"] == "nic" }

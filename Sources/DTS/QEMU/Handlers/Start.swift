@@ -1,11 +1,6 @@
 /// `start = wait_seconds=120,login_timeout=60,...;` — deadlines for bringing the VM up.
 public enum StartParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "start", summary: "start-up deadlines", options: [
-        OptionSpec("wait_seconds", .integer(1...3600), default: "120", "deadline for the guest to boot (guest agent and management address)"),
-        OptionSpec("login_timeout", .integer(1...3600), default: "60", "deadline for the SSH login"),
-        OptionSpec("login_prompt", .text, default: "login:", "kept for DTS configs; dts logs in over SSH"),
-        OptionSpec("password_prompt", .text, default: "Password:", "kept for DTS configs; dts logs in over SSH"),
-    ])
+    public static let spec = VMParamSchema.start
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let entry = param.entries.last else { return }

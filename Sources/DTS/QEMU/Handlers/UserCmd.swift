@@ -3,9 +3,7 @@
 /// The command is split into words (blanks separate, quotes group) without any shell
 /// expansion; the words become argv entries, never a shell string.
 public enum UserCmdParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "usercmd", summary: "raw QEMU arguments", repeatable: true, options: [
-        OptionSpec("cmd", .words, required: true, "arguments, split into words like a shell would, without expansion (quote values holding , or ;)"),
-    ])
+    public static let spec = VMParamSchema.userCmd
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         for entry in param.entries {

@@ -1,9 +1,6 @@
 /// `vnc = displayNum=1;` or `vnc = disable=True;` — a VNC display for debugging.
 public enum VNCParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "vnc", summary: "VNC display", options: [
-        OptionSpec("displayNum", .integer(0...99), default: "allocated", "display number (port 5900 + N)"),
-        OptionSpec("disable", .boolean, default: "False", "True: no VNC display"),
-    ])
+    public static let spec = VMParamSchema.vnc
 
     public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
         guard let entry = param.entries.last, entry.bool("disable") != true else { return }
