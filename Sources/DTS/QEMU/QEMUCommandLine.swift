@@ -1,14 +1,6 @@
-/// The outcome of building a VM's command line: the argv and everything the framework needs to
-/// reach and manage the VM.
+/// The outcome of building a VM's command line: the emulator and its options, and everything
+/// the framework needs to reach and manage the VM, so that nothing is parsed back out of argv.
 public struct QEMUCommandLine: Sendable, Equatable {
-    /// Why an argument is there, for `dts vm cmdline --explain`.
-    public struct Explanation: Sendable, Equatable {
-        /// Index into ``argv`` of the option the note is about.
-        public var index: Int
-        /// The note.
-        public var text: String
-    }
-
     /// Paths the VM uses, all inside its private runtime directory unless configured otherwise.
     public struct Paths: Sendable, Equatable {
         public var runtimeDirectory: String
@@ -60,10 +52,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var accelerator: Accelerator
     /// A command to run QEMU under, e.g. `taskset -c 2,3` when vCPUs are pinned.
     public var prefix: [String]
-    /// The emulator and its arguments.
-    public var argv: [String]
-    /// Notes on arguments that differ from what the config literally says.
-    public var explanations: [Explanation]
+    /// The emulator binary.
+    public var binary: String
+    /// The options, in order, each with its value and note.
+    public var options: [QEMUOption]
     public var paths: Paths
     public var ports: Ports
     public var login: Login?
@@ -80,6 +72,9 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var passthrough: [Passthrough]
     /// The default driver for passthrough devices (`def_driver`), if set.
     public var defaultDriver: String?
+
+    /// The emulator and its arguments: ``binary``, then every option's ``QEMUOption/arguments``.
+    public var argv: [String] { [binary] + options.flatMap(\.arguments) }
 
     /// The full command: ``prefix`` then ``argv``.
     public var command: [String] { prefix + argv }

@@ -5,9 +5,9 @@
 public enum DaemonParameter: VMParameterHandler {
     public static let spec = VMParamSchema.daemon
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard param.entries.last?.bool("enable") == true else { return }
-        builder.daemonize = true
-        builder.add("-daemonize")
+        draft.daemonize = true
+        draft.add("-daemonize")
     }
 }

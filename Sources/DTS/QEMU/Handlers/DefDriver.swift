@@ -2,7 +2,7 @@
 public enum DefDriverParameter: VMParameterHandler {
     public static let spec = VMParamSchema.defDriver
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        builder.defaultDriver = param.entries.last?["driver_name"]
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
+        draft.defaultDriver = param.entries.last?["driver_name"]
     }
 }

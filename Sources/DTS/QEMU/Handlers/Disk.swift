@@ -2,15 +2,15 @@
 public enum DiskParameter: VMParameterHandler {
     public static let spec = VMParamSchema.disk
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         for entry in param.entries {
             guard let file = entry["file"] else { continue }
             var pairs: [(String, String)] = [("file", file)]
             if let format = entry["opt_format"] { pairs.append(("format", format)) }
-            pairs.append(("if", entry["opt_if"] ?? builder.context.architecture.diskInterface))
+            pairs.append(("if", entry["opt_if"] ?? draft.context.architecture.diskInterface))
             if let index = entry["opt_index"] { pairs.append(("index", index)) }
             if let media = entry["opt_media"] { pairs.append(("media", media)) }
-            builder.add("-drive", QEMUOpts.join(nil, pairs))
+            draft.add("-drive", QEMUOpts.join(nil, pairs))
         }
     }
 }

@@ -4,8 +4,8 @@
 public enum EnableKVMParameter: VMParameterHandler {
     public static let spec = VMParamSchema.enableKVM
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        builder.add("-accel", builder.context.accelerator.rawValue, note: builder.context.acceleratorNote)
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
+        draft.add("-accel", draft.context.accelerator.rawValue, note: draft.context.acceleratorNote)
     }
 
     /// What the config says, before any override.

@@ -2,8 +2,8 @@
 public enum LoginParameter: VMParameterHandler {
     public static let spec = VMParamSchema.login
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard let entry = param.entries.last, let user = entry["user"] else { return }
-        builder.login = .init(user: user, password: entry["password"])
+        draft.login = .init(user: user, password: entry["password"])
     }
 }

@@ -6,24 +6,24 @@
 public enum MemParameter: VMParameterHandler {
     public static let spec = VMParamSchema.mem
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard let entry = param.entries.last, let size = entry["size"].flatMap(ValueKind.parseSizeMiB) else { return }
-        builder.add("-m", String(size))
+        draft.add("-m", String(size))
         let hugepage = entry.bool("hugepage") ?? false
         if hugepage {
-            guard let mount = builder.allocator.hugepageMount else {
-                builder.fail(entry.location(of: "hugepage"), spec.name,
-                             "hugepage=yes but no hugetlbfs is mounted; mount one (mount -t hugetlbfs nodev /dev/hugepages) and reserve pages")
+            guard let mount = draft.allocator.hugepageMount else {
+                draft.fail(entry.location(of: "hugepage"), spec.name,
+                           "hugepage=yes but no hugetlbfs is mounted; mount one (mount -t hugetlbfs nodev /dev/hugepages) and reserve pages")
                 return
             }
-            builder.add("-object", QEMUOpts.join("memory-backend-file", [
+            draft.add("-object", QEMUOpts.join("memory-backend-file", [
                 ("id", "mem"), ("size", "\(size)M"), ("mem-path", mount), ("share", "on"), ("prealloc", "on"),
             ]))
-            builder.add("-numa", "node,memdev=mem")
-        } else if builder.context.hasVhostUser {
-            builder.add("-object", QEMUOpts.join("memory-backend-memfd", [("id", "mem"), ("size", "\(size)M"), ("share", "on")]),
-                        note: "vhost-user backends map guest memory: it must be shared (memfd, share=on)")
-            builder.add("-numa", "node,memdev=mem")
+            draft.add("-numa", "node,memdev=mem")
+        } else if draft.context.hasVhostUser {
+            draft.add("-object", QEMUOpts.join("memory-backend-memfd", [("id", "mem"), ("size", "\(size)M"), ("share", "on")]),
+                      note: "vhost-user backends map guest memory: it must be shared (memfd, share=on)")
+            draft.add("-numa", "node,memdev=mem")
         }
     }
 }

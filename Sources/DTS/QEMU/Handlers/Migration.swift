@@ -2,12 +2,12 @@
 public enum MigrationParameter: VMParameterHandler {
     public static let spec = VMParamSchema.migration
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard let entry = param.entries.last, entry.bool("enable") == true else { return }
-        guard let port = builder.configuredOrAllocated(entry.int("port"), "a migration port", at: entry.location, spec.name, { allocator, vm in
+        guard let port = draft.configuredOrAllocated(entry.int("port"), "a migration port", at: entry.location, spec.name, { allocator, vm in
             try allocator.migrationPort(vm: vm)
         }) else { return }
-        builder.ports.migration = port
-        builder.add("-incoming", "tcp:\(builder.allocator.listenAddress):\(port)")
+        draft.ports.migration = port
+        draft.add("-incoming", "tcp:\(draft.allocator.listenAddress):\(port)")
     }
 }

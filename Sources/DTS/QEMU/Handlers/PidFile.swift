@@ -2,9 +2,9 @@
 public enum PidFileParameter: VMParameterHandler {
     public static let spec = VMParamSchema.pidFile
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        let path = param.entries.last?["name"] ?? "\(builder.runtimeDirectory)/qemu.pid"
-        builder.paths.pidFile = path
-        builder.add("-pidfile", path)
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
+        let path = param.entries.last?["name"] ?? "\(draft.runtimeDirectory)/qemu.pid"
+        draft.paths.pidFile = path
+        draft.add("-pidfile", path)
     }
 }

@@ -2,7 +2,7 @@
 public enum QEMUPathParameter: VMParameterHandler {
     public static let spec = VMParamSchema.qemu
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        if let path = param.entries.last?["path"] { builder.binary = path }
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
+        if let path = param.entries.last?["path"] { draft.binary = path }
     }
 }

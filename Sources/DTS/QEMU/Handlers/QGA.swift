@@ -2,7 +2,7 @@
 public enum QGAParameter: VMParameterHandler {
     public static let spec = VMParamSchema.qga
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        if param.entries.last?.bool("enable") == true { ControlParameter.addGuestAgent(into: &builder) }
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
+        if param.entries.last?.bool("enable") == true { ControlParameter.addGuestAgent(into: &draft) }
     }
 }

@@ -2,11 +2,11 @@
 public enum StartParameter: VMParameterHandler {
     public static let spec = VMParamSchema.start
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard let entry = param.entries.last else { return }
-        if let n = entry.int("wait_seconds") { builder.start.waitSeconds = n }
-        if let n = entry.int("login_timeout") { builder.start.loginTimeout = n }
-        if let s = entry["login_prompt"] { builder.start.loginPrompt = s }
-        if let s = entry["password_prompt"] { builder.start.passwordPrompt = s }
+        if let n = entry.int("wait_seconds") { draft.start.waitSeconds = n }
+        if let n = entry.int("login_timeout") { draft.start.loginTimeout = n }
+        if let s = entry["login_prompt"] { draft.start.loginPrompt = s }
+        if let s = entry["password_prompt"] { draft.start.passwordPrompt = s }
     }
 }
