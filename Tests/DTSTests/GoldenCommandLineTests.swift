@@ -35,6 +35,46 @@ import Testing
         #expect(VMParameters.handlers.map { $0.spec.name } == VMParamSchema.names)
     }
 
+    @Test func memoryIsReadOnceFromTheMemParameter() throws {
+        let here = SourceLocation(file: "t.cfg", line: 1)
+        func mem(_ size: String) -> [VirtParam] {
+            [VirtParam(name: "mem", entries: [VirtEntry([("size", size), ("hugepage", "yes")], location: here)], location: here)]
+        }
+        #expect(MemParameter.sizeMiB(of: mem("512")) == 512)
+        #expect(MemParameter.sizeMiB(of: mem("2G")) == 2048)
+        #expect(MemParameter.sizeMiB(of: []) == nil)
+        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: GoldenCase.directory)), vmName: "vm0", suite: "dts_original")
+        #expect(kvm.memoryMiB == 4096)
+        let command = try kvm.commandLine(allocator: StaticAllocator(runtimeRoot: "/run/dts/golden"))
+        #expect(command.memoryMiB == 4096)
+        #expect(command.hugepageMount == "/dev/hugepages")
+    }
+
+    @Test func daemonizeIsABuildInput() throws {
+        let here = SourceLocation.builtIn("test", section: "vm0")
+        let params = try VirtConfig.load(vm: "vm0", suite: "defaults", confDirectory: GoldenCase.directory)
+        func build(_ params: [VirtParam], daemonize: Bool) throws -> QEMUCommandLine {
+            try QEMUCommandLineBuilder.build(vmName: "vm0", params: params, options: QEMUBuildOptions(daemonize: daemonize),
+                                             allocator: StaticAllocator(runtimeRoot: "/run/dts/golden"))
+        }
+        let plain = try build(params, daemonize: false)
+        #expect(!plain.daemonize && !plain.argv.contains("-daemonize"))
+
+        let forced = try build(params, daemonize: true)
+        #expect(forced.daemonize)
+        #expect(forced.argv.filter { $0 == "-daemonize" }.count == 1)
+        // After the config's own options, before the framework's channels; with a note saying why.
+        let index = try #require(forced.options.firstIndex { $0.name == "-daemonize" })
+        #expect(forced.options[index + 1].name == "-nodefaults")
+        #expect(forced.options[index].note?.contains("daemonized") == true)
+        #expect(forced.argv.filter { $0 != "-daemonize" } == plain.argv)
+
+        let configured = VirtConfig.merge(params, [VirtParam(name: "daemon", entries: [VirtEntry([("enable", "yes")], location: here)], location: here)])
+        let both = try build(configured, daemonize: true)
+        #expect(both.argv.filter { $0 == "-daemonize" }.count == 1)
+        #expect(both.argv == (try build(configured, daemonize: false)).argv)
+    }
+
     @Test func buildIsDeterministic() throws {
         for golden in GoldenCase.all where !golden.expectsError {
             let a = try golden.build(), b = try golden.build()

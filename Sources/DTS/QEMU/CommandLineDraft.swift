@@ -20,6 +20,8 @@ public struct CommandLineDraft {
     var cpuPinning: [Int] = []
     var prefix: [String] = []
     var daemonize = false
+    var hugepageMount: String?
+    var filesQEMUOpens: [QEMUCommandLine.InputFile] = []
     var passthrough: [QEMUCommandLine.Passthrough] = []
     var defaultDriver: String?
     var serialConfigured = false
@@ -51,6 +53,11 @@ public struct CommandLineDraft {
     /// Appends options.
     public mutating func add(contentsOf options: [QEMUOption]) {
         self.options.append(contentsOf: options)
+    }
+
+    /// Records a file QEMU opens at start, so that the VM's host can check it exists first.
+    public mutating func opens(_ path: String, as option: String) {
+        filesQEMUOpens.append(.init(option: option, path: path))
     }
 
     /// Records a problem with the config; building goes on to find the others.

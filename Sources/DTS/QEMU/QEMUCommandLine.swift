@@ -37,6 +37,14 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var passwordPrompt: String = "Password:"
     }
 
+    /// A file QEMU opens at start (`-kernel`, `-initrd`, a disk image), with what names it in messages.
+    public struct InputFile: Sendable, Equatable {
+        /// `-kernel`, `-initrd` or `disk file`.
+        public var option: String
+        /// The path on the VM's host.
+        public var path: String
+    }
+
     /// A host PCI device passed through to the guest, with the id used to find it in `info pci`.
     public struct Passthrough: Sendable, Equatable {
         public var id: String
@@ -64,8 +72,15 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var cpuPinning: [Int]
     /// QEMU starts with `-S` (paused) so that vCPUs can be pinned before the guest runs.
     public var startsPaused: Bool
-    /// QEMU daemonizes itself (`daemon = enable=yes`).
+    /// QEMU daemonizes itself (`daemon = enable=yes`, or the build asked for it:
+    /// ``QEMUBuildOptions/daemonize``).
     public var daemonize: Bool
+    /// Guest memory in MiB (`mem size=`), if set.
+    public var memoryMiB: Int?
+    /// The hugetlbfs mount that backs guest memory (`mem hugepage=yes`), if any.
+    public var hugepageMount: String?
+    /// Files QEMU opens at start, in command-line order: they must exist on the VM's host.
+    public var filesQEMUOpens: [InputFile]
     /// Whether a guest agent channel is configured.
     public var hasGuestAgent: Bool
     /// Passthrough devices in order (`pt_0`, `pt_1`, ...).

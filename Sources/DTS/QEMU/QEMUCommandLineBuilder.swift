@@ -1,3 +1,17 @@
+/// What a caller asks of a build besides the VM's parameters.
+public struct QEMUBuildOptions: Sendable, Equatable {
+    /// A run-wide override of `enable_kvm` (`--accel`, `DTS_ACCEL`), if any.
+    public var accelerator: Accelerator?
+    /// QEMU daemonizes whatever `daemon` says: the VM's host launches it that way (a remote DUT,
+    /// where the launching command must return once QEMU runs).
+    public var daemonize: Bool
+
+    public init(accelerator: Accelerator? = nil, daemonize: Bool = false) {
+        self.accelerator = accelerator
+        self.daemonize = daemonize
+    }
+}
+
 /// Facts about the whole VM that several handlers need, computed before any handler runs.
 public struct BuildContext: Sendable {
     /// The VM's name.
@@ -16,6 +30,8 @@ public struct BuildContext: Sendable {
     public var memoryMiB: Int?
     /// Whether any `device driver=vhost-user` is configured (guest memory must then be shared).
     public var hasVhostUser: Bool
+    /// What the caller asked for (``QEMUBuildOptions``).
+    public var options: QEMUBuildOptions
 }
 
 /// Builds a VM's QEMU command line from its parameters. Pure: same input, same output.
@@ -23,10 +39,10 @@ public enum QEMUCommandLineBuilder {
     /// Builds the command line for `vmName` from `params` (already merged and validated).
     ///
     /// - Parameters:
-    ///   - accelerator: a run-wide override of `enable_kvm` (`--accel`), if any.
+    ///   - options: a run-wide accelerator override, and whether QEMU must daemonize.
     ///   - allocator: where ports, directories and MACs come from.
     /// - Throws: every cross-parameter problem found, with its location.
-    public static func build(vmName: String, params: [VirtParam], accelerator override: Accelerator? = nil,
+    public static func build(vmName: String, params: [VirtParam], options: QEMUBuildOptions = QEMUBuildOptions(),
                              allocator: any VMResourceAllocator) throws(ConfigErrors) -> QEMUCommandLine {
         var errors: [ConfigError] = []
         for param in params { errors += VMParamSchema.validate(param) }
@@ -37,17 +53,18 @@ public enum QEMUCommandLineBuilder {
         let architecture = binary.flatMap(Architecture.forBinary)
             ?? Architecture.named(allocator.hostArchitecture) ?? Architecture.all[0]
         let configured = EnableKVMParameter.configured(param("enable_kvm"))
-        let accelerator = override ?? configured
+        let accelerator = options.accelerator ?? configured
         var note: String?
-        if let override, override != configured {
+        if let override = options.accelerator, override != configured {
             note = "accelerator \(override.rawValue) chosen for this run (the config says enable=\(configured == .kvm ? "yes" : "no"))"
         }
         let context = BuildContext(
             vmName: vmName, architecture: architecture, accelerator: accelerator, acceleratorNote: note,
             machine: MachineParameter.configured(param("machine"), architecture: architecture),
             vcpus: param("cpu")?.entries.last?.int("number"),
-            memoryMiB: param("mem")?.entries.last?["size"].flatMap(ValueKind.parseSizeMiB),
-            hasVhostUser: param("device")?.entries.contains { $0["driver"] == "vhost-user" } ?? false)
+            memoryMiB: MemParameter.sizeMiB(of: params),
+            hasVhostUser: param("device")?.entries.contains { $0["driver"] == "vhost-user" } ?? false,
+            options: options)
 
         var draft = CommandLineDraft(context: context, allocator: allocator)
         for param in params {
@@ -79,6 +96,9 @@ public enum QEMUCommandLineBuilder {
             throw ConfigErrors(ordered)
         }
 
+        if draft.context.options.daemonize {
+            DaemonParameter.addDaemonize(into: &draft, note: "the VM's host launches QEMU daemonized: the launching command returns once QEMU runs")
+        }
         // The framework's own channels.
         draft.add("-nodefaults", note: "no implicit devices: every device on this command line comes from the config")
         draft.add("-display", "none")
@@ -101,7 +121,8 @@ public enum QEMUCommandLineBuilder {
             binary: draft.binary, options: draft.options,
             paths: draft.paths, ports: draft.ports, login: draft.login, start: draft.start,
             cpuPinning: draft.cpuPinning, startsPaused: !draft.cpuPinning.isEmpty,
-            daemonize: draft.daemonize, hasGuestAgent: draft.guestAgentConfigured,
+            daemonize: draft.daemonize, memoryMiB: draft.context.memoryMiB, hugepageMount: draft.hugepageMount,
+            filesQEMUOpens: draft.filesQEMUOpens, hasGuestAgent: draft.guestAgentConfigured,
             passthrough: draft.passthrough, defaultDriver: draft.defaultDriver)
     }
 }

@@ -62,6 +62,10 @@ public final class QEMUKvm {
     /// Builds the QEMU command line (pure: no process is started, nothing is reserved beyond what
     /// `allocator` does).
     public func commandLine(allocator: any VMResourceAllocator) throws(ConfigErrors) -> QEMUCommandLine {
-        try QEMUCommandLineBuilder.build(vmName: vmName, params: params, accelerator: dut.settings.accelerator, allocator: allocator)
+        try QEMUCommandLineBuilder.build(vmName: vmName, params: params, options: QEMUBuildOptions(accelerator: dut.settings.accelerator),
+                                         allocator: allocator)
     }
+
+    /// Guest memory in MiB (`mem size=`), as the command line will have it; `nil` when not set.
+    public var memoryMiB: Int? { MemParameter.sizeMiB(of: params) }
 }

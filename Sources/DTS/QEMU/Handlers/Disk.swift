@@ -11,6 +11,7 @@ public enum DiskParameter: VMParameterHandler {
             if let index = entry["opt_index"] { pairs.append(("index", index)) }
             if let media = entry["opt_media"] { pairs.append(("media", media)) }
             draft.add("-drive", QEMUOpts.join(nil, pairs))
+            draft.opens(file, as: "disk file")
         }
     }
 }

@@ -33,8 +33,13 @@ public enum KernelParameter: VMParameterHandler {
         case (nil, _?):
             break
         }
-        draft.add("-kernel", kernel!)
-        if let initrd { draft.add("-initrd", initrd) }
+        guard let kernel else { return }
+        draft.add("-kernel", kernel)
+        draft.opens(kernel, as: "-kernel")
+        if let initrd {
+            draft.add("-initrd", initrd)
+            draft.opens(initrd, as: "-initrd")
+        }
         var words: [String] = []
         if let console {
             words.append("console=" + console + (entry["baudrate"].map { ",\($0)" } ?? ""))

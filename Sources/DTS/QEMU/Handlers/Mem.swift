@@ -7,7 +7,7 @@ public enum MemParameter: VMParameterHandler {
     public static let spec = VMParamSchema.mem
 
     public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
-        guard let entry = param.entries.last, let size = entry["size"].flatMap(ValueKind.parseSizeMiB) else { return }
+        guard let entry = param.entries.last, let size = draft.context.memoryMiB else { return }
         draft.add("-m", String(size))
         let hugepage = entry.bool("hugepage") ?? false
         if hugepage {
@@ -16,6 +16,7 @@ public enum MemParameter: VMParameterHandler {
                            "hugepage=yes but no hugetlbfs is mounted; mount one (mount -t hugetlbfs nodev /dev/hugepages) and reserve pages")
                 return
             }
+            draft.hugepageMount = mount
             draft.add("-object", QEMUOpts.join("memory-backend-file", [
                 ("id", "mem"), ("size", "\(size)M"), ("mem-path", mount), ("share", "on"), ("prealloc", "on"),
             ]))
@@ -25,5 +26,11 @@ public enum MemParameter: VMParameterHandler {
                       note: "vhost-user backends map guest memory: it must be shared (memfd, share=on)")
             draft.add("-numa", "node,memdev=mem")
         }
+    }
+
+    /// Guest memory in MiB from the last `mem size=` of `params`, if set: the one reading of it
+    /// (the build's ``BuildContext/memoryMiB``, ``QEMUKvm/memoryMiB``).
+    public static func sizeMiB(of params: [VirtParam]) -> Int? {
+        params.last { $0.name == spec.name }?.entries.last?["size"].flatMap(ValueKind.parseSizeMiB)
     }
 }

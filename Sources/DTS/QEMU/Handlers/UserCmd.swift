@@ -11,10 +11,16 @@ public enum UserCmdParameter: VMParameterHandler {
         for entry in param.entries {
             guard let cmd = entry["cmd"], case .success(let words) = ValueKind.splitWords(cmd) else { continue }
             let options = QEMUOption.grouping(words)
-            // Netdevs declared here may be used by device driver=virtio-net-pci.
-            for option in options where option.name == "-netdev" {
-                for part in (option.value ?? "").split(separator: ",") where part.hasPrefix("id=") {
-                    draft.defineNetdev(String(part.dropFirst(3)))
+            for option in options {
+                guard let value = option.value else { continue }
+                switch option.name {
+                case "-netdev": // may be used by device driver=virtio-net-pci
+                    for part in value.split(separator: ",") where part.hasPrefix("id=") { draft.defineNetdev(String(part.dropFirst(3))) }
+                case "-kernel", "-initrd":
+                    draft.opens(value, as: option.name)
+                case "-drive":
+                    if let file = value.split(separator: ",").first(where: { $0.hasPrefix("file=") }) { draft.opens(String(file.dropFirst(5)), as: "disk file") }
+                default: break
                 }
             }
             draft.add(contentsOf: options)
