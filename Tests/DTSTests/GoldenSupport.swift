@@ -3,6 +3,10 @@ import Foundation
 
 /// A golden command-line case: `Golden/cmdline/<name>.cfg` in, `<name>.args` or `<name>.err` out.
 ///
+/// An `.args` file holds one option with its value per line, shell-quoted where needed (as
+/// libvirt's qemuxml2argv files): the command prefix (`taskset -c ...`) on its own line, the
+/// binary, then each option (`-name vm0,debug-threads=on`; a lone flag such as `-S`).
+///
 /// The `.cfg` is the suite config (suite name = case name) read together with the golden
 /// `virt_global.cfg`. Comment lines starting with `#@` steer the test:
 /// `#@ accel tcg|kvm`, `#@ device <entry>` (as `setVMDevice`), `#@ vm <name>` (default vm0),
@@ -78,6 +82,13 @@ struct GoldenCase: CustomStringConvertible, Sendable {
 }
 
 extension QEMUCommandLine {
-    /// One argument per line: the prefix (if any), then argv.
-    var goldenText: String { command.joined(separator: "\n") + "\n" }
+    /// One option with its value per line, shell-quoted where needed, as libvirt's qemuxml2argv
+    /// files: the prefix (if any) on its own line, then the binary, then the options in order.
+    var goldenText: String {
+        var lines: [String] = []
+        if !prefix.isEmpty { lines.append(ShellQuoting.join(prefix)) }
+        lines.append(ShellQuoting.quote(binary))
+        lines += options.map { ShellQuoting.join($0.arguments) }
+        return lines.joined(separator: "\n") + "\n"
+    }
 }
