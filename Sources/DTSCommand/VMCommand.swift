@@ -23,7 +23,7 @@ struct VMCommand: ParsableCommand {
         @Option(name: .long, help: "Directory for the VM's sockets, pid file and logs.")
         var runtimeDir: String = "/tmp/dts-run"
         @Flag(name: .long, help: "Print one shell-quoted, copy-pasteable line instead.") var shell = false
-        @Flag(name: .long, help: "Add a note under each argument that differs from what the config literally says.") var explain = false
+        @Flag(name: .long, help: "Add each option's note under it: why dts wrote it, or how it differs from what the config literally says.") var explain = false
         @OptionGroup var options: VMOptions
 
         func run() throws {

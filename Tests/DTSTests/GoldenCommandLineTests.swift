@@ -36,6 +36,33 @@ import Testing
         #expect(VMParameters.handlers.map { $0.spec.name } == VMParamSchema.names)
     }
 
+    @Test func usercmdWordsAreGroupedIntoOptionsWithoutChangingArgv() {
+        let cases: [[String]] = [
+            ["-device", "e1000,netdev=x", "-S", "-netdev", "user,id=x"],
+            ["-S", "-nographic"],
+            ["disk.img", "-snapshot", "-m", "512", "extra"],
+            ["-append", "-x"],
+            [],
+        ]
+        for words in cases {
+            #expect(QEMUOption.grouping(words).flatMap(\.arguments) == words)
+        }
+        #expect(QEMUOption.grouping(cases[0]) == [QEMUOption("-device", "e1000,netdev=x"), QEMUOption("-S"), QEMUOption("-netdev", "user,id=x")])
+        #expect(QEMUOption.grouping(cases[2]).map(\.value) == [nil, nil, "512", nil])
+    }
+
+    @Test func notesBelongToOptions() throws {
+        guard case .success(let command) = try GoldenCase(name: "vxlan_sample_tcg").build() else {
+            Issue.record("vxlan_sample_tcg does not build")
+            return
+        }
+        let notes = Dictionary(command.options.compactMap { option in option.note.map { (option.name + " " + (option.value ?? ""), $0) } }) { a, _ in a }
+        #expect(notes["-accel tcg"]?.contains("chosen for this run (the config says enable=yes)") == true)
+        #expect(notes["-cpu max"]?.contains("model=host needs KVM") == true)
+        #expect(notes.first { $0.key.hasPrefix("-device virtio-net-pci,netdev=vhostnet0") }?.value.contains("vectors=0") == true)
+        #expect(notes["-S "]?.contains("pins each vCPU") == true)
+    }
+
     @Test func memoryIsReadOnceFromTheMemParameter() throws {
         let here = SourceLocation(file: "t.cfg", line: 1)
         func mem(_ size: String) -> [VirtParam] {
