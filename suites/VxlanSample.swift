@@ -129,7 +129,7 @@ final class VxlanSample: TestSuite {
                                  "opt_server": "yes", "opt_mac": mac])
         }
         self.kvm = kvm
-        try await reserveHugepages(Self.guestMemoryMiB(kvm.params) / 2)
+        try await reserveHugepages((kvm.memoryMiB ?? 0) / 2)
 
         // The tunnel endpoint: OVS-DPDK, in the host's network namespace or, with `ovs_namespace`,
         // in a private one (a second userspace-datapath OVS on the same host needs that).
@@ -546,17 +546,6 @@ final class VxlanSample: TestSuite {
         guard let range = text.range(of: #"\(Open vSwitch\) [0-9]+(\.[0-9]+)+"#, options: .regularExpression) else { return nil }
         let numbers = text[range].split(separator: " ").last.map { $0.split(separator: ".").compactMap { Int($0) } }
         return numbers.flatMap { $0.count >= 2 ? $0 : nil }
-    }
-
-    /// The guest memory in MiB from the VM's `mem` parameter.
-    nonisolated static func guestMemoryMiB(_ params: [VirtParam]) -> Int {
-        guard let entry = params.last(where: { $0.name == "mem" })?.entries.last, let size = entry["size"] else { return 0 }
-        let digits = size.prefix { $0.isNumber }
-        guard let value = Int(digits) else { return 0 }
-        switch size.dropFirst(digits.count).uppercased() {
-        case "G", "GB", "GIB": return value * 1024
-        default: return value
-        }
     }
 
     nonisolated static func seconds(_ duration: Duration) -> Double {

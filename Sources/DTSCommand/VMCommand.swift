@@ -23,7 +23,7 @@ struct VMCommand: ParsableCommand {
         @Option(name: .long, help: "Directory for the VM's sockets, pid file and logs.")
         var runtimeDir: String = "/tmp/dts-run"
         @Flag(name: .long, help: "Print one shell-quoted, copy-pasteable line instead.") var shell = false
-        @Flag(name: .long, help: "Add a note under each argument that differs from what the config literally says.") var explain = false
+        @Flag(name: .long, help: "Add each option's note under it: why dts wrote it, or how it differs from what the config literally says.") var explain = false
         @OptionGroup var options: VMOptions
 
         func run() throws {
@@ -44,18 +44,12 @@ struct VMCommand: ParsableCommand {
                 print(command.shellLine)
                 return
             }
-            // A note about an option is printed under its value.
-            let notes = Dictionary(grouping: command.explanations) { note in
-                let argv = command.argv
-                let hasValue = note.index + 1 < argv.count && argv[note.index].hasPrefix("-") && !argv[note.index + 1].hasPrefix("-")
-                return hasValue ? note.index + 1 : note.index
-            }
+            // One argument per line; an option's note goes under its last argument (its value, if it has one).
             for argument in command.prefix { print(argument) }
-            for (index, argument) in command.argv.enumerated() {
-                print(argument)
-                if explain, let notes = notes[index] {
-                    for note in notes { print("    # \(note.text)") }
-                }
+            print(command.binary)
+            for option in command.options {
+                for argument in option.arguments { print(argument) }
+                if explain, let note = option.note { print("    # \(note)") }
             }
         }
     }

@@ -99,8 +99,8 @@ import Testing
     }
 
     @Test func misspellingsGetSuggestions() {
-        #expect(Spelling.closest(to: "cpuu", in: VMParameters.names) == "cpu")
-        #expect(Spelling.closest(to: "zzzzzz", in: VMParameters.names) == nil)
+        #expect(Spelling.closest(to: "cpuu", in: VMParamSchema.names) == "cpu")
+        #expect(Spelling.closest(to: "zzzzzz", in: VMParamSchema.names) == nil)
     }
 
     @Test func qemuOptsEscapeCommas() {

@@ -1,12 +1,20 @@
 import DTS
 import Foundation
 
-/// A golden command-line case: `Golden/cmdline/<name>.cfg` in, `<name>.args` or `<name>.err` out.
+/// A golden command-line case: `Golden/cmdline/<name>.cfg` in, `<name>.args` and `<name>.facts`
+/// or `<name>.err` out.
+///
+/// An `.args` file holds one option with its value per line, shell-quoted where needed (as
+/// libvirt's qemuxml2argv files): the command prefix (`taskset -c ...`) on its own line, the
+/// binary, then each option (`-name vm0,debug-threads=on`; a lone flag such as `-S`). A `.facts`
+/// file holds what the command line tells the framework besides argv (paths, ports, login,
+/// memory, files QEMU opens, ...), one `key: value` per line.
 ///
 /// The `.cfg` is the suite config (suite name = case name) read together with the golden
 /// `virt_global.cfg`. Comment lines starting with `#@` steer the test:
 /// `#@ accel tcg|kvm`, `#@ device <entry>` (as `setVMDevice`), `#@ vm <name>` (default vm0),
-/// `#@ hugepages none` (no hugetlbfs mount on the fake host).
+/// `#@ hugepages none` (no hugetlbfs mount on the fake host), `#@ daemonize` (the VM's host
+/// launches QEMU daemonized, as a remote DUT does).
 struct GoldenCase: CustomStringConvertible, Sendable {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Golden/cmdline").path
@@ -25,6 +33,7 @@ struct GoldenCase: CustomStringConvertible, Sendable {
     var configPath: String { "\(Self.directory)/\(name).cfg" }
     var argsPath: String { "\(Self.directory)/\(name).args" }
     var errPath: String { "\(Self.directory)/\(name).err" }
+    var factsPath: String { "\(Self.directory)/\(name).facts" }
     var expectsError: Bool { name.hasPrefix("err_") }
 
     var directives: [(String, String)] {
@@ -49,6 +58,7 @@ struct GoldenCase: CustomStringConvertible, Sendable {
         var accelerator: Accelerator?
         var vm = "vm0"
         var hugepages = true
+        var daemonize = false
         var devices: [String] = []
         for (key, value) in directives {
             switch key {
@@ -56,6 +66,7 @@ struct GoldenCase: CustomStringConvertible, Sendable {
             case "device": devices.append(value)
             case "vm": vm = value
             case "hugepages": hugepages = value != "none"
+            case "daemonize": daemonize = true
             default: break
             }
         }
@@ -65,7 +76,9 @@ struct GoldenCase: CustomStringConvertible, Sendable {
         do throws(ConfigErrors) {
             let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: scratch, accelerator: accelerator)), vmName: vm, suite: name)
             for (index, device) in devices.enumerated() { try kvm.setVMDevice(device, source: "device #\(index + 1)") }
-            return .success(try kvm.commandLine(allocator: allocator))
+            return .success(try QEMUCommandLineBuilder.build(vmName: vm, params: kvm.params,
+                                                             options: QEMUBuildOptions(accelerator: accelerator, daemonize: daemonize),
+                                                             allocator: allocator))
         } catch {
             let cleaned = ConfigErrors(error.errors.map { e in
                 var e = e
@@ -78,6 +91,42 @@ struct GoldenCase: CustomStringConvertible, Sendable {
 }
 
 extension QEMUCommandLine {
-    /// One argument per line: the prefix (if any), then argv.
-    var goldenText: String { command.joined(separator: "\n") + "\n" }
+    /// One option with its value per line, shell-quoted where needed, as libvirt's qemuxml2argv
+    /// files: the prefix (if any) on its own line, then the binary, then the options in order.
+    var goldenText: String {
+        var lines: [String] = []
+        if !prefix.isEmpty { lines.append(ShellQuoting.join(prefix)) }
+        lines.append(ShellQuoting.quote(binary))
+        lines += options.map { ShellQuoting.join($0.arguments) }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Everything but argv, one `key: value` per line; absent facts are left out.
+    var goldenFacts: String {
+        var lines = ["vm: \(vmName)", "architecture: \(architecture)", "accelerator: \(accelerator.rawValue)"]
+        func add(_ key: String, _ value: String?) { if let value { lines.append("\(key): \(value)") } }
+        add("daemonize", daemonize ? "yes" : nil)
+        add("starts paused", startsPaused ? "yes" : nil)
+        add("memory", memoryMiB.map { "\($0) MiB" })
+        add("hugepage mount", hugepageMount)
+        for file in filesQEMUOpens { add("opens", "\(file.option) \(file.path)") }
+        add("runtime directory", paths.runtimeDirectory)
+        add("qmp socket", paths.qmpSocket)
+        add("monitor socket", paths.monitorSocket)
+        add("guest agent socket", paths.guestAgentSocket)
+        add("serial socket", paths.serialSocket)
+        add("pid file", paths.pidFile)
+        add("console log", paths.consoleLog)
+        add("guest agent", hasGuestAgent ? "yes" : nil)
+        add("ssh", ports.ssh.map { "\(ports.sshAddress ?? "?"):\($0)" })
+        add("vnc display", ports.vncDisplay.map(String.init))
+        add("telnet port", ports.telnet.map(String.init))
+        add("migration port", ports.migration.map(String.init))
+        add("login", login.map { "\($0.user)" + ($0.password.map { " password \($0)" } ?? " (no password)") })
+        add("start", "wait \(start.waitSeconds) s, login \(start.loginTimeout) s, prompts '\(start.loginPrompt)' '\(start.passwordPrompt)'")
+        add("cpu pinning", cpuPinning.isEmpty ? nil : cpuPinning.map(String.init).joined(separator: ","))
+        for device in passthrough { add("passthrough", "\(device.id) \(device.hostAddress) \(device.driver)") }
+        add("default driver", defaultDriver)
+        return lines.joined(separator: "\n") + "\n"
+    }
 }

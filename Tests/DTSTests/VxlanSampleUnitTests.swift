@@ -45,16 +45,6 @@ import Testing
         #expect(!VxlanSample.ovsVersion("ovs-vswitchd (Open vSwitch) 3.3.0")!.lexicographicallyPrecedes([3, 3]))
     }
 
-    @Test func guestMemoryFromTheMemParameter() {
-        let here = SourceLocation(file: "t.cfg", line: 1)
-        func mem(_ size: String) -> [VirtParam] {
-            [VirtParam(name: "mem", entries: [VirtEntry([("size", size), ("hugepage", "yes")], location: here)], location: here)]
-        }
-        #expect(VxlanSample.guestMemoryMiB(mem("512")) == 512)
-        #expect(VxlanSample.guestMemoryMiB(mem("2G")) == 2048)
-        #expect(VxlanSample.guestMemoryMiB([]) == 0)
-    }
-
     @Test func payloadPatternsDiffer() {
         #expect(VxlanSample.pattern(18, seed: 1).count == 18)
         #expect(VxlanSample.pattern(100, seed: 10) != VxlanSample.pattern(100, seed: 11))

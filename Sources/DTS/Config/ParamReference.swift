@@ -1,11 +1,10 @@
-/// Renders the reference of every VM parameter and option from the handlers' specs, so that the
+/// Renders the reference of every VM parameter and option from ``VMParamSchema``, so that the
 /// documentation (`docs/config.md`) cannot drift from the code (a test compares them).
 public enum ParamReference {
     /// Markdown: one section per parameter with a table of its options.
     public static func markdown() -> String {
         var out = ""
-        for handler in VMParameters.handlers {
-            let spec = handler.spec
+        for spec in VMParamSchema.all {
             out += "### `\(spec.name)`: \(spec.summary)\n\n"
             out += spec.repeatable ? "Several entries allowed (separate them with `;`).\n\n" : "One entry.\n\n"
             if let discriminator = spec.discriminator {

@@ -6,7 +6,7 @@ import Foundation
 ///    monitor and the management net);
 /// 2. `virt_global.cfg`, section `[KVM]`;
 /// 3. `<suite>.cfg`, section `[<vm>]`;
-/// 4. calls made at run time (``QEMUKvm/setVMDevice(_:)``), which append entries.
+/// 4. calls made at run time (`setVMDevice`, as in DTS), which append entries.
 ///
 /// A parameter set by a later layer replaces the whole parameter of an earlier one, keeping its
 /// position. Every parameter and option is validated; all problems are reported together.
@@ -76,8 +76,8 @@ public enum VirtConfig {
         var errors: [ConfigError] = []
         for item in section.items {
             let location = SourceLocation(file: file.path, line: item.line, section: section.name)
-            guard VMParameters.handler(named: item.key) != nil else {
-                errors.append(ConfigError(location, Spelling.unknown("parameter", item.key, known: VMParameters.names)))
+            guard VMParamSchema.spec(named: item.key) != nil else {
+                errors.append(ConfigError(location, Spelling.unknown("parameter", item.key, known: VMParamSchema.names)))
                 continue
             }
             do {
@@ -87,7 +87,7 @@ public enum VirtConfig {
                     errors.append(ConfigError(location, key: item.key, "no value; write at least one 'key=value' entry"))
                     continue
                 }
-                let problems = VMParameters.validate(param)
+                let problems = VMParamSchema.validate(param)
                 errors += problems
                 if problems.isEmpty { params.append(param) }
             } catch {

@@ -187,6 +187,9 @@ public enum VirtValueParser {
 }
 
 extension String {
+    /// `nil` when empty.
+    var nonEmpty: String? { isEmpty ? nil : self }
+
     func trimmingBlanks() -> String {
         var s = Substring(self)
         while let f = s.first, f.isWhitespace { s.removeFirst() }

@@ -15,22 +15,22 @@ public struct Architecture: Sendable, Equatable {
     /// The guest's serial console device, for `console=` on the kernel command line.
     public var consoleDevice: String
     /// The display device added when VNC is enabled.
-    public var displayDevice: [String]
+    public var displayDevice: QEMUOption
     /// The CPU model that stands for `host` under TCG (`-cpu host` needs KVM).
     public var tcgCPUModel: String
-    /// Arguments every VM of this architecture needs.
-    public var extraArgs: [String]
+    /// Options every VM of this architecture needs.
+    public var extraOptions: [QEMUOption]
 
     /// Every architecture dts knows.
     public static let all: [Architecture] = [
         Architecture(
             name: "x86_64", binary: "qemu-system-x86_64", machine: "pc",
             managementSlotMachines: ["pc"], diskInterface: "ide", consoleDevice: "ttyS0",
-            displayDevice: ["-vga", "std"], tcgCPUModel: "max", extraArgs: []),
+            displayDevice: QEMUOption("-vga", "std"), tcgCPUModel: "max", extraOptions: []),
         Architecture(
             name: "aarch64", binary: "qemu-system-aarch64", machine: "virt",
             managementSlotMachines: ["virt"], diskInterface: "virtio", consoleDevice: "ttyAMA0",
-            displayDevice: ["-device", "virtio-gpu-pci"], tcgCPUModel: "max", extraArgs: []),
+            displayDevice: QEMUOption("-device", "virtio-gpu-pci"), tcgCPUModel: "max", extraOptions: []),
     ]
 
     /// The entry for `name`, if known.

@@ -1,14 +1,6 @@
-/// The outcome of building a VM's command line: the argv and everything the framework needs to
-/// reach and manage the VM.
+/// The outcome of building a VM's command line: the emulator and its options, and everything
+/// the framework needs to reach and manage the VM, so that nothing is parsed back out of argv.
 public struct QEMUCommandLine: Sendable, Equatable {
-    /// Why an argument is there, for `dts vm cmdline --explain`.
-    public struct Explanation: Sendable, Equatable {
-        /// Index into ``argv`` of the option the note is about.
-        public var index: Int
-        /// The note.
-        public var text: String
-    }
-
     /// Paths the VM uses, all inside its private runtime directory unless configured otherwise.
     public struct Paths: Sendable, Equatable {
         public var runtimeDirectory: String
@@ -45,6 +37,14 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var passwordPrompt: String = "Password:"
     }
 
+    /// A file QEMU opens at start (`-kernel`, `-initrd`, a disk image), with what names it in messages.
+    public struct InputFile: Sendable, Equatable {
+        /// `-kernel`, `-initrd` or `disk file`.
+        public var option: String
+        /// The path on the VM's host.
+        public var path: String
+    }
+
     /// A host PCI device passed through to the guest, with the id used to find it in `info pci`.
     public struct Passthrough: Sendable, Equatable {
         public var id: String
@@ -60,10 +60,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var accelerator: Accelerator
     /// A command to run QEMU under, e.g. `taskset -c 2,3` when vCPUs are pinned.
     public var prefix: [String]
-    /// The emulator and its arguments.
-    public var argv: [String]
-    /// Notes on arguments that differ from what the config literally says.
-    public var explanations: [Explanation]
+    /// The emulator binary.
+    public var binary: String
+    /// The options, in order, each with its value and note.
+    public var options: [QEMUOption]
     public var paths: Paths
     public var ports: Ports
     public var login: Login?
@@ -72,14 +72,24 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var cpuPinning: [Int]
     /// QEMU starts with `-S` (paused) so that vCPUs can be pinned before the guest runs.
     public var startsPaused: Bool
-    /// QEMU daemonizes itself (`daemon = enable=yes`).
+    /// QEMU daemonizes itself (`daemon = enable=yes`, or the build asked for it:
+    /// ``QEMUBuildOptions/daemonize``).
     public var daemonize: Bool
+    /// Guest memory in MiB (`mem size=`), if set.
+    public var memoryMiB: Int?
+    /// The hugetlbfs mount that backs guest memory (`mem hugepage=yes`), if any.
+    public var hugepageMount: String?
+    /// Files QEMU opens at start, in command-line order: they must exist on the VM's host.
+    public var filesQEMUOpens: [InputFile]
     /// Whether a guest agent channel is configured.
     public var hasGuestAgent: Bool
     /// Passthrough devices in order (`pt_0`, `pt_1`, ...).
     public var passthrough: [Passthrough]
     /// The default driver for passthrough devices (`def_driver`), if set.
     public var defaultDriver: String?
+
+    /// The emulator and its arguments: ``binary``, then every option's ``QEMUOption/arguments``.
+    public var argv: [String] { [binary] + options.flatMap(\.arguments) }
 
     /// The full command: ``prefix`` then ``argv``.
     public var command: [String] { prefix + argv }

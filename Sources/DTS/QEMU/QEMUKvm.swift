@@ -43,14 +43,14 @@ public final class QEMUKvm {
     public func setVMParam(_ name: String, _ text: String, source: String = "setVMParam") throws(ConfigErrors) {
         let entries = try VirtValueParser.parse(text, file: "<\(source)>", section: vmName, key: name)
         let param = VirtParam(name: name, entries: entries, location: .builtIn(source, section: vmName))
-        let problems = VMParameters.validate(param)
+        let problems = VMParamSchema.validate(param)
         guard problems.isEmpty else { throw ConfigErrors(problems) }
         params = VirtConfig.merge(params, [param])
     }
 
     private func append(_ name: String, _ entry: VirtEntry) throws(ConfigErrors) {
         let single = VirtParam(name: name, entries: [entry], location: entry.location)
-        let problems = VMParameters.validate(single)
+        let problems = VMParamSchema.validate(single)
         guard problems.isEmpty else { throw ConfigErrors(problems) }
         if let index = params.firstIndex(where: { $0.name == name }) {
             params[index].entries.append(entry)
@@ -62,6 +62,10 @@ public final class QEMUKvm {
     /// Builds the QEMU command line (pure: no process is started, nothing is reserved beyond what
     /// `allocator` does).
     public func commandLine(allocator: any VMResourceAllocator) throws(ConfigErrors) -> QEMUCommandLine {
-        try QEMUCommandLineBuilder.build(vmName: vmName, params: params, accelerator: dut.settings.accelerator, allocator: allocator)
+        try QEMUCommandLineBuilder.build(vmName: vmName, params: params, options: QEMUBuildOptions(accelerator: dut.settings.accelerator),
+                                         allocator: allocator)
     }
+
+    /// Guest memory in MiB (`mem size=`), as the command line will have it; `nil` when not set.
+    public var memoryMiB: Int? { MemParameter.sizeMiB(of: params) }
 }

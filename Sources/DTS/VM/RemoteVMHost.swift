@@ -199,7 +199,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     private func syncImages(_ command: QEMUCommandLine) async throws {
         let remoteImages = remoteAllocator.imageDirectory
         let localImages = HostFacts.imageDirectory
-        for (_, path) in command.filesQEMUOpens where path.hasPrefix(remoteImages + "/") {
+        for path in command.filesQEMUOpens.map(\.path) where path.hasPrefix(remoteImages + "/") {
             let local = localImages + path.dropFirst(remoteImages.count)
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: local),
                   let size = (attributes[.size] as? NSNumber)?.int64Value,

@@ -73,9 +73,9 @@ final class LocalVMHost: VMHost {
                 try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
             }
         }
-        for (option, path) in command.filesQEMUOpens where !FileManager.default.fileExists(atPath: path) {
-            let hint = path.hasPrefix(allocator.imageDirectory) ? " (build the guest image: scripts/build-guest-image.sh)" : ""
-            throw ResourceError("\(option) \(path): no such file\(hint)")
+        for file in command.filesQEMUOpens where !FileManager.default.fileExists(atPath: file.path) {
+            let hint = file.path.hasPrefix(allocator.imageDirectory) ? " (build the guest image: scripts/build-guest-image.sh)" : ""
+            throw ResourceError("\(file.option) \(file.path): no such file\(hint)")
         }
         if let mount = command.hugepageMount, let memoryMiB {
             try Hugepages.check(memoryMiB: memoryMiB, mount: mount)
@@ -124,27 +124,6 @@ final class LocalVMHost: VMHost {
 }
 
 extension QEMUCommandLine {
-    /// Files QEMU opens at start (`-kernel`, `-initrd`, `-drive file=`), with the option naming each.
-    var filesQEMUOpens: [(option: String, path: String)] {
-        var files: [(String, String)] = []
-        let argv = self.argv
-        for (index, arg) in argv.enumerated() where index + 1 < argv.count {
-            if arg == "-kernel" || arg == "-initrd" {
-                files.append((arg, argv[index + 1]))
-            } else if arg == "-drive", let file = argv[index + 1].split(separator: ",").first(where: { $0.hasPrefix("file=") })?.dropFirst(5) {
-                files.append(("disk file", String(file)))
-            }
-        }
-        return files
-    }
-
-    /// The hugetlbfs mount guest memory is backed by, if any (`memory-backend-file,mem-path=`).
-    var hugepageMount: String? {
-        guard let backend = argv.first(where: { $0.hasPrefix("memory-backend-file,") }),
-              let mount = backend.split(separator: ",").first(where: { $0.hasPrefix("mem-path=") })?.dropFirst(9) else { return nil }
-        return String(mount)
-    }
-
     /// Fails when `cpu cpupin` names a CPU the host does not have online.
     func checkPinning(online: [Int], host: String) throws {
         let missing = cpuPinning.filter { !online.contains($0) }

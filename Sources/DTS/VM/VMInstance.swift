@@ -107,12 +107,8 @@ public final class VMInstance: @unchecked Sendable {
                        host: (any VMHost)? = nil) async throws -> VMInstance {
         let context = try options.context ?? RunContext.shared()
         let host = host ?? LocalVMHost(context: context)
-        var params = params
-        if host.launchesDaemonized, !(params.last(where: { $0.name == "daemon" })?.entries.last?.bool("enable") ?? false) {
-            // QEMU on a remote DUT daemonizes: the launching command returns once it runs.
-            let location = SourceLocation.builtIn("remote DUT launch", section: vmName)
-            params.append(VirtParam(name: "daemon", entries: [VirtEntry([("enable", "yes")], location: location)], location: location))
-        }
+        // QEMU on a remote DUT daemonizes: the launching command returns once it runs.
+        let buildOptions = QEMUBuildOptions(accelerator: accelerator, daemonize: host.launchesDaemonized)
         var attempt = 0
         while true {
             let command: QEMUCommandLine
@@ -120,9 +116,8 @@ public final class VMInstance: @unchecked Sendable {
             do {
                 localDirectory = try context.run.vmDirectory(vmName)
                 try await host.refresh()
-                command = try QEMUCommandLineBuilder.build(vmName: vmName, params: params, accelerator: accelerator, allocator: host.allocator)
-                let memory = params.last(where: { $0.name == "mem" })?.entries.last?["size"].flatMap(ValueKind.parseSizeMiB)
-                try await host.prepare(vm: vmName, command: command, memoryMiB: memory)
+                command = try QEMUCommandLineBuilder.build(vmName: vmName, params: params, options: buildOptions, allocator: host.allocator)
+                try await host.prepare(vm: vmName, command: command, memoryMiB: command.memoryMiB)
                 try (command.command.joined(separator: "\n") + "\n").write(toFile: localDirectory + "/argv", atomically: true, encoding: .utf8)
             } catch {
                 host.release(vm: vmName)
@@ -428,13 +423,5 @@ public enum CPUAffinity {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { return [] }
         return ValueKind.parseCPUList(String(line.dropFirst("Cpus_allowed_list:".count)).trimmingCharacters(in: .whitespaces)) ?? []
-    }
-}
-
-extension HostFacts {
-    /// Online host CPUs (`/sys/devices/system/cpu/online`).
-    public static func onlineCPUs() -> [Int] {
-        let text = (try? String(contentsOfFile: "/sys/devices/system/cpu/online", encoding: .utf8)) ?? "0"
-        return ValueKind.parseCPUList(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? [0]
     }
 }

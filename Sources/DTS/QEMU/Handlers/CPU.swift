@@ -3,31 +3,27 @@
 /// Pinning puts QEMU under `taskset -c <cpus>` and starts the guest paused (`-S`) so that each
 /// vCPU thread is pinned to its host CPU before the guest runs.
 public enum CPUParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "cpu", summary: "vCPU model, count and pinning", options: [
-        OptionSpec("model", .text, default: "host", "QEMU CPU model; 'host' becomes 'max' under TCG"),
-        OptionSpec("number", .integer(1...288), default: "1", "vCPU count (-smp)"),
-        OptionSpec("cpupin", .cpuList, "host CPU for each vCPU, in order (as many as 'number')"),
-    ])
+    public static let spec = VMParamSchema.cpu
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard let entry = param.entries.last else { return }
         let model = entry["model"] ?? "host"
-        if model == "host", builder.context.accelerator == .tcg {
-            builder.add("-cpu", builder.context.architecture.tcgCPUModel,
-                        note: "model=host needs KVM; under TCG the closest model is '\(builder.context.architecture.tcgCPUModel)'")
+        if model == "host", draft.context.accelerator == .tcg {
+            draft.add("-cpu", draft.context.architecture.tcgCPUModel,
+                      note: "model=host needs KVM; under TCG the closest model is '\(draft.context.architecture.tcgCPUModel)'")
         } else {
-            builder.add("-cpu", model)
+            draft.add("-cpu", model)
         }
         let number = entry.int("number") ?? 1
-        builder.add("-smp", String(number))
+        draft.add("-smp", String(number))
 
         guard let pinText = entry["cpupin"], let cpus = ValueKind.parseCPUList(pinText) else { return }
         guard cpus.count == number else {
-            builder.fail(entry.location(of: "cpupin"), spec.name,
-                         "cpupin lists \(cpus.count) host CPU\(cpus.count == 1 ? "" : "s") (\(pinText)) but number=\(number); give one host CPU per vCPU")
+            draft.fail(entry.location(of: "cpupin"), spec.name,
+                       "cpupin lists \(cpus.count) host CPU\(cpus.count == 1 ? "" : "s") (\(pinText)) but number=\(number); give one host CPU per vCPU")
             return
         }
-        builder.cpuPinning = cpus
-        builder.prefix = ["taskset", "-c", cpus.map(String.init).joined(separator: ",")]
+        draft.cpuPinning = cpus
+        draft.prefix = ["taskset", "-c", cpus.map(String.init).joined(separator: ",")]
     }
 }

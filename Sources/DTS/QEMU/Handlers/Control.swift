@@ -7,72 +7,53 @@
 ///
 /// Without `telnet` or `socket` the serial console goes to the console log file only.
 public enum ControlParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "control", summary: "guest agent and serial console", discriminator: "type", variants: [
-        .init("qga", "QEMU guest agent on virtio-serial", []),
-        .init("telnet", "serial console on a telnet port", [
-            OptionSpec("opt_port", .port, default: "allocated", "TCP port"),
-        ]),
-        .init("socket", "serial console on a unix socket", [
-            OptionSpec("opt_path", .path, default: "<runtime dir>/serial.sock", "socket path"),
-        ]),
-    ])
+    public static let spec = VMParamSchema.control
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         for entry in param.entries {
             switch entry["type"] {
-            case "qga": addGuestAgent(into: &builder)
+            case "qga": addGuestAgent(into: &draft)
             case "telnet":
-                guard !rejectSecondSerial(entry, &builder) else { continue }
-                guard let port = builder.configuredOrAllocated(entry.int("opt_port"), "a telnet port", at: entry.location, spec.name, { allocator, vm in
+                guard !rejectSecondSerial(entry, &draft) else { continue }
+                guard let port = draft.configuredOrAllocated(entry.int("opt_port"), "a telnet port", at: entry.location, spec.name, { allocator, vm in
                     try allocator.serialPort(vm: vm)
                 }) else { continue }
-                builder.ports.telnet = port
-                builder.add("-chardev", QEMUOpts.join("socket", [
-                    ("id", "serial0"), ("host", builder.allocator.listenAddress), ("port", String(port)),
-                    ("telnet", "on"), ("server", "on"), ("wait", "off"), ("logfile", builder.paths.consoleLog),
+                draft.ports.telnet = port
+                draft.add("-chardev", QEMUOpts.join("socket", [
+                    ("id", "serial0"), ("host", draft.allocator.listenAddress), ("port", String(port)),
+                    ("telnet", "on"), ("server", "on"), ("wait", "off"), ("logfile", draft.paths.consoleLog),
                 ]))
-                builder.add("-serial", "chardev:serial0")
+                draft.add("-serial", "chardev:serial0")
             case "socket":
-                guard !rejectSecondSerial(entry, &builder) else { continue }
-                let path = entry["opt_path"] ?? "\(builder.runtimeDirectory)/serial.sock"
-                builder.paths.serialSocket = path
-                builder.add("-chardev", QEMUOpts.join("socket", [
-                    ("id", "serial0"), ("path", path), ("server", "on"), ("wait", "off"), ("logfile", builder.paths.consoleLog),
+                guard !rejectSecondSerial(entry, &draft) else { continue }
+                let path = entry["opt_path"] ?? "\(draft.runtimeDirectory)/serial.sock"
+                draft.paths.serialSocket = path
+                draft.add("-chardev", QEMUOpts.join("socket", [
+                    ("id", "serial0"), ("path", path), ("server", "on"), ("wait", "off"), ("logfile", draft.paths.consoleLog),
                 ]))
-                builder.add("-serial", "chardev:serial0")
+                draft.add("-serial", "chardev:serial0")
             default: break
             }
         }
     }
 
-    static func rejectSecondSerial(_ entry: VirtEntry, _ builder: inout QEMUCommandBuilder) -> Bool {
-        guard builder.serialConfigured else {
-            builder.serialConfigured = true
+    static func rejectSecondSerial(_ entry: VirtEntry, _ draft: inout CommandLineDraft) -> Bool {
+        guard draft.serialConfigured else {
+            draft.serialConfigured = true
             return false
         }
-        builder.fail(entry.location, spec.name, "only one serial console (type=telnet or type=socket) per VM")
+        draft.fail(entry.location, spec.name, "only one serial console (type=telnet or type=socket) per VM")
         return true
     }
 
     /// Adds the guest agent channel once (from `control type=qga` or the legacy `qga` parameter).
-    static func addGuestAgent(into builder: inout QEMUCommandBuilder) {
-        guard !builder.guestAgentConfigured else { return }
-        builder.guestAgentConfigured = true
-        let path = "\(builder.runtimeDirectory)/qga.sock"
-        builder.paths.guestAgentSocket = path
-        builder.add("-chardev", QEMUOpts.join("socket", [("id", "qga0"), ("path", path), ("server", "on"), ("wait", "off")]))
-        builder.add("-device", "virtio-serial-pci,id=vser0")
-        builder.add("-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0")
-    }
-}
-
-/// `qga = enable=yes;` — the older DTS spelling of `control = type=qga;`.
-public enum QGAParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "qga", summary: "guest agent (older spelling of control type=qga)", options: [
-        OptionSpec("enable", .boolean, required: true, "yes: add the guest agent channel"),
-    ])
-
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        if param.entries.last?.bool("enable") == true { ControlParameter.addGuestAgent(into: &builder) }
+    static func addGuestAgent(into draft: inout CommandLineDraft) {
+        guard !draft.guestAgentConfigured else { return }
+        draft.guestAgentConfigured = true
+        let path = "\(draft.runtimeDirectory)/qga.sock"
+        draft.paths.guestAgentSocket = path
+        draft.add("-chardev", QEMUOpts.join("socket", [("id", "qga0"), ("path", path), ("server", "on"), ("wait", "off")]))
+        draft.add("-device", "virtio-serial-pci,id=vser0")
+        draft.add("-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0")
     }
 }

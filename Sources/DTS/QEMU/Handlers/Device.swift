@@ -9,88 +9,66 @@
 ///   guest address can be found in `info pci`. `pci-assign` (legacy KVM assignment, removed
 ///   from QEMU) is mapped to `vfio-pci`.
 public enum DeviceParameter: VMParameterHandler {
-    static let mac = OptionSpec("opt_mac", .mac, default: "allocated", "MAC address of the virtio-net device")
-    static let legacy = OptionSpec("opt_legacy", .boolean, default: "no", "yes: legacy virtio only (disable-modern=on)")
-    static let settings = OptionSpec("opt_settings", .properties, "extra virtio-net-pci properties, e.g. \"csum=off,gso=off\" (quoted)")
-    static let addr = OptionSpec("opt_addr", .pciSlot, "guest PCI slot")
-    static let host = OptionSpec("opt_host", .pciAddress, required: true, "host PCI address")
+    public static let spec = VMParamSchema.device
 
-    public static let spec = ParamSpec(name: "device", summary: "emulated and passed-through devices", discriminator: "driver", variants: [
-        .init("vhost-user", "virtio-net on a vhost-user socket (DPDK, OVS-DPDK backends)", [
-            OptionSpec("opt_path", .path, required: true, "unix socket of the vhost-user backend"),
-            OptionSpec("opt_server", .boolean, default: "no", "yes: QEMU listens on the socket (backend is the client)"),
-            OptionSpec("opt_queue", .integer(1...64), default: "1", "queue pairs (multiqueue when > 1)"),
-            mac, legacy, settings, addr,
-        ]),
-        .init("virtio-net-pci", "a virtio-net NIC on an existing netdev", [
-            OptionSpec("opt_netdev", .text, required: true, "id of the netdev to use"),
-            OptionSpec("opt_id", .text, "device id"),
-            mac, OptionSpec("opt_bus", .text, "PCI bus id"), addr, legacy, settings,
-        ]),
-        .init("vfio-pci", "host PCI passthrough with VFIO", [host, addr]),
-        .init("pci-assign", "legacy name for PCI passthrough; emitted as vfio-pci", [host, addr]),
-    ], removed: [
-        "vhost-cuse": "vhost-cuse was removed from DPDK (16.11) and never was in upstream QEMU; use driver=vhost-user",
-    ])
-
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         for entry in param.entries {
             switch entry["driver"] {
-            case "vhost-user": addVhostUser(entry, into: &builder)
-            case "virtio-net-pci": addVirtioNetPCI(entry, into: &builder)
-            case "vfio-pci", "pci-assign": addPassthrough(entry, into: &builder)
+            case "vhost-user": addVhostUser(entry, into: &draft)
+            case "virtio-net-pci": addVirtioNetPCI(entry, into: &draft)
+            case "vfio-pci", "pci-assign": addPassthrough(entry, into: &draft)
             default: break // rejected by the schema
             }
         }
     }
 
-    static func addVhostUser(_ entry: VirtEntry, into builder: inout QEMUCommandBuilder) {
-        let index = builder.vhostUserCount
-        builder.vhostUserCount += 1
+    static func addVhostUser(_ entry: VirtEntry, into draft: inout CommandLineDraft) {
+        let index = draft.vhostUserCount
+        draft.vhostUserCount += 1
         let chardev = "vhostchar\(index)", netdev = "vhostnet\(index)"
         var charPairs: [(String, String)] = [("id", chardev), ("path", entry["opt_path"] ?? "")]
         if entry.bool("opt_server") == true { charPairs += [("server", "on"), ("wait", "off")] }
-        builder.add("-chardev", QEMUOpts.join("socket", charPairs))
+        draft.add("-chardev", QEMUOpts.join("socket", charPairs))
 
         let queues = entry.int("opt_queue") ?? 1
         var netPairs: [(String, String)] = [("id", netdev), ("chardev", chardev), ("vhostforce", "on")]
         if queues > 1 { netPairs.append(("queues", String(queues))) }
-        builder.add("-netdev", QEMUOpts.join("vhost-user", netPairs))
-        builder.defineNetdev(netdev)
+        draft.add("-netdev", QEMUOpts.join("vhost-user", netPairs))
+        draft.defineNetdev(netdev)
 
         var devPairs: [(String, String)] = [("netdev", netdev), ("id", "vhostdev\(index)")]
-        devPairs.append(("mac", entry["opt_mac"] ?? builder.allocator.macAddress(vm: builder.context.vmName, index: 100 + index)))
+        devPairs.append(("mac", entry["opt_mac"] ?? draft.allocator.macAddress(vm: draft.context.vmName, index: 100 + index)))
         var note: String?
         if queues > 1 { devPairs.append(("mq", "on")) }
-        if builder.context.accelerator == .tcg {
+        if draft.context.accelerator == .tcg {
             devPairs.append(("vectors", "0"))
             note = "vectors=0: under TCG, QEMU 7.2 crashes when a vhost-user device starts with MSI-X on"
         } else if queues > 1 {
             devPairs.append(("vectors", String(2 * queues + 2)))
         }
-        appendCommon(entry, to: &devPairs, builder: &builder)
-        builder.add("-device", QEMUOpts.join("virtio-net-pci", devPairs), note: note)
+        appendCommon(entry, to: &devPairs, draft: &draft)
+        draft.add("-device", QEMUOpts.join("virtio-net-pci", devPairs), note: note)
     }
 
-    static func addVirtioNetPCI(_ entry: VirtEntry, into builder: inout QEMUCommandBuilder) {
+    static func addVirtioNetPCI(_ entry: VirtEntry, into draft: inout CommandLineDraft) {
         guard let netdev = entry["opt_netdev"] else { return }
-        builder.requireNetdev(netdev, at: entry.location(of: "opt_netdev"))
+        draft.requireNetdev(netdev, at: entry.location(of: "opt_netdev"))
         var pairs: [(String, String)] = [("netdev", netdev)]
         if let id = entry["opt_id"] { pairs.append(("id", id)) }
         if let mac = entry["opt_mac"] { pairs.append(("mac", mac)) }
         if let bus = entry["opt_bus"] { pairs.append(("bus", bus)) }
-        appendCommon(entry, to: &pairs, builder: &builder)
-        builder.add("-device", QEMUOpts.join("virtio-net-pci", pairs))
+        appendCommon(entry, to: &pairs, draft: &draft)
+        draft.add("-device", QEMUOpts.join("virtio-net-pci", pairs))
     }
 
-    static func appendCommon(_ entry: VirtEntry, to pairs: inout [(String, String)], builder: inout QEMUCommandBuilder) {
+    static func appendCommon(_ entry: VirtEntry, to pairs: inout [(String, String)], draft: inout CommandLineDraft) {
         if let slot = entry["opt_addr"].flatMap(ValueKind.normalizedSlot) { pairs.append(("addr", slot)) }
         if let legacy = entry.bool("opt_legacy") { pairs.append(("disable-modern", legacy ? "on" : "off")) }
         if let text = entry["opt_settings"], let settings = ValueKind.parseProperties(text) {
             for (key, value) in settings {
                 if let clash = pairs.first(where: { $0.0 == key }) {
-                    builder.fail(entry.location(of: "opt_settings"), spec.name,
-                                 "opt_settings sets '\(key)' which dts already sets to '\(clash.1)'; use the dedicated option")
+                    draft.fail(entry.location(of: "opt_settings"), spec.name,
+                               "opt_settings sets '\(key)' which dts already sets to '\(clash.1)'; use the dedicated option")
                 } else {
                     pairs.append((key, value))
                 }
@@ -98,13 +76,13 @@ public enum DeviceParameter: VMParameterHandler {
         }
     }
 
-    static func addPassthrough(_ entry: VirtEntry, into builder: inout QEMUCommandBuilder) {
+    static func addPassthrough(_ entry: VirtEntry, into draft: inout CommandLineDraft) {
         guard let host = entry["opt_host"].flatMap(ValueKind.normalizedPCIAddress) else { return }
-        let id = "pt_\(builder.passthrough.count)"
-        builder.passthrough.append(.init(id: id, hostAddress: host, driver: "vfio-pci"))
+        let id = "pt_\(draft.passthrough.count)"
+        draft.passthrough.append(.init(id: id, hostAddress: host, driver: "vfio-pci"))
         var pairs: [(String, String)] = [("host", host), ("id", id)]
         if let slot = entry["opt_addr"].flatMap(ValueKind.normalizedSlot) { pairs.append(("addr", slot)) }
         let note = entry["driver"] == "pci-assign" ? "pci-assign was removed from QEMU (2.12); VFIO does the same job" : nil
-        builder.add("-device", QEMUOpts.join("vfio-pci", pairs), note: note)
+        draft.add("-device", QEMUOpts.join("vfio-pci", pairs), note: note)
     }
 }

@@ -2,12 +2,10 @@
 ///
 /// A run-wide override (`--accel`, `DTS_ACCEL`) wins over the config; the builder records why.
 public enum EnableKVMParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "enable_kvm", summary: "hardware acceleration", options: [
-        OptionSpec("enable", .boolean, required: true, default: "yes", "yes: -accel kvm; no: -accel tcg (software emulation)"),
-    ])
+    public static let spec = VMParamSchema.enableKVM
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        builder.add("-accel", builder.context.accelerator.rawValue, note: builder.context.acceleratorNote)
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
+        draft.add("-accel", draft.context.accelerator.rawValue, note: draft.context.acceleratorNote)
     }
 
     /// What the config says, before any override.

@@ -5,17 +5,9 @@
 /// `initrd.img` are looked up in the image directory (`DTS_IMAGE_DIR`). That is a lookup, not
 /// interpolation: the name is a plain word.
 public enum KernelParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "kernel", summary: "direct kernel boot", options: [
-        OptionSpec("guest_image", .text, "name of a dts guest image (its vmlinux and initrd.img)"),
-        OptionSpec("kernel_img", .path, "kernel image (-kernel)"),
-        OptionSpec("initrd", .path, "initial ramdisk (-initrd)"),
-        OptionSpec("console", .text, default: "ttyS0 with guest_image", "console= on the kernel command line"),
-        OptionSpec("baudrate", .integer(50...4_000_000), "console speed, appended as console=DEV,BAUD"),
-        OptionSpec("root", .text, "root= on the kernel command line"),
-        OptionSpec("append", .text, "further kernel command-line text (quote it if it holds , or ;)"),
-    ])
+    public static let spec = VMParamSchema.kernel
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard let entry = param.entries.last else { return }
         var kernel = entry["kernel_img"]
         var initrd = entry["initrd"]
@@ -23,34 +15,39 @@ public enum KernelParameter: VMParameterHandler {
         switch (entry["guest_image"], kernel) {
         case (let image?, nil):
             guard !image.contains("/"), image != ".", image != ".." else {
-                builder.fail(entry.location(of: "guest_image"), spec.name, "guest_image takes an image name, not a path ('\(image)'); use kernel_img= for a path")
+                draft.fail(entry.location(of: "guest_image"), spec.name, "guest_image takes an image name, not a path ('\(image)'); use kernel_img= for a path")
                 return
             }
-            let directory = "\(builder.allocator.imageDirectory)/\(image)"
+            let directory = "\(draft.allocator.imageDirectory)/\(image)"
             // The uncompressed, PVH-bootable kernel: QEMU loads it directly, skipping the bzImage
             // decompression that costs seconds under TCG (docs/guest-image.md).
             kernel = "\(directory)/vmlinux"
             if initrd == nil { initrd = "\(directory)/initrd.img" }
-            if console == nil { console = builder.context.architecture.consoleDevice }
+            if console == nil { console = draft.context.architecture.consoleDevice }
         case (nil, nil):
-            builder.fail(entry.location, spec.name, "needs kernel_img=PATH or guest_image=NAME")
+            draft.fail(entry.location, spec.name, "needs kernel_img=PATH or guest_image=NAME")
             return
         case (_?, _?):
-            builder.fail(entry.location(of: "guest_image"), spec.name, "give either kernel_img or guest_image, not both")
+            draft.fail(entry.location(of: "guest_image"), spec.name, "give either kernel_img or guest_image, not both")
             return
         case (nil, _?):
             break
         }
-        builder.add("-kernel", kernel!)
-        if let initrd { builder.add("-initrd", initrd) }
+        guard let kernel else { return }
+        draft.add("-kernel", kernel)
+        draft.opens(kernel, as: "-kernel")
+        if let initrd {
+            draft.add("-initrd", initrd)
+            draft.opens(initrd, as: "-initrd")
+        }
         var words: [String] = []
         if let console {
             words.append("console=" + console + (entry["baudrate"].map { ",\($0)" } ?? ""))
         } else if entry["baudrate"] != nil {
-            builder.fail(entry.location(of: "baudrate"), spec.name, "baudrate needs console= too")
+            draft.fail(entry.location(of: "baudrate"), spec.name, "baudrate needs console= too")
         }
         if let root = entry["root"] { words.append("root=\(root)") }
         if let append = entry["append"] { words.append(append) }
-        if !words.isEmpty { builder.add("-append", words.joined(separator: " ")) }
+        if !words.isEmpty { draft.add("-append", words.joined(separator: " ")) }
     }
 }

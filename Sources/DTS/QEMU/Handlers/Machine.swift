@@ -1,20 +1,17 @@
 /// `machine = machine=pc,opt_gic_version=3;` — the machine type (added by default).
 public enum MachineParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "machine", summary: "the machine type", options: [
-        OptionSpec("machine", .text, default: "pc on x86_64, virt on aarch64", "QEMU machine type"),
-        OptionSpec("opt_gic_version", .integer(2...4), "GIC version on aarch64 virt machines"),
-    ])
+    public static let spec = VMParamSchema.machine
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         var pairs: [(String, String)] = []
         if let entry = param.entries.last, let gic = entry["opt_gic_version"] {
-            if builder.context.architecture.name != "aarch64" {
-                builder.fail(entry.location(of: "opt_gic_version"), spec.name,
-                             "opt_gic_version applies to aarch64 guests only (this guest is \(builder.context.architecture.name))")
+            if draft.context.architecture.name != "aarch64" {
+                draft.fail(entry.location(of: "opt_gic_version"), spec.name,
+                           "opt_gic_version applies to aarch64 guests only (this guest is \(draft.context.architecture.name))")
             }
             pairs.append(("gic-version", gic))
         }
-        builder.add("-machine", QEMUOpts.join(builder.context.machine, pairs))
+        draft.add("-machine", QEMUOpts.join(draft.context.machine, pairs))
     }
 
     /// The machine from the config, or the architecture's default.

@@ -4,29 +4,33 @@
 /// for or when a vhost-user device needs the backend to map it: a memfd backend without
 /// hugepages, a file on the hugetlbfs mount with them.
 public enum MemParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "mem", summary: "guest memory", options: [
-        OptionSpec("size", .sizeMiB, required: true, "guest memory in MiB (or with a unit: 512M, 2G)"),
-        OptionSpec("hugepage", .boolean, default: "no", "back guest memory with hugepages (hugetlbfs, preallocated)"),
-    ])
+    public static let spec = VMParamSchema.mem
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        guard let entry = param.entries.last, let size = entry["size"].flatMap(ValueKind.parseSizeMiB) else { return }
-        builder.add("-m", String(size))
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
+        guard let entry = param.entries.last, let size = draft.context.memoryMiB else { return }
+        draft.add("-m", String(size))
         let hugepage = entry.bool("hugepage") ?? false
         if hugepage {
-            guard let mount = builder.allocator.hugepageMount else {
-                builder.fail(entry.location(of: "hugepage"), spec.name,
-                             "hugepage=yes but no hugetlbfs is mounted; mount one (mount -t hugetlbfs nodev /dev/hugepages) and reserve pages")
+            guard let mount = draft.allocator.hugepageMount else {
+                draft.fail(entry.location(of: "hugepage"), spec.name,
+                           "hugepage=yes but no hugetlbfs is mounted; mount one (mount -t hugetlbfs nodev /dev/hugepages) and reserve pages")
                 return
             }
-            builder.add("-object", QEMUOpts.join("memory-backend-file", [
+            draft.hugepageMount = mount
+            draft.add("-object", QEMUOpts.join("memory-backend-file", [
                 ("id", "mem"), ("size", "\(size)M"), ("mem-path", mount), ("share", "on"), ("prealloc", "on"),
             ]))
-            builder.add("-numa", "node,memdev=mem")
-        } else if builder.context.hasVhostUser {
-            builder.add("-object", QEMUOpts.join("memory-backend-memfd", [("id", "mem"), ("size", "\(size)M"), ("share", "on")]),
-                        note: "vhost-user backends map guest memory: it must be shared (memfd, share=on)")
-            builder.add("-numa", "node,memdev=mem")
+            draft.add("-numa", "node,memdev=mem")
+        } else if draft.context.hasVhostUser {
+            draft.add("-object", QEMUOpts.join("memory-backend-memfd", [("id", "mem"), ("size", "\(size)M"), ("share", "on")]),
+                      note: "vhost-user backends map guest memory: it must be shared (memfd, share=on)")
+            draft.add("-numa", "node,memdev=mem")
         }
+    }
+
+    /// Guest memory in MiB from the last `mem size=` of `params`, if set: the one reading of it
+    /// (the build's ``BuildContext/memoryMiB``, ``QEMUKvm/memoryMiB``).
+    public static func sizeMiB(of params: [VirtParam]) -> Int? {
+        params.last { $0.name == spec.name }?.entries.last?["size"].flatMap(ValueKind.parseSizeMiB)
     }
 }

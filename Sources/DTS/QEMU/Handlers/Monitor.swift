@@ -1,13 +1,11 @@
 /// `monitor = path=/path;` — the human monitor (HMP) on a unix socket.
 public enum MonitorParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "monitor", summary: "human monitor socket", options: [
-        OptionSpec("path", .path, default: "<runtime dir>/monitor.sock", "unix socket path of the human monitor"),
-    ])
+    public static let spec = VMParamSchema.monitor
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        let path = param.entries.last?["path"] ?? "\(builder.runtimeDirectory)/monitor.sock"
-        builder.paths.monitorSocket = path
-        builder.add("-chardev", QEMUOpts.join("socket", [("id", "hmp"), ("path", path), ("server", "on"), ("wait", "off")]))
-        builder.add("-mon", "chardev=hmp,mode=readline")
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
+        let path = param.entries.last?["path"] ?? "\(draft.runtimeDirectory)/monitor.sock"
+        draft.paths.monitorSocket = path
+        draft.add("-chardev", QEMUOpts.join("socket", [("id", "hmp"), ("path", path), ("server", "on"), ("wait", "off")]))
+        draft.add("-mon", "chardev=hmp,mode=readline")
     }
 }

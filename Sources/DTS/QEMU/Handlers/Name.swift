@@ -1,12 +1,10 @@
 /// `name = name=vm0;` — the VM's name (added by default from the section name).
 public enum NameParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "name", summary: "the VM's name", options: [
-        OptionSpec("name", .text, required: true, default: "the section name", "shown by QEMU and used in runtime file names"),
-    ])
+    public static let spec = VMParamSchema.name
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard let name = param.entries.last?["name"] else { return }
-        builder.add("-name", QEMUOpts.join(QEMUOpts.escape(name), [("debug-threads", "on")]),
-                    note: "debug-threads=on names vCPU threads so pinning can be checked in /proc")
+        draft.add("-name", QEMUOpts.join(QEMUOpts.escape(name), [("debug-threads", "on")]),
+                  note: "debug-threads=on names vCPU threads so pinning can be checked in /proc")
     }
 }

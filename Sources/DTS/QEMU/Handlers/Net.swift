@@ -8,36 +8,9 @@
 /// The default `net` (added in code, as in DTS) is the management pair: an e1000 at guest PCI
 /// slot 0x1f and a user network whose host port forwards to the guest's SSH port.
 public enum NetParameter: VMParameterHandler {
-    static let vlan = OptionSpec("opt_vlan", .integer(0...4095), default: "0", "DTS hub number; pairs a nic with a backend")
+    public static let spec = VMParamSchema.net
 
-    public static let spec = ParamSpec(name: "net", summary: "NICs and network backends", discriminator: "type", variants: [
-        .init("nic", "a guest network card", [
-            vlan,
-            OptionSpec("opt_model", .text, default: "e1000", "QEMU NIC model (e1000, virtio-net-pci, ...)"),
-            OptionSpec("opt_addr", .pciSlot, "guest PCI slot"),
-            OptionSpec("opt_macaddr", .mac, default: "allocated", "MAC address"),
-            OptionSpec("opt_vectors", .integer(0...2048), "MSI-X vectors (virtio-net-pci only)"),
-            OptionSpec("opt_name", .text, default: "nicN", "device id (for monitor commands)"),
-        ]),
-        .init("user", "QEMU user networking (DHCP 10.0.2.x, port forwards)", [
-            vlan,
-            OptionSpec("opt_hostfwd", .hostForward, default: "tcp:<listen address>:<allocated port>-:22",
-                       "forward a host port into the guest"),
-        ]),
-        .init("tap", "a host TAP interface", [
-            vlan,
-            OptionSpec("opt_br", .text, default: "br0", "bridge to attach the TAP to (QEMU's bridge helper) when no script is given"),
-            OptionSpec("opt_script", .path, "script run with the TAP name when it comes up (-netdev tap,script=)"),
-            OptionSpec("opt_downscript", .path, "script run when it goes down"),
-            OptionSpec("opt_ifname", .text, "TAP interface name"),
-        ]),
-        .init("bridge", "a TAP attached to a host bridge by QEMU's bridge helper", [
-            vlan,
-            OptionSpec("opt_br", .text, default: "br0", "host bridge"),
-        ]),
-    ])
-
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         let nics = param.entries.filter { $0["type"] == "nic" }
         let backends = param.entries.filter { $0["type"] != "nic" }
         func vlanOf(_ entry: VirtEntry) -> Int { entry.int("opt_vlan") ?? 0 }
@@ -47,12 +20,12 @@ public enum NetParameter: VMParameterHandler {
             let n = nics.filter { vlanOf($0) == vlan }, b = backends.filter { vlanOf($0) == vlan }
             for (nic, backend) in zip(n, b) { pairs.append((nic, backend)) }
             for extra in n.dropFirst(b.count) {
-                builder.fail(extra.location, spec.name,
-                             "nic '\(extra.text)' has no backend on opt_vlan=\(vlan); add 'type=user' or 'type=tap' with the same opt_vlan")
+                draft.fail(extra.location, spec.name,
+                           "nic '\(extra.text)' has no backend on opt_vlan=\(vlan); add 'type=user' or 'type=tap' with the same opt_vlan")
             }
             for extra in b.dropFirst(n.count) {
-                builder.fail(extra.location, spec.name,
-                             "backend '\(extra.text)' has no nic on opt_vlan=\(vlan); add 'type=nic' with the same opt_vlan")
+                draft.fail(extra.location, spec.name,
+                           "backend '\(extra.text)' has no nic on opt_vlan=\(vlan); add 'type=nic' with the same opt_vlan")
             }
         }
         // Emit pairs in the order the nics were written.
@@ -60,15 +33,15 @@ public enum NetParameter: VMParameterHandler {
             (nics.firstIndex(of: a.nic) ?? 0) < (nics.firstIndex(of: b.nic) ?? 0)
         }
         for (nic, backend) in pairs {
-            let id = "hostnet\(builder.nicCount)"
-            emitBackend(backend, id: id, into: &builder)
-            emitNIC(nic, netdev: id, into: &builder)
-            builder.nicCount += 1
+            let id = "hostnet\(draft.nicCount)"
+            emitBackend(backend, id: id, into: &draft)
+            emitNIC(nic, netdev: id, into: &draft)
+            draft.nicCount += 1
         }
     }
 
-    static func emitBackend(_ entry: VirtEntry, id: String, into builder: inout QEMUCommandBuilder) {
-        builder.defineNetdev(id)
+    static func emitBackend(_ entry: VirtEntry, id: String, into draft: inout CommandLineDraft) {
+        draft.defineNetdev(id)
         switch entry["type"] {
         case "user":
             var forward: ValueKind.HostForward
@@ -76,63 +49,63 @@ public enum NetParameter: VMParameterHandler {
             if let text = entry["opt_hostfwd"], let parsed = ValueKind.parseHostForward(text) {
                 forward = parsed
             } else {
-                let address = builder.allocator.listenAddress
-                guard let port = builder.allocate("a host port for SSH", at: entry.location, spec.name, { allocator, vm in
+                let address = draft.allocator.listenAddress
+                guard let port = draft.allocate("a host port for SSH", at: entry.location, spec.name, { allocator, vm in
                     try allocator.hostForwardPort(vm: vm, guestPort: 22)
                 }) else { return }
                 forward = .init(proto: "tcp", hostAddress: address, hostPort: port, guestAddress: "", guestPort: 22)
                 note = "management network: host port \(port) forwards to the guest's SSH port"
             }
-            if forward.proto == "tcp", forward.guestPort == 22, builder.ports.ssh == nil {
-                builder.ports.ssh = forward.hostPort
-                builder.ports.sshAddress = forward.hostAddress.isEmpty ? "127.0.0.1" : forward.hostAddress
+            if forward.proto == "tcp", forward.guestPort == 22, draft.ports.ssh == nil {
+                draft.ports.ssh = forward.hostPort
+                draft.ports.sshAddress = forward.hostAddress.isEmpty ? "127.0.0.1" : forward.hostAddress
             }
-            builder.add("-netdev", QEMUOpts.join("user", [("id", id), ("hostfwd", forward.qemuSyntax)]), note: note)
+            draft.add("-netdev", QEMUOpts.join("user", [("id", id), ("hostfwd", forward.qemuSyntax)]), note: note)
         case "tap":
             if let script = entry["opt_script"] {
                 if entry["opt_br"] != nil {
-                    builder.fail(entry.location(of: "opt_br"), spec.name,
-                                 "opt_br and opt_script both given: the script attaches the TAP itself; drop one")
+                    draft.fail(entry.location(of: "opt_br"), spec.name,
+                               "opt_br and opt_script both given: the script attaches the TAP itself; drop one")
                 }
                 var pairs: [(String, String)] = [("id", id)]
                 if let name = entry["opt_ifname"] { pairs.append(("ifname", name)) }
                 pairs.append(("script", script))
                 pairs.append(("downscript", entry["opt_downscript"] ?? "no"))
-                builder.add("-netdev", QEMUOpts.join("tap", pairs))
+                draft.add("-netdev", QEMUOpts.join("tap", pairs))
             } else {
                 if entry["opt_downscript"] != nil {
-                    builder.fail(entry.location(of: "opt_downscript"), spec.name, "opt_downscript needs opt_script")
+                    draft.fail(entry.location(of: "opt_downscript"), spec.name, "opt_downscript needs opt_script")
                 }
                 if entry["opt_ifname"] != nil {
-                    builder.fail(entry.location(of: "opt_ifname"), spec.name,
-                                 "opt_ifname needs opt_script (QEMU's bridge helper names the TAP itself)")
+                    draft.fail(entry.location(of: "opt_ifname"), spec.name,
+                               "opt_ifname needs opt_script (QEMU's bridge helper names the TAP itself)")
                 }
-                builder.add("-netdev", QEMUOpts.join("bridge", [("id", id), ("br", entry["opt_br"] ?? "br0")]),
-                            note: "DTS generated an ifup script for opt_br; QEMU's bridge helper attaches the TAP instead (/etc/qemu/bridge.conf must allow the bridge)")
+                draft.add("-netdev", QEMUOpts.join("bridge", [("id", id), ("br", entry["opt_br"] ?? "br0")]),
+                          note: "DTS generated an ifup script for opt_br; QEMU's bridge helper attaches the TAP instead (/etc/qemu/bridge.conf must allow the bridge)")
             }
         default: // bridge
-            builder.add("-netdev", QEMUOpts.join("bridge", [("id", id), ("br", entry["opt_br"] ?? "br0")]))
+            draft.add("-netdev", QEMUOpts.join("bridge", [("id", id), ("br", entry["opt_br"] ?? "br0")]))
         }
     }
 
-    static func emitNIC(_ entry: VirtEntry, netdev: String, into builder: inout QEMUCommandBuilder) {
+    static func emitNIC(_ entry: VirtEntry, netdev: String, into draft: inout CommandLineDraft) {
         let model = entry["opt_model"] ?? "e1000"
-        var pairs: [(String, String)] = [("netdev", netdev), ("id", entry["opt_name"] ?? "nic\(builder.nicCount)")]
-        let mac = entry["opt_macaddr"] ?? builder.allocator.macAddress(vm: builder.context.vmName, index: builder.nicCount)
+        var pairs: [(String, String)] = [("netdev", netdev), ("id", entry["opt_name"] ?? "nic\(draft.nicCount)")]
+        let mac = entry["opt_macaddr"] ?? draft.allocator.macAddress(vm: draft.context.vmName, index: draft.nicCount)
         pairs.append(("mac", mac))
         if let slot = entry["opt_addr"].flatMap(ValueKind.normalizedSlot) {
-            if slot.hasPrefix("1f"), !builder.context.architecture.managementSlotMachines.contains(builder.context.machine) {
-                builder.fail(entry.location(of: "opt_addr"), spec.name,
-                             "guest PCI slot 0x1f is taken on machine '\(builder.context.machine)' (the LPC bridge on q35); use machine=\(builder.context.architecture.managementSlotMachines.sorted().joined(separator: "|")) or another opt_addr")
+            if slot.hasPrefix("1f"), !draft.context.architecture.managementSlotMachines.contains(draft.context.machine) {
+                draft.fail(entry.location(of: "opt_addr"), spec.name,
+                           "guest PCI slot 0x1f is taken on machine '\(draft.context.machine)' (the LPC bridge on q35); use machine=\(draft.context.architecture.managementSlotMachines.sorted().joined(separator: "|")) or another opt_addr")
             }
             pairs.append(("addr", slot))
         }
         if let vectors = entry["opt_vectors"] {
             if model != "virtio-net-pci" {
-                builder.fail(entry.location(of: "opt_vectors"), spec.name, "opt_vectors applies to opt_model=virtio-net-pci only (model is \(model))")
+                draft.fail(entry.location(of: "opt_vectors"), spec.name, "opt_vectors applies to opt_model=virtio-net-pci only (model is \(model))")
             }
             pairs.append(("vectors", vectors))
         }
-        builder.add("-device", QEMUOpts.join(model, pairs))
+        draft.add("-device", QEMUOpts.join(model, pairs))
     }
 }

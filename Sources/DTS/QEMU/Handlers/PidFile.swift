@@ -1,12 +1,10 @@
 /// `pid_file = name=/path;` — where QEMU writes its pid (default: the VM's runtime directory).
 public enum PidFileParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "pid_file", summary: "QEMU's pid file", options: [
-        OptionSpec("name", .path, default: "<runtime dir>/qemu.pid", "path of the pid file"),
-    ])
+    public static let spec = VMParamSchema.pidFile
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
-        let path = param.entries.last?["name"] ?? "\(builder.runtimeDirectory)/qemu.pid"
-        builder.paths.pidFile = path
-        builder.add("-pidfile", path)
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
+        let path = param.entries.last?["name"] ?? "\(draft.runtimeDirectory)/qemu.pid"
+        draft.paths.pidFile = path
+        draft.add("-pidfile", path)
     }
 }

@@ -1,17 +1,14 @@
 /// `vnc = displayNum=1;` or `vnc = disable=True;` — a VNC display for debugging.
 public enum VNCParameter: VMParameterHandler {
-    public static let spec = ParamSpec(name: "vnc", summary: "VNC display", options: [
-        OptionSpec("displayNum", .integer(0...99), default: "allocated", "display number (port 5900 + N)"),
-        OptionSpec("disable", .boolean, default: "False", "True: no VNC display"),
-    ])
+    public static let spec = VMParamSchema.vnc
 
-    public static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder) {
+    public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard let entry = param.entries.last, entry.bool("disable") != true else { return }
-        guard let display = builder.configuredOrAllocated(entry.int("displayNum"), "a VNC display", at: entry.location, spec.name, { allocator, vm in
+        guard let display = draft.configuredOrAllocated(entry.int("displayNum"), "a VNC display", at: entry.location, spec.name, { allocator, vm in
             try allocator.vncDisplay(vm: vm)
         }) else { return }
-        builder.ports.vncDisplay = display
-        builder.add("-vnc", "\(builder.allocator.listenAddress):\(display)")
-        builder.add(contentsOf: builder.context.architecture.displayDevice)
+        draft.ports.vncDisplay = display
+        draft.add("-vnc", "\(draft.allocator.listenAddress):\(display)")
+        draft.add(contentsOf: [draft.context.architecture.displayDevice])
     }
 }

@@ -1,47 +1,17 @@
-/// Facts about the whole VM that several handlers need, computed before any handler runs.
-public struct BuildContext: Sendable {
-    /// The VM's name.
-    public var vmName: String
-    /// The guest architecture (from `qemu path=` or the host).
-    public var architecture: Architecture
-    /// The accelerator, after the run-wide override.
-    public var accelerator: Accelerator
-    /// Why that accelerator was chosen, when it is not what `enable_kvm` says.
-    public var acceleratorNote: String?
-    /// The machine type (`machine` parameter or the architecture's default).
-    public var machine: String
-    /// vCPU count from `cpu number=`, if set.
-    public var vcpus: Int?
-    /// Guest memory from `mem size=`, if set.
-    public var memoryMiB: Int?
-    /// Whether any `device driver=vhost-user` is configured (guest memory must then be shared).
-    public var hasVhostUser: Bool
-}
-
-/// A handler for one VM parameter: its accepted options and the QEMU arguments it emits.
+/// The command line while the handlers write into it: the options so far, the facts the
+/// framework needs (paths, ports, login, pinning, ...) and the problems found.
 ///
-/// DTS calls these `add_vm_<param>`. Each conforming type lives in its own file under
-/// `Sources/DTS/QEMU/Handlers/`, named after the parameter.
-public protocol VMParameterHandler {
-    /// The parameter's name and options (used to validate configs and to write docs).
-    static var spec: ParamSpec { get }
-    /// Emits the parameter's arguments into `builder`.
-    static func apply(_ param: VirtParam, to builder: inout QEMUCommandBuilder)
-}
-
-/// Accumulates a VM's command line while the handlers run.
-///
-/// Handlers add arguments with ``add(_:note:)`` and report problems with ``fail(_:_:)``; every
-/// problem is collected, so one build reports all of them.
-public struct QEMUCommandBuilder {
+/// ``QEMUCommandLineBuilder`` makes one, hands it to each parameter's handler in turn, and turns
+/// it into a ``QEMUCommandLine``. Handlers add options with ``add(_:_:note:)`` and report
+/// problems with ``fail(_:_:_:)``; every problem is collected, so one build reports all of them.
+public struct CommandLineDraft {
     /// Cross-parameter facts.
     public let context: BuildContext
     /// Where ports, directories and MACs come from.
     public let allocator: any VMResourceAllocator
 
     var binary: String
-    var args: [String] = []
-    var explanations: [QEMUCommandLine.Explanation] = []
+    var options: [QEMUOption] = []
     var errors: [ConfigError] = []
     var paths: QEMUCommandLine.Paths
     var ports = QEMUCommandLine.Ports()
@@ -50,6 +20,8 @@ public struct QEMUCommandBuilder {
     var cpuPinning: [Int] = []
     var prefix: [String] = []
     var daemonize = false
+    var hugepageMount: String?
+    var filesQEMUOpens: [QEMUCommandLine.InputFile] = []
     var passthrough: [QEMUCommandLine.Passthrough] = []
     var defaultDriver: String?
     var serialConfigured = false
@@ -72,16 +44,20 @@ public struct QEMUCommandBuilder {
     /// The VM's runtime directory.
     public var runtimeDirectory: String { paths.runtimeDirectory }
 
-    /// Appends arguments; `note` explains the first one in `dts vm cmdline --explain`.
-    public mutating func add(_ arguments: String..., note: String? = nil) {
-        if let note { explanations.append(.init(index: args.count + 1, text: note)) }
-        args.append(contentsOf: arguments)
+    /// Appends the option `name` with its `value` (none for a flag); `note` says why, for
+    /// `dts vm cmdline --explain`.
+    public mutating func add(_ name: String, _ value: String? = nil, note: String? = nil) {
+        options.append(QEMUOption(name, value, note: note))
     }
 
-    /// Appends an argument list.
-    public mutating func add(contentsOf arguments: [String], note: String? = nil) {
-        if let note { explanations.append(.init(index: args.count + 1, text: note)) }
-        args.append(contentsOf: arguments)
+    /// Appends options.
+    public mutating func add(contentsOf options: [QEMUOption]) {
+        self.options.append(contentsOf: options)
+    }
+
+    /// Records a file QEMU opens at start, so that the VM's host can check it exists first.
+    public mutating func opens(_ path: String, as option: String) {
+        filesQEMUOpens.append(.init(option: option, path: path))
     }
 
     /// Records a problem with the config; building goes on to find the others.
@@ -111,20 +87,6 @@ public struct QEMUCommandBuilder {
             fail(location, param, "cannot allocate \(what): \(error)")
             return nil
         }
-    }
-}
-
-/// QEMU's `-opt key=value,key=value` syntax: a `,` inside a value is written `,,`.
-public enum QEMUOpts {
-    /// Escapes one value.
-    public static func escape(_ value: String) -> String { value.replacingAll(",", with: ",,") }
-
-    /// Joins `head` (e.g. a driver name) and `key=value` pairs, escaping values.
-    public static func join(_ head: String?, _ pairs: [(String, String)]) -> String {
-        var parts: [String] = []
-        if let head { parts.append(head) }
-        parts.append(contentsOf: pairs.map { "\($0.0)=\(escape($0.1))" })
-        return parts.joined(separator: ",")
     }
 }
 

@@ -1,0 +1,100 @@
+import Foundation
+
+/// A suite's own settings: the `[suite]` section of `conf/<suite>.cfg`, plain `key = value`.
+///
+/// Getters without a default throw a ``ConfigError`` naming the file and line when the key is
+/// missing or its value has the wrong type.
+public struct SuiteConfig: Sendable {
+    /// The file the values come from (it may not exist: then every key is missing).
+    public let path: String
+    private let section: ConfFile.Section?
+    private let sectionName = "suite"
+
+    /// Reads `[suite]` from `path`; a missing file or section means no keys.
+    public init(path: String) throws(ConfigErrors) {
+        self.path = path
+        if FileManager.default.fileExists(atPath: path) {
+            section = try ConfFile(contentsOf: path).section(sectionName)
+        } else {
+            section = nil
+        }
+    }
+
+    /// Values given in code (tests).
+    public init(path: String = "<inline>", values: [String: String]) {
+        self.path = path
+        section = ConfFile.Section(name: "suite", line: 0, items: values.sorted { $0.key < $1.key }.map {
+            ConfFile.Item(key: $0.key.lowercased(), line: 0, lines: [ConfFile.ValueLine(line: 0, text: $0.value)])
+        })
+    }
+
+    /// The keys present.
+    public var keys: [String] { section?.items.map(\.key) ?? [] }
+
+    /// The raw value of `key`, if present.
+    public func value(_ key: String) -> String? { section?.item(key)?.value }
+
+    /// A required string.
+    public func string(_ key: String) throws(ConfigError) -> String {
+        guard let item = section?.item(key) else { throw missing(key) }
+        return item.value
+    }
+
+    /// A string, or `defaultValue` when absent.
+    public func string(_ key: String, default defaultValue: String) -> String { value(key) ?? defaultValue }
+
+    /// A required integer.
+    public func int(_ key: String) throws(ConfigError) -> Int {
+        guard let item = section?.item(key) else { throw missing(key) }
+        guard let number = Int(item.value.trimmingCharacters(in: .whitespaces)) else {
+            throw wrong(item, "expected an integer, got '\(item.value)'")
+        }
+        return number
+    }
+
+    /// An integer, or `defaultValue` when absent (a present but malformed value still throws).
+    public func int(_ key: String, default defaultValue: Int) throws(ConfigError) -> Int {
+        section?.item(key) == nil ? defaultValue : try int(key)
+    }
+
+    /// A required boolean: `true/false`, `yes/no`, `on/off`, `1/0` (any case), as configparser.
+    public func bool(_ key: String) throws(ConfigError) -> Bool {
+        guard let item = section?.item(key) else { throw missing(key) }
+        switch item.value.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: throw wrong(item, "expected true/false (or yes/no, on/off, 1/0), got '\(item.value)'")
+        }
+    }
+
+    /// A boolean, or `defaultValue` when absent.
+    public func bool(_ key: String, default defaultValue: Bool) throws(ConfigError) -> Bool {
+        section?.item(key) == nil ? defaultValue : try bool(key)
+    }
+
+    /// A required comma-separated list (continuation lines allowed); items trimmed, empty ones dropped.
+    public func list(_ key: String) throws(ConfigError) -> [String] {
+        guard let item = section?.item(key) else { throw missing(key) }
+        return Self.split(item.value)
+    }
+
+    /// A list, or `defaultValue` when absent.
+    public func list(_ key: String, default defaultValue: [String]) -> [String] {
+        value(key).map(Self.split) ?? defaultValue
+    }
+
+    static func split(_ value: String) -> [String] {
+        value.split(whereSeparator: { $0 == "," || $0 == "\n" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    private func missing(_ key: String) -> ConfigError {
+        let line = section?.line ?? 0
+        let where_ = section == nil ? "no [\(sectionName)] section" : "section [\(sectionName)] has no key '\(key)'"
+        return ConfigError(SourceLocation(file: path, line: line, section: sectionName), key: key, "required suite setting missing (\(where_))")
+    }
+
+    private func wrong(_ item: ConfFile.Item, _ message: String) -> ConfigError {
+        ConfigError(SourceLocation(file: path, line: item.line, section: sectionName), key: item.key, message)
+    }
+}

@@ -1,0 +1,129 @@
+/// What a caller asks of a build besides the VM's parameters.
+public struct QEMUBuildOptions: Sendable, Equatable {
+    /// A run-wide override of `enable_kvm` (`--accel`, `DTS_ACCEL`), if any.
+    public var accelerator: Accelerator?
+    /// QEMU daemonizes whatever `daemon` says: the VM's host launches it that way (a remote DUT,
+    /// where the launching command must return once QEMU runs).
+    public var daemonize: Bool
+
+    public init(accelerator: Accelerator? = nil, daemonize: Bool = false) {
+        self.accelerator = accelerator
+        self.daemonize = daemonize
+    }
+}
+
+/// Facts about the whole VM that several handlers need, computed before any handler runs.
+public struct BuildContext: Sendable {
+    /// The VM's name.
+    public var vmName: String
+    /// The guest architecture (from `qemu path=` or the host).
+    public var architecture: Architecture
+    /// The accelerator, after the run-wide override.
+    public var accelerator: Accelerator
+    /// Why that accelerator was chosen, when it is not what `enable_kvm` says.
+    public var acceleratorNote: String?
+    /// The machine type (`machine` parameter or the architecture's default).
+    public var machine: String
+    /// vCPU count from `cpu number=`, if set.
+    public var vcpus: Int?
+    /// Guest memory from `mem size=`, if set.
+    public var memoryMiB: Int?
+    /// Whether any `device driver=vhost-user` is configured (guest memory must then be shared).
+    public var hasVhostUser: Bool
+    /// What the caller asked for (``QEMUBuildOptions``).
+    public var options: QEMUBuildOptions
+}
+
+/// Builds a VM's QEMU command line from its parameters. Pure: same input, same output.
+public enum QEMUCommandLineBuilder {
+    /// Builds the command line for `vmName` from `params` (already merged and validated).
+    ///
+    /// - Parameters:
+    ///   - options: a run-wide accelerator override, and whether QEMU must daemonize.
+    ///   - allocator: where ports, directories and MACs come from.
+    /// - Throws: every cross-parameter problem found, with its location.
+    public static func build(vmName: String, params: [VirtParam], options: QEMUBuildOptions = QEMUBuildOptions(),
+                             allocator: any VMResourceAllocator) throws(ConfigErrors) -> QEMUCommandLine {
+        var errors: [ConfigError] = []
+        for param in params { errors += VMParamSchema.validate(param) }
+        guard errors.isEmpty else { throw ConfigErrors(errors) }
+
+        func param(_ name: String) -> VirtParam? { params.last { $0.name == name } }
+        let binary = param("qemu")?.entries.last?["path"]
+        let architecture = binary.flatMap(Architecture.forBinary)
+            ?? Architecture.named(allocator.hostArchitecture) ?? Architecture.all[0]
+        let configured = EnableKVMParameter.configured(param("enable_kvm"))
+        let accelerator = options.accelerator ?? configured
+        var note: String?
+        if let override = options.accelerator, override != configured {
+            note = "accelerator \(override.rawValue) chosen for this run (the config says enable=\(configured == .kvm ? "yes" : "no"))"
+        }
+        let context = BuildContext(
+            vmName: vmName, architecture: architecture, accelerator: accelerator, acceleratorNote: note,
+            machine: MachineParameter.configured(param("machine"), architecture: architecture),
+            vcpus: param("cpu")?.entries.last?.int("number"),
+            memoryMiB: MemParameter.sizeMiB(of: params),
+            hasVhostUser: param("device")?.entries.contains { $0["driver"] == "vhost-user" } ?? false,
+            options: options)
+
+        var draft = CommandLineDraft(context: context, allocator: allocator)
+        for param in params {
+            VMParameters.handler(named: param.name)?.apply(param, to: &draft)
+        }
+        return try finish(draft, params: params)
+    }
+
+    /// Adds what the framework itself needs and checks rules that span parameters.
+    static func finish(_ draft: consuming CommandLineDraft, params: [VirtParam]) throws(ConfigErrors) -> QEMUCommandLine {
+        var draft = draft
+        let vmLocation = params.first?.location ?? .builtIn()
+        for reference in draft.netdevReferences where !draft.netdevIDs.contains(reference.id) {
+            draft.fail(reference.location, "device",
+                       "opt_netdev=\(reference.id) names no netdev; defined: " + (draft.netdevIDs.sorted().joined(separator: ", ").nonEmpty ?? "none"))
+        }
+        if draft.context.hasVhostUser, draft.context.memoryMiB == nil {
+            draft.fail(vmLocation, "mem", "vhost-user devices need shared guest memory: add 'mem = size=<MiB>;'")
+        }
+        if draft.ports.ssh == nil {
+            draft.fail(params.last { $0.name == "net" }?.location ?? vmLocation, "net",
+                       "no management network: dts reaches the guest over SSH through a 'type=user' net with a forward to guest port 22 (the default net has one)")
+        }
+        guard draft.errors.isEmpty else {
+            // Report in file order, whichever handler found the problem.
+            let ordered = draft.errors.enumerated().sorted { a, b in
+                (a.element.location.line, a.offset) < (b.element.location.line, b.offset)
+            }.map(\.element)
+            throw ConfigErrors(ordered)
+        }
+
+        if draft.context.options.daemonize {
+            DaemonParameter.addDaemonize(into: &draft, note: "the VM's host launches QEMU daemonized: the launching command returns once QEMU runs")
+        }
+        // The framework's own channels.
+        draft.add("-nodefaults", note: "no implicit devices: every device on this command line comes from the config")
+        draft.add("-display", "none")
+        draft.add("-chardev", QEMUOpts.join("socket", [("id", "qmp"), ("path", draft.paths.qmpSocket), ("server", "on"), ("wait", "off")]),
+                  note: "QMP: dts manages the VM through this socket")
+        draft.add("-mon", "chardev=qmp,mode=control")
+        if !draft.serialConfigured {
+            draft.add("-chardev", QEMUOpts.join("file", [("id", "serial0"), ("path", draft.paths.consoleLog)]),
+                      note: "the serial console, kept in the VM's console log")
+            draft.add("-serial", "chardev:serial0")
+        }
+        if !draft.cpuPinning.isEmpty {
+            draft.add("-S", note: "start paused: dts pins each vCPU thread, then continues the guest")
+        }
+        draft.add(contentsOf: draft.context.architecture.extraOptions)
+
+        return QEMUCommandLine(
+            vmName: draft.context.vmName, architecture: draft.context.architecture.name,
+            accelerator: draft.context.accelerator, prefix: draft.prefix,
+            binary: draft.binary, options: draft.options,
+            paths: draft.paths, ports: draft.ports, login: draft.login, start: draft.start,
+            cpuPinning: draft.cpuPinning, startsPaused: !draft.cpuPinning.isEmpty,
+            daemonize: draft.daemonize, memoryMiB: draft.context.memoryMiB, hugepageMount: draft.hugepageMount,
+            filesQEMUOpens: draft.filesQEMUOpens, hasGuestAgent: draft.guestAgentConfigured,
+            passthrough: draft.passthrough, defaultDriver: draft.defaultDriver)
+    }
+}
+
