@@ -20,6 +20,12 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"])]
         ),
+        // libcrypto from Debian (libssl-dev; libssh2 links it already): SHA-256 of stored host keys.
+        .systemLibrary(
+            name: "CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // Small C helpers for what glibc only offers through macros or _GNU_SOURCE (CPU affinity,
         // posix_spawn's chdir and closefrom file actions, signal names).
         .target(name: "CSystemShims"),
@@ -31,7 +37,7 @@ let package = Package(
         // SSH sessions on libssh2: exec, interactive shell (sendExpect), file copy, host keys.
         .target(
             name: "DTSSSH",
-            dependencies: ["CLibSSH2", "CSystemShims", "DTSSession", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CLibSSH2", "CLibCrypto", "CSystemShims", "DTSSession", .product(name: "Logging", package: "swift-log")]
         ),
         // QEMU's control channels: QMP, HMP over QMP, and the guest agent (QGA).
         .target(
