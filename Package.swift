@@ -32,17 +32,18 @@ let package = Package(
         // Starting child processes (posix_spawn: process group, clean signal state, redirections,
         // no leaked descriptors) and reading /proc: used by the framework, the tests and the benchmarks.
         .target(name: "DTSProcess", dependencies: ["CSystemShims"]),
-        // What every DUT session speaks (host DUT, VM DUT, local or SSH): exec, sendExpect, file copy.
+        // What every DUT session speaks (host DUT, VM DUT, local or SSH): exec, sendExpect, file copy;
+        // and the helpers every module shares (Duration in seconds and as text).
         .target(name: "DTSSession"),
         // SSH sessions on libssh2: exec, interactive shell (sendExpect), file copy, host keys.
         .target(
             name: "DTSSSH",
-            dependencies: ["CLibSSH2", "CLibCrypto", "CSystemShims", "DTSSession", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CLibSSH2", "CLibCrypto", "CSystemShims", "DTSProcess", "DTSSession", .product(name: "Logging", package: "swift-log")]
         ),
         // QEMU's control channels: QMP, HMP over QMP, and the guest agent (QGA).
         .target(
             name: "DTSControl",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["DTSSession", .product(name: "Logging", package: "swift-log")]
         ),
         // The framework: config loader, QEMUKvm and its parameter handlers, DUTs.
         .target(
@@ -62,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "DTSCommand",
             dependencies: [
-                "DTS", "Suites",
+                "DTS", "DTSProcess", "Suites",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -70,7 +71,7 @@ let package = Package(
         // Benchmarks (see the Makefile's bench-* targets).
         .executableTarget(
             name: "SessionBench",
-            dependencies: ["DTSSSH", "DTSProcess"],
+            dependencies: ["DTSSSH", "DTSProcess", "DTSSession"],
             path: "Benchmarks/SessionBench"
         ),
         .executableTarget(

@@ -403,7 +403,7 @@ final class VxlanSample: TestSuite {
             let back = testerAfter.rxPackets - testerBefore.rxPackets
             var seconds = 0.0, pps = 0.0
             if let first, let last, last.at > first.at {
-                seconds = Self.seconds(last.at - first.at)
+                seconds = (last.at - first.at).seconds
                 pps = Double(last.count - first.count) / seconds
             }
             let returned = min(back, out)
@@ -557,10 +557,6 @@ final class VxlanSample: TestSuite {
         case "G", "GB", "GIB": return value * 1024
         default: return value
         }
-    }
-
-    nonisolated static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     // MARK: Host helpers

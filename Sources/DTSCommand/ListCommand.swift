@@ -34,9 +34,8 @@ struct ListCommand: ParsableCommand {
         for type in shown {
             print(type.name + (type.isInternal ? " (internal)" : ""))
             for info in SuiteInfo.cases(of: type) {
-                let timeout = info.timeout.components.seconds
                 print("  " + info.name.padding(toLength: 36, withPad: " ", startingAt: 0)
-                      + info.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + "timeout \(timeout) s")
+                      + info.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + "timeout \(info.timeout.secondsText)")
             }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DTS
+import DTSProcess
 import Foundation
 
 struct VMCommand: ParsableCommand {
@@ -193,7 +194,7 @@ struct VMCommand: ParsableCommand {
 
             switch end {
             case .signal(let signal):
-                print("\(signalName(signal)): stopping \(boot.vm)")
+                print("\(SignalName.describe(signal)): stopping \(boot.vm)")
                 fflush(nil)
                 await kvm.stop()
                 await context.cleanUpAll()

@@ -1,3 +1,4 @@
+import DTSSession
 import Dispatch
 import Foundation
 import Logging
@@ -96,7 +97,7 @@ final class JSONLineChannel: @unchecked Sendable {
             if ContinuousClock.now >= deadline {
                 throw ControlError.connectFailed(
                     endpoint,
-                    reason: "no listener within \(formatDuration(timeout)) (last error: \(String(cString: strerror(code))))")
+                    reason: "no listener within \(timeout.secondsText) (last error: \(String(cString: strerror(code))))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -194,7 +195,7 @@ final class JSONLineChannel: @unchecked Sendable {
                     Waiter(token: token, matcher: matcher, what: what, timeout: timeout, continuation: continuation))
                 lock.unlock()
                 if startReader { start() }
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(durationNanoseconds(timeout))) {
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) {
                     [weak self] in
                     guard let self else { return }
                     self.fail(token: token, with: ControlError.noReply(self.endpoint, what: what, timeout: timeout))
@@ -322,7 +323,7 @@ final class JSONLineChannel: @unchecked Sendable {
         let waiter = waiters.remove(at: index)
         lock.unlock()
         if let error = error as? ControlError, case .noReply = error {
-            transcript?(ControlTranscriptLine(direction: .note, text: "no \(waiter.what) within \(formatDuration(waiter.timeout))"))
+            transcript?(ControlTranscriptLine(direction: .note, text: "no \(waiter.what) within \(waiter.timeout.secondsText)"))
         }
         waiter.continuation.resume(throwing: error)
     }

@@ -1,3 +1,4 @@
+import DTSSession
 import Foundation
 import Logging
 
@@ -275,7 +276,7 @@ public final class QMPClient: @unchecked Sendable {
                 }
                 eventWaiters.append(EventWaiter(token: token, name: name, after: after, continuation: continuation))
                 lock.unlock()
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(durationNanoseconds(timeout))) {
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) {
                     [weak self] in
                     guard let self else { return }
                     self.failEventWaiter(
