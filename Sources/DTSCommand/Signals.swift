@@ -71,7 +71,7 @@ struct InterruptExit {
             guard let signal = await trap.wait(), !Task.isCancelled else { return }
             FileHandle.standardError.write(Data("dts: \(SignalName.describe(signal)), stopping \(what)\n".utf8))
             await context.cleanUpAll()
-            Foundation.exit(128 + signal)
+            Foundation.exit(DTSExitCode.status(stoppedBy: signal))
         }
     }
 

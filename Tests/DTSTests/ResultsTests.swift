@@ -141,6 +141,22 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
         #expect(RunReport.exitStatus(for: execution([.passed]), interruptedBy: SIGTERM) == 143)
     }
 
+    /// The exit codes are defined once (DTSExitCode); docs/running.md's table and the README say the same numbers.
+    @Test func exitCodesMatchTheDocs() throws {
+        #expect(DTSExitCode.interrupted.rawValue == DTSExitCode.status(stoppedBy: SIGINT))
+        #expect(DTSExitCode.terminated.rawValue == DTSExitCode.status(stoppedBy: SIGTERM))
+        let running = try String(contentsOfFile: DTSBinary.packageRoot + "/docs/running.md", encoding: .utf8)
+        let section = try #require(running.components(separatedBy: "## Exit status\n").dropFirst().first)
+        let table = section.trimmingCharacters(in: .newlines).components(separatedBy: "\n\n").first ?? ""
+        let documented = table.split(separator: "\n").dropFirst(2).flatMap { row in
+            row.split(separator: "|").first.map { $0.split(separator: "/").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) } } ?? []
+        }
+        #expect(Set(documented) == Set(DTSExitCode.allCases.map(\.rawValue)), "\(table)")
+        let readme = try String(contentsOfFile: DTSBinary.packageRoot + "/README.md", encoding: .utf8)
+        let line = try #require(readme.components(separatedBy: "Exit status: ").dropFirst().first?.components(separatedBy: "`dts vm start`").first)
+        for code in DTSExitCode.allCases { #expect(line.contains("\(code.rawValue)"), "README exit status line lacks \(code)") }
+    }
+
     @Test func runLogRoutesLinesToSuiteAndCaseLogsAndRedacts() throws {
         let dir = try RunnerTempDir("dts-log")
         let redactor = Redactor()
