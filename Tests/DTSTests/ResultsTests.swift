@@ -100,6 +100,12 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
         let document = try XMLDocument(xmlString: xml, options: [])
         let failure = try #require(try document.nodes(forXPath: "//testcase[@name='test_vxlan_decap']/failure").first as? XMLElement)
         #expect(failure.attribute(forName: "message")?.stringValue == "bad <tag> & \"q\" 'a' [31mend")
+        #expect(failure.stringValue == "bad <tag> & \"q\" 'a' [31mend")
+        // A multi-line reason keeps its lines in the attribute too.
+        report.executions[0].suites[0].cases[1].reason = "line 1\nline 2"
+        let multiline = try XMLDocument(xmlString: ReportWriters.junitXML(report), options: [])
+        let message = try multiline.nodes(forXPath: "//testcase[@name='test_vxlan_decap']/failure/@message").first
+        #expect(message?.stringValue == "line 1\nline 2")
     }
 
     @Test func htmlIsSelfContainedWithTableAndTimeline() throws {
