@@ -51,7 +51,9 @@ let package = Package(
             dependencies: [
                 "DTSSession", "DTSSSH", "DTSControl", "DTSProcess", "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The Tester's scapy helper, a Python file so that it is linted and tested as Python.
+            resources: [.copy("Tester/dts_packets.py")]
         ),
         // Test suites written against the framework.
         .target(

@@ -226,7 +226,7 @@ public actor Tester {
             throw fail("packet tools", "\(python) cannot import scapy (apt-get install python3-scapy; scripts/setup.d/vxlan.sh)")
         }
         try await commands.check(["mkdir", "-p", directory])
-        try await commands.writeFile(PacketHelper.source, to: path, mode: 0o755)
+        try await commands.writeFile(try PacketHelper.source(), to: path, mode: 0o755)
         helperInstalled = true
         return path
     }
