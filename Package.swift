@@ -20,23 +20,30 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"])]
         ),
+        // libcrypto from Debian (libssl-dev; libssh2 links it already): SHA-256 of stored host keys.
+        .systemLibrary(
+            name: "CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // Small C helpers for what glibc only offers through macros or _GNU_SOURCE (CPU affinity,
         // posix_spawn's chdir and closefrom file actions, signal names).
         .target(name: "CSystemShims"),
         // Starting child processes (posix_spawn: process group, clean signal state, redirections,
         // no leaked descriptors) and reading /proc: used by the framework, the tests and the benchmarks.
         .target(name: "DTSProcess", dependencies: ["CSystemShims"]),
-        // What every DUT session speaks (host DUT, VM DUT, local or SSH): exec, sendExpect, file copy.
+        // What every DUT session speaks (host DUT, VM DUT, local or SSH): exec, sendExpect, file copy;
+        // and the helpers every module shares (Duration in seconds and as text).
         .target(name: "DTSSession"),
         // SSH sessions on libssh2: exec, interactive shell (sendExpect), file copy, host keys.
         .target(
             name: "DTSSSH",
-            dependencies: ["CLibSSH2", "CSystemShims", "DTSSession", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CLibSSH2", "CLibCrypto", "CSystemShims", "DTSProcess", "DTSSession", .product(name: "Logging", package: "swift-log")]
         ),
         // QEMU's control channels: QMP, HMP over QMP, and the guest agent (QGA).
         .target(
             name: "DTSControl",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["DTSSession", .product(name: "Logging", package: "swift-log")]
         ),
         // The framework: config loader, QEMUKvm and its parameter handlers, DUTs.
         .target(
@@ -44,7 +51,9 @@ let package = Package(
             dependencies: [
                 "DTSSession", "DTSSSH", "DTSControl", "DTSProcess", "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The Tester's scapy helper, a Python file so that it is linted and tested as Python.
+            resources: [.copy("Tester/dts_packets.py")]
         ),
         // Test suites written against the framework.
         .target(
@@ -56,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "DTSCommand",
             dependencies: [
-                "DTS", "Suites",
+                "DTS", "DTSProcess", "Suites",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -64,7 +73,7 @@ let package = Package(
         // Benchmarks (see the Makefile's bench-* targets).
         .executableTarget(
             name: "SessionBench",
-            dependencies: ["DTSSSH", "DTSProcess"],
+            dependencies: ["DTSSSH", "DTSProcess", "DTSSession"],
             path: "Benchmarks/SessionBench"
         ),
         .executableTarget(

@@ -23,6 +23,7 @@ fi
 # Packages every part of dts needs. Each setup.d script adds its own.
 packages=(
     pkg-config libssh2-1-dev            # the SSH layer (CLibSSH2)
+    libssl-dev                          # libcrypto's SHA-256 for host key fingerprints (CLibCrypto)
     qemu-system-x86 qemu-utils          # VMs
     qemu-guest-agent                    # guest agent (tests run it on the host too)
     socat procps iproute2 util-linux    # process and network tools used by tests

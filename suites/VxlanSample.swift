@@ -403,7 +403,7 @@ final class VxlanSample: TestSuite {
             let back = testerAfter.rxPackets - testerBefore.rxPackets
             var seconds = 0.0, pps = 0.0
             if let first, let last, last.at > first.at {
-                seconds = Self.seconds(last.at - first.at)
+                seconds = (last.at - first.at).seconds
                 pps = Double(last.count - first.count) / seconds
             }
             let returned = min(back, out)
@@ -546,10 +546,6 @@ final class VxlanSample: TestSuite {
         guard let range = text.range(of: #"\(Open vSwitch\) [0-9]+(\.[0-9]+)+"#, options: .regularExpression) else { return nil }
         let numbers = text[range].split(separator: " ").last.map { $0.split(separator: ".").compactMap { Int($0) } }
         return numbers.flatMap { $0.count >= 2 ? $0 : nil }
-    }
-
-    nonisolated static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     // MARK: Host helpers

@@ -25,7 +25,7 @@ struct BootBench {
         async let a = dtsBoot(conf: conf, vm: "vm0")
         async let b = dtsBoot(conf: conf, vm: "vm1")
         _ = try await (a, b)
-        let two = (ContinuousClock.now - twoStart).secondsValue
+        let two = (ContinuousClock.now - twoStart).seconds
         print(String(format: "two VMs concurrently: %.2f s", two))
 
         print("\nper-stage median (s):")
@@ -59,7 +59,7 @@ struct BootBench {
         let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: conf, accelerator: .tcg)), vmName: vm, suite: "bench")
         let begin = ContinuousClock.now
         _ = try await kvm.start(VMStartOptions(context: context))
-        let seconds = (ContinuousClock.now - begin).secondsValue
+        let seconds = (ContinuousClock.now - begin).seconds
         let events = kvm.instance?.stageEvents ?? []
         await kvm.stop()
         return (seconds, events)
@@ -79,7 +79,7 @@ struct BootBench {
                                         hostKeyPolicy: .perInstance(directory: dir, instanceID: "raw"), connectTimeout: .seconds(2))
         while true {
             if let ssh = try? await SSHConnection.connect(options) {
-                let seconds = (ContinuousClock.now - begin).secondsValue
+                let seconds = (ContinuousClock.now - begin).seconds
                 await ssh.close()
                 await qemu.terminate(grace: .seconds(2))
                 return seconds
@@ -95,6 +95,3 @@ struct BootBench {
     }
 }
 
-extension Duration {
-    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -11,14 +11,9 @@ struct DTSCommand: AsyncParsableCommand {
         subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self])
 }
 
-/// Exit statuses shared by every subcommand.
-enum ExitStatus {
-    /// A config file or option is invalid.
-    static let configError = ExitCode(2)
-    /// Something outside the tests failed (a VM did not boot, a tool is missing).
-    static let infrastructureError = ExitCode(3)
-    /// Interrupted by SIGINT or SIGTERM.
-    static let interrupted = ExitCode(130)
+extension ExitCode {
+    /// ArgumentParser's exit for one of dts's statuses.
+    init(_ code: DTSExitCode) { self.init(code.rawValue) }
 }
 
 /// Options every command that builds or starts VMs takes.
@@ -47,5 +42,5 @@ extension Accelerator: ExpressibleByArgument {}
 /// Prints config errors to standard error and exits with the config-error status.
 func reportConfigErrors(_ errors: ConfigErrors) -> ExitCode {
     FileHandle.standardError.write(Data((errors.description + "\n").utf8))
-    return ExitStatus.configError
+    return ExitCode(.configError)
 }

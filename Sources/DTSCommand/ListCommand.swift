@@ -22,21 +22,20 @@ struct ListCommand: ParsableCommand {
         let problems = SuiteInfo.validate(SuiteRegistry.all)
         guard problems.isEmpty else {
             FileHandle.standardError.write(Data(("suite registry: " + problems.joined(separator: "\n") + "\n").utf8))
-            throw ExitCode(ExitCodes.config)
+            throw ExitCode(.configError)
         }
         let known = SuiteRegistry.all.map { $0.name }
         for name in suites where !known.contains(name) {
             FileHandle.standardError.write(Data("unknown suite '\(name)'; known: \(known.joined(separator: ", "))\n".utf8))
-            throw ExitCode(ExitCodes.config)
+            throw ExitCode(.configError)
         }
         // Named suites are shown whatever they are; otherwise internal ones only with --all.
         let shown = SuiteRegistry.all.filter { suites.isEmpty ? (all || !$0.isInternal) : suites.contains($0.name) }
         for type in shown {
             print(type.name + (type.isInternal ? " (internal)" : ""))
             for info in SuiteInfo.cases(of: type) {
-                let timeout = info.timeout.components.seconds
                 print("  " + info.name.padding(toLength: 36, withPad: " ", startingAt: 0)
-                      + info.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + "timeout \(timeout) s")
+                      + info.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + "timeout \(info.timeout.secondsText)")
             }
         }
     }

@@ -14,9 +14,12 @@ struct RunCommand: AsyncParsableCommand {
             (default $DTS_OUTPUT, else output/): dts.log, <suite>/<case>.log, test_results.json, results.json, \
             junit.xml, report.html.
 
-            Exit status: 0 every case passed or was skipped; 1 a case FAILED or was BLOCKED; \
-            2 invalid config or options (nothing ran); 3 a case ended in ERROR (infrastructure); \
-            130/143 interrupted by SIGINT/SIGTERM (partial results written).
+            Exit status: \(DTSExitCode.success.rawValue) every case passed or was skipped; \
+            \(DTSExitCode.testFailures.rawValue) a case FAILED or was BLOCKED; \
+            \(DTSExitCode.configError.rawValue) invalid config or options (nothing ran); \
+            \(DTSExitCode.infrastructureError.rawValue) a case ended in ERROR (infrastructure); \
+            \(DTSExitCode.interrupted.rawValue)/\(DTSExitCode.terminated.rawValue) interrupted by SIGINT/SIGTERM \
+            (partial results written).
             """)
 
     @Option(name: .long, help: "Suite to run (repeatable). Replaces execution.cfg's test_suites.")
@@ -62,7 +65,7 @@ struct RunCommand: AsyncParsableCommand {
         let problems = SuiteInfo.validate(SuiteRegistry.all)
         guard problems.isEmpty else {
             FileHandle.standardError.write(Data(("suite registry: " + problems.joined(separator: "\n") + "\n").utf8))
-            throw ExitCode(ExitCodes.config)
+            throw ExitCode(.configError)
         }
 
         let plan: RunPlan
@@ -87,7 +90,7 @@ struct RunCommand: AsyncParsableCommand {
             try Runner.prepareOutputDirectory(outputDirectory)
         } catch {
             FileHandle.standardError.write(Data("dts run: \(error)\n".utf8))
-            throw ExitCode(ExitCodes.config)
+            throw ExitCode(.configError)
         }
 
         let progress = TerminalProgress()
@@ -109,7 +112,7 @@ struct RunCommand: AsyncParsableCommand {
             if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
         case .failure(let error):
             FileHandle.standardError.write(Data("dts run: \(error)\n".utf8))
-            throw ExitCode(ExitCodes.infrastructure)
+            throw ExitCode(.infrastructureError)
         }
     }
 }

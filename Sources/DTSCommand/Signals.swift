@@ -1,4 +1,5 @@
 import DTS
+import DTSProcess
 import Dispatch
 import Foundation
 #if canImport(Glibc)
@@ -68,9 +69,9 @@ struct InterruptExit {
         task = Task {
             // A signal that arrives once disarmed is left to the caller (the trap remembers it).
             guard let signal = await trap.wait(), !Task.isCancelled else { return }
-            FileHandle.standardError.write(Data("dts: \(signalName(signal)), stopping \(what)\n".utf8))
+            FileHandle.standardError.write(Data("dts: \(SignalName.describe(signal)), stopping \(what)\n".utf8))
             await context.cleanUpAll()
-            Foundation.exit(128 + signal)
+            Foundation.exit(DTSExitCode.status(stoppedBy: signal))
         }
     }
 
@@ -80,14 +81,5 @@ struct InterruptExit {
     func disarm() async {
         task.cancel()
         await task.value
-    }
-}
-
-/// `SIGINT`, `SIGTERM`, or `signal N`.
-func signalName(_ signal: Int32) -> String {
-    switch signal {
-    case SIGINT: return "SIGINT"
-    case SIGTERM: return "SIGTERM"
-    default: return "signal \(signal)"
     }
 }

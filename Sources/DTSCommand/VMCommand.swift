@@ -1,5 +1,6 @@
 import ArgumentParser
 import DTS
+import DTSProcess
 import Foundation
 
 struct VMCommand: ParsableCommand {
@@ -79,7 +80,7 @@ struct VMCommand: ParsableCommand {
                 guard let found = config.crb(name) else {
                     let known = config.crbs.map(\.name).joined(separator: ", ")
                     FileHandle.standardError.write(Data("dts: --dut \(name): no such DUT in \(path) (it has: \(known.isEmpty ? "none" : known))\n".utf8))
-                    throw ExitStatus.configError
+                    throw ExitCode(.configError)
                 }
                 crb = found.isLocal ? nil : found
             }
@@ -91,7 +92,7 @@ struct VMCommand: ParsableCommand {
                 } catch {
                     await context.cleanUpAll()
                     FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
-                    throw ExitStatus.infrastructureError
+                    throw ExitCode(.infrastructureError)
                 }
                 // Registered first, so it runs last: the VM and its files on the DUT go before the session.
                 context.register("DUT [\(crb.name)] session") { [host] in await host.close() }
@@ -120,7 +121,7 @@ struct VMCommand: ParsableCommand {
                 await interrupt.disarm()
                 await context.cleanUpAll()
                 FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
-                throw ExitStatus.infrastructureError
+                throw ExitCode(.infrastructureError)
             }
         }
     }
@@ -132,11 +133,12 @@ struct VMCommand: ParsableCommand {
                 Ctrl-C (SIGINT) or SIGTERM stops the VM (guest agent power-off, then QMP quit, then signals), \
                 frees its ports and removes the run directory.
 
-                Exit status: 0 when the VM was up and Ctrl-C or SIGTERM stopped it; \
-                2 for an invalid config or option; \
-                3 when the VM did not boot, or QEMU exited by itself while the VM was up \
-                (the message gives QEMU's status and the end of its stderr and of the console); \
-                130 (143 for SIGTERM) when interrupted before the VM was up.
+                Exit status: \(DTSExitCode.success.rawValue) when the VM was up and Ctrl-C or SIGTERM stopped it; \
+                \(DTSExitCode.configError.rawValue) for an invalid config or option; \
+                \(DTSExitCode.infrastructureError.rawValue) when the VM did not boot, or QEMU exited by itself \
+                while the VM was up (the message gives QEMU's status and the end of its stderr and of the console); \
+                \(DTSExitCode.interrupted.rawValue) (\(DTSExitCode.terminated.rawValue) for SIGTERM) when \
+                interrupted before the VM was up.
                 """)
         @OptionGroup var boot: BootOptions
 
@@ -154,7 +156,7 @@ struct VMCommand: ParsableCommand {
             guard let instance = kvm.instance else {
                 await context.cleanUpAll()
                 FileHandle.standardError.write(Data("dts: \(boot.vm) started but has no QEMU instance\n".utf8))
-                throw ExitStatus.infrastructureError
+                throw ExitCode(.infrastructureError)
             }
             let command = dut.command
             let onDUT = boot.dut.map { " (on DUT \($0))" } ?? ""
@@ -187,7 +189,7 @@ struct VMCommand: ParsableCommand {
 
             switch end {
             case .signal(let signal):
-                print("\(signalName(signal)): stopping \(boot.vm)")
+                print("\(SignalName.describe(signal)): stopping \(boot.vm)")
                 fflush(nil)
                 await kvm.stop()
                 await context.cleanUpAll()
@@ -208,7 +210,7 @@ struct VMCommand: ParsableCommand {
                 await context.cleanUpAll()
                 message += boot.logDir == nil ? "\n(use --log-dir DIR to keep the VM's logs)" : "\n(logs: \(instance.logDirectory))"
                 FileHandle.standardError.write(Data((message + "\n").utf8))
-                throw ExitStatus.infrastructureError
+                throw ExitCode(.infrastructureError)
             }
         }
     }
@@ -238,7 +240,7 @@ struct VMCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
                 await kvm.stop()
                 await context.cleanUpAll()
-                throw ExitStatus.infrastructureError
+                throw ExitCode(.infrastructureError)
             }
             await kvm.stop()
             await context.cleanUpAll()

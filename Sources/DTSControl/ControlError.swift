@@ -1,3 +1,4 @@
+import DTSSession
 import Foundation
 
 /// Which control channel a client talks to, and where: used in every error message.
@@ -83,7 +84,7 @@ public enum ControlError: Error, Sendable, Equatable, CustomStringConvertible, L
         case .connectFailed(let e, let reason):
             return "cannot connect to \(e.socketDescription): \(reason)"
         case .noReply(let e, let what, let timeout):
-            return "\(e): no \(what) within \(formatDuration(timeout))"
+            return "\(e): no \(what) within \(timeout.secondsText)"
         case .commandFailed(let e, let command, let errorClass, let message):
             return "\(e.protocolName) command \(command) failed: \(errorClass): \(message) (\(e))"
         case .peerClosed(let e):
@@ -97,32 +98,10 @@ public enum ControlError: Error, Sendable, Equatable, CustomStringConvertible, L
         case .ioFailed(let e, let operation, let code):
             return "\(e.socketDescription): \(operation) failed: \(String(cString: strerror(code)))"
         case .guestProcessTimeout(let e, let path, let pid, let timeout):
-            return "\(e): \(path) (guest pid \(pid)) did not exit within \(formatDuration(timeout))"
+            return "\(e): \(path) (guest pid \(pid)) did not exit within \(timeout.secondsText)"
         }
     }
 
     /// Same as ``description``.
     public var errorDescription: String? { description }
-}
-
-/// `5 s`, `0.25 s`.
-func formatDuration(_ duration: Duration) -> String {
-    let seconds = (durationSeconds(duration) * 1000).rounded() / 1000
-    if seconds == seconds.rounded() { return "\(Int(seconds)) s" }
-    return String(format: "%g s", seconds)
-}
-
-/// A duration in seconds as a `Double`.
-func durationSeconds(_ duration: Duration) -> Double {
-    let parts = duration.components
-    return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-}
-
-/// A duration in nanoseconds, clamped to be non-negative.
-func durationNanoseconds(_ duration: Duration) -> Int {
-    let parts = duration.components
-    let nanos = Double(parts.seconds) * 1e9 + Double(parts.attoseconds) / 1e9
-    if nanos <= 0 { return 0 }
-    if nanos > 9e18 { return Int(9e18) }
-    return Int(nanos)
 }

@@ -1,16 +1,20 @@
 import Foundation
 import Logging
 
-/// `guest-info`.
-public struct GuestAgentInfo: Sendable, Hashable {
-    /// One command the agent knows.
-    public struct Command: Sendable, Hashable {
+/// `guest-info` (QAPI `GuestAgentInfo`).
+public struct GuestAgentInfo: Sendable, Hashable, Decodable {
+    /// One command the agent knows (QAPI `GuestAgentCommandInfo`).
+    public struct Command: Sendable, Hashable, Decodable {
         /// Command name.
         public var name: String
         /// Whether it is enabled (`qemu-ga -b` disables commands).
         public var enabled: Bool
         /// Whether it sends a reply on success (`guest-shutdown` does not).
         public var successResponse: Bool
+
+        private enum CodingKeys: String, CodingKey {
+            case name, enabled, successResponse = "success-response"
+        }
     }
 
     /// Agent version (`7.2.22`).
@@ -18,16 +22,20 @@ public struct GuestAgentInfo: Sendable, Hashable {
     /// The commands it supports.
     public var supportedCommands: [Command]
 
+    private enum CodingKeys: String, CodingKey {
+        case version, supportedCommands = "supported_commands"
+    }
+
     /// Whether `name` is supported and enabled.
     public func isEnabled(_ name: String) -> Bool {
         supportedCommands.contains { $0.name == name && $0.enabled }
     }
 }
 
-/// An IP address of a guest interface.
-public struct GuestIPAddress: Sendable, Hashable {
+/// An IP address of a guest interface (QAPI `GuestIpAddress`).
+public struct GuestIPAddress: Sendable, Hashable, Decodable {
     /// Address family.
-    public enum Family: String, Sendable, Hashable {
+    public enum Family: String, Sendable, Hashable, Decodable {
         /// IPv4.
         case ipv4
         /// IPv6.
@@ -47,10 +55,14 @@ public struct GuestIPAddress: Sendable, Hashable {
         self.address = address
         self.prefix = prefix
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case family = "ip-address-type", address = "ip-address", prefix
+    }
 }
 
-/// A guest network interface, from `guest-network-get-interfaces`.
-public struct GuestNetworkInterface: Sendable, Hashable {
+/// A guest network interface, from `guest-network-get-interfaces` (QAPI `GuestNetworkInterface`).
+public struct GuestNetworkInterface: Sendable, Hashable, Decodable {
     /// Interface name (`eth0`).
     public var name: String
     /// MAC address, when the interface has one.
@@ -62,11 +74,23 @@ public struct GuestNetworkInterface: Sendable, Hashable {
     public var ipv4Addresses: [GuestIPAddress] { addresses.filter { $0.family == .ipv4 } }
     /// The IPv6 addresses only.
     public var ipv6Addresses: [GuestIPAddress] { addresses.filter { $0.family == .ipv6 } }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, hardwareAddress = "hardware-address", addresses = "ip-addresses"
+    }
+
+    /// Decodes one interface; one without addresses has no `ip-addresses` member.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        hardwareAddress = try container.decodeIfPresent(String.self, forKey: .hardwareAddress)
+        addresses = try container.decodeIfPresent([GuestIPAddress].self, forKey: .addresses) ?? []
+    }
 }
 
-/// `guest-exec-status` of a process started with `guest-exec`.
-public struct GuestExecStatus: Sendable, Hashable {
-    /// The guest pid.
+/// `guest-exec-status` of a process started with `guest-exec` (QAPI `GuestExecStatus`).
+public struct GuestExecStatus: Sendable, Hashable, Decodable {
+    /// The guest pid (not part of the reply: the client fills it in).
     public var pid: Int
     /// Whether it has exited.
     public var exited: Bool
@@ -87,6 +111,48 @@ public struct GuestExecStatus: Sendable, Hashable {
     public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
     /// stderr as UTF-8 text.
     public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+
+    private enum CodingKeys: String, CodingKey {
+        case exited, exitCode = "exitcode", signal, stdout = "out-data", stderr = "err-data"
+        case stdoutTruncated = "out-truncated", stderrTruncated = "err-truncated"
+    }
+
+    /// Decodes a `guest-exec-status` reply (output is base64, as `JSONDecoder` reads `Data` by
+    /// default); `pid` is 0 until the caller sets it.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        pid = 0
+        exited = try container.decode(Bool.self, forKey: .exited)
+        exitCode = try container.decodeIfPresent(Int.self, forKey: .exitCode)
+        signal = try container.decodeIfPresent(Int.self, forKey: .signal)
+        stdout = try container.decodeIfPresent(Data.self, forKey: .stdout) ?? Data()
+        stderr = try container.decodeIfPresent(Data.self, forKey: .stderr) ?? Data()
+        stdoutTruncated = try container.decodeIfPresent(Bool.self, forKey: .stdoutTruncated) ?? false
+        stderrTruncated = try container.decodeIfPresent(Bool.self, forKey: .stderrTruncated) ?? false
+    }
+}
+
+/// The replies of `guest-exec` and `guest-file-read`/`-write` (QAPI `GuestExec`, `GuestFileRead`,
+/// `GuestFileWrite`), used inside the client only.
+enum GuestAgentReply {
+    /// `guest-exec`.
+    struct Exec: Decodable {
+        var pid: Int
+    }
+
+    /// `guest-file-read`: the bytes (base64 on the wire) and whether the end was reached.
+    struct FileRead: Decodable {
+        var count: Int
+        var data: Data
+        var eof: Bool
+
+        enum CodingKeys: String, CodingKey { case count, data = "buf-b64", eof }
+    }
+
+    /// `guest-file-write`.
+    struct FileWrite: Decodable {
+        var count: Int
+    }
 }
 
 /// The `mode` of `guest-shutdown`.
@@ -152,7 +218,7 @@ public final class GuestAgentClient: @unchecked Sendable {
             let endpoint = channel.endpoint
             channel.setHandlers(
                 unmatched: { message in
-                    logger.debug("\(endpoint): discarding stale or unsolicited message \(JSONValue.object(message))")
+                    logger.debug("\(endpoint): discarding stale or unsolicited message \(message.value)")
                 }, closed: nil)
             channel.start()
             let client = GuestAgentClient(channel: channel, allowPowerCommands: allowPowerCommands, logger: logger)
@@ -189,10 +255,20 @@ public final class GuestAgentClient: @unchecked Sendable {
     public func execute(
         _ command: String, arguments: [String: JSONValue]? = nil, timeout: Duration = .seconds(10)
     ) async throws -> JSONValue {
+        try await execute(command, arguments: arguments, as: JSONValue.self, timeout: timeout)
+    }
+
+    /// Executes an agent command and decodes its `return` value as `Value` (a `Decodable` type
+    /// that mirrors the command's QAPI return type, such as ``GuestAgentInfo``).
+    /// - Throws: what ``execute(_:arguments:timeout:)`` throws, and ``ControlError/protocolViolation(_:_:)``
+    ///   naming the member when the value does not decode (`guest-info reply: return.version is missing`).
+    public func execute<Value: Decodable>(
+        _ command: String, arguments: [String: JSONValue]? = nil, as type: Value.Type, timeout: Duration = .seconds(10)
+    ) async throws -> Value {
         try checkPowerCommand(command)
         let deadline = ContinuousClock.now + timeout
         if syncNeeded { try await sync(timeout: timeout) }
-        let reply: [String: JSONValue]
+        let reply: ControlMessage
         do {
             reply = try await send(
                 command, arguments: arguments, timeout: max(deadline - ContinuousClock.now, .milliseconds(100)))
@@ -200,7 +276,7 @@ public final class GuestAgentClient: @unchecked Sendable {
             // Report the deadline the caller gave, not what was left of it after a resync.
             throw ControlError.noReply(endpoint, what: what, timeout: timeout)
         }
-        return try channel.returnValue(reply, command: command)
+        return try channel.returnValue(reply, command: command, as: Value.self)
     }
 
     /// `guest-ping`.
@@ -210,35 +286,12 @@ public final class GuestAgentClient: @unchecked Sendable {
 
     /// `guest-info`: version and supported commands.
     public func info(timeout: Duration = .seconds(5)) async throws -> GuestAgentInfo {
-        let value = try await execute("guest-info", timeout: timeout)
-        let decoder = QMPDecoder(endpoint: endpoint, command: "guest-info")
-        let commands = try (value["supported_commands"]?.arrayValue ?? []).map { entry in
-            GuestAgentInfo.Command(
-                name: try decoder.string(entry["name"], "name"),
-                enabled: entry["enabled"]?.boolValue ?? false,
-                successResponse: entry["success-response"]?.boolValue ?? true)
-        }
-        return GuestAgentInfo(version: try decoder.string(value["version"], "version"), supportedCommands: commands)
+        try await execute("guest-info", as: GuestAgentInfo.self, timeout: timeout)
     }
 
     /// `guest-network-get-interfaces`: names, MAC addresses, IPv4/IPv6 addresses with prefixes.
     public func networkInterfaces(timeout: Duration = .seconds(10)) async throws -> [GuestNetworkInterface] {
-        let value = try await execute("guest-network-get-interfaces", timeout: timeout)
-        let decoder = QMPDecoder(endpoint: endpoint, command: "guest-network-get-interfaces")
-        return try decoder.array(value, "return").map { entry in
-            let addresses = try (entry["ip-addresses"]?.arrayValue ?? []).map { address in
-                let type = try decoder.string(address["ip-address-type"], "ip-address-type")
-                guard let family = GuestIPAddress.Family(rawValue: type) else {
-                    throw decoder.fail("unknown ip-address-type \(type)")
-                }
-                return GuestIPAddress(
-                    family: family, address: try decoder.string(address["ip-address"], "ip-address"),
-                    prefix: try decoder.int(address["prefix"], "prefix"))
-            }
-            return GuestNetworkInterface(
-                name: try decoder.string(entry["name"], "name"),
-                hardwareAddress: entry["hardware-address"]?.stringValue, addresses: addresses)
-        }
+        try await execute("guest-network-get-interfaces", as: [GuestNetworkInterface].self, timeout: timeout)
     }
 
     /// `guest-shutdown`. The agent sends no reply on success and the guest powering off may close
@@ -248,7 +301,7 @@ public final class GuestAgentClient: @unchecked Sendable {
     public func shutdown(mode: GuestShutdownMode = .powerdown, replyGrace: Duration = .seconds(2)) async throws {
         try checkPowerCommand("guest-shutdown")
         if syncNeeded { try await sync(timeout: .seconds(5)) }
-        let reply: [String: JSONValue]
+        let reply: ControlMessage
         do {
             reply = try await send("guest-shutdown", arguments: ["mode": .string(mode.rawValue)], timeout: replyGrace)
         } catch ControlError.noReply, ControlError.peerClosed {
@@ -271,24 +324,15 @@ public final class GuestAgentClient: @unchecked Sendable {
         ]
         if let environment { args["env"] = .array(environment.map { .string($0) }) }
         if let input { args["input-data"] = .string(input.base64EncodedString()) }
-        let value = try await execute("guest-exec", arguments: args, timeout: timeout)
-        return try QMPDecoder(endpoint: endpoint, command: "guest-exec").int(value["pid"], "pid")
+        return try await execute("guest-exec", arguments: args, as: GuestAgentReply.Exec.self, timeout: timeout).pid
     }
 
     /// `guest-exec-status` of `pid`: exited or not, exit code, decoded stdout/stderr.
     public func execStatus(pid: Int, timeout: Duration = .seconds(10)) async throws -> GuestExecStatus {
-        let value = try await execute("guest-exec-status", arguments: ["pid": .int(pid)], timeout: timeout)
-        let decoder = QMPDecoder(endpoint: endpoint, command: "guest-exec-status")
-        func decode(_ key: String) throws -> Data {
-            guard let text = value[key]?.stringValue else { return Data() }
-            guard let data = Data(base64Encoded: text) else { throw decoder.fail("\(key) is not base64") }
-            return data
-        }
-        return GuestExecStatus(
-            pid: pid, exited: try decoder.bool(value["exited"], "exited"), exitCode: value["exitcode"]?.intValue,
-            signal: value["signal"]?.intValue, stdout: try decode("out-data"), stderr: try decode("err-data"),
-            stdoutTruncated: value["out-truncated"]?.boolValue ?? false,
-            stderrTruncated: value["err-truncated"]?.boolValue ?? false)
+        var status = try await execute(
+            "guest-exec-status", arguments: ["pid": .int(pid)], as: GuestExecStatus.self, timeout: timeout)
+        status.pid = pid
+        return status
     }
 
     /// Runs `path args...` in the guest and polls `guest-exec-status` until it exits.
@@ -316,14 +360,12 @@ public final class GuestAgentClient: @unchecked Sendable {
         let handle = try await openFile(path: path, mode: "r", timeout: timeout)
         do {
             var data = Data()
-            let decoder = QMPDecoder(endpoint: endpoint, command: "guest-file-read")
             while true {
                 let chunk = try await execute(
-                    "guest-file-read", arguments: ["handle": .int(handle), "count": 65536], timeout: timeout)
-                let text = try decoder.string(chunk["buf-b64"], "buf-b64")
-                guard let bytes = Data(base64Encoded: text) else { throw decoder.fail("buf-b64 is not base64") }
-                data.append(bytes)
-                if chunk["eof"]?.boolValue ?? bytes.isEmpty || bytes.isEmpty { break }
+                    "guest-file-read", arguments: ["handle": .int(handle), "count": 65536],
+                    as: GuestAgentReply.FileRead.self, timeout: timeout)
+                data.append(chunk.data)
+                if chunk.eof || chunk.data.isEmpty { break }
             }
             try await execute("guest-file-close", arguments: ["handle": .int(handle)], timeout: timeout)
             return data
@@ -338,16 +380,17 @@ public final class GuestAgentClient: @unchecked Sendable {
         let handle = try await openFile(path: path, mode: "w", timeout: timeout)
         do {
             var offset = 0
-            let decoder = QMPDecoder(endpoint: endpoint, command: "guest-file-write")
             while offset < data.count {
                 let end = min(offset + 49152, data.count)
                 let chunk = data.subdata(in: offset..<end)
-                let reply = try await execute(
+                let written = try await execute(
                     "guest-file-write",
                     arguments: ["handle": .int(handle), "buf-b64": .string(chunk.base64EncodedString())],
-                    timeout: timeout)
-                let written = try decoder.int(reply["count"], "count")
-                guard written > 0 else { throw decoder.fail("wrote 0 bytes to \(path)") }
+                    as: GuestAgentReply.FileWrite.self, timeout: timeout
+                ).count
+                guard written > 0 else {
+                    throw ControlError.protocolViolation(endpoint, "guest-file-write reply: wrote 0 bytes to \(path)")
+                }
                 offset += written
             }
             try await execute("guest-file-close", arguments: ["handle": .int(handle)], timeout: timeout)
@@ -406,16 +449,12 @@ public final class GuestAgentClient: @unchecked Sendable {
     }
 
     private func openFile(path: String, mode: String, timeout: Duration) async throws -> Int {
-        let value = try await execute(
-            "guest-file-open", arguments: ["path": .string(path), "mode": .string(mode)], timeout: timeout)
-        guard let handle = value.intValue else {
-            throw ControlError.protocolViolation(endpoint, "guest-file-open returned \(value), not a handle")
-        }
-        return handle
+        try await execute(
+            "guest-file-open", arguments: ["path": .string(path), "mode": .string(mode)], as: Int.self, timeout: timeout)
     }
 
     private func send(_ command: String, arguments: [String: JSONValue]?, timeout: Duration) async throws
-        -> [String: JSONValue]
+        -> ControlMessage
     {
         do {
             return try await channel.execute(command, arguments: arguments, timeout: timeout)

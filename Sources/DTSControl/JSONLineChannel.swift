@@ -1,3 +1,4 @@
+import DTSSession
 import Dispatch
 import Foundation
 import Logging
@@ -14,7 +15,7 @@ import Glibc
 /// Waiters have deadlines (scheduled on Dispatch); when the peer closes the socket every waiter
 /// fails at once with ``ControlError/peerClosed(_:)``.
 final class JSONLineChannel: @unchecked Sendable {
-    typealias Message = [String: JSONValue]
+    typealias Message = ControlMessage
     typealias Matcher = @Sendable (Message) -> Bool
 
     private struct Waiter {
@@ -96,7 +97,7 @@ final class JSONLineChannel: @unchecked Sendable {
             if ContinuousClock.now >= deadline {
                 throw ControlError.connectFailed(
                     endpoint,
-                    reason: "no listener within \(formatDuration(timeout)) (last error: \(String(cString: strerror(code))))")
+                    reason: "no listener within \(timeout.secondsText) (last error: \(String(cString: strerror(code))))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -194,7 +195,7 @@ final class JSONLineChannel: @unchecked Sendable {
                     Waiter(token: token, matcher: matcher, what: what, timeout: timeout, continuation: continuation))
                 lock.unlock()
                 if startReader { start() }
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(durationNanoseconds(timeout))) {
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) {
                     [weak self] in
                     guard let self else { return }
                     self.fail(token: token, with: ControlError.noReply(self.endpoint, what: what, timeout: timeout))
@@ -264,13 +265,14 @@ final class JSONLineChannel: @unchecked Sendable {
             message: error["desc"]?.stringValue ?? error.jsonText())
     }
 
-    /// The `return` value of `reply` to `command`; an `error` reply throws as in ``checkError(_:command:)``.
-    func returnValue(_ reply: Message, command: String) throws -> JSONValue {
+    /// The `return` member of `reply` to `command`, decoded as `Value`; an `error` reply throws as in
+    /// ``checkError(_:command:)``, a value that does not decode is a ``ControlError/protocolViolation(_:_:)``.
+    func returnValue<Value: Decodable>(_ reply: Message, command: String, as type: Value.Type) throws -> Value {
         try checkError(reply, command: command)
-        guard let value = reply["return"] else {
+        guard reply["return"] != nil else {
             throw ControlError.protocolViolation(endpoint, "reply to \(command) has neither return nor error")
         }
-        return value
+        return try reply.decode(ReturnMember<Value>.self, on: endpoint, what: "\(command) reply").value
     }
 
     /// Waits until the socket is closed (by the peer or locally) and its reader finished, or until
@@ -322,7 +324,7 @@ final class JSONLineChannel: @unchecked Sendable {
         let waiter = waiters.remove(at: index)
         lock.unlock()
         if let error = error as? ControlError, case .noReply = error {
-            transcript?(ControlTranscriptLine(direction: .note, text: "no \(waiter.what) within \(formatDuration(waiter.timeout))"))
+            transcript?(ControlTranscriptLine(direction: .note, text: "no \(waiter.what) within \(waiter.timeout.secondsText)"))
         }
         waiter.continuation.resume(throwing: error)
     }
@@ -403,10 +405,12 @@ final class JSONLineChannel: @unchecked Sendable {
         text = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty { return }
         transcript?(ControlTranscriptLine(direction: .received, text: text))
-        guard let value = try? JSONValue.parse(text), case .object(let message) = value else {
+        let data = Data(text.utf8)
+        guard let value = try? JSONValue.parse(data), case .object(let members) = value else {
             logger.debug("\(endpoint): ignoring a line that is not a JSON object: \(text)")
             return
         }
+        let message = ControlMessage(members: members, text: data)
         lock.lock()
         if let index = waiters.firstIndex(where: { $0.matcher(message) }) {
             let waiter = waiters.remove(at: index)

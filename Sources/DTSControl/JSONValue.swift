@@ -2,6 +2,11 @@ import Foundation
 
 /// A JSON value as exchanged with QEMU's control channels (QMP and the guest agent).
 ///
+/// Replies with a fixed shape decode into `Decodable` types (``QMPStatus``, ``GuestExecStatus``, ...).
+/// This generic value stays for what has no fixed type: command arguments, an event's `data` (each
+/// event has its own members), the result of an arbitrary ``QMPClient/execute(_:arguments:timeout:)``,
+/// and routing a received line (reply id, event, greeting) before its type is known.
+///
 /// Numbers without a fraction or exponent decode as ``int(_:)``; others decode as ``double(_:)``.
 /// The type is `Sendable`, `Hashable` and `Codable`, and literals build it directly:
 /// `let args: [String: JSONValue] = ["command-line": "info pci", "verbose": true]`.

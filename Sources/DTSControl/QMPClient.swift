@@ -1,3 +1,4 @@
+import DTSSession
 import Foundation
 import Logging
 
@@ -71,7 +72,7 @@ public final class QMPClient: @unchecked Sendable {
             let message = try await channel.request(
                 nil, what: "greeting", timeout: deadline.remaining(atLeast: .milliseconds(500)),
                 startReader: true, matcher: { $0["QMP"] != nil })
-            let greeting = try parseGreeting(message, endpoint: channel.endpoint)
+            let greeting = try message.decode(QMPGreeting.self, on: channel.endpoint, what: "greeting")
             let client = QMPClient(channel: channel, greeting: greeting, logger: logger)
             channel.setHandlers(
                 unmatched: { [weak client] message in client?.handleUnmatched(message) },
@@ -79,20 +80,6 @@ public final class QMPClient: @unchecked Sendable {
             _ = try await client.execute("qmp_capabilities", timeout: deadline.remaining(atLeast: .seconds(1)))
             return client
         }
-    }
-
-    private static func parseGreeting(_ message: [String: JSONValue], endpoint: ControlEndpoint) throws -> QMPGreeting {
-        let qmp = JSONValue.object(message)["QMP"]
-        guard let version = qmp?["version"]?["qemu"],
-            let major = version["major"]?.intValue, let minor = version["minor"]?.intValue,
-            let micro = version["micro"]?.intValue
-        else {
-            throw ControlError.protocolViolation(endpoint, "greeting without a QEMU version: \(JSONValue.object(message))")
-        }
-        return QMPGreeting(
-            major: major, minor: minor, micro: micro,
-            package: qmp?["version"]?["package"]?.stringValue ?? "",
-            capabilities: (qmp?["capabilities"]?.arrayValue ?? []).compactMap(\.stringValue))
     }
 
     // MARK: - Commands
@@ -105,20 +92,28 @@ public final class QMPClient: @unchecked Sendable {
     public func execute(
         _ command: String, arguments: [String: JSONValue]? = nil, timeout: Duration = .seconds(10)
     ) async throws -> JSONValue {
+        try await execute(command, arguments: arguments, as: JSONValue.self, timeout: timeout)
+    }
+
+    /// Executes a QMP command and decodes its `return` value as `Value` (a `Decodable` type that
+    /// mirrors the command's QAPI return type, such as ``QMPStatus``).
+    /// - Throws: what ``execute(_:arguments:timeout:)`` throws, and ``ControlError/protocolViolation(_:_:)``
+    ///   naming the member when the value does not decode (`query-status reply: return.running is missing`).
+    public func execute<Value: Decodable>(
+        _ command: String, arguments: [String: JSONValue]? = nil, as type: Value.Type, timeout: Duration = .seconds(10)
+    ) async throws -> Value {
         let reply = try await channel.execute(command, arguments: arguments, timeout: timeout)
-        return try channel.returnValue(reply, command: command)
+        return try channel.returnValue(reply, command: command, as: Value.self)
     }
 
     /// `query-status`: running or not, and the run state (`prelaunch`, `running`, `paused`, ...).
     public func queryStatus(timeout: Duration = .seconds(10)) async throws -> QMPStatus {
-        let value = try await execute("query-status", timeout: timeout)
-        return try QMPDecoder(endpoint: endpoint, command: "query-status").status(value)
+        try await execute("query-status", as: QMPStatus.self, timeout: timeout)
     }
 
     /// `query-pci`: every PCI function of the guest (bridged buses included), typed.
     public func queryPCI(timeout: Duration = .seconds(10)) async throws -> [PCIDevice] {
-        let value = try await execute("query-pci", timeout: timeout)
-        return try QMPDecoder(endpoint: endpoint, command: "query-pci").pciDevices(value)
+        QMPPCIBus.devices(try await execute("query-pci", as: [QMPPCIBus].self, timeout: timeout))
     }
 
     /// The qdev id → guest PCI address map, from `query-pci`.
@@ -128,31 +123,24 @@ public final class QMPClient: @unchecked Sendable {
 
     /// `query-cpus-fast`: vCPU index → host thread id (for pinning vCPU threads).
     public func queryCPUsFast(timeout: Duration = .seconds(10)) async throws -> [QMPCPU] {
-        let value = try await execute("query-cpus-fast", timeout: timeout)
-        return try QMPDecoder(endpoint: endpoint, command: "query-cpus-fast").cpus(value)
+        try await execute("query-cpus-fast", as: [QMPCPU].self, timeout: timeout)
     }
 
     /// `query-chardev`: the character devices (serial, QGA, vhost-user sockets, ...).
     public func queryChardev(timeout: Duration = .seconds(10)) async throws -> [QMPChardev] {
-        let value = try await execute("query-chardev", timeout: timeout)
-        return try QMPDecoder(endpoint: endpoint, command: "query-chardev").chardevs(value)
+        try await execute("query-chardev", as: [QMPChardev].self, timeout: timeout)
     }
 
     /// `query-memdev`: the memory backends (size, share, prealloc, policy, ...).
     public func queryMemdev(timeout: Duration = .seconds(10)) async throws -> [QMPMemdev] {
-        let value = try await execute("query-memdev", timeout: timeout)
-        return try QMPDecoder(endpoint: endpoint, command: "query-memdev").memdevs(value)
+        try await execute("query-memdev", as: [QMPMemdev].self, timeout: timeout)
     }
 
     /// Runs an HMP command through QMP (`human-monitor-command`) and returns its text output.
     /// HMP reports most of its own errors as text, not as a QMP error.
     public func humanMonitorCommand(_ commandLine: String, timeout: Duration = .seconds(10)) async throws -> String {
-        let value = try await execute(
-            "human-monitor-command", arguments: ["command-line": .string(commandLine)], timeout: timeout)
-        guard let text = value.stringValue else {
-            throw ControlError.protocolViolation(endpoint, "human-monitor-command returned \(value), not text")
-        }
-        return text
+        try await execute(
+            "human-monitor-command", arguments: ["command-line": .string(commandLine)], as: String.self, timeout: timeout)
     }
 
     /// HMP `info pci`, parsed.
@@ -275,7 +263,7 @@ public final class QMPClient: @unchecked Sendable {
                 }
                 eventWaiters.append(EventWaiter(token: token, name: name, after: after, continuation: continuation))
                 lock.unlock()
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(durationNanoseconds(timeout))) {
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) {
                     [weak self] in
                     guard let self else { return }
                     self.failEventWaiter(
@@ -320,19 +308,16 @@ public final class QMPClient: @unchecked Sendable {
         waiter.continuation.resume(throwing: error)
     }
 
-    private func handleUnmatched(_ message: [String: JSONValue]) {
-        guard let name = message["event"]?.stringValue else {
-            logger.debug("\(endpoint): ignoring unmatched message \(JSONValue.object(message))")
+    private func handleUnmatched(_ message: ControlMessage) {
+        guard message["event"] != nil, let received = try? JSONDecoder().decode(QMPEventMessage.self, from: message.text) else {
+            logger.debug("\(endpoint): ignoring unmatched message \(message.value)")
             return
         }
-        var timestamp: Date?
-        if let stamp = message["timestamp"], let seconds = stamp["seconds"]?.doubleValue {
-            timestamp = Date(timeIntervalSince1970: seconds + (stamp["microseconds"]?.doubleValue ?? 0) / 1e6)
-        }
+        let name = received.event
         lock.lock()
         lastSequence += 1
         let event = QMPEvent(
-            name: name, data: message["data"] ?? .null, timestamp: timestamp, sequence: lastSequence,
+            name: name, data: received.data ?? .null, timestamp: received.date, sequence: lastSequence,
             receivedAt: ContinuousClock.now)
         var woken: [EventWaiter] = []
         eventWaiters.removeAll { waiter in

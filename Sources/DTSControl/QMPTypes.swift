@@ -1,7 +1,8 @@
 import Foundation
 
-/// The QMP greeting QEMU sends on connect.
-public struct QMPGreeting: Sendable, Hashable {
+/// The QMP greeting QEMU sends on connect:
+/// `{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 22}, "package": "..."}, "capabilities": ["oob"]}}`.
+public struct QMPGreeting: Sendable, Hashable, Decodable {
     /// QEMU major version.
     public var major: Int
     /// QEMU minor version.
@@ -15,6 +16,23 @@ public struct QMPGreeting: Sendable, Hashable {
 
     /// `7.2.22`.
     public var version: String { "\(major).\(minor).\(micro)" }
+
+    private enum CodingKeys: String, CodingKey { case qmp = "QMP" }
+    private enum QMPKeys: String, CodingKey { case version, capabilities }
+    private enum VersionKeys: String, CodingKey { case qemu, package }
+    private enum QEMUKeys: String, CodingKey { case major, minor, micro }
+
+    /// Decodes the greeting message.
+    public init(from decoder: any Decoder) throws {
+        let qmp = try decoder.container(keyedBy: CodingKeys.self).nestedContainer(keyedBy: QMPKeys.self, forKey: .qmp)
+        let version = try qmp.nestedContainer(keyedBy: VersionKeys.self, forKey: .version)
+        let qemu = try version.nestedContainer(keyedBy: QEMUKeys.self, forKey: .qemu)
+        major = try qemu.decode(Int.self, forKey: .major)
+        minor = try qemu.decode(Int.self, forKey: .minor)
+        micro = try qemu.decode(Int.self, forKey: .micro)
+        package = try version.decodeIfPresent(String.self, forKey: .package) ?? ""
+        capabilities = try qmp.decodeIfPresent([String].self, forKey: .capabilities) ?? []
+    }
 }
 
 /// An asynchronous QMP event (`SHUTDOWN`, `STOP`, `RESUME`, `POWERDOWN`, ...).
@@ -31,6 +49,24 @@ public struct QMPEvent: Sendable, Hashable {
     public var receivedAt: ContinuousClock.Instant
 }
 
+/// An event message as QEMU sends it: `{"event": "STOP", "data": {...}, "timestamp": {"seconds": ..., "microseconds": ...}}`.
+/// `data` stays a generic ``JSONValue``: each event has its own members, and dts passes them on as they are.
+struct QMPEventMessage: Decodable {
+    struct Timestamp: Decodable {
+        var seconds: Double
+        var microseconds: Double?
+    }
+
+    var event: String
+    var data: JSONValue?
+    var timestamp: Timestamp?
+
+    /// QEMU's timestamp as a date.
+    var date: Date? {
+        timestamp.map { Date(timeIntervalSince1970: $0.seconds + ($0.microseconds ?? 0) / 1e6) }
+    }
+}
+
 /// A position in a client's event sequence: events after it are the ones received later.
 public struct QMPEventCursor: Sendable, Hashable, Comparable {
     /// The sequence number of the last event received when the cursor was taken.
@@ -40,8 +76,8 @@ public struct QMPEventCursor: Sendable, Hashable, Comparable {
     public static func < (lhs: QMPEventCursor, rhs: QMPEventCursor) -> Bool { lhs.sequence < rhs.sequence }
 }
 
-/// `query-status`.
-public struct QMPStatus: Sendable, Hashable {
+/// `query-status` (QAPI `StatusInfo`).
+public struct QMPStatus: Sendable, Hashable, Decodable {
     /// Whether the vCPUs run.
     public var running: Bool
     /// QEMU's run state: `prelaunch`, `running`, `paused`, `shutdown`, `inmigrate`, `guest-panicked`, ...
@@ -51,8 +87,8 @@ public struct QMPStatus: Sendable, Hashable {
     public var isPaused: Bool { !running }
 }
 
-/// One vCPU of `query-cpus-fast`.
-public struct QMPCPU: Sendable, Hashable {
+/// One vCPU of `query-cpus-fast` (QAPI `CpuInfoFast`).
+public struct QMPCPU: Sendable, Hashable, Decodable {
     /// CPU index.
     public var cpuIndex: Int
     /// Host thread id of the vCPU thread (a task under `/proc/<qemu pid>/task`).
@@ -61,22 +97,40 @@ public struct QMPCPU: Sendable, Hashable {
     public var qomPath: String
     /// Target architecture (`x86_64`).
     public var target: String?
-    /// Topology properties (`socket-id`, `core-id`, `thread-id`, `node-id`).
+    /// Topology properties (`socket-id`, `core-id`, `thread-id`, `node-id`); empty when QEMU sends none.
     public var props: [String: Int]
+
+    private enum CodingKeys: String, CodingKey {
+        case cpuIndex = "cpu-index", threadID = "thread-id", qomPath = "qom-path", target, props
+    }
+
+    /// Decodes one entry of the `query-cpus-fast` reply.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        cpuIndex = try container.decode(Int.self, forKey: .cpuIndex)
+        threadID = try container.decode(Int.self, forKey: .threadID)
+        qomPath = try container.decode(String.self, forKey: .qomPath)
+        target = try container.decodeIfPresent(String.self, forKey: .target)
+        props = try container.decodeIfPresent([String: Int].self, forKey: .props) ?? [:]
+    }
 }
 
-/// One character device of `query-chardev`.
-public struct QMPChardev: Sendable, Hashable {
+/// One character device of `query-chardev` (QAPI `ChardevInfo`).
+public struct QMPChardev: Sendable, Hashable, Decodable {
     /// The chardev id (`label`).
     public var label: String
     /// QEMU's description of the backend, e.g. `unix:/run/vm0.qga,server=on`.
     public var filename: String
     /// Whether the frontend (device) has it open.
     public var frontendOpen: Bool
+
+    private enum CodingKeys: String, CodingKey {
+        case label, filename, frontendOpen = "frontend-open"
+    }
 }
 
-/// One memory backend of `query-memdev`.
-public struct QMPMemdev: Sendable, Hashable {
+/// One memory backend of `query-memdev` (QAPI `Memdev`).
+public struct QMPMemdev: Sendable, Hashable, Decodable {
     /// The backend object id, when set.
     public var id: String?
     /// Size in bytes.
@@ -95,121 +149,68 @@ public struct QMPMemdev: Sendable, Hashable {
     public var hostNodes: [Int]
     /// Whether swap space is reserved, when reported.
     public var reserve: Bool?
+
+    private enum CodingKeys: String, CodingKey {
+        case id, size, share, prealloc, merge, dump, policy, hostNodes = "host-nodes", reserve
+    }
 }
 
-// MARK: - Decoding from QMP return values
+// MARK: - query-pci
 
-struct QMPDecoder {
-    let endpoint: ControlEndpoint
-    let command: String
+/// One bus of `query-pci` (QAPI `PciInfo`).
+struct QMPPCIBus: Decodable {
+    var bus: Int
+    var devices: [QMPPCIFunction]
 
-    func fail(_ what: String) -> ControlError {
-        .protocolViolation(endpoint, "\(command) reply: \(what)")
+    /// Every function of `buses`, those behind bridges included, in QEMU's order.
+    static func devices(_ buses: [QMPPCIBus]) -> [PCIDevice] {
+        buses.flatMap { $0.devices.flatMap(\.flattened) }
+    }
+}
+
+/// One PCI function of `query-pci` (QAPI `PciDeviceInfo`).
+struct QMPPCIFunction: Decodable {
+    /// QAPI `PciDeviceClass`.
+    struct ClassInfo: Decodable {
+        var classCode: Int
+        var desc: String?
+
+        enum CodingKeys: String, CodingKey { case classCode = "class", desc }
     }
 
-    func object(_ value: JSONValue?, _ what: String) throws -> JSONValue {
-        guard let value, case .object = value else { throw fail("\(what) is not an object") }
-        return value
+    /// QAPI `PciDeviceId`.
+    struct IDs: Decodable {
+        var vendor: Int
+        var device: Int
+        var subsystemVendor: Int?
+        var subsystem: Int?
+
+        enum CodingKeys: String, CodingKey { case vendor, device, subsystemVendor = "subsystem-vendor", subsystem }
     }
 
-    func array(_ value: JSONValue?, _ what: String) throws -> [JSONValue] {
-        guard let array = value?.arrayValue else { throw fail("\(what) is not an array") }
-        return array
+    /// QAPI `PciBridgeInfo`: the functions on the bus behind the bridge.
+    struct Bridge: Decodable {
+        var devices: [QMPPCIFunction]?
     }
 
-    func int(_ value: JSONValue?, _ what: String) throws -> Int {
-        guard let number = value?.intValue else { throw fail("\(what) is missing or not an integer") }
-        return number
+    var bus: Int
+    var slot: Int
+    var function: Int
+    var classInfo: ClassInfo
+    var id: IDs
+    var qdevID: String
+    var pciBridge: Bridge?
+
+    enum CodingKeys: String, CodingKey {
+        case bus, slot, function, classInfo = "class_info", id, qdevID = "qdev_id", pciBridge = "pci_bridge"
     }
 
-    func string(_ value: JSONValue?, _ what: String) throws -> String {
-        guard let text = value?.stringValue else { throw fail("\(what) is missing or not a string") }
-        return text
-    }
-
-    func bool(_ value: JSONValue?, _ what: String) throws -> Bool {
-        guard let flag = value?.boolValue else { throw fail("\(what) is missing or not a Boolean") }
-        return flag
-    }
-
-    func status(_ value: JSONValue) throws -> QMPStatus {
-        QMPStatus(running: try bool(value["running"], "running"), status: try string(value["status"], "status"))
-    }
-
-    func pciDevices(_ value: JSONValue) throws -> [PCIDevice] {
-        var devices: [PCIDevice] = []
-        for bus in try array(value, "return") {
-            try appendDevices(try array(bus["devices"], "devices"), to: &devices)
-        }
-        return devices
-    }
-
-    private func appendDevices(_ list: [JSONValue], to devices: inout [PCIDevice]) throws {
-        for entry in list {
-            let ids = try object(entry["id"], "id")
-            let classInfo = entry["class_info"]
-            let qdev = entry["qdev_id"]?.stringValue
-            devices.append(PCIDevice(
-                address: PCIAddress(
-                    bus: try int(entry["bus"], "bus"), slot: try int(entry["slot"], "slot"),
-                    function: try int(entry["function"], "function")),
-                classCode: classInfo?["class"]?.intValue,
-                classDescription: classInfo?["desc"]?.stringValue,
-                vendorID: try int(ids["vendor"], "id.vendor"),
-                deviceID: try int(ids["device"], "id.device"),
-                subsystemVendorID: ids["subsystem-vendor"]?.intValue,
-                subsystemID: ids["subsystem"]?.intValue,
-                qdevID: (qdev?.isEmpty ?? true) ? nil : qdev))
-            if let nested = entry["pci_bridge"]?["devices"]?.arrayValue {
-                try appendDevices(nested, to: &devices)
-            }
-        }
-    }
-
-    func cpus(_ value: JSONValue) throws -> [QMPCPU] {
-        try array(value, "return").map { entry in
-            var props: [String: Int] = [:]
-            for (key, item) in entry["props"]?.objectValue ?? [:] {
-                if let number = item.intValue { props[key] = number }
-            }
-            return QMPCPU(
-                cpuIndex: try int(entry["cpu-index"], "cpu-index"),
-                threadID: try int(entry["thread-id"], "thread-id"),
-                qomPath: try string(entry["qom-path"], "qom-path"),
-                target: entry["target"]?.stringValue,
-                props: props)
-        }
-    }
-
-    func chardevs(_ value: JSONValue) throws -> [QMPChardev] {
-        try array(value, "return").map { entry in
-            QMPChardev(
-                label: try string(entry["label"], "label"),
-                filename: try string(entry["filename"], "filename"),
-                frontendOpen: try bool(entry["frontend-open"], "frontend-open"))
-        }
-    }
-
-    func memdevs(_ value: JSONValue) throws -> [QMPMemdev] {
-        try array(value, "return").map { entry in
-            let size: UInt64
-            if let exact = entry["size"]?.intValue, exact >= 0 {
-                size = UInt64(exact)
-            } else if let approximate = entry["size"]?.doubleValue, approximate >= 0, approximate < 1.8e19 {
-                size = UInt64(approximate)
-            } else {
-                throw fail("size is missing or not a byte count")
-            }
-            return QMPMemdev(
-                id: entry["id"]?.stringValue,
-                size: size,
-                share: try bool(entry["share"], "share"),
-                prealloc: try bool(entry["prealloc"], "prealloc"),
-                merge: try bool(entry["merge"], "merge"),
-                dump: try bool(entry["dump"], "dump"),
-                policy: try string(entry["policy"], "policy"),
-                hostNodes: (entry["host-nodes"]?.arrayValue ?? []).compactMap(\.intValue),
-                reserve: entry["reserve"]?.boolValue)
-        }
+    /// This function, then those behind it when it is a bridge.
+    var flattened: [PCIDevice] {
+        let device = PCIDevice(
+            address: PCIAddress(bus: bus, slot: slot, function: function), classCode: classInfo.classCode,
+            classDescription: classInfo.desc, vendorID: id.vendor, deviceID: id.device,
+            subsystemVendorID: id.subsystemVendor, subsystemID: id.subsystem, qdevID: qdevID.isEmpty ? nil : qdevID)
+        return [device] + (pciBridge?.devices ?? []).flatMap(\.flattened)
     }
 }

@@ -115,8 +115,8 @@ public enum Spawn {
         guard let first = argv.first else { throw SpawnError(program: "", code: EINVAL) }
         var command = argv
         if let signal = options.parentDeathSignal {
-            guard let name = dts_signal_abbrev(signal) else { throw SpawnError(program: first, code: EINVAL) }
-            command = ["/usr/bin/setpriv", "--pdeathsig", "SIG" + String(cString: name), "--"] + argv
+            guard let name = SignalName.abbreviation(of: signal) else { throw SpawnError(program: first, code: EINVAL) }
+            command = ["/usr/bin/setpriv", "--pdeathsig", "SIG" + name, "--"] + argv
         }
         let program = command[0]
 

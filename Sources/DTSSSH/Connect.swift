@@ -202,7 +202,9 @@ enum KnownHosts {
         policy: HostKeyPolicy, logger: Logger
     ) throws {
         let path = policy.knownHostsPath
-        let presented = Fingerprint.sha256(ofKeyBlob: keyBlob)
+        guard let presented = Fingerprint.presented(by: session) else {
+            throw SSHError.handshakeFailed(hostPort: hostPort, reason: "libssh2 has no SHA-256 hash of the host key")
+        }
         fileLock.lock()
         defer { fileLock.unlock() }
         guard let hosts = libssh2_knownhost_init(session) else {
@@ -226,8 +228,9 @@ enum KnownHosts {
             return
         case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
             var known = "unknown"
-            if let entry = found?.pointee, let keyText = entry.key, let stored = Fingerprint.decodeBase64(String(cString: keyText)) {
-                known = Fingerprint.sha256(ofKeyBlob: stored)
+            if let entry = found?.pointee, let keyText = entry.key,
+               let stored = Fingerprint.sha256(ofBase64Key: String(cString: keyText)) {
+                known = stored
             }
             throw SSHError.hostKeyMismatch(hostPort: hostPort, knownFingerprint: known, presentedFingerprint: presented, knownHosts: path)
         case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:

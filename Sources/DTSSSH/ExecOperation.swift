@@ -1,4 +1,5 @@
 import CLibSSH2
+import DTSProcess
 import DTSSession
 import Foundation
 
@@ -107,7 +108,7 @@ final class ExecOperation: ChannelOperation {
         guard let signalName else { return status }
         let name = String(cString: signalName)
         libssh2_free(core.session, signalName)
-        return 128 + SignalNames.number(name)
+        return 128 + (SignalName.number(of: name) ?? 0)
     }
 
     override func expire(_ core: ConnectionCore) -> Bool {
@@ -120,21 +121,5 @@ final class ExecOperation: ChannelOperation {
     override func abort(_ core: ConnectionCore, reason: SSHError) {
         transient.release(core)
         waiter.resume(throwing: reason.reported(for: "exec `\(command)`", partialOutput: partial))
-    }
-}
-
-/// Signal names as sent in SSH `exit-signal` (no `SIG` prefix) to Linux numbers.
-enum SignalNames {
-    static let table: [String: Int32] = [
-        "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
-        "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16, "CHLD": 17,
-        "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25,
-        "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29, "PWR": 30, "SYS": 31,
-    ]
-
-    /// The number for `name` (`KILL`, `SIGKILL`), or 0 if unknown.
-    static func number(_ name: String) -> Int32 {
-        let bare = name.hasPrefix("SIG") ? String(name.dropFirst(3)) : name
-        return table[bare.uppercased()] ?? 0
     }
 }

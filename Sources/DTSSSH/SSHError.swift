@@ -42,7 +42,7 @@ public enum SSHError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .connectTimeout(let hp, let after):
-            return "connect to \(hp) timed out after \(formatDuration(after))"
+            return "connect to \(hp) timed out after \(after.secondsText)"
         case .connectionRefused(let hp):
             return "connection refused by \(hp)"
         case .connectFailed(let hp, let reason):
@@ -58,7 +58,7 @@ public enum SSHError: Error, Sendable, Equatable, CustomStringConvertible {
         case .knownHostsFailed(let path, let reason):
             return "known-hosts file \(path): \(reason)"
         case .timeout(let ep, let op, let after, let partial):
-            return "\(op) on \(ep) timed out after \(formatDuration(after))" + partialSuffix(partial)
+            return "\(op) on \(ep) timed out after \(after.secondsText)" + partialSuffix(partial)
         case .channelClosed(let ep, let waiting, let partial):
             return "channel closed by peer while waiting for \(waiting) on \(ep)" + partialSuffix(partial)
         case .connectionLost(let ep, let op, let reason, let partial):
@@ -98,15 +98,4 @@ private func partialSuffix(_ partial: String) -> String {
     if partial.isEmpty { return " (no output)" }
     let tail = partial.count > 200 ? "…" + String(partial.suffix(200)) : partial
     return "; output so far: \(tail.debugDescription)"
-}
-
-/// `5 s`, `1.5 s`, `250 ms`.
-func formatDuration(_ d: Duration) -> String {
-    let (s, atto) = d.components
-    let ms = s * 1000 + atto / 1_000_000_000_000_000
-    if ms < 1000 { return "\(ms) ms" }
-    if ms % 1000 == 0 { return "\(ms / 1000) s" }
-    var text = String(Double(ms) / 1000)
-    while text.hasSuffix("0") { text.removeLast() }
-    return text + " s"
 }

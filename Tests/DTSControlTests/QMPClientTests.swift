@@ -142,6 +142,14 @@ import Glibc
             #expect(memory.size == 128 * 1024 * 1024)
             #expect(memory.share)
             #expect(memory.policy == "default")
+            // Any command decodes into a caller's own type; a type that does not fit names the member.
+            struct KVMInfo: Decodable { var enabled: Bool; var present: Bool }
+            let kvm = try await qmp.execute("query-kvm", as: KVMInfo.self)
+            #expect(!kvm.enabled, "the test QEMU runs under TCG")
+            struct Wrong: Decodable { var enabled: String }
+            await #expect(throws: ControlError.protocolViolation(qmp.endpoint, "query-kvm reply: return.enabled is not String")) {
+                try await qmp.execute("query-kvm", as: Wrong.self)
+            }
         }
     }
 

@@ -156,3 +156,21 @@ import Glibc
         }
     }
 }
+
+/// Signal names come from glibc's table.
+@Suite struct SignalNameTests {
+    @Test func namesAndNumbers() {
+        #expect(SignalName.number(of: "KILL") == SIGKILL)
+        #expect(SignalName.number(of: "SIGTERM") == SIGTERM)
+        #expect(SignalName.number(of: "int") == SIGINT)
+        #expect(SignalName.number(of: "BOGUS") == nil)
+        #expect(SignalName.abbreviation(of: SIGUSR1) == "USR1")
+        #expect(SignalName.describe(SIGINT) == "SIGINT")
+        #expect(SignalName.describe(SIGTERM) == "SIGTERM")
+        #expect(SignalName.describe(0) == "signal 0")
+        // Every name maps back to its number (the SSH exit-signal path relies on it).
+        for signal in Int32(1)...31 {
+            if let name = SignalName.abbreviation(of: signal) { #expect(SignalName.number(of: name) == signal, "\(name)") }
+        }
+    }
+}

@@ -419,6 +419,13 @@ struct SSHTests {
         #expect(hostPort == "127.0.0.1:\(port)")
         #expect(known == firstFingerprint)
         #expect(presented != known && presented.hasPrefix("SHA256:"))
+        // The presented key's fingerprint is OpenSSH's too.
+        let publicLine = try #require(runProgram("/usr/bin/dropbearkey", ["-y", "-f", second.hostKeyPath]).output
+            .split(separator: "\n").first { $0.hasPrefix("ssh-ed25519 ") })
+        let publicKey = dir.file("second.pub")
+        try (publicLine + "\n").write(toFile: publicKey, atomically: true, encoding: .utf8)
+        let secondListed = try runProgram("/usr/bin/ssh-keygen", ["-l", "-f", publicKey]).output
+        #expect(secondListed.split(separator: " ").contains { $0 == presented }, "\(secondListed) vs \(presented)")
         #expect(file == knownHosts)
         #expect(String(describing: error!).contains(known) && String(describing: error!).contains(presented))
 

@@ -1,4 +1,5 @@
 @testable import DTSSSH
+import Foundation
 import DTSSession
 import Testing
 
@@ -11,19 +12,14 @@ struct SSHHelperTests {
         #expect(ShellText.stripEcho("total 0\n", command: "ls -l") == "total 0\n")
     }
 
-    @Test func signalNames() {
-        #expect(SignalNames.number("KILL") == 9)
-        #expect(SignalNames.number("SIGTERM") == 15)
-        #expect(SignalNames.number("BOGUS") == 0)
-    }
-
-    @Test func sha256AndBase64() {
-        // FIPS 180-4 test vectors.
-        #expect(Fingerprint.base64(SHA256.digest(Array("abc".utf8))) == "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=")
-        #expect(Fingerprint.base64(SHA256.digest([])) == "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
-        let long = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
-        #expect(Fingerprint.base64(SHA256.digest(long)) == "JI1qYdIGOLjlwCaTDD5gOaM85Flk/yFn9uzt1BnbBsE=")
-        #expect(Fingerprint.decodeBase64("AAEC/w==") == [0, 1, 2, 255])
+    @Test func fingerprintIsUnpaddedBase64OfSHA256() {
+        // FIPS 180-4 test vectors, as OpenSSH would print them (no `=` padding).
+        #expect(Fingerprint.sha256(ofKeyBlob: Data("abc".utf8)) == "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0")
+        #expect(Fingerprint.sha256(ofKeyBlob: Data()) == "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
+        let long = Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
+        #expect(Fingerprint.sha256(ofKeyBlob: long) == "SHA256:JI1qYdIGOLjlwCaTDD5gOaM85Flk/yFn9uzt1BnbBsE")
+        #expect(Fingerprint.sha256(ofBase64Key: "YWJj") == Fingerprint.sha256(ofKeyBlob: Data("abc".utf8)))
+        #expect(Fingerprint.sha256(ofBase64Key: "not base64!") == nil)
     }
 
     @Test func dropbearQuirkVersions() {
@@ -35,9 +31,12 @@ struct SSHHelperTests {
     }
 
     @Test func durationsAndPolicies() {
-        #expect(formatDuration(.seconds(5)) == "5 s")
-        #expect(formatDuration(.milliseconds(1500)) == "1.5 s")
-        #expect(formatDuration(.milliseconds(250)) == "250 ms")
+        #expect(Duration.seconds(5).secondsText == "5 s")
+        #expect(Duration.milliseconds(1500).secondsText == "1.5 s")
+        #expect(Duration.milliseconds(250).secondsText == "0.25 s")
+        #expect(Duration.microseconds(1_000_400).secondsText == "1 s")
+        #expect(Duration.milliseconds(-50).secondsText == "-0.05 s")
+        #expect(Duration.milliseconds(1500).seconds == 1.5)
         #expect(HostKeyPolicy.perInstance(directory: "/run/x", instanceID: "vm 0/a").knownHostsPath == "/run/x/known_hosts.vm_0_a")
         #expect(SSHAuthentication.password("pw").description == "password(***)")
     }

@@ -48,6 +48,12 @@ func runProgram(_ program: String, _ arguments: [String], environment: [String: 
 }
 
 @Suite struct CLITests {
+    /// The Tester's Python helper is a resource: the build puts its bundle next to `dts`.
+    @Test func packetHelperResourceSitsNextToTheBinary() {
+        let bundle = URL(fileURLWithPath: DTSBinary.path).deletingLastPathComponent().appendingPathComponent("dts_DTS.resources")
+        #expect(FileManager.default.fileExists(atPath: bundle.appendingPathComponent(PacketHelper.fileName).path), "\(bundle.path)")
+    }
+
     @Test func shippedConfigsAreValid() throws {
         let result = try DTSBinary.run(["config", "check", "--conf-dir", "conf"])
         #expect(result.status == 0, "\(result.stderr)")

@@ -100,6 +100,12 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
         let document = try XMLDocument(xmlString: xml, options: [])
         let failure = try #require(try document.nodes(forXPath: "//testcase[@name='test_vxlan_decap']/failure").first as? XMLElement)
         #expect(failure.attribute(forName: "message")?.stringValue == "bad <tag> & \"q\" 'a' [31mend")
+        #expect(failure.stringValue == "bad <tag> & \"q\" 'a' [31mend")
+        // A multi-line reason keeps its lines in the attribute too.
+        report.executions[0].suites[0].cases[1].reason = "line 1\nline 2"
+        let multiline = try XMLDocument(xmlString: ReportWriters.junitXML(report), options: [])
+        let message = try multiline.nodes(forXPath: "//testcase[@name='test_vxlan_decap']/failure/@message").first
+        #expect(message?.stringValue == "line 1\nline 2")
     }
 
     @Test func htmlIsSelfContainedWithTableAndTimeline() throws {
@@ -139,6 +145,22 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
         #expect(RunReport.exitStatus(for: execution([.blocked]), interruptedBy: nil) == 1)
         #expect(RunReport.exitStatus(for: execution([.failed, .error]), interruptedBy: nil) == 3)
         #expect(RunReport.exitStatus(for: execution([.passed]), interruptedBy: SIGTERM) == 143)
+    }
+
+    /// The exit codes are defined once (DTSExitCode); docs/running.md's table and the README say the same numbers.
+    @Test func exitCodesMatchTheDocs() throws {
+        #expect(DTSExitCode.interrupted.rawValue == DTSExitCode.status(stoppedBy: SIGINT))
+        #expect(DTSExitCode.terminated.rawValue == DTSExitCode.status(stoppedBy: SIGTERM))
+        let running = try String(contentsOfFile: DTSBinary.packageRoot + "/docs/running.md", encoding: .utf8)
+        let section = try #require(running.components(separatedBy: "## Exit status\n").dropFirst().first)
+        let table = section.trimmingCharacters(in: .newlines).components(separatedBy: "\n\n").first ?? ""
+        let documented = table.split(separator: "\n").dropFirst(2).flatMap { row in
+            row.split(separator: "|").first.map { $0.split(separator: "/").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) } } ?? []
+        }
+        #expect(Set(documented) == Set(DTSExitCode.allCases.map(\.rawValue)), "\(table)")
+        let readme = try String(contentsOfFile: DTSBinary.packageRoot + "/README.md", encoding: .utf8)
+        let line = try #require(readme.components(separatedBy: "Exit status: ").dropFirst().first?.components(separatedBy: "`dts vm start`").first)
+        for code in DTSExitCode.allCases { #expect(line.contains("\(code.rawValue)"), "README exit status line lacks \(code)") }
     }
 
     @Test func runLogRoutesLinesToSuiteAndCaseLogsAndRedacts() throws {

@@ -164,7 +164,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         // The timed-out sleep 61.91 was killed with its case.
         let left = localProcesses(running: "sleep 61.91")
         #expect(left.isEmpty)
-        #expect(report.exitStatus == ExitCodes.infrastructure)
+        #expect(report.exitStatus == DTSExitCode.infrastructureError.rawValue)
         // Logs: the case log holds the command and its output.
         let passLog = try String(contentsOfFile: out.path + "/fake_mixed/test_pass.log", encoding: .utf8)
         #expect(passLog.contains("$ echo fine"))
@@ -196,7 +196,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         let skipped = try #require(report.executions.first?.suites.last)
         #expect(skipped.cases.map(\.status) == [.skipped])
         #expect(skipped.cases.first?.reason == "no hugepages")
-        #expect(report.exitStatus == ExitCodes.testFailures)
+        #expect(report.exitStatus == DTSExitCode.testFailures.rawValue)
     }
 
     @Test func stopRequestCancelsTheCaseRunsTearDownsAndStops() async throws {
@@ -218,7 +218,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         #expect(cases.first?.reason?.contains("interrupted by SIGINT") == true)
         #expect(RunnerLongSuite.events.events == ["long started", "tearDown test_long", "tearDownAll"])
         #expect(report.interrupted == "SIGINT")
-        #expect(report.exitStatus == 128 + SIGINT)
+        #expect(report.exitStatus == DTSExitCode.interrupted.rawValue)
         let left = localProcesses(running: "sleep 121.83")
         #expect(left.isEmpty)
         let saved = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/results.json")))
@@ -271,7 +271,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         let result = try #require(report.allCases.first?.case)
         #expect(result.status == .error)
         #expect(result.reason?.contains("remote DUTs need the SSH layer") == true)
-        #expect(report.exitStatus == ExitCodes.infrastructure)
+        #expect(report.exitStatus == DTSExitCode.infrastructureError.rawValue)
     }
 
     @Test func outputDirectoryIsReusedOnlyWhenDtsWroteIt() throws {

@@ -312,7 +312,7 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
             lock.unlock()
             resolution?()
             let id = waiter.id
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dtsSeconds) { [self] in
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [self] in
                 lock.lock()
                 guard let current = self.waiter, current.id == id else { lock.unlock(); return }
                 self.waiter = nil
@@ -522,7 +522,7 @@ final class ChildProcess: @unchecked Sendable {
             lock.lock(); let done = exited; if !done { reason = .timedOut }; lock.unlock()
             if !done { signalSession(SIGKILL) }
         }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dtsSeconds, execute: killer)
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds, execute: killer)
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 lock.lock()
@@ -611,14 +611,6 @@ enum LocalCopy {
             progress?(done, total)
         }
         guard fchmod(output, finalMode) == 0 else { throw LocalSessionError.io(operation: "chmod", path: destination, errno: errno) }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, for Dispatch deadlines.
-    var dtsSeconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
     }
 }
 

@@ -54,87 +54,39 @@ public enum ReportWriters {
         return encoder
     }
 
-    // MARK: junit.xml
-
-    /// JUnit XML as Jenkins and GitLab read it: one `<testsuite>` per suite and DUT/target,
-    /// `<failure>` for FAILED and BLOCKED, `<error>` for ERROR, `<skipped>` for SKIPPED,
-    /// `time` in seconds, the case log path in `<system-out>`.
-    public static func junitXML(_ report: RunReport) -> String {
-        let several = report.executions.count > 1
-        let counts = report.counts
-        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        xml += "<testsuites name=\"dts\" tests=\"\(report.allCases.count)\""
-        xml += " failures=\"\((counts[.failed] ?? 0) + (counts[.blocked] ?? 0))\" errors=\"\(counts[.error] ?? 0)\""
-        xml += " skipped=\"\(counts[.skipped] ?? 0)\" time=\"\(seconds(report.duration))\">\n"
-        for execution in report.executions {
-            for suite in execution.suites {
-                let name = several ? "\(suite.name) [\(execution.dut) \(execution.target)]" : suite.name
-                let failures = suite.cases.filter { $0.status == .failed || $0.status == .blocked }.count
-                let errors = suite.cases.filter { $0.status == .error }.count
-                let skipped = suite.cases.filter { $0.status == .skipped }.count
-                let timestamp = suite.cases.first?.attempts.first?.start ?? report.start
-                xml += "  <testsuite name=\"\(escape(name))\" tests=\"\(suite.cases.count)\" failures=\"\(failures)\""
-                xml += " errors=\"\(errors)\" skipped=\"\(skipped)\" time=\"\(seconds(suite.duration))\""
-                xml += " timestamp=\"\(isoNoZone(timestamp))\" hostname=\"\(escape(execution.dut))\">\n"
-                xml += "    <properties>\n"
-                xml += "      <property name=\"dut\" value=\"\(escape(execution.dut))\"/>\n"
-                xml += "      <property name=\"target\" value=\"\(escape(execution.target))\"/>\n"
-                xml += "      <property name=\"execution\" value=\"\(escape(execution.execution))\"/>\n"
-                if let error = suite.setUpAllError {
-                    xml += "      <property name=\"setUpAll_error\" value=\"\(escape(error))\"/>\n"
-                }
-                xml += "    </properties>\n"
-                for result in suite.cases {
-                    xml += "    <testcase name=\"\(escape(result.name))\" classname=\"\(escape(suite.name))\" time=\"\(seconds(result.duration))\">\n"
-                    let message = escape(result.reason ?? result.status.rawValue)
-                    switch result.status {
-                    case .passed: break
-                    case .failed, .blocked:
-                        xml += "      <failure type=\"\(result.status.rawValue)\" message=\"\(message)\">\(message)</failure>\n"
-                    case .error:
-                        xml += "      <error type=\"ERROR\" message=\"\(message)\">\(message)</error>\n"
-                    case .skipped:
-                        xml += "      <skipped message=\"\(message)\"/>\n"
-                    }
-                    var out = "log: \(result.log)\n"
-                    for (index, attempt) in result.attempts.enumerated() {
-                        out += "attempt \(index + 1): \(attempt.status.rawValue) in \(seconds(attempt.duration)) s"
-                        out += attempt.reason.map { ": \($0)" } ?? ""
-                        out += "\n"
-                    }
-                    xml += "      <system-out>\(escape(out))</system-out>\n"
-                    xml += "    </testcase>\n"
-                }
-                xml += "  </testsuite>\n"
-            }
-        }
-        xml += "</testsuites>\n"
-        return xml
-    }
-
-    /// Escapes text for XML and HTML attributes and content; drops characters XML 1.0 forbids.
-    public static func escape(_ text: String) -> String {
+    /// Escapes text for HTML attributes and content; drops the characters XML 1.0 forbids, so the
+    /// page also parses as XML.
+    static func escapeHTML(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
+        for scalar in xmlCharacters(text).unicodeScalars {
             switch scalar {
             case "&": out += "&amp;"
             case "<": out += "&lt;"
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
             case "'": out += "&apos;"
-            case "\t", "\n", "\r": out.unicodeScalars.append(scalar)
-            default:
-                if scalar.value < 0x20 || (0xFFFE...0xFFFF).contains(scalar.value) { continue }
-                out.unicodeScalars.append(scalar)
+            default: out.unicodeScalars.append(scalar)
             }
         }
         return out
     }
 
+    /// `text` without the characters XML 1.0 forbids (controls other than tab, newline and carriage
+    /// return, U+FFFE, U+FFFF): a reason may quote a terminal's escape sequences.
+    static func xmlCharacters(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 && !["\t", "\n", "\r"].contains(scalar) { continue }
+            if (0xFFFE...0xFFFF).contains(scalar.value) { continue }
+            out.append(scalar)
+        }
+        return String(out)
+    }
+
     static func seconds(_ value: Double) -> String { String(format: "%.3f", value) }
 
-    private static func isoNoZone(_ date: Date) -> String {
+    static func isoNoZone(_ date: Date) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
@@ -165,34 +117,34 @@ public enum ReportWriters {
             <h1>dts report</h1>
 
             """
-        h += "<p>Started \(escape(isoNoZone(report.start))) UTC, \(seconds(report.duration)) s; exit status \(report.exitStatus)."
-        if let interrupted = report.interrupted { h += " <strong>Interrupted: \(escape(interrupted)).</strong>" }
+        h += "<p>Started \(escapeHTML(isoNoZone(report.start))) UTC, \(seconds(report.duration)) s; exit status \(report.exitStatus)."
+        if let interrupted = report.interrupted { h += " <strong>Interrupted: \(escapeHTML(interrupted)).</strong>" }
         h += "</p>\n<p>"
         h += CaseStatus.allCases.map { "<span class=\"\($0.rawValue)\">\($0.rawValue) \(counts[$0] ?? 0)</span>" }.joined(separator: " · ")
-        h += "</p>\n<p>Command: <code>\(escape(report.command.joined(separator: " ")))</code></p>\n"
+        h += "</p>\n<p>Command: <code>\(escapeHTML(report.command.joined(separator: " ")))</code></p>\n"
 
         for execution in report.executions {
-            h += "<h2>\(escape(execution.dut)) · \(escape(execution.target)) <small>(\(escape(execution.execution)))</small></h2>\n"
+            h += "<h2>\(escapeHTML(execution.dut)) · \(escapeHTML(execution.target)) <small>(\(escapeHTML(execution.execution)))</small></h2>\n"
             h += "<table><tr><th>suite</th><th>case</th><th>kind</th><th>status</th><th>time (s)</th><th>attempts</th><th>reason</th><th>log</th></tr>\n"
             for suite in execution.suites {
                 if let error = suite.setUpAllError {
-                    h += "<tr><td>\(escape(suite.name))</td><td colspan=\"7\" class=\"reason\">setUpAll: \(escape(error))</td></tr>\n"
+                    h += "<tr><td>\(escapeHTML(suite.name))</td><td colspan=\"7\" class=\"reason\">setUpAll: \(escapeHTML(error))</td></tr>\n"
                 }
                 for result in suite.cases {
                     let attempts = result.attempts.map(\.status.rawValue).joined(separator: ", ")
-                    h += "<tr><td>\(escape(suite.name))</td><td>\(escape(result.name))</td><td>\(result.kind.rawValue)</td>"
+                    h += "<tr><td>\(escapeHTML(suite.name))</td><td>\(escapeHTML(result.name))</td><td>\(result.kind.rawValue)</td>"
                     h += "<td class=\"\(result.status.rawValue)\">\(result.status.rawValue)</td><td>\(seconds(result.duration))</td>"
-                    h += "<td>\(escape(attempts))</td><td class=\"reason\">\(escape(result.reason ?? ""))</td>"
-                    h += "<td><a href=\"\(escape(result.log))\">\(escape(result.log))</a></td></tr>\n"
+                    h += "<td>\(escapeHTML(attempts))</td><td class=\"reason\">\(escapeHTML(result.reason ?? ""))</td>"
+                    h += "<td><a href=\"\(escapeHTML(result.log))\">\(escapeHTML(result.log))</a></td></tr>\n"
                 }
             }
             h += "</table>\n"
             for suite in execution.suites {
                 for result in suite.cases {
                     for table in result.perf {
-                        h += "<h3>\(escape(suite.name))/\(escape(result.name)): \(escape(table.title))</h3>\n<table><tr>"
-                        h += table.columns.map { "<th>\(escape($0))</th>" }.joined() + "</tr>\n"
-                        for row in table.rows { h += "<tr>" + row.map { "<td>\(escape($0))</td>" }.joined() + "</tr>\n" }
+                        h += "<h3>\(escapeHTML(suite.name))/\(escapeHTML(result.name)): \(escapeHTML(table.title))</h3>\n<table><tr>"
+                        h += table.columns.map { "<th>\(escapeHTML($0))</th>" }.joined() + "</tr>\n"
+                        for row in table.rows { h += "<tr>" + row.map { "<td>\(escapeHTML($0))</td>" }.joined() + "</tr>\n" }
                         h += "</table>\n"
                     }
                 }
@@ -209,8 +161,8 @@ public enum ReportWriters {
             for event in report.timeline.sorted(by: { ($0.vm, $0.start) < ($1.vm, $1.start) }) {
                 let offset = event.start.timeIntervalSince(origin), length = max(event.end.timeIntervalSince(event.start), 0)
                 let left = offset / span * 100, width = max(length / span * 100, 0.3)
-                h += "<tr><td>\(escape(event.vm))</td><td>\(escape(event.stage))</td><td>\(seconds(offset))</td><td>\(seconds(length))</td>"
-                h += "<td><div class=\"lane\"><div class=\"bar\" style=\"left:\(String(format: "%.2f", left))%;width:\(String(format: "%.2f", width))%\" title=\"\(escape(event.stage))\">\(escape(event.stage))</div></div></td></tr>\n"
+                h += "<tr><td>\(escapeHTML(event.vm))</td><td>\(escapeHTML(event.stage))</td><td>\(seconds(offset))</td><td>\(seconds(length))</td>"
+                h += "<td><div class=\"lane\"><div class=\"bar\" style=\"left:\(String(format: "%.2f", left))%;width:\(String(format: "%.2f", width))%\" title=\"\(escapeHTML(event.stage))\">\(escapeHTML(event.stage))</div></div></td></tr>\n"
             }
             h += "</table>\n"
         }

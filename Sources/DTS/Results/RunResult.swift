@@ -158,22 +158,10 @@ public struct RunReport: Sendable, Codable, Equatable {
     /// The exit status these results call for: 3 if any ERROR, else 1 if any FAILED or BLOCKED,
     /// else 0. An interrupted run returns 128 + the signal.
     public static func exitStatus(for executions: [ExecutionResult], interruptedBy signal: Int32?) -> Int32 {
-        if let signal { return 128 + signal }
+        if let signal { return DTSExitCode.status(stoppedBy: signal) }
         let statuses = executions.flatMap { $0.suites.flatMap { $0.cases.map(\.status) } }
-        if statuses.contains(.error) { return ExitCodes.infrastructure }
-        if statuses.contains(.failed) || statuses.contains(.blocked) { return ExitCodes.testFailures }
-        return ExitCodes.success
+        if statuses.contains(.error) { return DTSExitCode.infrastructureError.rawValue }
+        if statuses.contains(.failed) || statuses.contains(.blocked) { return DTSExitCode.testFailures.rawValue }
+        return DTSExitCode.success.rawValue
     }
-}
-
-/// `dts run` exit statuses.
-public enum ExitCodes {
-    /// Every case PASSED or SKIPPED.
-    public static let success: Int32 = 0
-    /// At least one case FAILED or BLOCKED, none ERROR.
-    public static let testFailures: Int32 = 1
-    /// A config file or option is invalid; nothing ran.
-    public static let config: Int32 = 2
-    /// At least one case ended in ERROR (infrastructure: timeouts, lost sessions, framework errors).
-    public static let infrastructure: Int32 = 3
 }

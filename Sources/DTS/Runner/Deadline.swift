@@ -1,3 +1,4 @@
+import DTSProcess
 import Foundation
 
 /// A one-shot result that can be waited for with a deadline, and woken early by a stop request.
@@ -45,7 +46,7 @@ final class Gate: @unchecked Sendable {
                 return (nil, nextID)
             }
             if let immediate { continuation.resume(returning: immediate); return }
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dtsSeconds) { [self] in
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [self] in
                 let expired: CheckedContinuation<Wake, Never>? = lock.withLock {
                     guard let current = waiter, current.id == id else { return nil }
                     waiter = nil
@@ -65,7 +66,7 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .signal(let number):
-            return number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal \(number)"
+            return SignalName.describe(number)
         }
     }
 }

@@ -174,7 +174,7 @@ public final class Runner: Sendable {
         if !cleaned.isEmpty { progress.note("cleaned up: " + cleaned.joined(separator: ", ")) }
 
         let signal: Int32? = control.stopReason.map { if case .signal(let n) = $0 { return n }; return SIGINT }
-        let report = RunReport(start: start, duration: (ContinuousClock.now - clock).dtsSeconds, command: options.command,
+        let report = RunReport(start: start, duration: (ContinuousClock.now - clock).seconds, command: options.command,
                                interrupted: control.stopReason?.description, executions: executions,
                                timeline: resources.timeline.events,
                                exitStatus: RunReport.exitStatus(for: executions, interruptedBy: signal))
@@ -270,7 +270,7 @@ public final class Runner: Sendable {
                 progress.note("\(S.name): \(problem)")
             }
         }
-        result.duration = (ContinuousClock.now - suiteStart).dtsSeconds
+        result.duration = (ContinuousClock.now - suiteStart).seconds
         return result
     }
 
@@ -316,7 +316,7 @@ public final class Runner: Sendable {
                 logger.error("\(problem)")
                 if status == .passed || status == .skipped { status = .error; reason = problem } else { reason = (reason ?? "") + "; " + problem }
             }
-            let attempt = CaseAttempt(status: status, reason: reason, start: startDate, duration: (ContinuousClock.now - start).dtsSeconds)
+            let attempt = CaseAttempt(status: status, reason: reason, start: startDate, duration: (ContinuousClock.now - start).seconds)
             attempts.append(attempt)
             let recorded = context.recorder.take()
             perf += recorded.perf

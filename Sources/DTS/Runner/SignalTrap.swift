@@ -25,7 +25,7 @@ public final class SignalTrap: @unchecked Sendable {
                     control.requestStop(.signal(number))
                 } else {
                     note("\(name) again: exiting without further cleanup")
-                    _exit(128 + number)
+                    _exit(DTSExitCode.status(stoppedBy: number))
                 }
             }
             source.resume()

@@ -226,7 +226,7 @@ public actor Tester {
             throw fail("packet tools", "\(python) cannot import scapy (apt-get install python3-scapy; scripts/setup.d/vxlan.sh)")
         }
         try await commands.check(["mkdir", "-p", directory])
-        try await commands.writeFile(PacketHelper.source, to: path, mode: 0o755)
+        try await commands.writeFile(try PacketHelper.source(), to: path, mode: 0o755)
         helperInstalled = true
         return path
     }
@@ -236,9 +236,8 @@ public actor Tester {
                      side: TesterSide = .namespace, timeout: Duration = .seconds(60)) async throws {
         let helper = try await installHelper()
         let spec = String(decoding: try JSONEncoder().encode(frame), as: UTF8.self)
-        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
         try await check([python, helper, "send", "--iface", interface, "--spec", spec,
-                         "--count", String(count), "--interval", String(seconds)], on: side, timeout: timeout)
+                         "--count", String(count), "--interval", String(interval.seconds)], on: side, timeout: timeout)
     }
 
     /// Starts a scapy capture on `interface` (BPF `filter`) for `duration` or until `count` frames;
@@ -249,9 +248,8 @@ public actor Tester {
         captureSerial += 1
         let ready = directory + "/capture-\(captureSerial).ready"
         await commands.bestEffort(["rm", "-f", ready])
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         let argv = self.argv([python, helper, "capture", "--iface", interface, "--filter", filter,
-                              "--duration", String(seconds), "--count", String(count), "--ready", ready], on: side)
+                              "--duration", String(duration.seconds), "--count", String(count), "--ready", ready], on: side)
         let commands = self.commands
         let ended = EndFlag()
         let task = Task {

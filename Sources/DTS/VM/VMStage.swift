@@ -45,7 +45,7 @@ public struct VMStartError: Error, Sendable, CustomStringConvertible {
         public var description: String {
             switch self {
             case .qemuExited(let status): return "QEMU exited with status \(status)"
-            case .timedOut(let deadline): return "not done within its deadline of \(formatSeconds(deadline))"
+            case .timedOut(let deadline): return "not done within its deadline of \(deadline.secondsText)"
             case .failed(let message): return message
             }
         }
@@ -72,14 +72,7 @@ public struct VMStartError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-func formatSeconds(_ duration: Duration) -> String {
-    let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    return seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds)
-}
-
 extension Duration {
-    /// The duration in seconds.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     /// Scaled by a run-wide factor.
     func scaled(_ factor: Double) -> Duration { .milliseconds(Int64(seconds * factor * 1000)) }
 }

@@ -1,0 +1,4 @@
+#ifndef DTS_CLIBCRYPTO_SHIM_H
+#define DTS_CLIBCRYPTO_SHIM_H
+#include <openssl/sha.h>
+#endif
