@@ -118,7 +118,7 @@ final class VxlanSample: TestSuite {
         try verifySetup(mktemp.succeeded, "mktemp -d: \(mktemp.errorOutput)")
         let dir = mktemp.output.trimmingCharacters(in: .whitespacesAndNewlines)
         workDirectory = dir
-        await context.resources.register("vxlan_sample work directory \(dir)") { [dut] in
+        await context.run.register("vxlan_sample work directory \(dir)") { [dut] in
             _ = try? await dut.exec(argv: ["rm", "-rf", dir], timeout: .seconds(20))
         }
 
@@ -138,14 +138,14 @@ final class VxlanSample: TestSuite {
         options.socketMemoryMB = 256
         options.hugepages = 128
         options.networkNamespace = s.ovsNamespace
-        let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .resources(context.resources))
+        let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .run(context.run))
         self.ovs = ovs
         try await ovs.start()
 
         // Tester: namespace, veth (its host end where OVS runs), kernel vxlan device. No IPv6 in the
         // namespace: its router and neighbour solicitations would otherwise travel through the
         // tunnel and spoil exact counts.
-        let tester = Tester(session: dut.session, namespace: s.namespace, workDirectory: dir, cleanup: .resources(context.resources),
+        let tester = Tester(session: dut.session, namespace: s.namespace, workDirectory: dir, cleanup: .run(context.run),
                             hostNamespace: s.ovsNamespace)
         self.tester = tester
         try await tester.setUp(veth: VethSpec(hostName: s.hostVeth, namespaceName: s.testerVeth, namespaceAddress: "\(s.testerIP)/24"))
@@ -594,7 +594,7 @@ final class VxlanSample: TestSuite {
     private func reserveHugepages(_ pages: Int) async throws {
         guard pages > 0 else { return }
         let hold = hugepages
-        await context.resources.register("vxlan_sample guest hugepages") { await hold.release() }
+        await context.run.register("vxlan_sample guest hugepages") { await hold.release() }
         let (before, after) = try await hold.reserve(pages)
         try verifySetup(after >= before + pages,
                         "reserving \(pages) 2 MB hugepages for the VM: the kernel has \(after), wanted \(before + pages)")

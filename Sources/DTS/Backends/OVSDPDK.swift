@@ -6,7 +6,7 @@ public struct OVSDPDKOptions: Sendable {
     /// The instance's name: its run directory `<parentDirectory>/ovs-<name>` and its DPDK `--file-prefix`.
     /// Letters, digits, `-` and `_` only.
     public var name: String
-    /// The directory that holds the instance's run directory (e.g. a ``RunContext``'s run directory).
+    /// The directory that holds the instance's run directory (e.g. the dts run's directory, ``Run/directory``).
     public var parentDirectory: String
     /// 2 MB hugepages added to the host's reservation for this instance, and given back at teardown.
     public var hugepages: Int = 64
@@ -48,7 +48,7 @@ public struct OVSDPDKOptions: Sendable {
 /// ```swift
 /// let ovs = OVSDPDKBackend(session: dut.session,
 ///                          options: OVSDPDKOptions(name: "vx0", parentDirectory: run.path),
-///                          cleanup: .resources(context.resources))
+///                          cleanup: .run(context.run))
 /// try await ovs.start()
 /// try await ovs.addBridge("br-phy")
 /// try await ovs.addAfPacketPort(bridge: "br-phy", port: "phy0", interface: "vu0")
