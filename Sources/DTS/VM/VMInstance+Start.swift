@@ -216,8 +216,12 @@ struct VMDeadlines: Sendable {
     var sshAttempt: Duration
     /// Reading the PCI map: 10 s.
     var pciMap: Duration
+    /// For an error reply to the guest agent's power-off (none comes on success): 2 s.
+    var agentShutdownReply: Duration
     /// After the guest agent's power-off, for QEMU to exit: 10 s.
     var agentShutdown: Duration
+    /// For QMP `quit` to be answered and the socket closed: 3 s.
+    var quitReply: Duration
     /// After QMP `quit`, for QEMU to exit: 5 s.
     var quit: Duration
     /// After SIGTERM, before SIGKILL: 3 s.
@@ -235,7 +239,9 @@ struct VMDeadlines: Sendable {
         login = scaled(start.loginTimeout)
         sshAttempt = scaled(5)
         pciMap = scaled(10)
+        agentShutdownReply = scaled(2)
         agentShutdown = scaled(10)
+        quitReply = scaled(3)
         quit = scaled(5)
         terminateGrace = scaled(3)
         kill = scaled(5)

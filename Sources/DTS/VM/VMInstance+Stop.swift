@@ -19,12 +19,12 @@ extension VMInstance {
         let (qemu, agent, qmp) = parts { ($0.qemu, $0.guestAgent, $0.qmp) }
         guard let qemu else { return true }
         var gone = !(await qemu.isRunning())
-        if !gone, let agent, agent.isConnected, (try? await agent.shutdown(mode: .powerdown)) != nil {
+        if !gone, let agent, agent.isConnected, (try? await agent.shutdown(mode: .powerdown, replyGrace: deadlines.agentShutdownReply)) != nil {
             gone = await qemu.waitForExit(within: deadlines.agentShutdown)
         }
         agent?.close()
         if !gone, let qmp, qmp.isConnected {
-            try? await qmp.quit(timeout: .seconds(3))
+            try? await qmp.quit(timeout: deadlines.quitReply)
             gone = await qemu.waitForExit(within: deadlines.quit)
         }
         qmp?.close()
