@@ -617,27 +617,3 @@ extension Optional {
         return self
     }
 }
-
-/// The 2 MB pages the suite added to the host's reservation for its VM; given back once, by
-/// tear_down_all or by the run's cleanups, whichever comes first.
-actor HugepageHold {
-    let session: any DUTSession
-    private var pages = 0
-
-    init(session: any DUTSession) { self.session = session }
-
-    /// Adds `count` pages; returns the reservation before and after.
-    func reserve(_ count: Int) async throws -> (before: Int, after: Int) {
-        let result = try await Hugepages.adjustReservation(by: count, on: session)
-        pages += max(0, result.after - result.before)
-        return result
-    }
-
-    /// Gives back what was added. Idempotent.
-    func release() async {
-        guard pages > 0 else { return }
-        let count = pages
-        pages = 0
-        _ = try? await Hugepages.adjustReservation(by: -count, on: session)
-    }
-}

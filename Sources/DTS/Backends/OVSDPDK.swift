@@ -80,8 +80,6 @@ public actor OVSDPDKBackend {
     private var afPacketCount = 0
     private var createdNamespace = false
 
-    static let hugepageCounter = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
-
     /// Creates the backend; nothing runs until ``start()``.
     public init(session: any DUTSession, options: OVSDPDKOptions, cleanup: CleanupHook) {
         self.options = options
@@ -183,17 +181,16 @@ public actor OVSDPDKBackend {
         try await waitForDPDK()
     }
 
-    static let hugepageLock = "/run/dts-hugepages.lock"
-
-    /// Adds `delta` (possibly negative; never below 0) to the 2 MB reservation under `flock`;
-    /// returns the counts before and after.
+    /// Adds `delta` (possibly negative; never below 0) to the host's 2 MB reservation
+    /// (``Hugepages/adjustReservation(by:on:)``); returns the counts before and after.
     private func adjustHugepages(by delta: Int) async throws -> (before: Int, after: Int) {
-        let script = "n=$(cat \"$1\"); t=$((n + $2)); [ \"$t\" -ge 0 ] || t=0; echo \"$t\" > \"$1\"; echo \"$n $(cat \"$1\")\""
-        let text = try await commands.output(["flock", Self.hugepageLock, "sh", "-c", script, "sh", Self.hugepageCounter, String(delta)],
-                                             step: "adjust hugepages by \(delta)")
-        let numbers = text.split(separator: " ").compactMap { Int($0) }
-        guard numbers.count == 2 else { throw fail("adjust hugepages by \(delta)", "unexpected output '\(text)'") }
-        return (numbers[0], numbers[1])
+        do {
+            return try await Hugepages.adjustReservation(by: delta, on: commands.session)
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            throw fail("adjust hugepages by \(delta)", "\(error)")
+        }
     }
 
     /// The end of ovs-vswitchd's log.
