@@ -33,10 +33,10 @@ struct VMFixture: Sendable {
         login = user=root,password=tester;
         """
 
-    static func requireGuestImage() throws {
-        let kernel = HostFacts.imageDirectory + "/dts-guest/vmlinux"
-        try #require(FileManager.default.fileExists(atPath: kernel),
-                     "the dts guest image is missing (\(kernel)); build it with scripts/build-guest-image.sh")
+    static func requireGuestImage(_ name: String = "dts-guest") throws {
+        let kernel = HostFacts.imageDirectory + "/\(name)/vmlinux"
+        let build = name == "dts-guest" ? "scripts/build-guest-image.sh" : "scripts/build-guest-image.sh --with-dpdk"
+        try #require(FileManager.default.fileExists(atPath: kernel), "the guest image \(name) is missing (\(kernel)); build it with \(build)")
     }
 }
 
@@ -140,6 +140,50 @@ extension RealGuestTests {
             #expect(during >= 128, "\(during) hugepages in use on \(pages.mount): guest memory not on hugepages")
             await vm.stop()
             #expect(Hugepages.pagesInUse(mount: pages.mount) == 0, "hugepages not given back")
+        }
+    }
+
+    /// The guest-DPDK steps of a VM suite (``VirtDut`` + DPDK): a virtio NIC found by its MAC,
+    /// bound to uio_pci_generic, hugepages reserved in the guest, testpmd started on it.
+    @Test func guestDPDKStepsFindBindReserveAndStartTestpmd() async throws {
+        try VMFixture.requireGuestImage("dts-guest-dpdk")
+        let mac = "00:00:20:00:00:42"
+        let fixture = try VMFixture(["vm0": """
+            enable_kvm = enable=no;
+            cpu = model=host,number=2;
+            mem = size=512;
+            kernel = guest_image=dts-guest-dpdk;
+            login = user=root,password=tester;
+            net =
+                type=nic,opt_vlan=0,opt_addr=1f;
+                type=user,opt_vlan=0;
+                type=nic,opt_vlan=1,opt_model=virtio-net-pci,opt_macaddr=\(mac);
+                type=user,opt_vlan=1,opt_hostfwd=udp:127.0.0.1:0-:9;
+            """])
+        let run = testRun()
+        try await withTearDown(run) {
+            let vm = try fixture.vm(run: run)
+            let guest = try await vm.start()
+            let address = try await guest.pciAddress(ofMAC: mac.uppercased())
+            #expect(address.hasPrefix("0000:00:"), "\(address)")
+            let pci = try await guest.qmp.infoPCI()
+            #expect(pci.contains { $0.vendorID == 0x1af4 && address.hasSuffix(String(format: "%02x.%x", $0.address.slot, $0.address.function)) },
+                    "\(address) is not the virtio NIC on the guest bus")
+            await #expect(throws: BackendError.self) { _ = try await guest.pciAddress(ofMAC: "00:00:20:00:00:99") }
+
+            try await guest.bindToUIO(address)
+            let driver = try await guest.exec(argv: ["readlink", "-f", "/sys/bus/pci/devices/\(address)/driver"], timeout: .seconds(10))
+            #expect(driver.output.hasSuffix("/uio_pci_generic\n"), "\(driver.output)")
+            try await guest.reserveHugepages(64)
+
+            var options = GuestTestpmdOptions(devices: [address], memoryMB: 128)
+            options.filePrefix = "lifecycle"
+            let banner = try await guest.startTestpmd(options)
+            #expect(banner.contains("Port 0"), "\(banner)")
+            let info = try await guest.sendExpect("show port info 0", "testpmd> ", timeout: .seconds(30))
+            #expect(info.lowercased().contains(mac), "\(info)")
+            _ = try await guest.sendExpect("quit", "# ", timeout: .seconds(30))
+            await vm.stop()
         }
     }
 
