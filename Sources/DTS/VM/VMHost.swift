@@ -4,8 +4,8 @@ import Glibc
 #endif
 
 /// The machine a VM's QEMU runs on: this one (``LocalVMHost``), or a remote host DUT reached over
-/// SSH (``RemoteVMHost``). ``VMInstance`` walks the same start and stop stages on both; only
-/// these steps differ.
+/// SSH (``RemoteVMHost``); the tests' `ScriptedVMHost` runs no QEMU and follows a script.
+/// ``VMInstance`` walks the same start and stop steps on all of them; only these differ.
 ///
 /// Paths in a VM's ``QEMUCommandLine`` (sockets, pid file, console log, images) are paths on the
 /// host; ``VMInstance`` keeps its own files (argv, QMP and guest-agent transcripts, SSH host keys)

@@ -24,8 +24,9 @@ final class ScriptedVMHost: VMHost, @unchecked Sendable {
         var managementAddress = true
         /// vCPUs `query-cpus-fast` reports.
         var vcpus = 1
-        /// What makes QEMU exit when the lifecycle stops it (SIGKILL always does).
-        var exitsOn: Set<StopRequest> = [.agentShutdown]
+        /// What makes QEMU exit when the lifecycle stops it (SIGKILL always does); by default,
+        /// as a real QEMU, each of them.
+        var exitsOn: Set<StopRequest> = Set(StopRequest.allCases)
         /// QEMU's standard error, and the console, for error messages.
         var stderr = "qemu-system-x86_64: scripted QEMU"
         var console = "scripted console line"
@@ -135,8 +136,8 @@ final class ScriptedVMHost: VMHost, @unchecked Sendable {
                 })
             case "quit":
                 self?.record("quit")
-                // Answered first; then QEMU exits, closing its sockets.
-                if exitsOnQuit { qemu.exit(status: 0, after: .milliseconds(10)) }
+                // QEMU exits; its sockets close once the answer is out.
+                if exitsOnQuit { qemu.exit(status: 0, closingSocketsAfter: .milliseconds(10)) }
                 return JSONLinePeer.reply(request)
             default:
                 return JSONLinePeer.reply(request)
@@ -162,7 +163,7 @@ final class ScriptedVMHost: VMHost, @unchecked Sendable {
             case "guest-shutdown":
                 // No reply on success, as the real agent.
                 self?.record("guest-shutdown")
-                if exitsOnShutdown { qemu.exit(status: 0, after: .milliseconds(10)) }
+                if exitsOnShutdown { qemu.exit(status: 0) }
                 return nil
             default:
                 return JSONLinePeer.reply(request)
@@ -192,8 +193,9 @@ final class ScriptedQEMU: QEMUProcess, @unchecked Sendable {
     var localProcess: SupervisedProcess? { nil }
     var running: Bool { lock.withLock { status == nil } }
 
-    /// QEMU exits with `status` (once): its QMP and guest-agent sockets close.
-    func exit(status code: Int32) {
+    /// QEMU exits with `status` (once), and its QMP and guest-agent sockets close: at once, or
+    /// after `delay` (so that an answer being sent goes out first).
+    func exit(status code: Int32, closingSocketsAfter delay: Duration? = nil) {
         let pending = lock.withLock { () -> [CheckedContinuation<Int32?, Never>]? in
             guard status == nil else { return nil }
             status = code
@@ -201,16 +203,15 @@ final class ScriptedQEMU: QEMUProcess, @unchecked Sendable {
             return Array(waiters.values)
         }
         guard let pending else { return }
-        host?.closePeers()
-        for waiter in pending { waiter.resume(returning: code) }
-    }
-
-    /// Exits with `status` after `delay` (a reply sent just before goes out first).
-    func exit(status code: Int32, after delay: Duration) {
-        Task {
-            try? await Task.sleep(for: delay)
-            exit(status: code)
+        if let delay {
+            Task { [host] in
+                try? await Task.sleep(for: delay)
+                host?.closePeers()
+            }
+        } else {
+            host?.closePeers()
         }
+        for waiter in pending { waiter.resume(returning: code) }
     }
 
     func waitUntilListening(qmpSocket path: String) async throws {
