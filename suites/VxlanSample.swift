@@ -118,7 +118,7 @@ final class VxlanSample: TestSuite {
         try verifySetup(mktemp.succeeded, "mktemp -d: \(mktemp.errorOutput)")
         let dir = mktemp.output.trimmingCharacters(in: .whitespacesAndNewlines)
         workDirectory = dir
-        await context.resources.register("vxlan_sample work directory \(dir)") { [dut] in
+        await context.run.register("vxlan_sample work directory \(dir)") { [dut] in
             _ = try? await dut.exec(argv: ["rm", "-rf", dir], timeout: .seconds(20))
         }
 
@@ -138,14 +138,14 @@ final class VxlanSample: TestSuite {
         options.socketMemoryMB = 256
         options.hugepages = 128
         options.networkNamespace = s.ovsNamespace
-        let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .resources(context.resources))
+        let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .run(context.run))
         self.ovs = ovs
         try await ovs.start()
 
         // Tester: namespace, veth (its host end where OVS runs), kernel vxlan device. No IPv6 in the
         // namespace: its router and neighbour solicitations would otherwise travel through the
         // tunnel and spoil exact counts.
-        let tester = Tester(session: dut.session, namespace: s.namespace, workDirectory: dir, cleanup: .resources(context.resources),
+        let tester = Tester(session: dut.session, namespace: s.namespace, workDirectory: dir, cleanup: .run(context.run),
                             hostNamespace: s.ovsNamespace)
         self.tester = tester
         try await tester.setUp(veth: VethSpec(hostName: s.hostVeth, namespaceName: s.testerVeth, namespaceAddress: "\(s.testerIP)/24"))
@@ -421,28 +421,15 @@ final class VxlanSample: TestSuite {
     private func startGuestTestpmd() async throws {
         let s = try config(), vm = try guest()
         // The vhost-user NICs by MAC: their PCI addresses, unbound from virtio-pci, bound to uio_pci_generic.
-        var addresses: [String] = []
-        for mac in s.guestMACs {
-            let find = try await vm.exec(argv: ["sh", "-c", Self.findPCIScript, "sh", mac.lowercased()], timeout: .seconds(20))
-            let address = find.output.trimmingCharacters(in: .whitespacesAndNewlines)
-            try verifySetup(find.succeeded && !address.isEmpty, "no guest NIC with MAC \(mac): \(find.output) \(find.errorOutput)")
-            addresses.append(address)
-        }
-        for address in addresses {
-            let bind = try await vm.exec(argv: ["sh", "-c", Self.bindScript, "sh", address], timeout: .seconds(30))
-            try verifySetup(bind.succeeded, "binding \(address) to uio_pci_generic failed: \(bind.output) \(bind.errorOutput)")
-        }
-        let pages = try await vm.exec(argv: ["sh", "-c", "echo \"$1\" > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages && cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
-                                             "sh", String(s.guestHugepages)], timeout: .seconds(30))
-        try verifySetup(pages.succeeded && Int(pages.output.trimmingCharacters(in: .whitespacesAndNewlines)) == s.guestHugepages,
-                        "the guest reserved \(pages.output) hugepages, wanted \(s.guestHugepages)")
-        var argv = ["dpdk-testpmd", "-l", "0-1", "-m", String(s.guestHugepages * 2), "--file-prefix=vxlan"]
-        for address in addresses { argv += ["-a", address] }
-        argv += ["--", "-i", "--total-num-mbufs=2048", "--nb-cores=1"]
+        var devices: [String] = []
+        for mac in s.guestMACs { devices.append(try await vm.pciAddress(ofMAC: mac)) }
+        for device in devices { try await vm.bindToUIO(device) }
+        try await vm.reserveHugepages(s.guestHugepages)
+        var options = GuestTestpmdOptions(devices: devices, memoryMB: s.guestHugepages * 2)
+        options.filePrefix = "vxlan"
         testpmdRunning = true
-        let banner = try await vm.sendExpect(ShellQuoting.join(argv), "testpmd> ", timeout: .seconds(180))
-        context.logger.info("vm0 # \(ShellQuoting.join(argv))\n\(banner)")
-        try verifySetup(banner.contains("Port 0") || banner.contains("Checking link statuses"), "testpmd did not bring up its ports:\n\(banner)")
+        let banner = try await vm.startTestpmd(options)
+        context.logger.info("vm0 # \(ShellQuoting.join(options.argv))\n\(banner)")
         // Which testpmd port is which NIC.
         for port in 0..<2 {
             let info = try await testpmd("show port info \(port)", in: vm)
@@ -450,28 +437,6 @@ final class VxlanSample: TestSuite {
         }
         context.logger.info("guest testpmd: port \(rxPort) receives from the tunnel, port \(txPort) sends into it")
     }
-
-    /// Prints the PCI address of the guest NIC whose MAC is $1.
-    private static let findPCIScript = """
-        for n in /sys/class/net/*; do
-            [ "$(cat "$n/address")" = "$1" ] || continue
-            d=$(readlink -f "$n/device")
-            case "$(basename "$d")" in virtio*) d=$(dirname "$d") ;; esac
-            basename "$d"; exit 0
-        done
-        exit 1
-        """
-
-    /// Unbinds PCI device $1 from its driver and binds it to uio_pci_generic.
-    private static let bindScript = """
-        set -e
-        dev=/sys/bus/pci/devices/$1
-        modprobe uio_pci_generic 2>/dev/null || [ -d /sys/bus/pci/drivers/uio_pci_generic ]
-        [ -e "$dev/driver" ] && echo "$1" > "$dev/driver/unbind"
-        echo uio_pci_generic > "$dev/driver_override"
-        echo "$1" > /sys/bus/pci/drivers/uio_pci_generic/bind
-        [ "$(basename "$(readlink -f "$dev/driver")")" = uio_pci_generic ]
-        """
 
     @discardableResult
     private func testpmd(_ command: String, in vm: VirtDut, timeout: Duration = .seconds(30)) async throws -> String {
@@ -579,7 +544,7 @@ final class VxlanSample: TestSuite {
     private func reserveHugepages(_ pages: Int) async throws {
         guard pages > 0 else { return }
         let hold = hugepages
-        await context.resources.register("vxlan_sample guest hugepages") { await hold.release() }
+        await context.run.register("vxlan_sample guest hugepages") { await hold.release() }
         let (before, after) = try await hold.reserve(pages)
         try verifySetup(after >= before + pages,
                         "reserving \(pages) 2 MB hugepages for the VM: the kernel has \(after), wanted \(before + pages)")
@@ -600,29 +565,5 @@ extension Optional {
     fileprivate func orFailVxlan(_ message: String) throws -> Wrapped {
         guard let self else { throw TestFailure(message: message) }
         return self
-    }
-}
-
-/// The 2 MB pages the suite added to the host's reservation for its VM; given back once, by
-/// tear_down_all or by the run's cleanups, whichever comes first.
-actor HugepageHold {
-    let session: any DUTSession
-    private var pages = 0
-
-    init(session: any DUTSession) { self.session = session }
-
-    /// Adds `count` pages; returns the reservation before and after.
-    func reserve(_ count: Int) async throws -> (before: Int, after: Int) {
-        let result = try await Hugepages.adjustReservation(by: count, on: session)
-        pages += max(0, result.after - result.before)
-        return result
-    }
-
-    /// Gives back what was added. Idempotent.
-    func release() async {
-        guard pages > 0 else { return }
-        let count = pages
-        pages = 0
-        _ = try? await Hugepages.adjustReservation(by: -count, on: session)
     }
 }

@@ -54,24 +54,39 @@ struct BootBench {
 
     /// QEMUKvm.start() until the VM DUT is returned.
     static func dtsBoot(conf: String, vm: String) async throws -> (Double, [VMStageEvent]) {
-        let context = try RunContext(root: "/tmp/dts-bench-runs")
-        defer { context.run.remove() }
-        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: conf, accelerator: .tcg)), vmName: vm, suite: "bench")
-        let begin = ContinuousClock.now
-        _ = try await kvm.start(VMStartOptions(context: context))
-        let seconds = (ContinuousClock.now - begin).seconds
-        let events = kvm.instance?.stageEvents ?? []
-        await kvm.stop()
-        return (seconds, events)
+        let run = Run(root: "/tmp/dts-bench-runs")
+        do {
+            let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: conf, accelerator: .tcg), run: run), vmName: vm, suite: "bench")
+            let begin = ContinuousClock.now
+            _ = try await kvm.start()
+            let seconds = (ContinuousClock.now - begin).seconds
+            let events = kvm.instance?.stageEvents ?? []
+            await kvm.stop()
+            await run.tearDown()
+            return (seconds, events)
+        } catch {
+            await run.tearDown()
+            throw error
+        }
     }
 
     /// The same command line, started directly, with SSH logins attempted every 20 ms.
     static func rawBoot(conf: String) async throws -> Double {
-        let context = try RunContext(root: "/tmp/dts-bench-runs")
-        defer { context.run.remove() }
-        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: conf, accelerator: .tcg)), vmName: "vm0", suite: "bench")
-        let command = try kvm.commandLine(allocator: context.allocator)
-        let dir = try context.run.vmDirectory("vm0")
+        let run = Run(root: "/tmp/dts-bench-runs")
+        do {
+            let seconds = try await rawBoot(conf: conf, run: run)
+            await run.tearDown()
+            return seconds
+        } catch {
+            await run.tearDown()
+            throw error
+        }
+    }
+
+    static func rawBoot(conf: String, run: Run) async throws -> Double {
+        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: conf, accelerator: .tcg), run: run), vmName: "vm0", suite: "bench")
+        let command = try kvm.commandLine(allocator: run.allocator)
+        let dir = try run.directory.vmDirectory("vm0")
         let begin = ContinuousClock.now
         let qemu = try SupervisedProcess.spawn(command.command, stdout: dir + "/out", stderr: dir + "/err", dieWithParent: true)
         defer { qemu.signal(SIGKILL) }

@@ -44,7 +44,7 @@ struct ConfigCommand: ParsableCommand {
 
         func run() throws {
             do {
-                let kvm = try QEMUKvm(dut: Dut(settings: try options.settings()), vmName: vm, suite: suite)
+                let kvm = try QEMUKvm(dut: Dut(settings: try options.settings(), run: Run()), vmName: vm, suite: suite)
                 for param in kvm.params {
                     let entries = param.entries.map { "{" + $0.options.map { "'\($0.key)': '\($0.value)'" }.joined(separator: ", ") + "}" }
                     print("{'\(param.name)': [\(entries.joined(separator: ", "))]}   # \(param.location)")

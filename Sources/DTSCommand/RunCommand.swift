@@ -95,15 +95,18 @@ struct RunCommand: AsyncParsableCommand {
 
         let progress = TerminalProgress()
         let control = RunControl()
-        let trap = SignalTrap(control: control) { progress.note($0) }
+        let trap = SignalTrap.stopping(control) { progress.note($0) }
         defer { trap.uninstall() }
+        let run = Run()
         let runner = Runner(plan: plan, options: RunnerOptions(
             outputDirectory: outputDirectory, settings: settings, reRuns: reRun,
             caseTimeout: caseTimeout.map { .seconds($0) }, command: CommandLine.arguments, echoLog: verbose),
-            control: control, progress: progress)
+            run: run, control: control, progress: progress)
 
         let outcome: Result<RunReport, any Error>
         do { outcome = .success(try await runner.run()) } catch { outcome = .failure(error) }
+        // The runner tears the run down; this covers a runner that could not even start its log.
+        await run.tearDown()
         switch outcome {
         case .success(let report):
             print("")

@@ -30,7 +30,8 @@ struct VMCommand: ParsableCommand {
         func run() throws {
             let command: QEMUCommandLine
             do {
-                let kvm = try QEMUKvm(dut: Dut(settings: try options.settings()), vmName: vm, suite: suite)
+                // Nothing starts: the run only lends the DUT its settings (its directory is never made).
+                let kvm = try QEMUKvm(dut: Dut(settings: try options.settings(), run: DTS.Run()), vmName: vm, suite: suite)
                 for (index, text) in device.enumerated() {
                     try kvm.setVMDevice(text, source: "--device #\(index + 1)")
                 }
@@ -68,9 +69,10 @@ struct VMCommand: ParsableCommand {
         var crbs: String?
         @OptionGroup var options: VMOptions
 
-        /// Boots the VM. If SIGINT/SIGTERM arrives meanwhile, everything is torn down and the process
-        /// exits with 128 + the signal; once this returns, signals are left to the caller.
-        func boot(_ trap: SignalWaiter) async throws -> (QEMUKvm, VirtDut, RunContext) {
+        /// Boots the VM in a run of its own. If SIGINT/SIGTERM arrives meanwhile, the run is torn
+        /// down and the process exits with 128 + the signal; if the start fails, the run is torn
+        /// down too. Once this returns, signals and the run's teardown are left to the caller.
+        func boot(_ trap: SignalTrap) async throws -> (QEMUKvm, VirtDut, DTS.Run) {
             let settings = try options.settings()
             var crb: CRBConfig?
             if let name = dut {
@@ -84,30 +86,30 @@ struct VMCommand: ParsableCommand {
                 }
                 crb = found.isLocal ? nil : found
             }
-            let context = try RunContext()
-            var host = Dut(settings: settings)
+            let run = DTS.Run()
+            var host = Dut(settings: settings, run: run)
             if let crb {
                 do {
-                    host = try await Dut.remote(crb, settings: settings, knownHostsPath: context.run.root + "/known_hosts")
+                    host = try await Dut.remote(crb, settings: settings, run: run, knownHostsPath: run.directory.root + "/known_hosts")
                 } catch {
-                    await context.cleanUpAll()
+                    await run.tearDown()
                     FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
                     throw ExitCode(.infrastructureError)
                 }
                 // Registered first, so it runs last: the VM and its files on the DUT go before the session.
-                context.register("DUT [\(crb.name)] session") { [host] in await host.close() }
+                await run.register("DUT [\(crb.name)] session") { [host] in await host.close() }
             }
             let kvm: QEMUKvm
             do {
                 kvm = try QEMUKvm(dut: host, vmName: vm, suite: suite)
                 for (index, text) in device.enumerated() { try kvm.setVMDevice(text, source: "--device #\(index + 1)") }
             } catch {
-                await context.cleanUpAll()
+                await run.tearDown()
                 throw reportConfigErrors(error)
             }
-            let interrupt = InterruptExit(trap, context: context, stopping: vm)
+            let interrupt = InterruptExit(trap, run: run, stopping: vm)
             let isTTY = isatty(STDERR_FILENO) == 1
-            let options = VMStartOptions(context: context, logDirectory: logDir) { event in
+            let options = VMStartOptions(logDirectory: logDir) { event in
                 guard event.outcome != .started || isTTY else { return }
                 let line = "\(event.vm): \(event.stage.rawValue) \(event.outcome.rawValue)" + (event.duration.map { String(format: " (%.2f s)", $0) } ?? "")
                 FileHandle.standardError.write(Data((line + "\n").utf8))
@@ -115,11 +117,11 @@ struct VMCommand: ParsableCommand {
             do {
                 let dut = try await kvm.start(options)
                 await interrupt.disarm()
-                return (kvm, dut, context)
+                return (kvm, dut, run)
             } catch {
                 // A start that failed because the interrupt tore the VM down ends in the interrupt's exit.
                 await interrupt.disarm()
-                await context.cleanUpAll()
+                await run.tearDown()
                 FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
                 throw ExitCode(.infrastructureError)
             }
@@ -151,10 +153,10 @@ struct VMCommand: ParsableCommand {
         }
 
         func run() async throws {
-            let trap = SignalWaiter()
-            let (kvm, dut, context) = try await boot.boot(trap)
+            let trap = SignalTrap()
+            let (kvm, dut, run) = try await boot.boot(trap)
             guard let instance = kvm.instance else {
-                await context.cleanUpAll()
+                await run.tearDown()
                 FileHandle.standardError.write(Data("dts: \(boot.vm) started but has no QEMU instance\n".utf8))
                 throw ExitCode(.infrastructureError)
             }
@@ -192,7 +194,7 @@ struct VMCommand: ParsableCommand {
                 print("\(SignalName.describe(signal)): stopping \(boot.vm)")
                 fflush(nil)
                 await kvm.stop()
-                await context.cleanUpAll()
+                await run.tearDown()
                 print("\(boot.vm) stopped")
             case .qemuExited(let status):
                 // A daemonized QEMU is not dts's child: its status cannot be known.
@@ -207,7 +209,7 @@ struct VMCommand: ParsableCommand {
                 if !stderrTail.isEmpty { message += "\n--- qemu stderr (end) ---\n" + stderrTail }
                 let consoleTail = instance.logTail("console.log")
                 if !consoleTail.isEmpty { message += "\n--- console (end) ---\n" + consoleTail }
-                await context.cleanUpAll()
+                await run.tearDown()
                 message += boot.logDir == nil ? "\n(use --log-dir DIR to keep the VM's logs)" : "\n(logs: \(instance.logDirectory))"
                 FileHandle.standardError.write(Data((message + "\n").utf8))
                 throw ExitCode(.infrastructureError)
@@ -225,9 +227,9 @@ struct VMCommand: ParsableCommand {
         func run() async throws {
             let words = command.first == "--" ? Array(command.dropFirst()) : command
             guard !words.isEmpty else { throw ValidationError("give the command to run after --") }
-            let trap = SignalWaiter()
-            let (kvm, dut, context) = try await boot.boot(trap)
-            let interrupt = InterruptExit(trap, context: context, stopping: boot.vm)
+            let trap = SignalTrap()
+            let (kvm, dut, run) = try await boot.boot(trap)
+            let interrupt = InterruptExit(trap, run: run, stopping: boot.vm)
             let status: Int32
             do {
                 let result = try await dut.exec(argv: words, timeout: .seconds(timeout))
@@ -239,11 +241,11 @@ struct VMCommand: ParsableCommand {
                 await interrupt.disarm()
                 FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
                 await kvm.stop()
-                await context.cleanUpAll()
+                await run.tearDown()
                 throw ExitCode(.infrastructureError)
             }
             await kvm.stop()
-            await context.cleanUpAll()
+            await run.tearDown()
             if status != 0 { throw ExitCode(status) }
         }
     }

@@ -115,7 +115,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "[KVM]\ncpu = model=host,number=4;\nmem = size=2048;\n".write(toFile: "\(dir)/virt_global.cfg", atomically: true, encoding: .utf8)
         try "[vm0]\nmem = size=1024,hugepage=yes;\nlogin = user=root;\n[vm1]\ncpu = number=1;\n".write(toFile: "\(dir)/s.cfg", atomically: true, encoding: .utf8)
-        let vm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: dir)), vmName: "vm0", suite: "s")
+        let vm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: dir), run: Run()), vmName: "vm0", suite: "s")
         #expect(vm.params.map(\.name) == ["name", "enable_kvm", "machine", "pid_file", "daemon", "monitor", "net", "cpu", "mem", "login"])
         #expect(vm.params.first { $0.name == "mem" }?.entries.first?["size"] == "1024")
         #expect(vm.params.first { $0.name == "mem" }?.location.file == "\(dir)/s.cfg")
@@ -129,7 +129,7 @@ import Testing
 
     @Test func missingSuiteFileNamesThePath() {
         #expect {
-            _ = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: "/nonexistent")), vmName: "vm0", suite: "nope")
+            _ = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: "/nonexistent"), run: Run()), vmName: "vm0", suite: "nope")
         } throws: { error in
             (error as? ConfigErrors)?.description == "/nonexistent/nope.cfg: cannot read file: No such file or directory"
         }

@@ -71,7 +71,7 @@ import Testing
         #expect(MemParameter.sizeMiB(of: mem("512")) == 512)
         #expect(MemParameter.sizeMiB(of: mem("2G")) == 2048)
         #expect(MemParameter.sizeMiB(of: []) == nil)
-        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: GoldenCase.directory)), vmName: "vm0", suite: "dts_original")
+        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: GoldenCase.directory), run: Run()), vmName: "vm0", suite: "dts_original")
         #expect(kvm.memoryMiB == 4096)
         let command = try kvm.commandLine(allocator: StaticAllocator(runtimeRoot: "/run/dts/golden"))
         #expect(command.memoryMiB == 4096)

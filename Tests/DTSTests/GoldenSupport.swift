@@ -74,7 +74,7 @@ struct GoldenCase: CustomStringConvertible, Sendable {
             runtimeRoot: runtimeRoot, hugepageMount: hugepages ? "/dev/hugepages" : nil,
             imageDirectory: "/var/cache/dts/images", hostArchitecture: "x86_64")
         do throws(ConfigErrors) {
-            let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: scratch, accelerator: accelerator)), vmName: vm, suite: name)
+            let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: scratch, accelerator: accelerator), run: Run()), vmName: vm, suite: name)
             for (index, device) in devices.enumerated() { try kvm.setVMDevice(device, source: "device #\(index + 1)") }
             return .success(try QEMUCommandLineBuilder.build(vmName: vm, params: kvm.params,
                                                              options: QEMUBuildOptions(accelerator: accelerator, daemonize: daemonize),

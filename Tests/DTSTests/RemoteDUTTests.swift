@@ -183,7 +183,7 @@ import Glibc
         #expect(!crb.isLocal)
         let knownHosts = conf.path + "/known_hosts"
         let dut = try await Dut.remote(crb, settings: RunSettings(confDirectory: DTSBinary.packageRoot + "/conf", accelerator: .tcg),
-                                       knownHostsPath: knownHosts)
+                                       run: Run(), knownHostsPath: knownHosts)
         do {
             #expect(dut.isRemote)
             #expect(dut.address == host.address)
@@ -244,11 +244,11 @@ import Glibc
         #expect(host.waitForNoSessions(), "the session process stays after close()")
         #expect(remotePidFiles(tag: tag).isEmpty, "pid files left after close: \(remotePidFiles(tag: tag))")
         // A second connection with the recorded key succeeds; a different server key at the same address fails.
-        let again = try await Dut.remote(crb, knownHostsPath: knownHosts)
+        let again = try await Dut.remote(crb, run: Run(), knownHostsPath: knownHosts)
         await again.close()
         try host.restartServer(newHostKey: true)
         do {
-            let changed = try await Dut.remote(crb, knownHostsPath: knownHosts)
+            let changed = try await Dut.remote(crb, run: Run(), knownHostsPath: knownHosts)
             await changed.close()
             Issue.record("a changed host key was accepted")
         } catch {

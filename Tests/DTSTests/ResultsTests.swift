@@ -219,7 +219,7 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
         let out = try RunnerTempDir("dts-runner")
         let connector: DUTConnector = { crb, _, _ in LocalSession(endpoint: "quiet@\(crb.dutIP)") }
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerSelfTestProbe.self)]),
-                            options: RunnerOptions(outputDirectory: out.path), progress: RunnerSilentProgress(), connector: connector)
+                            options: RunnerOptions(outputDirectory: out.path), run: Run(), progress: RunnerSilentProgress(), connector: connector)
         let report = try await runner.run()
         #expect(report.exitStatus == 0)
         let caseLog = try String(contentsOfFile: out.path + "/fake_probe/test_echo.log", encoding: .utf8)

@@ -134,7 +134,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         let out = try RunnerTempDir("dts-runner")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerMixedSuite.self)], parameters: ["func": "true", "perf": "true"]),
                             options: RunnerOptions(outputDirectory: out.path, reRuns: 1, cancelGrace: .seconds(5)),
-                            progress: RunnerSilentProgress())
+                            run: Run(), progress: RunnerSilentProgress())
         let report = try await runner.run()
         let cases = try #require(report.executions.first?.suites.first?.cases)
         let status = Dictionary(uniqueKeysWithValues: cases.map { ($0.name, $0.status) })
@@ -187,7 +187,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         RunnerBrokenSetUpSuite.events.reset()
         let out = try RunnerTempDir("dts-runner")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerBrokenSetUpSuite.self), SuiteSelection(RunnerSkippedSuite.self)]),
-                            options: RunnerOptions(outputDirectory: out.path), progress: RunnerSilentProgress())
+                            options: RunnerOptions(outputDirectory: out.path), run: Run(), progress: RunnerSilentProgress())
         let report = try await runner.run()
         let broken = try #require(report.executions.first?.suites.first)
         #expect(broken.cases.map(\.status) == [.blocked, .blocked])
@@ -204,7 +204,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         let out = try RunnerTempDir("dts-runner")
         let control = RunControl()
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerLongSuite.self)]), options: RunnerOptions(outputDirectory: out.path),
-                            control: control, progress: RunnerSilentProgress())
+                            run: Run(), control: control, progress: RunnerSilentProgress())
         let started = ContinuousClock.now
         let run = Task { try await runner.run() }
         while !RunnerLongSuite.events.events.contains("long started") { try await Task.sleep(for: .milliseconds(50)) }
@@ -227,23 +227,31 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
 
     @Test func cleanupRegistryRunsOnEveryPathNewestFirst() async throws {
         let out = try RunnerTempDir("dts-runner")
+        let run = Run(root: out.path + "/runs")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerSkippedSuite.self)]), options: RunnerOptions(outputDirectory: out.path),
-                            progress: RunnerSilentProgress())
+                            run: run, progress: RunnerSilentProgress())
         let order = RunnerEventLog()
-        await runner.resources.register("vm0") { order.add("vm0") }
-        let token = await runner.resources.register("backend") { order.add("backend") }
-        await runner.resources.register("vm1") { order.add("vm1") }
-        await runner.resources.register("stuck") { try? await Task.sleep(for: .seconds(600)) }
-        await runner.resources.unregister(token)
-        runner.resources.timeline.record(vm: "vm0", stage: "boot", start: Date(), end: Date().addingTimeInterval(2))
+        await run.register("vm0") { order.add("vm0") }
+        let token = await run.register("backend") { order.add("backend") }
+        await run.register("vm1") { order.add("vm1") }
+        await run.register("stuck") { try? await Task.sleep(for: .seconds(600)) }
+        await run.unregister(token)
+        run.timeline.record(vm: "vm0", stage: "boot", start: Date(), end: Date().addingTimeInterval(2))
         let started = ContinuousClock.now
-        _ = await runner.resources.cleanupAll(timeout: .milliseconds(300))
+        _ = await run.cleanUpAll(timeout: .milliseconds(300))
         #expect(ContinuousClock.now - started < .seconds(5))
         #expect(order.events == ["vm1", "vm0"])
-        #expect(await runner.resources.pending.isEmpty)
-        #expect(await runner.resources.history.contains { $0.hasPrefix("stuck: still running") })
+        #expect(await run.pending.isEmpty)
+        #expect(await run.history.contains { $0.hasPrefix("stuck: still running") })
+        // A cleanup registered later runs at the end of the run, and the run directory goes with it.
+        let directory = try run.directory.path
+        #expect(FileManager.default.fileExists(atPath: directory))
+        await run.register("late") { order.add("late") }
         let report = try await runner.run()
         #expect(report.timeline.map(\.stage) == ["boot"])
+        #expect(order.events == ["vm1", "vm0", "late"])
+        #expect(await run.pending.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: directory), "the run directory outlived the run")
     }
 
     @Test func suiteConfigErrorsBlockTheSuiteWithFileAndLine() async throws {
@@ -252,7 +260,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         let out = try RunnerTempDir("dts-runner")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerBadConfigSuite.self)]),
                             options: RunnerOptions(outputDirectory: out.path, settings: RunSettings(confDirectory: conf.path)),
-                            progress: RunnerSilentProgress())
+                            run: Run(), progress: RunnerSilentProgress())
         let report = try await runner.run()
         let result = try #require(report.executions.first?.suites.first?.cases.first)
         #expect(result.status == .error)
@@ -266,7 +274,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
         crb.dutIP = "10.0.0.9"
         let plan = RunPlan(executions: [PlannedExecution(name: "E", crb: crb, target: "t", parameters: [:],
                                                          suites: [SuiteSelection(RunnerSkippedSuite.self)])])
-        let report = try await Runner(plan: plan, options: RunnerOptions(outputDirectory: out.path), progress: RunnerSilentProgress(),
+        let report = try await Runner(plan: plan, options: RunnerOptions(outputDirectory: out.path), run: Run(), progress: RunnerSilentProgress(),
                                   connector: Runner.localOnly).run()
         let result = try #require(report.allCases.first?.case)
         #expect(result.status == .error)
@@ -528,7 +536,7 @@ final class RunnerStubbornSuite: TestSuite {
     @Test(.timeLimit(.minutes(1))) func caseIgnoringCancellationIsAbandonedAfterGrace() async throws {
         let out = try RunnerTempDir("dts-runner")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerStubbornSuite.self)]),
-                            options: RunnerOptions(outputDirectory: out.path, cancelGrace: .milliseconds(500)), progress: RunnerSilentProgress())
+                            options: RunnerOptions(outputDirectory: out.path, cancelGrace: .milliseconds(500)), run: Run(), progress: RunnerSilentProgress())
         let report = try await runner.run()
         // The run ended while the case was still going.
         #expect(!RunnerStubbornSuite.events.events.contains("case ended"))

@@ -3,9 +3,9 @@ import Foundation
 
 /// Where a host-side component registers its teardown so that it runs on every exit path.
 ///
-/// Pass ``resources(_:)`` (a suite's `context.resources`), ``runContext(_:)`` (a ``RunContext``),
-/// or your own closure. The component also tears down when you call its `stop()`/`tearDown()`;
-/// teardowns are idempotent, so the registered one does nothing once the component is gone.
+/// Pass ``run(_:)`` (a suite's `context.run`, a ``Dut``'s run), or your own closure. The component
+/// also tears down when you call its `stop()`/`tearDown()`; teardowns are idempotent, so the
+/// registered one does nothing once the component is gone.
 public struct CleanupHook: Sendable {
     /// Registers `action` under `name`.
     public let register: @Sendable (_ name: String, _ action: @escaping @Sendable () async -> Void) async -> Void
@@ -15,14 +15,9 @@ public struct CleanupHook: Sendable {
         self.register = register
     }
 
-    /// Registers with a run's cleanup registry (`TestContext.resources`, `Dut.resources`).
-    public static func resources(_ resources: RunResources) -> CleanupHook {
-        CleanupHook { name, action in await resources.register(name, cleanup: action) }
-    }
-
-    /// Registers with a ``RunContext`` (run by ``RunContext/cleanUpAll()``).
-    public static func runContext(_ context: RunContext) -> CleanupHook {
-        CleanupHook { name, action in context.register(name, action) }
+    /// Registers with a run's cleanups (run by ``Run/tearDown(timeout:)`` on every exit path).
+    public static func run(_ run: Run) -> CleanupHook {
+        CleanupHook { name, action in await run.register(name, cleanup: action) }
     }
 
     /// Registers nothing: the caller promises to call the component's teardown itself.

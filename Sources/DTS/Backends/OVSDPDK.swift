@@ -6,7 +6,7 @@ public struct OVSDPDKOptions: Sendable {
     /// The instance's name: its run directory `<parentDirectory>/ovs-<name>` and its DPDK `--file-prefix`.
     /// Letters, digits, `-` and `_` only.
     public var name: String
-    /// The directory that holds the instance's run directory (e.g. a ``RunContext``'s run directory).
+    /// The directory that holds the instance's run directory (e.g. the dts run's directory, ``Run/directory``).
     public var parentDirectory: String
     /// 2 MB hugepages added to the host's reservation for this instance, and given back at teardown.
     public var hugepages: Int = 64
@@ -48,7 +48,7 @@ public struct OVSDPDKOptions: Sendable {
 /// ```swift
 /// let ovs = OVSDPDKBackend(session: dut.session,
 ///                          options: OVSDPDKOptions(name: "vx0", parentDirectory: run.path),
-///                          cleanup: .resources(context.resources))
+///                          cleanup: .run(context.run))
 /// try await ovs.start()
 /// try await ovs.addBridge("br-phy")
 /// try await ovs.addAfPacketPort(bridge: "br-phy", port: "phy0", interface: "vu0")
@@ -79,8 +79,6 @@ public actor OVSDPDKBackend {
     private var registered = false
     private var afPacketCount = 0
     private var createdNamespace = false
-
-    static let hugepageCounter = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
 
     /// Creates the backend; nothing runs until ``start()``.
     public init(session: any DUTSession, options: OVSDPDKOptions, cleanup: CleanupHook) {
@@ -183,17 +181,16 @@ public actor OVSDPDKBackend {
         try await waitForDPDK()
     }
 
-    static let hugepageLock = "/run/dts-hugepages.lock"
-
-    /// Adds `delta` (possibly negative; never below 0) to the 2 MB reservation under `flock`;
-    /// returns the counts before and after.
+    /// Adds `delta` (possibly negative; never below 0) to the host's 2 MB reservation
+    /// (``Hugepages/adjustReservation(by:on:)``); returns the counts before and after.
     private func adjustHugepages(by delta: Int) async throws -> (before: Int, after: Int) {
-        let script = "n=$(cat \"$1\"); t=$((n + $2)); [ \"$t\" -ge 0 ] || t=0; echo \"$t\" > \"$1\"; echo \"$n $(cat \"$1\")\""
-        let text = try await commands.output(["flock", Self.hugepageLock, "sh", "-c", script, "sh", Self.hugepageCounter, String(delta)],
-                                             step: "adjust hugepages by \(delta)")
-        let numbers = text.split(separator: " ").compactMap { Int($0) }
-        guard numbers.count == 2 else { throw fail("adjust hugepages by \(delta)", "unexpected output '\(text)'") }
-        return (numbers[0], numbers[1])
+        do {
+            return try await Hugepages.adjustReservation(by: delta, on: commands.session)
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            throw fail("adjust hugepages by \(delta)", "\(error)")
+        }
     }
 
     /// The end of ovs-vswitchd's log.

@@ -23,7 +23,7 @@ public struct VhostPortSpec: Sendable, Equatable {
 public struct TestpmdVhostOptions: Sendable {
     /// The instance's name: DPDK `--file-prefix dts-testpmd-<name>` and its pid file name.
     public var name: String
-    /// A directory on the DUT for the pid file (e.g. a ``RunContext``'s run directory).
+    /// A directory on the DUT for the pid file (e.g. the dts run's directory, ``Run/directory``).
     public var workDirectory: String
     /// The vhost ports, in port-id order.
     public var ports: [VhostPortSpec]
@@ -65,7 +65,7 @@ public enum TestpmdForwardMode: String, Sendable {
 /// let pmd = TestpmdVhostBackend(session: dut.session,
 ///     options: TestpmdVhostOptions(name: "vx", workDirectory: run.path,
 ///                                  ports: [VhostPortSpec(socketPath: run.path + "/vhost-net")]),
-///     cleanup: .resources(context.resources))
+///     cleanup: .run(context.run))
 /// try await pmd.start()                 // sockets exist when it returns
 /// ... start the VM ...
 /// try await pmd.waitForOutput("new device", timeout: .seconds(60))

@@ -26,19 +26,20 @@ public final class Dut: Sendable {
     public let settings: RunSettings
     /// The connection to the DUT.
     public let session: any DUTSession
-    /// The run's cleanup registry and VM timeline: what is started on this DUT registers its cleanup here.
-    public let resources: RunResources
+    /// The run the DUT belongs to: its VMs' directory and ports, the cleanups of what is started on
+    /// this DUT, the boot timeline.
+    public let run: Run
     private let mainShell = MainShell()
-    /// The VM hosts made for this DUT when it is remote (one per run context).
-    let vmHosts = VMHostSlot()
+    /// The VM host made for this DUT when it is remote (one per DUT, its directory there per run).
+    let vmHost = VMHostSlot()
 
-    /// Creates a DUT. The default session is the local machine; the default registry is a fresh one.
+    /// Creates a DUT of `run`. The default session is the local machine.
     public init(name: String = "localhost", settings: RunSettings = RunSettings(),
-                session: (any DUTSession)? = nil, resources: RunResources = RunResources()) {
+                session: (any DUTSession)? = nil, run: Run) {
         self.name = name
         self.settings = settings
         self.session = session ?? LocalSession(endpoint: name)
-        self.resources = resources
+        self.run = run
     }
 
     /// Runs `command` through the DUT's shell (`/bin/sh -c` locally) and returns status and output.

@@ -41,7 +41,7 @@ public enum RemoteDUTError: Error, Sendable, CustomStringConvertible {
 ///
 /// ```swift
 /// let ssh = try await RemoteDUT.connect(crb, knownHostsPath: outputDirectory + "/known_hosts")
-/// let dut = Dut(name: crb.name, session: RemoteHostSession(ssh))   // or: try await Dut.remote(crb, knownHostsPath: ...)
+/// let dut = Dut(name: crb.name, session: RemoteHostSession(ssh), run: run)   // or: try await Dut.remote(crb, run: run, knownHostsPath: ...)
 /// ```
 ///
 /// Authentication: `dut_key` (a private key file; ed25519, libssh2 1.10 has no rsa-sha2) when
@@ -260,10 +260,10 @@ extension Dut {
     /// Connects to the remote host DUT `crb` over SSH and returns a DUT whose ``session`` is a
     /// ``RemoteHostSession`` on that ``SSHConnection`` (not logged: wrap it in a ``LoggingSession``
     /// if commands must be logged, as the runner does). Close it with ``close()``.
-    public static func remote(_ crb: CRBConfig, settings: RunSettings = RunSettings(), resources: RunResources = RunResources(),
+    public static func remote(_ crb: CRBConfig, settings: RunSettings = RunSettings(), run: Run,
                               knownHostsPath: String, connectTimeout: Duration = RemoteDUT.connectTimeout()) async throws(RemoteDUTError) -> Dut {
         let ssh = try await RemoteDUT.connect(crb, knownHostsPath: knownHostsPath, connectTimeout: connectTimeout)
-        return Dut(name: crb.name, settings: settings, session: RemoteHostSession(ssh), resources: resources)
+        return Dut(name: crb.name, settings: settings, session: RemoteHostSession(ssh), run: run)
     }
 
     /// The session under any ``LoggingSession`` wrappers.

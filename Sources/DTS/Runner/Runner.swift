@@ -48,8 +48,8 @@ public struct RunnerOptions: Sendable {
 ///
 /// States: PASSED, FAILED (`verify`), SKIPPED (`skip`), BLOCKED (`setUpAll` or `setUp` failed),
 /// ERROR (anything else: unexpected errors, timeouts, interruption). `tearDown` follows every
-/// case and `tearDownAll` every suite, even after failures and signals; the cleanup registry
-/// (``RunResources``) is emptied on every path.
+/// case and `tearDownAll` every suite, even after failures and signals; the ``Run`` is torn down
+/// (its cleanups, then its directory) on every path.
 public final class Runner: Sendable {
     private let plan: RunPlan
     private let options: RunnerOptions
@@ -57,8 +57,8 @@ public final class Runner: Sendable {
     private let progress: any RunProgress
     private let connector: DUTConnector
     private let redactor: Redactor
-    /// The run's cleanup registry, shared by every DUT of the run.
-    public let resources = RunResources()
+    /// The run every DUT of the plan belongs to (cleanups, VM directory, boot timeline).
+    private let current: Run
 
     /// A connector for the local machine only, through ``LocalSession``; a remote DUT throws
     /// ``RunnerError/remoteNeedsSSH(crb:address:)``. (The default is ``DUTConnectors/standard(outputDirectory:)``.)
@@ -67,13 +67,15 @@ public final class Runner: Sendable {
         return LocalSession(endpoint: "\(crb.dutUser)@\(crb.dutIP)", log: log, redactor: redactor)
     }
 
-    /// Creates a runner. The default `connector` reaches this machine locally and any other DUT
-    /// over SSH (``DUTConnectors/standard(outputDirectory:)``, known hosts in `<output>/known_hosts`).
-    public init(plan: RunPlan, options: RunnerOptions, control: RunControl = RunControl(),
+    /// Creates a runner of `plan` within `run`, which ``run()`` tears down at its end. The default
+    /// `connector` reaches this machine locally and any other DUT over SSH
+    /// (``DUTConnectors/standard(outputDirectory:)``, known hosts in `<output>/known_hosts`).
+    public init(plan: RunPlan, options: RunnerOptions, run: Run, control: RunControl = RunControl(),
                 progress: any RunProgress = TerminalProgress(), connector: DUTConnector? = nil,
                 redactor: Redactor = .shared) {
         self.plan = plan
         self.options = options
+        self.current = run
         self.control = control
         self.progress = progress
         self.connector = connector ?? DUTConnectors.standard(outputDirectory: options.outputDirectory)
@@ -138,7 +140,7 @@ public final class Runner: Sendable {
                 }
                 var settings = options.settings
                 if settings.vmLogDirectory == nil { settings.vmLogDirectory = options.outputDirectory + "/vms" }
-                dut = Dut(name: planned.crb.name, settings: settings, session: session, resources: resources)
+                dut = Dut(name: planned.crb.name, settings: settings, session: session, run: current)
             } catch {
                 let reason = "DUT \(planned.crb.name): \(error)"
                 logger.error("\(reason)")
@@ -162,21 +164,20 @@ public final class Runner: Sendable {
             }
             // What the execution started on the DUT (VMs, backends, a remote DUT's VM directory)
             // is torn down while the DUT's session is still open.
-            cleaned += await resources.cleanupAll()
+            cleaned += await current.cleanUpAll()
             await dut.close()
             executions.append(result)
         }
 
-        cleaned += await resources.cleanupAll()
-        // The run directory of the VMs (sockets, pid files) goes too.
-        cleaned += await RunContext.cleanUpShared()
-        for line in await resources.history { logger.info("cleanup \(line)") }
+        // What is left, then the run directory of the VMs (sockets, pid files).
+        cleaned += await current.tearDown()
+        for line in await current.history { logger.info("cleanup \(line)") }
         if !cleaned.isEmpty { progress.note("cleaned up: " + cleaned.joined(separator: ", ")) }
 
         let signal: Int32? = control.stopReason.map { if case .signal(let n) = $0 { return n }; return SIGINT }
         let report = RunReport(start: start, duration: (ContinuousClock.now - clock).seconds, command: options.command,
                                interrupted: control.stopReason?.description, executions: executions,
-                               timeline: resources.timeline.events,
+                               timeline: current.timeline.events,
                                exitStatus: RunReport.exitStatus(for: executions, interruptedBy: signal))
         try ReportWriters.writeAll(report, to: options.outputDirectory)
         logger.info("results written to \(options.outputDirectory); exit status \(report.exitStatus)")

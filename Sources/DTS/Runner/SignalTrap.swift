@@ -1,35 +1,75 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// SIGINT/SIGTERM handling for a run, with Dispatch signal sources.
+/// SIGINT and SIGTERM delivered as events instead of killing the process, so that every VM and
+/// backend can be torn down first. One trap per process, installed by the command that runs.
 ///
-/// The first signal asks the runner to stop (``RunControl/requestStop(_:)``): the running case is
-/// cancelled, tear-downs and cleanups run (bounded), partial results are written, and the run
-/// exits with 128 + the signal. A second signal exits at once with the same status, skipping the
-/// remaining cleanup.
+/// The first signal is remembered: ``wait()`` returns it, at once when it came before. What a
+/// signal does beyond that is `onSignal`'s: `dts run` asks the runner to stop on the first and
+/// exits at once on the second (``stopping(_:note:)``); `dts vm start` and `dts vm run` wait for
+/// the signal and tear their run down.
 public final class SignalTrap: @unchecked Sendable {
     private var sources: [any DispatchSourceSignal] = []
     private let queue = DispatchQueue(label: "dts-signals")
     private let lock = NSLock()
+    private var first: Int32?
     private var count = 0
+    private var waiters: [Int: CheckedContinuation<Int32?, Never>] = [:]
+    private var nextWaiter = 0
 
-    /// Installs handlers for `signals` that stop `control`; `note` prints a line for the user.
-    public init(control: RunControl, signals: [Int32] = [SIGINT, SIGTERM], note: @escaping @Sendable (String) -> Void) {
+    /// Installs handlers for `signals` (their default action, ending the process, is turned off).
+    /// `onSignal` gets each signal with how many have arrived so far, this one included.
+    public init(_ signals: [Int32] = [SIGINT, SIGTERM], onSignal: (@Sendable (_ signal: Int32, _ count: Int) -> Void)? = nil) {
         for number in signals {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { [self] in
-                let seen = lock.withLock { count += 1; return count }
-                let name = StopReason.signal(number).description
-                if seen == 1 {
-                    note("\(name): stopping the running case, then tear-downs and cleanup (send again to exit at once)")
-                    control.requestStop(.signal(number))
-                } else {
-                    note("\(name) again: exiting without further cleanup")
-                    _exit(DTSExitCode.status(stoppedBy: number))
-                }
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                let seen = fire(number)
+                onSignal?(number, seen)
             }
             source.resume()
             sources.append(source)
+        }
+    }
+
+    /// A trap for `dts run`: the first signal asks `control` to stop (the running case is
+    /// cancelled, tear-downs and cleanups run, bounded, partial results are written, and the run
+    /// exits with 128 + the signal); a second one exits at once with the same status, skipping
+    /// the remaining cleanup. `note` prints a line for the user.
+    public static func stopping(_ control: RunControl, note: @escaping @Sendable (String) -> Void) -> SignalTrap {
+        SignalTrap { number, seen in
+            let name = StopReason.signal(number).description
+            if seen == 1 {
+                note("\(name): stopping the running case, then tear-downs and cleanup (send again to exit at once)")
+                control.requestStop(.signal(number))
+            } else {
+                note("\(name) again: exiting without further cleanup")
+                _exit(DTSExitCode.status(stoppedBy: number))
+            }
+        }
+    }
+
+    /// The first signal received, if any.
+    public var received: Int32? { lock.withLock { first } }
+
+    /// Waits for the first signal; `nil` when the waiting task is cancelled before one arrives.
+    public func wait() async -> Int32? {
+        let id = lock.withLock { () -> Int in nextWaiter += 1; return nextWaiter }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Int32?, Never>) in
+                lock.lock()
+                if let first { lock.unlock(); continuation.resume(returning: first); return }
+                // Cancelled before the continuation was registered: the handler below found nothing to resume.
+                if Task.isCancelled { lock.unlock(); continuation.resume(returning: nil); return }
+                waiters[id] = continuation
+                lock.unlock()
+            }
+        } onCancel: {
+            let continuation = lock.withLock { waiters.removeValue(forKey: id) }
+            continuation?.resume(returning: nil)
         }
     }
 
@@ -39,5 +79,19 @@ public final class SignalTrap: @unchecked Sendable {
         sources = []
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
+    }
+
+    /// Records a signal and wakes the waiters; returns how many signals arrived so far.
+    private func fire(_ number: Int32) -> Int {
+        lock.lock()
+        count += 1
+        let seen = count
+        if first == nil { first = number }
+        let signal = first!
+        let pending = waiters.values
+        waiters = [:]
+        lock.unlock()
+        pending.forEach { $0.resume(returning: signal) }
+        return seen
     }
 }

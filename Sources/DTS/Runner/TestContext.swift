@@ -22,8 +22,9 @@ public final class TestContext: Sendable {
     public let config: SuiteConfig
     /// Writes to `dts.log`, the suite log and the running case's log.
     public let logger: Logger
-    /// The cleanup registry and VM timeline of the run (same as `dut.resources`).
-    public var resources: RunResources { dut.resources }
+    /// The run: its cleanups (what the suite starts registers its teardown here) and VM timeline
+    /// (same as `dut.run`).
+    public var run: Run { dut.run }
     let recorder = CaseRecorder()
 
     /// Creates a context (the runner does this; tests of suites may too).

@@ -71,7 +71,7 @@ public enum TesterSide: Sendable, Equatable {
 ///
 /// ```swift
 /// let tester = Tester(session: dut.session, namespace: "tst", workDirectory: run.path,
-///                     cleanup: .resources(context.resources))
+///                     cleanup: .run(context.run))
 /// try await tester.setUp(veth: VethSpec(hostName: "vu0", namespaceName: "vu1", namespaceAddress: "172.31.1.2/24"))
 /// try await tester.addKernelVXLAN(KernelVXLANSpec(vni: 1000, remote: "172.31.1.1", local: "172.31.1.2",
 ///                                                 underlay: "vu1", address: "10.10.0.2/24"))

@@ -69,3 +69,42 @@ public enum Hugepages {
         return (numbers[0], numbers[1])
     }
 }
+
+/// 2 MB pages added to the host's reservation on a DUT (``Hugepages/adjustReservation(by:on:)``)
+/// for something that needs them for a while, such as a hugepage-backed guest; given back once,
+/// by whichever comes first of its owner's tear-down and the run's cleanups.
+///
+/// ```swift
+/// let hold = HugepageHold(session: dut.session)
+/// await run.register("guest hugepages") { await hold.release() }
+/// let (before, after) = try await hold.reserve(128)
+/// ...
+/// await hold.release()
+/// ```
+public actor HugepageHold {
+    /// The DUT session the reservation is changed through.
+    public let session: any DUTSession
+    private var pages = 0
+
+    /// A hold of nothing yet on `session`'s host.
+    public init(session: any DUTSession) { self.session = session }
+
+    /// Adds `count` pages; returns the reservation before and after (the kernel may reserve fewer
+    /// than asked: the hold gives back what it got).
+    public func reserve(_ count: Int) async throws -> (before: Int, after: Int) {
+        let result = try await Hugepages.adjustReservation(by: count, on: session)
+        pages += max(0, result.after - result.before)
+        return result
+    }
+
+    /// The pages this hold added and has not given back.
+    public var held: Int { pages }
+
+    /// Gives back what was added. Idempotent.
+    public func release() async {
+        guard pages > 0 else { return }
+        let count = pages
+        pages = 0
+        _ = try? await Hugepages.adjustReservation(by: -count, on: session)
+    }
+}

@@ -13,39 +13,28 @@ extension QEMUKvm {
     @discardableResult
     nonisolated(nonsending) public func start(_ options: VMStartOptions = VMStartOptions()) async throws -> VirtDut {
         if let running = instance, let dut = running.dut { return dut }
-        var host: (any VMHost)?
-        if dut.isRemote {
-            let context = try options.context ?? RunContext.shared()
-            do {
-                host = try await RemoteVMHost.host(for: dut, context: context)
-            } catch {
-                throw VMStartError(vm: vmName, stage: .prepare, reason: .failed("\(error)"), elapsed: 0,
-                                   qemuStderr: "", consoleTail: "", logDirectory: context.run.vmPath(vmName))
-            }
-        }
+        let host = try await vmHost()
         var options = options
         if options.sessionLog == nil { options.sessionLog = dut.sessionLog }
         if options.logDirectory == nil, let root = dut.settings.vmLogDirectory {
             options.logDirectory = Self.freshDirectory(root + "/" + vmName)
         }
-        // Every stage also goes to the run's boot timeline (the report draws it).
-        let timeline = dut.resources.timeline
-        let caller = options.onStage
-        let begin = Date()
-        options.onStage = { event in
-            caller?(event)
-            if let duration = event.duration, event.outcome == .passed || event.outcome == .failed {
-                let end = begin.addingTimeInterval(event.at)
-                timeline.record(vm: event.vm, stage: event.stage.rawValue + (event.outcome == .failed ? " (failed)" : ""),
-                                start: end.addingTimeInterval(-duration), end: end)
-            }
-        }
-        let launched = try await VMInstance.launch(vmName: vmName, params: params, accelerator: dut.settings.accelerator, options: options, host: host)
+        // The VM registers its stop with the DUT's run and records its stages in the run's timeline.
+        let launched = try await VMInstance.launch(vmName: vmName, params: params, accelerator: dut.settings.accelerator,
+                                                   run: dut.run, host: host, options: options)
         instance = launched
-        // The run stops the VM on every exit path, even when the suite's tear-down is not reached.
-        let token = await dut.resources.register("VM \(vmName)") { await launched.stop() }
-        launched.onStop = { [resources = dut.resources] in await resources.unregister(token) }
         return launched.dut!
+    }
+
+    /// Where QEMU runs: this machine, or the remote DUT (the run's directory there made on first use).
+    nonisolated(nonsending) private func vmHost() async throws(VMStartError) -> any VMHost {
+        do {
+            if dut.isRemote { return try await RemoteVMHost.host(for: dut) }
+            return LocalVMHost(allocator: try dut.run.allocator)
+        } catch {
+            throw VMStartError(vm: vmName, stage: .prepare, reason: .failed("\(error)"),
+                               logDirectory: (try? dut.run.directory.vmPath(vmName)) ?? "")
+        }
     }
 
     /// `path`, or `path-2`, `path-3`, ... if it exists (a VM started twice in one run).

@@ -52,7 +52,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         """
 
     let dut: Dut
-    let context: RunContext
+    let run: Run
     let connection: SSHConnection
     let facts: Facts
     /// The run's directory on the DUT.
@@ -65,31 +65,31 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     private var forwards: [String: [SSHSocketForward]] = [:]
     private var removed = false
 
-    private init(dut: Dut, context: RunContext, connection: SSHConnection, facts: Facts, root: String, address: String) {
+    private init(dut: Dut, salt: String, connection: SSHConnection, facts: Facts, root: String, address: String) {
         self.dut = dut
-        self.context = context
+        self.run = dut.run
         self.connection = connection
         self.facts = facts
         self.root = root
         self.label = "DUT [\(dut.name)] at \(dut.address)"
         self.remoteAllocator = RemoteResourceAllocator(root: root, listenAddress: address, hugepageMount: facts.hugetlbfsMount,
                                                        imageDirectory: facts.home + "/.cache/dts/images",
-                                                       hostArchitecture: facts.architecture, salt: context.run.id)
+                                                       hostArchitecture: facts.architecture, salt: salt)
     }
 
-    /// The remote host of `dut` for `context`'s run: created (and the run's directory made on the
-    /// DUT) on first use, then shared by every VM of the run on that DUT.
-    static func host(for dut: Dut, context: RunContext) async throws -> RemoteVMHost {
-        try await dut.vmHosts.host(for: context) {
-            let made = try await make(dut: dut, context: context)
-            // After the DUT's VMs (cleanups run newest first), and at the latest with the run.
-            await dut.resources.register("VM directory \(made.root) on DUT [\(dut.name)]") { await made.remove() }
-            context.register("VM directory \(made.root) on DUT [\(dut.name)]") { await made.remove() }
+    /// The remote host of `dut`: created (and the run's directory made on the DUT) on first use,
+    /// then shared by every VM of the DUT's run there.
+    static func host(for dut: Dut) async throws -> RemoteVMHost {
+        try await dut.vmHost.host {
+            let made = try await make(dut: dut)
+            // Torn down after the DUT's VMs (cleanups run newest first).
+            await dut.run.register("VM directory \(made.root) on DUT [\(dut.name)]") { await made.remove() }
             return made
         }
     }
 
-    private static func make(dut: Dut, context: RunContext) async throws -> RemoteVMHost {
+    private static func make(dut: Dut) async throws -> RemoteVMHost {
+        let run = dut.run
         guard let remote = dut.underlyingSession as? RemoteHostSession else {
             throw ResourceError("DUT [\(dut.name)]: VMs on a remote DUT need its SSH session")
         }
@@ -106,7 +106,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         guard let address = resolveIPv4(dut.address) else {
             throw ResourceError("\(label): dut_ip \(dut.address) is not an IPv4 address or a name that resolves to one (QEMU binds forwarded ports on it)")
         }
-        await cleanStale(on: connection, label: label, logger: context)
+        await cleanStale(on: connection, label: label, run: run)
         let owner = "\(RunDirectory.machineID) \(getpid()) \(ProcessIdentity.startTime(of: getpid()) ?? 0)"
         let made = try await connection.exec(ShellQuoting.join([
             "sh", "-c", "d=$(mktemp -d /tmp/dts-vms.XXXXXXXX) && printf '%s\\n' \"$1\" > \"$d/owner\" && echo \"$d\"", "sh", owner,
@@ -115,14 +115,14 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         guard made.succeeded, root.hasPrefix("/tmp/dts-vms.") else {
             throw ResourceError("\(label): cannot make the run's directory under /tmp: \(made.output) \(made.errorOutput)")
         }
-        context.logger.info("VMs on \(label) use \(root) there")
-        return RemoteVMHost(dut: dut, context: context, connection: connection, facts: facts, root: root, address: address)
+        run.logger.info("VMs on \(label) use \(root) there")
+        return RemoteVMHost(dut: dut, salt: try run.directory.id, connection: connection, facts: facts, root: root, address: address)
     }
 
     /// Kills the QEMUs and removes the directories that runs from this machine left on the DUT
     /// when their dts died (their owner's pid and start time no longer match a live process here).
     /// A daemonized QEMU leads its own session, so its whole process group goes.
-    static func cleanStale(on connection: SSHConnection, label: String, logger context: RunContext) async {
+    static func cleanStale(on connection: SSHConnection, label: String, run: Run) async {
         let listing = try? await connection.exec(
             "for d in /tmp/dts-vms.*; do [ -f \"$d/owner\" ] && echo \"$d $(cat \"$d/owner\")\"; done; true", timeout: .seconds(30))
         for line in (listing?.output ?? "").split(separator: "\n") {
@@ -134,7 +134,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
                 + "grep -qaF -- \"$1\" /proc/\"$p\"/cmdline 2>/dev/null && "
                 + "{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\"; } && echo \"killed $p\"; done; rm -rf -- \"$1\""
             let result = try? await connection.exec(ShellQuoting.join(["sh", "-c", script, "sh", fields[0]]), timeout: .seconds(30))
-            context.logger.warning("\(label): removed \(fields[0]) of a dead run from this machine\((result?.output ?? "").isEmpty ? "" : ": " + (result?.output ?? "").replacingOccurrences(of: "\n", with: " "))")
+            run.logger.warning("\(label): removed \(fields[0]) of a dead run from this machine\((result?.output ?? "").isEmpty ? "" : ": " + (result?.output ?? "").replacingOccurrences(of: "\n", with: " "))")
         }
     }
 
@@ -166,7 +166,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         remoteAllocator.setListening(RemoteResourceAllocator.listeningPorts(procNetTCP: result.output))
     }
 
-    func prepare(vm: String, command: QEMUCommandLine, memoryMiB: Int?) async throws {
+    func prepare(vm: String, command: QEMUCommandLine) async throws {
         let dir = command.paths.runtimeDirectory
         let sockets = [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket,
                        command.paths.serialSocket, command.paths.pidFile].compactMap { $0 }
@@ -182,7 +182,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
             let missing = files.filter { unreadable.contains($0.path) }.map { "\($0.option) \($0.path)" }
             if !missing.isEmpty { throw ResourceError("\(label): no such file on the DUT: \(missing.joined(separator: ", "))") }
         }
-        if let mount = command.hugepageMount, let memoryMiB {
+        if let mount = command.hugepageMount, let memoryMiB = command.memoryMiB {
             let script = "k=$(($(stat -f -c %S \"$1\") / 1024)); echo \"$k $(cat /sys/kernel/mm/hugepages/hugepages-${k}kB/free_hugepages)\""
             let counts = try await connection.exec(ShellQuoting.join(["sh", "-c", script, "sh", mount]), timeout: .seconds(30))
             let numbers = counts.output.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
@@ -207,7 +207,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
             let mtime = Int64(modified.timeIntervalSince1970)
             let stat = try await connection.exec(ShellQuoting.join(["stat", "-c", "%s %Y", path]), timeout: .seconds(30))
             if stat.succeeded, stat.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(size) \(mtime)" { continue }
-            context.logger.info("\(label): copying guest image file \(local) to \(path)")
+            run.logger.info("\(label): copying guest image file \(local) to \(path)")
             // A name of its own: VMs starting at once may copy the same file.
             let partial = path + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             let parent = (path as NSString).deletingLastPathComponent
@@ -223,7 +223,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         }
     }
 
-    func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> QEMULaunch {
+    func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> any QEMUProcess {
         let dir = command.paths.runtimeDirectory
         guard let pidFile = command.paths.pidFile else { throw VMStartError.Reason.failed("no pid file configured") }
         // QEMU daemonizes once it is set up; its output goes to files (a daemon holding the
@@ -235,7 +235,8 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         guard let pid = Int32(text.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw VMStartError.Reason.failed("QEMU daemonized on the DUT but wrote no pid file \(pidFile)")
         }
-        return .daemon(pid: pid, launcher: nil)
+        // Each probe is a round trip to the DUT: ask less often than on this machine.
+        return DaemonQEMU(pid: pid, host: self, launcher: nil, watchInterval: .milliseconds(500), stopInterval: .milliseconds(200))
     }
 
     func isAlive(_ pid: Int32) async -> Bool {
@@ -246,7 +247,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
             // (the next run from this machine on that DUT kills what this one left). A probe that
             // merely failed counts as alive: the stop sequence escalates anyway.
             guard await connection.isUsable else {
-                context.logger.error("\(label): lost the SSH connection; QEMU pid \(pid) may still run there (\(root)): \(error)")
+                run.logger.error("\(label): lost the SSH connection; QEMU pid \(pid) may still run there (\(root)): \(error)")
                 return false
             }
             return true
@@ -296,7 +297,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     func remove() async {
         let first = lock.withLock { () -> Bool in defer { removed = true }; return !removed }
         guard first else { return }
-        dut.vmHosts.forget(context)
+        dut.vmHost.forget()
         _ = try? await connection.exec(ShellQuoting.join(["rm", "-rf", "--", root]), timeout: .seconds(30))
     }
 }
@@ -374,31 +375,30 @@ final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
     }
 }
 
-/// The remote VM hosts of a DUT, one per run context.
+/// The remote VM host of a DUT, made on first use.
 final class VMHostSlot: @unchecked Sendable {
     private let lock = NSLock()
-    private var hosts: [ObjectIdentifier: Task<RemoteVMHost, any Error>] = [:]
+    private var made: Task<RemoteVMHost, any Error>?
 
-    /// The host for `context`, made by `make` once (concurrent callers share the first attempt;
-    /// a failed attempt is forgotten so a later start tries again).
-    func host(for context: RunContext, make: @escaping @Sendable () async throws -> RemoteVMHost) async throws -> RemoteVMHost {
-        let key = ObjectIdentifier(context)
+    /// The host, made by `make` once (concurrent callers share the first attempt; a failed attempt
+    /// is forgotten so a later start tries again).
+    func host(make: @escaping @Sendable () async throws -> RemoteVMHost) async throws -> RemoteVMHost {
         let task = lock.withLock { () -> Task<RemoteVMHost, any Error> in
-            if let existing = hosts[key] { return existing }
+            if let made { return made }
             let created = Task { try await make() }
-            hosts[key] = created
+            made = created
             return created
         }
         do {
             return try await task.value
         } catch {
-            lock.withLock { if hosts[key] == task { hosts[key] = nil } }
+            lock.withLock { if made == task { made = nil } }
             throw error
         }
     }
 
-    /// Drops the host of `context` (its directory on the DUT is gone).
-    func forget(_ context: RunContext) {
-        _ = lock.withLock { hosts.removeValue(forKey: ObjectIdentifier(context)) }
+    /// Drops the host (its directory on the DUT is gone).
+    func forget() {
+        lock.withLock { made = nil }
     }
 }

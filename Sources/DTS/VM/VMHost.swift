@@ -4,8 +4,8 @@ import Glibc
 #endif
 
 /// The machine a VM's QEMU runs on: this one (``LocalVMHost``), or a remote host DUT reached over
-/// SSH (``RemoteVMHost``). ``VMInstance`` walks the same start and stop stages on both; only
-/// these steps differ.
+/// SSH (``RemoteVMHost``); the tests' `ScriptedVMHost` runs no QEMU and follows a script.
+/// ``VMInstance`` walks the same start and stop steps on all of them; only these differ.
 ///
 /// Paths in a VM's ``QEMUCommandLine`` (sockets, pid file, console log, images) are paths on the
 /// host; ``VMInstance`` keeps its own files (argv, QMP and guest-agent transcripts, SSH host keys)
@@ -22,10 +22,10 @@ protocol VMHost: AnyObject, Sendable {
     func refresh() async throws
     /// Makes the VM's runtime directory, removes stale sockets, and checks what the command line
     /// needs (files, hugepages, CPUs) so a problem is an error now rather than a QEMU failure later.
-    func prepare(vm: String, command: QEMUCommandLine, memoryMiB: Int?) async throws
+    func prepare(vm: String, command: QEMUCommandLine) async throws
     /// Starts QEMU. Local: supervised in the foreground (or daemonizing, when asked). Remote: run
-    /// daemonized through the DUT's session; returns its pid from the pid file.
-    func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> QEMULaunch
+    /// daemonized through the DUT's session, known by the pid in its pid file.
+    func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> any QEMUProcess
     /// Whether `pid` still runs on the host.
     func isAlive(_ pid: Int32) async -> Bool
     /// Sends `signal` to `pid` on the host.
@@ -44,27 +44,20 @@ protocol VMHost: AnyObject, Sendable {
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async
 }
 
-/// How QEMU was started.
-enum QEMULaunch: Sendable {
-    /// A supervised child of this process.
-    case supervised(SupervisedProcess)
-    /// A daemon known by its pid (the launcher exited 0 after QEMU daemonized).
-    case daemon(pid: Int32, launcher: SupervisedProcess?)
-}
-
 /// This machine as the VM host: QEMU is a supervised child of dts (killed with dts), files and
 /// sockets are local.
 final class LocalVMHost: VMHost {
-    let context: RunContext
-    var allocator: any VMResourceAllocator { context.allocator }
+    let hostAllocator: HostResourceAllocator
+    var allocator: any VMResourceAllocator { hostAllocator }
     var launchesDaemonized: Bool { false }
     var label: String { "this host" }
 
-    init(context: RunContext) { self.context = context }
+    /// This machine, with the run's allocator (``Run/allocator``).
+    init(allocator: HostResourceAllocator) { hostAllocator = allocator }
 
     func refresh() async throws {}
 
-    func prepare(vm: String, command: QEMUCommandLine, memoryMiB: Int?) async throws {
+    func prepare(vm: String, command: QEMUCommandLine) async throws {
         for path in [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket, command.paths.serialSocket, command.paths.pidFile] {
             guard let path else { continue }
             try? FileManager.default.removeItem(atPath: path)
@@ -77,17 +70,17 @@ final class LocalVMHost: VMHost {
             let hint = file.path.hasPrefix(allocator.imageDirectory) ? " (build the guest image: scripts/build-guest-image.sh)" : ""
             throw ResourceError("\(file.option) \(file.path): no such file\(hint)")
         }
-        if let mount = command.hugepageMount, let memoryMiB {
+        if let mount = command.hugepageMount, let memoryMiB = command.memoryMiB {
             try Hugepages.check(memoryMiB: memoryMiB, mount: mount)
         }
         try command.checkPinning(online: HostFacts.onlineCPUs(), host: label)
     }
 
-    func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> QEMULaunch {
+    func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> any QEMUProcess {
         let dir = command.paths.runtimeDirectory
         let process = try SupervisedProcess.spawn(command.command, stdout: dir + "/qemu.stdout", stderr: dir + "/qemu.stderr",
                                                   dieWithParent: !command.daemonize)
-        guard command.daemonize else { return .supervised(process) }
+        guard command.daemonize else { return SupervisedQEMU(process) }
         // The launcher exits 0 once QEMU has daemonized; then follow the pid file.
         let status = await process.waitForExit()
         guard status == 0 else { throw VMStartError.Reason.qemuExited(status: status) }
@@ -96,7 +89,7 @@ final class LocalVMHost: VMHost {
               let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw VMStartError.Reason.failed("QEMU daemonized but wrote no pid file")
         }
-        return .daemon(pid: pid, launcher: process)
+        return DaemonQEMU(pid: pid, host: self, launcher: process, watchInterval: .milliseconds(50), stopInterval: .milliseconds(50))
     }
 
     func isAlive(_ pid: Int32) async -> Bool { ProcessIdentity.isAlive(pid) }
@@ -112,14 +105,14 @@ final class LocalVMHost: VMHost {
         return CPUAffinity.allowedList(pid: pid, thread: thread)
     }
 
-    func release(vm: String) { context.allocator.release(vm: vm) }
+    func release(vm: String) { hostAllocator.release(vm: vm) }
 
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async {
         for path in [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket,
                      command.paths.serialSocket, command.paths.pidFile] {
             if let path { try? FileManager.default.removeItem(atPath: path) }
         }
-        context.allocator.release(vm: vm)
+        hostAllocator.release(vm: vm)
     }
 }
 

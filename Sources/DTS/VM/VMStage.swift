@@ -63,6 +63,18 @@ public struct VMStartError: Error, Sendable, CustomStringConvertible {
     /// Where the VM's files are (console log, stderr, QMP transcript).
     public var logDirectory: String
 
+    /// Creates an error; the tails are empty until QEMU ran.
+    public init(vm: String, stage: VMStage, reason: Reason, elapsed: Double = 0, qemuStderr: String = "", consoleTail: String = "",
+                logDirectory: String) {
+        self.vm = vm
+        self.stage = stage
+        self.reason = reason
+        self.elapsed = elapsed
+        self.qemuStderr = qemuStderr
+        self.consoleTail = consoleTail
+        self.logDirectory = logDirectory
+    }
+
     public var description: String {
         var text = "VM \(vm) failed at stage '\(stage.rawValue)' after \(String(format: "%.1f", elapsed)) s: \(reason)"
         if !qemuStderr.isEmpty { text += "\n--- qemu stderr (end) ---\n" + qemuStderr }

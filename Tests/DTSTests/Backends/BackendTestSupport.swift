@@ -13,15 +13,15 @@ struct BackendNames {
     func name(_ prefix: String) -> String { prefix + suffix }
 }
 
-/// Runs `body`, then every cleanup registered in `resources`, whether `body` threw or not.
-func withBackendCleanup(_ resources: RunResources, _ body: () async throws -> Void) async throws {
+/// Runs `body`, then tears `run` down (every cleanup registered there, then its directory), whether `body` threw or not.
+func withTearDown(_ run: Run, _ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch {
-        await resources.cleanupAll()
+        await run.tearDown()
         throw error
     }
-    await resources.cleanupAll()
+    await run.tearDown()
 }
 
 /// Programs whose command line mentions `text`.

@@ -12,8 +12,8 @@ extension HostBackendTests {
                              "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk", "ip", "ethtool", "busybox", "/usr/bin/python3"])
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-ovs")
-        let dut = Dut()   // the local host DUT: its session is a LocalSession
-        let resources = dut.resources
+        let dut = Dut(run: testRun())   // the local host DUT: its session is a LocalSession
+        let run = dut.run
         let session = dut.session
         let hugepagesBefore = nrHugepages()
         let namespace = names.name("dtso"), hostEnd = names.name("dtoh"), nsEnd = names.name("dton")
@@ -22,11 +22,11 @@ extension HostBackendTests {
         let switchNamespace = names.name("dtow")
         var options = OVSDPDKOptions(name: names.name("t"), parentDirectory: dir.path)
         options.networkNamespace = switchNamespace
-        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources),
+        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .run(run),
                             hostNamespace: switchNamespace)
-        let ovs = OVSDPDKBackend(session: session, options: options, cleanup: .resources(resources))
+        let ovs = OVSDPDKBackend(session: session, options: options, cleanup: .run(run))
         let othersBefore = otherDPDKSwitches()
-        try await withBackendCleanup(resources) {
+        try await withTearDown(run) {
             try await ovs.start()
             #expect(namespaceExists(switchNamespace))
             try await tester.setUp(veth: VethSpec(hostName: hostEnd, namespaceName: nsEnd, namespaceAddress: "172.31.77.2/24"))
@@ -83,8 +83,8 @@ extension HostBackendTests {
         try VMFixture.requireGuestImage()
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-ovsg")
-        let dut = Dut()   // the local host DUT: its session is a LocalSession
-        let resources = dut.resources
+        let dut = Dut(run: testRun())   // the local host DUT: its session is a LocalSession
+        let run = dut.run
         let session = dut.session
         let hugepagesBefore = nrHugepages()
         let namespace = names.name("dtsg"), hostEnd = names.name("dtgh"), nsEnd = names.name("dtgn"), kernelVXLAN = names.name("dtgv")
@@ -94,15 +94,13 @@ extension HostBackendTests {
         let switchNamespace = names.name("dtgw")
         var options = OVSDPDKOptions(name: names.name("g"), parentDirectory: dir.path)
         options.networkNamespace = switchNamespace
-        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources),
+        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .run(run),
                             hostNamespace: switchNamespace)
-        let ovs = OVSDPDKBackend(session: session, options: options, cleanup: .resources(resources))
+        let ovs = OVSDPDKBackend(session: session, options: options, cleanup: .run(run))
         let othersBefore = otherDPDKSwitches()
         let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndevice = driver=vhost-user,opt_path=\(socket),opt_server=yes,opt_mac=\(guestMAC);"])
-        let context = try testContext()
-        defer { context.run.remove() }
-        let vm = try fixture.vm()
-        try await withBackendCleanup(resources) {
+        let vm = try fixture.vm(run: run)
+        try await withTearDown(run) {
           do {
             try await ovs.start()
             try await tester.setUp(veth: VethSpec(hostName: hostEnd, namespaceName: nsEnd, namespaceAddress: "172.31.78.2/24"))
@@ -115,7 +113,7 @@ extension HostBackendTests {
             try await ovs.addVXLANPort(bridge: integration, port: vxlanPort, remoteIP: "172.31.78.2", localIP: "172.31.78.1", key: 1000)
             try await ovs.addVhostUserClientPort(bridge: integration, port: vhostPort, serverPath: socket)
 
-            let guest = try await vm.start(VMStartOptions(context: context))
+            let guest = try await vm.start()
             let nic = try #require(try await guestInterface(guest, mac: guestMAC))
             for argv in [["ip", "link", "set", "dev", nic, "mtu", "1450"], ["ip", "addr", "add", "10.78.0.3/24", "dev", nic],
                          ["ip", "link", "set", "dev", nic, "up"]] {
@@ -163,20 +161,20 @@ extension HostBackendTests {
         try requirePrograms(["ovsdb-tool", "ovsdb-server", "ovs-vsctl", "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"])
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-ovsf")
-        let dut = Dut()   // the local host DUT: its session is a LocalSession
-        let resources = dut.resources
+        let dut = Dut(run: testRun())   // the local host DUT: its session is a LocalSession
+        let run = dut.run
         let hugepagesBefore = nrHugepages()
         let othersBefore = otherDPDKSwitches()
         var options = OVSDPDKOptions(name: names.name("f"), parentDirectory: dir.path)
         options.networkNamespace = names.name("dtfw")
         options.lcoreMask = "0x100"   // a core this 2-core host does not have: DPDK's EAL init fails
-        let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .resources(resources))
+        let ovs = OVSDPDKBackend(session: dut.session, options: options, cleanup: .run(run))
         let start = ContinuousClock.now
         let error = await #expect(throws: BackendError.self) { try await ovs.start() }
         #expect(error?.step == "start ovs-vswitchd")
         #expect(error?.detail.contains("dpdk") == true || error?.detail.contains("EAL") == true, "log tail in the error: \(String(describing: error))")
         #expect(ContinuousClock.now - start < .seconds(40))
-        await resources.cleanupAll()
+        await run.tearDown()
         #expect(processes(mentioning: ovs.runDirectory).isEmpty)
         #expect(!isMounted(ovs.hugepageDirectory))
         #expect(!FileManager.default.fileExists(atPath: ovs.runDirectory))

@@ -8,12 +8,12 @@ extension HostBackendTests {
         try requirePrograms(["ip", "ethtool", "tcpdump", "/usr/bin/python3"])
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-tester")
-        let dut = Dut()   // the local host DUT: its session is a LocalSession
-        let resources = dut.resources
+        let dut = Dut(run: testRun())   // the local host DUT: its session is a LocalSession
+        let run = dut.run
         let namespace = names.name("dtst"), hostEnd = names.name("dtsh"), nsEnd = names.name("dtsn")
-        let tester = Tester(session: dut.session, namespace: namespace, workDirectory: dir.path, cleanup: .resources(resources))
+        let tester = Tester(session: dut.session, namespace: namespace, workDirectory: dir.path, cleanup: .run(run))
         let count = 25
-        try await withBackendCleanup(resources) {
+        try await withTearDown(run) {
             try await tester.setUp(veth: VethSpec(hostName: hostEnd, namespaceName: nsEnd,
                                                   namespaceAddress: "192.168.77.2/24", hostAddress: "192.168.77.1/24"))
             #expect(namespaceExists(namespace))

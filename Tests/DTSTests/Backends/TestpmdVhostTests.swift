@@ -11,21 +11,19 @@ extension HostBackendTests {
         try VMFixture.requireGuestImage()
         let names = BackendNames()
         let dir = try TemporaryDirectory("dts-pmd")
-        let dut = Dut()   // the local host DUT: its session is a LocalSession
-        let resources = dut.resources
+        let dut = Dut(run: testRun())   // the local host DUT: its session is a LocalSession
+        let run = dut.run
         let sockets = [dir.path + "/vhost-net0", dir.path + "/vhost-net1"]
         let pmd = TestpmdVhostBackend(session: dut.session,
                                       options: TestpmdVhostOptions(name: names.name("p"), workDirectory: dir.path,
                                                                    ports: sockets.map { VhostPortSpec(socketPath: $0) }),
-                                      cleanup: .resources(resources))
+                                      cleanup: .run(run))
         let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndevice =\n" + sockets.enumerated().map { index, socket in
             "    driver=vhost-user,opt_path=\(socket),opt_mac=00:00:20:00:00:2\(index);"
         }.joined(separator: "\n")])
-        let context = try testContext()
-        let vm = try fixture.vm()
+        let vm = try fixture.vm(run: run)
         var pid: Int32?
-        defer { context.run.remove() }
-        try await withBackendCleanup(resources) {
+        try await withTearDown(run) {
           do {
             try await pmd.start()
             pid = await pmd.processID
@@ -34,7 +32,7 @@ extension HostBackendTests {
             let startup = await pmd.transcript
             #expect(startup.contains("vhost-user server: socket created"), "testpmd output: \(startup)")
 
-            let guest = try await vm.start(VMStartOptions(context: context))
+            let guest = try await vm.start()
             try await pmd.waitForOutput("new device", timeout: .seconds(60))
             // The guest's first vhost NIC sends ARP requests and pings; testpmd forwards them (io) to port 1,
             // whose guest NIC receives them.
@@ -82,7 +80,7 @@ extension HostBackendTests {
                                           ports: [VhostPortSpec(socketPath: dir.path + "/s0")])
         options.memoryMB = 16   // too little for the mbuf pool: testpmd exits before its prompt
         options.startTimeout = .seconds(30)
-        let pmd = TestpmdVhostBackend(session: Dut().session, options: options, cleanup: .none)
+        let pmd = TestpmdVhostBackend(session: Dut(run: Run()).session, options: options, cleanup: .none)
         let error = await #expect(throws: BackendError.self) { try await pmd.start() }
         #expect(error?.step == "start")
         #expect(processes(mentioning: pmd.filePrefix).isEmpty)

@@ -34,8 +34,7 @@ extension RealGuestTests {
             let scratch = try RunnerTempDir("dts-remote-vm")
             let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
                                                                       vmLogDirectory: scratch.path + "/vms"),
-                                           knownHostsPath: scratch.path + "/known_hosts")
-            let context = try testContext()
+                                           run: testRun(), knownHostsPath: scratch.path + "/known_hosts")
 
             // What a killed earlier run from this machine left on the DUT: its directory and a
             // process named by its pid file. The first VM start on the DUT cleans it up.
@@ -53,7 +52,7 @@ extension RealGuestTests {
             try? FileManager.default.removeItem(atPath: remoteImage)
 
             let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)
-            let vm = try await kvm.start(VMStartOptions(context: context))
+            let vm = try await kvm.start()
             let instance = try #require(kvm.instance)
             let qemu = instance.pid
 
@@ -114,14 +113,13 @@ extension RealGuestTests {
             }
             let qmpLog = (try? String(contentsOfFile: logs + "/qmp.log", encoding: .utf8)) ?? ""
             #expect(qmpLog.contains("query-status"))
-            #expect(!FileManager.default.fileExists(atPath: context.run.vmPath("vm0")), "local VM directory left")
+            #expect(!FileManager.default.fileExists(atPath: try dut.run.directory.vmPath("vm0")), "local VM directory left")
 
-            // The run's directory on the DUT goes with the DUT's cleanups.
+            // The run's directory on the DUT goes with the run's cleanups.
             let root = (remoteDir as NSString).deletingLastPathComponent
             #expect(FileManager.default.fileExists(atPath: root))
-            await dut.resources.cleanupAll()
+            await dut.run.tearDown()
             #expect(!FileManager.default.fileExists(atPath: root))
-            await context.cleanUpAll()
             await dut.close()
             #expect(host.waitForNoSessions(), "dropbear still serves a connection after the DUT closed")
         }
@@ -201,12 +199,11 @@ extension RealGuestTests {
             _ = try await killed.waitForExit(within: .seconds(10))
             try await Task.sleep(for: .seconds(1))
             #expect(ProcessIdentity.isAlive(orphan), "the daemonized QEMU died with dts")
-            let next = try await Dut.remote(host.crb("ns-dut"), knownHostsPath: out.path + "/known_hosts")
-            let context = try testContext()
-            let remote = try await RemoteVMHost.host(for: next, context: context)
+            let next = try await Dut.remote(host.crb("ns-dut"), run: testRun(), knownHostsPath: out.path + "/known_hosts")
+            let remote = try await RemoteVMHost.host(for: next)
             #expect(!ProcessIdentity.isAlive(orphan) || Self.status(orphan, "State") == "Z", "the dead run's QEMU still runs on the DUT")
             await remote.remove()
-            await context.cleanUpAll()
+            await next.run.tearDown()
             await next.close()
             let remaining = Self.ownRunDirectories()
             #expect(remaining.isEmpty, "run directories left on the DUT: \(remaining)")
@@ -261,11 +258,10 @@ extension RealGuestTests {
             let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndisk = file=\(missing);"])
             let scratch = try RunnerTempDir("dts-remote-missing")
             let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg),
-                                           knownHostsPath: scratch.path + "/known_hosts")
-            let context = try testContext()
+                                           run: testRun(), knownHostsPath: scratch.path + "/known_hosts")
             let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)
             do {
-                try await kvm.start(VMStartOptions(context: context))
+                try await kvm.start()
                 Issue.record("the VM started without its disk file")
             } catch let error as VMStartError {
                 #expect(error.stage == .prepare)
@@ -274,8 +270,7 @@ extension RealGuestTests {
             }
             let uid = String(getpwnam(RemoteNamespaceHost.user)!.pointee.pw_uid)
             #expect(qemuProcesses(matching: "/tmp/dts-vms.").filter { Self.status($0, "Uid") == uid }.isEmpty)
-            await dut.resources.cleanupAll()
-            await context.cleanUpAll()
+            await dut.run.tearDown()
             await dut.close()
             #expect(Self.ownRunDirectories().isEmpty, "run directories left on the DUT: \(Self.ownRunDirectories())")
         }

@@ -7,74 +7,81 @@ extension RealGuestTests {
     @Test func vncDisplayAnswersWithRFB() async throws {
         try VMFixture.requireGuestImage()
         let fixture = try VMFixture(["vm0": VMFixture.guest + "\nvnc = disable=False;"])
-        let context = try testContext()
-        defer { context.run.remove() }
-        let vm = try fixture.vm()
-        _ = try await vm.start(VMStartOptions(context: context))
-        let display = try #require(vm.instance?.command.ports.vncDisplay)
-        let banner = try readBanner(port: 5900 + display)
-        #expect(banner.hasPrefix("RFB 003."), "VNC banner: \(banner)")
-        await vm.stop()
+        let run = testRun()
+        try await withTearDown(run) {
+            let vm = try fixture.vm(run: run)
+            _ = try await vm.start()
+            let display = try #require(vm.instance?.command.ports.vncDisplay)
+            let banner = try readBanner(port: 5900 + display)
+            #expect(banner.hasPrefix("RFB 003."), "VNC banner: \(banner)")
+            await vm.stop()
+        }
     }
 
     @Test func twoVMsConcurrentlyGetDistinctPortsAndBothReachSSH() async throws {
         try VMFixture.requireGuestImage()
         let fixture = try VMFixture(["vm0": VMFixture.guest, "vm1": VMFixture.guest])
         // Two runs, as two dts processes would have.
-        let c0 = try testContext(), c1 = try testContext()
-        defer { c0.run.remove(); c1.run.remove() }
-        // Each start in its own task, as two dts processes would do it.
-        @Sendable func boot(_ name: String, _ context: RunContext) async throws -> VMInstance {
-            let vm = try fixture.vm(name)
-            _ = try await vm.start(VMStartOptions(context: context))
-            return try #require(vm.instance)
+        let r0 = testRun(), r1 = testRun()
+        try await withTearDown(r0) {
+            try await withTearDown(r1) {
+                // Each start in its own task, as two dts processes would do it.
+                @Sendable func boot(_ name: String, _ run: Run) async throws -> VMInstance {
+                    let vm = try fixture.vm(name, run: run)
+                    _ = try await vm.start()
+                    return try #require(vm.instance)
+                }
+                async let i0 = boot("vm0", r0)
+                async let i1 = boot("vm1", r1)
+                let (first, second) = try await (i0, i1)
+                let a = try #require(first.dut), b = try #require(second.dut)
+                #expect(a.command.ports.ssh != b.command.ports.ssh)
+                #expect(a.command.paths.qmpSocket != b.command.paths.qmpSocket)
+                let macs = (a.command.argv + b.command.argv).filter { $0.hasPrefix("e1000,") }
+                #expect(Set(macs).count == 2, "management NICs share a MAC: \(macs)")
+                let ra = try await a.exec("hostname", timeout: .seconds(20))
+                let rb = try await b.exec("hostname", timeout: .seconds(20))
+                #expect(ra.status == 0 && rb.status == 0)
+                await first.stop()
+                await second.stop()
+            }
         }
-        async let i0 = boot("vm0", c0)
-        async let i1 = boot("vm1", c1)
-        let (first, second) = try await (i0, i1)
-        let a = try #require(first.dut), b = try #require(second.dut)
-        #expect(a.command.ports.ssh != b.command.ports.ssh)
-        #expect(a.command.paths.qmpSocket != b.command.paths.qmpSocket)
-        let macs = (a.command.argv + b.command.argv).filter { $0.hasPrefix("e1000,") }
-        #expect(Set(macs).count == 2, "management NICs share a MAC: \(macs)")
-        let ra = try await a.exec("hostname", timeout: .seconds(20))
-        let rb = try await b.exec("hostname", timeout: .seconds(20))
-        #expect(ra.status == 0 && rb.status == 0)
-        await first.stop()
-        await second.stop()
     }
 
     @Test func qemuKilledDuringReadinessFailsFastAndCleansUp() async throws {
         try VMFixture.requireGuestImage()
         let fixture = try VMFixture(["vm0": VMFixture.guest])
-        let context = try testContext()
-        defer { context.run.remove() }
-        let vm = try fixture.vm()
-        let killed = LockedBox<ContinuousClock.Instant?>(nil)
-        let options = VMStartOptions(context: context) { event in
-            // Once the guest agent stage begins, the guest is booting: kill QEMU.
-            guard event.stage == .guestAgent, event.outcome == .started else { return }
-            let argvFile = context.run.vmPath("vm0") + "/argv"
-            let qmp = (try? String(contentsOfFile: argvFile, encoding: .utf8)).flatMap { text in
-                text.split(separator: "\n").first { $0.contains("qmp.sock") }
+        let run = testRun()
+        try await withTearDown(run) {
+            let vm = try fixture.vm(run: run)
+            let runPath = try run.directory.path
+            let killed = LockedBox<ContinuousClock.Instant?>(nil)
+            let options = VMStartOptions { event in
+                // Once the guest agent stage begins, the guest is booting: kill QEMU.
+                guard event.stage == .guestAgent, event.outcome == .started else { return }
+                let argvFile = runPath + "/vm0/argv"
+                let qmp = (try? String(contentsOfFile: argvFile, encoding: .utf8)).flatMap { text in
+                    text.split(separator: "\n").first { $0.contains("qmp.sock") }
+                }
+                for pid in qemuProcesses(matching: String(qmp ?? "qmp.sock")) { kill(pid, SIGKILL) }
+                killed.set(ContinuousClock.now)
             }
-            for pid in qemuProcesses(matching: String(qmp ?? "qmp.sock")) { kill(pid, SIGKILL) }
-            killed.set(ContinuousClock.now)
+            do {
+                _ = try await vm.start(options)
+                Issue.record("start succeeded although QEMU was killed")
+            } catch let error as VMStartError {
+                let at = try #require(killed.get())
+                #expect(ContinuousClock.now - at < .seconds(1), "noticed \(ContinuousClock.now - at) after the kill")
+                #expect(error.stage == .guestAgent)
+                guard case .qemuExited(let status) = error.reason else { Issue.record("reason: \(error.reason)"); return }
+                #expect(status == 128 + SIGKILL)
+                #expect("\(error)".contains("failed at stage 'guest-agent'"))
+            }
+            #expect(qemuProcesses(matching: runPath).isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: runPath + "/vm0/qmp.sock"))
+            #expect(try run.allocator.ports(of: "vm0").isEmpty)
+            #expect(await run.pending.isEmpty, "the failed VM is still registered with the run")
         }
-        do {
-            _ = try await vm.start(options)
-            Issue.record("start succeeded although QEMU was killed")
-        } catch let error as VMStartError {
-            let at = try #require(killed.get())
-            #expect(ContinuousClock.now - at < .seconds(1), "noticed \(ContinuousClock.now - at) after the kill")
-            #expect(error.stage == .guestAgent)
-            guard case .qemuExited(let status) = error.reason else { Issue.record("reason: \(error.reason)"); return }
-            #expect(status == 128 + SIGKILL)
-            #expect("\(error)".contains("failed at stage 'guest-agent'"))
-        }
-        #expect(qemuProcesses(matching: context.run.path).isEmpty)
-        #expect(!FileManager.default.fileExists(atPath: context.run.vmPath("vm0") + "/qmp.sock"))
-        #expect(context.allocator.ports(of: "vm0").isEmpty)
     }
 
     @Test func guestThatNeverBecomesReadyTimesOutWithConsoleTail() async throws {
@@ -85,37 +92,39 @@ extension RealGuestTests {
             login = user=root,password=tester;
             start = wait_seconds=25,login_timeout=10;
             """])
-        let context = try RunContext(root: "/tmp/dts-test-runs", timeoutFactor: 1)
-        defer { context.run.remove() }
-        let vm = try fixture.vm()
-        let begin = ContinuousClock.now
-        do {
-            _ = try await vm.start(VMStartOptions(context: context, logDirectory: context.run.path + "/logs-vm0"))
-            Issue.record("a guest with rdinit=/bin/false came up")
-            await vm.stop()
-        } catch let error as VMStartError {
-            #expect(error.stage == .guestAgent)
-            if case .timedOut = error.reason {} else { Issue.record("reason: \(error.reason)") }
-            #expect(ContinuousClock.now - begin < .seconds(45))
-            #expect(error.consoleTail.contains("init") || error.consoleTail.contains("panic"), "console tail: \(error.consoleTail)")
-            #expect(error.logDirectory == context.run.path + "/logs-vm0")
-            #expect(FileManager.default.fileExists(atPath: error.logDirectory + "/console.log"))
+        let run = testRun(timeoutFactor: 1)
+        try await withTearDown(run) {
+            let vm = try fixture.vm(run: run)
+            let runPath = try run.directory.path
+            let begin = ContinuousClock.now
+            do {
+                _ = try await vm.start(VMStartOptions(logDirectory: runPath + "/logs-vm0"))
+                Issue.record("a guest with rdinit=/bin/false came up")
+                await vm.stop()
+            } catch let error as VMStartError {
+                #expect(error.stage == .guestAgent)
+                if case .timedOut = error.reason {} else { Issue.record("reason: \(error.reason)") }
+                #expect(ContinuousClock.now - begin < .seconds(45))
+                #expect(error.consoleTail.contains("init") || error.consoleTail.contains("panic"), "console tail: \(error.consoleTail)")
+                #expect(error.logDirectory == runPath + "/logs-vm0")
+                #expect(FileManager.default.fileExists(atPath: error.logDirectory + "/console.log"))
+            }
+            #expect(qemuProcesses(matching: runPath).isEmpty)
         }
-        #expect(qemuProcesses(matching: context.run.path).isEmpty)
     }
 
     @Test func takenPortIsSkipped() throws {
-        let context = try testContext()
-        defer { context.run.remove() }
+        let run = testRun()
+        defer { run.removeDirectory() }
         // Hold every port of a tiny range but one: the allocator must find the free one.
         var ranges = HostResourceAllocator.Ranges()
         ranges.ssh = 46000...46002
-        let allocator = try HostResourceAllocator(run: context.run, ranges: ranges)
+        let allocator = try HostResourceAllocator(run: run.directory, ranges: ranges)
         let blockers = try [46000, 46002].map { try ListeningSocket(port: $0) }
         defer { blockers.forEach { $0.close() } }
         #expect(try allocator.hostForwardPort(vm: "vm0", guestPort: 22) == 46001)
         // Another allocator (another dts run) may not take the one reserved by the first.
-        let other = try HostResourceAllocator(run: context.run, ranges: ranges)
+        let other = try HostResourceAllocator(run: run.directory, ranges: ranges)
         #expect(throws: ResourceError.self) { try other.hostForwardPort(vm: "vm9", guestPort: 22) }
         allocator.release(vm: "vm0")
         #expect(try other.hostForwardPort(vm: "vm9", guestPort: 22) == 46001)
@@ -198,20 +207,21 @@ extension RealGuestTests {
         @Test func daemonizedQEMUIsTrackedByPidFileAndQMP() async throws {
             try VMFixture.requireGuestImage()
             let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndaemon = enable=yes;"])
-            let context = try testContext()
-            defer { context.run.remove() }
-            let vm = try fixture.vm()
-            let dut = try await vm.start(VMStartOptions(context: context))
-            let instance = try #require(vm.instance)
-            // The launcher exited after daemonizing; the VM runs under the pid from its pid file.
-            let launcher = try #require(instance.process)
-            #expect(launcher.exitStatus == 0)
-            let pidText = try String(contentsOfFile: try #require(instance.command.paths.pidFile), encoding: .utf8)
-            #expect(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) == instance.pid)
-            #expect(instance.pid != launcher.pid && ProcessIdentity.isAlive(instance.pid))
-            #expect(try await dut.exec("true", timeout: .seconds(20)).succeeded)
-            await vm.stop()
-            #expect(!ProcessIdentity.isAlive(instance.pid))
+            let run = testRun()
+            try await withTearDown(run) {
+                let vm = try fixture.vm(run: run)
+                let dut = try await vm.start()
+                let instance = try #require(vm.instance)
+                // The launcher exited after daemonizing; the VM runs under the pid from its pid file.
+                let launcher = try #require(instance.process)
+                #expect(launcher.exitStatus == 0)
+                let pidText = try String(contentsOfFile: try #require(instance.command.paths.pidFile), encoding: .utf8)
+                #expect(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) == instance.pid)
+                #expect(instance.pid != launcher.pid && ProcessIdentity.isAlive(instance.pid))
+                #expect(try await dut.exec("true", timeout: .seconds(20)).succeeded)
+                await vm.stop()
+                #expect(!ProcessIdentity.isAlive(instance.pid))
+            }
         }
 
         @Test func dtsVMRunPrintsTheOutputAndExitsWithTheCommandsStatus() throws {

@@ -22,8 +22,9 @@ struct VMFixture: Sendable {
         try text.write(toFile: dir.path + "/\(suite).cfg", atomically: true, encoding: .utf8)
     }
 
-    func vm(_ name: String = "vm0") throws -> QEMUKvm {
-        try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: confDirectory, accelerator: .tcg)), vmName: name, suite: suite)
+    /// VM `name` on this machine as a DUT of `run`.
+    func vm(_ name: String = "vm0", run: Run) throws -> QEMUKvm {
+        try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: confDirectory, accelerator: .tcg), run: run), vmName: name, suite: suite)
     }
 
     static let guest = """
@@ -32,16 +33,16 @@ struct VMFixture: Sendable {
         login = user=root,password=tester;
         """
 
-    static func requireGuestImage() throws {
-        let kernel = HostFacts.imageDirectory + "/dts-guest/vmlinux"
-        try #require(FileManager.default.fileExists(atPath: kernel),
-                     "the dts guest image is missing (\(kernel)); build it with scripts/build-guest-image.sh")
+    static func requireGuestImage(_ name: String = "dts-guest") throws {
+        let kernel = HostFacts.imageDirectory + "/\(name)/vmlinux"
+        let build = name == "dts-guest" ? "scripts/build-guest-image.sh" : "scripts/build-guest-image.sh --with-dpdk"
+        try #require(FileManager.default.fileExists(atPath: kernel), "the guest image \(name) is missing (\(kernel)); build it with \(build)")
     }
 }
 
-/// A private run root so that tests never touch another run's files.
-func testContext() throws -> RunContext {
-    try RunContext(root: "/tmp/dts-test-runs", timeoutFactor: 1.5)
+/// A run under a private root, so that tests never touch another run's files; deadlines × 1.5.
+func testRun(timeoutFactor: Double = 1.5, hugepageMount: String? = HostFacts.hugetlbfsMount()) -> Run {
+    Run(root: "/tmp/dts-test-runs", hugepageMount: hugepageMount, timeoutFactor: timeoutFactor)
 }
 
 func qemuProcesses(matching text: String) -> [Int32] {
@@ -62,39 +63,41 @@ extension RealGuestTests {
     @Test func bootsReachesSSHAndStopsClean() async throws {
         try VMFixture.requireGuestImage()
         let fixture = try VMFixture(["vm0": VMFixture.guest])
-        let context = try testContext()
-        defer { context.run.remove() }
-        let vm = try fixture.vm()
-        let dut = try await vm.start(VMStartOptions(context: context))
-        let instance = try #require(vm.instance)
-        let runtime = instance.command.paths
+        let run = testRun()
+        try await withTearDown(run) {
+            let vm = try fixture.vm(run: run)
+            let dut = try await vm.start()
+            let instance = try #require(vm.instance)
+            let runtime = instance.command.paths
 
-        // SSH (libssh2) to the guest: its own kernel, not the host's.
-        let uname = try await dut.exec("uname -a", timeout: .seconds(20))
-        #expect(uname.status == 0)
-        let manifest = try String(contentsOfFile: HostFacts.imageDirectory + "/dts-guest/manifest", encoding: .utf8)
-        let kernel = try #require(manifest.split(separator: "\n").first { $0.hasPrefix("kernel_version=") }?.dropFirst(15))
-        #expect(uname.output.contains("dts-guest") && uname.output.contains(String(kernel)), "uname: \(uname.output)")
-        // The guest agent sees the management interface by its DTS name, with QEMU's DHCP address.
-        let interfaces = try await #require(dut.guestAgent).networkInterfaces()
-        let management = try #require(interfaces.first { $0.name == "host_connect" })
-        #expect(management.addresses.contains { $0.address == "10.0.2.15" })
-        // The e1000 at guest PCI address 00:1f.0.
-        let pci = try await dut.qmp.infoPCI()
-        let e1000 = try #require(pci.first { $0.address.slot == 0x1f })
-        #expect(e1000.vendorID == 0x8086 && e1000.deviceID == 0x100e)
-        // sendExpect on the VM DUT's main shell.
-        let echoed = try await dut.sendExpect("echo $((6*7))", "# ", timeout: .seconds(10))
-        #expect(echoed == "42\n" || echoed == "42", "sendExpect returned \(echoed.debugDescription)")
+            // SSH (libssh2) to the guest: its own kernel, not the host's.
+            let uname = try await dut.exec("uname -a", timeout: .seconds(20))
+            #expect(uname.status == 0)
+            let manifest = try String(contentsOfFile: HostFacts.imageDirectory + "/dts-guest/manifest", encoding: .utf8)
+            let kernel = try #require(manifest.split(separator: "\n").first { $0.hasPrefix("kernel_version=") }?.dropFirst(15))
+            #expect(uname.output.contains("dts-guest") && uname.output.contains(String(kernel)), "uname: \(uname.output)")
+            // The guest agent sees the management interface by its DTS name, with QEMU's DHCP address.
+            let interfaces = try await #require(dut.guestAgent).networkInterfaces()
+            let management = try #require(interfaces.first { $0.name == "host_connect" })
+            #expect(management.addresses.contains { $0.address == "10.0.2.15" })
+            // The e1000 at guest PCI address 00:1f.0.
+            let pci = try await dut.qmp.infoPCI()
+            let e1000 = try #require(pci.first { $0.address.slot == 0x1f })
+            #expect(e1000.vendorID == 0x8086 && e1000.deviceID == 0x100e)
+            // sendExpect on the VM DUT's main shell.
+            let echoed = try await dut.sendExpect("echo $((6*7))", "# ", timeout: .seconds(10))
+            #expect(echoed == "42\n" || echoed == "42", "sendExpect returned \(echoed.debugDescription)")
 
-        let pid = instance.pid
-        await vm.stop()
-        #expect(!ProcessIdentity.isAlive(pid), "qemu \(pid) still runs after stop")
-        for path in [runtime.qmpSocket, runtime.guestAgentSocket, runtime.monitorSocket, runtime.pidFile].compactMap({ $0 }) {
-            #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind")
+            let pid = instance.pid
+            await vm.stop()
+            #expect(!ProcessIdentity.isAlive(pid), "qemu \(pid) still runs after stop")
+            for path in [runtime.qmpSocket, runtime.guestAgentSocket, runtime.monitorSocket, runtime.pidFile].compactMap({ $0 }) {
+                #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind")
+            }
+            #expect(try run.allocator.ports(of: "vm0").isEmpty)
+            #expect(await run.pending.isEmpty, "the stopped VM is still registered with the run")
+            await vm.stop() // idempotent
         }
-        #expect(context.allocator.ports(of: "vm0").isEmpty)
-        await vm.stop() // idempotent
     }
 
     @Test func vcpusArePinnedBeforeTheGuestRuns() async throws {
@@ -103,22 +106,23 @@ extension RealGuestTests {
         let pins = cpus.count >= 2 ? [cpus[1], cpus[0]] : [cpus[0], cpus[0]]
         guard Set(pins).count == 2 else { return } // one-CPU host: nothing to tell apart
         let fixture = try VMFixture(["vm0": VMFixture.guest + "\ncpu = model=host,number=2,cpupin=\(pins[0]) \(pins[1]);"])
-        let context = try testContext()
-        defer { context.run.remove() }
-        let vm = try fixture.vm()
-        let dut = try await vm.start(VMStartOptions(context: context))
-        let instance = try #require(vm.instance)
-        for cpu in try await dut.qmp.queryCPUsFast() {
-            #expect(CPUAffinity.allowedList(pid: instance.pid, thread: Int32(cpu.threadID)) == [pins[cpu.cpuIndex]],
-                    "vCPU \(cpu.cpuIndex)")
+        let run = testRun()
+        try await withTearDown(run) {
+            let vm = try fixture.vm(run: run)
+            let dut = try await vm.start()
+            let instance = try #require(vm.instance)
+            for cpu in try await dut.qmp.queryCPUsFast() {
+                #expect(CPUAffinity.allowedList(pid: instance.pid, thread: Int32(cpu.threadID)) == [pins[cpu.cpuIndex]],
+                        "vCPU \(cpu.cpuIndex)")
+            }
+            // Pinned while paused: the QMP transcript shows query-cpus-fast before cont.
+            let transcript = try String(contentsOfFile: instance.command.paths.runtimeDirectory + "/qmp.log", encoding: .utf8)
+            let query = try #require(transcript.range(of: "query-cpus-fast"))
+            let cont = try #require(transcript.range(of: "\"cont\""))
+            #expect(query.lowerBound < cont.lowerBound)
+            #expect(instance.command.argv.contains("-S"))
+            await vm.stop()
         }
-        // Pinned while paused: the QMP transcript shows query-cpus-fast before cont.
-        let transcript = try String(contentsOfFile: instance.command.paths.runtimeDirectory + "/qmp.log", encoding: .utf8)
-        let query = try #require(transcript.range(of: "query-cpus-fast"))
-        let cont = try #require(transcript.range(of: "\"cont\""))
-        #expect(query.lowerBound < cont.lowerBound)
-        #expect(instance.command.argv.contains("-S"))
-        await vm.stop()
     }
 
     @Test func hugepageBackedGuest() async throws {
@@ -126,16 +130,61 @@ extension RealGuestTests {
         let pages = try HugepageReservation(pages: 160)
         defer { pages.release() }
         let fixture = try VMFixture(["vm0": VMFixture.guest + "\nmem = size=256,hugepage=yes;"])
-        let context = try RunContext(root: "/tmp/dts-test-runs", hugepageMount: pages.mount, timeoutFactor: 1.5)
-        defer { context.run.remove() }
-        let vm = try fixture.vm()
-        // Pages in use on the test's own mount: not disturbed by anything else using hugepages.
-        #expect(Hugepages.pagesInUse(mount: pages.mount) == 0)
-        _ = try await vm.start(VMStartOptions(context: context))
-        let during = Hugepages.pagesInUse(mount: pages.mount) ?? 0
-        #expect(during >= 128, "\(during) hugepages in use on \(pages.mount): guest memory not on hugepages")
-        await vm.stop()
-        #expect(Hugepages.pagesInUse(mount: pages.mount) == 0, "hugepages not given back")
+        let run = testRun(hugepageMount: pages.mount)
+        try await withTearDown(run) {
+            let vm = try fixture.vm(run: run)
+            // Pages in use on the test's own mount: not disturbed by anything else using hugepages.
+            #expect(Hugepages.pagesInUse(mount: pages.mount) == 0)
+            _ = try await vm.start()
+            let during = Hugepages.pagesInUse(mount: pages.mount) ?? 0
+            #expect(during >= 128, "\(during) hugepages in use on \(pages.mount): guest memory not on hugepages")
+            await vm.stop()
+            #expect(Hugepages.pagesInUse(mount: pages.mount) == 0, "hugepages not given back")
+        }
+    }
+
+    /// The guest-DPDK steps of a VM suite (``VirtDut`` + DPDK): a virtio NIC found by its MAC,
+    /// bound to uio_pci_generic, hugepages reserved in the guest, testpmd started on it.
+    @Test func guestDPDKStepsFindBindReserveAndStartTestpmd() async throws {
+        try VMFixture.requireGuestImage("dts-guest-dpdk")
+        let mac = "00:00:20:00:00:42"
+        let fixture = try VMFixture(["vm0": """
+            enable_kvm = enable=no;
+            cpu = model=host,number=2;
+            mem = size=512;
+            kernel = guest_image=dts-guest-dpdk;
+            login = user=root,password=tester;
+            net =
+                type=nic,opt_vlan=0,opt_addr=1f;
+                type=user,opt_vlan=0;
+                type=nic,opt_vlan=1,opt_model=virtio-net-pci,opt_macaddr=\(mac);
+                type=user,opt_vlan=1,opt_hostfwd=udp:127.0.0.1:0-:9;
+            """])
+        let run = testRun()
+        try await withTearDown(run) {
+            let vm = try fixture.vm(run: run)
+            let guest = try await vm.start()
+            let address = try await guest.pciAddress(ofMAC: mac.uppercased())
+            #expect(address.hasPrefix("0000:00:"), "\(address)")
+            let pci = try await guest.qmp.infoPCI()
+            #expect(pci.contains { $0.vendorID == 0x1af4 && address.hasSuffix(String(format: "%02x.%x", $0.address.slot, $0.address.function)) },
+                    "\(address) is not the virtio NIC on the guest bus")
+            await #expect(throws: BackendError.self) { _ = try await guest.pciAddress(ofMAC: "00:00:20:00:00:99") }
+
+            try await guest.bindToUIO(address)
+            let driver = try await guest.exec(argv: ["readlink", "-f", "/sys/bus/pci/devices/\(address)/driver"], timeout: .seconds(10))
+            #expect(driver.output.hasSuffix("/uio_pci_generic\n"), "\(driver.output)")
+            try await guest.reserveHugepages(64)
+
+            var options = GuestTestpmdOptions(devices: [address], memoryMB: 128)
+            options.filePrefix = "lifecycle"
+            let banner = try await guest.startTestpmd(options)
+            #expect(banner.contains("Port 0"), "\(banner)")
+            let info = try await guest.sendExpect("show port info 0", "testpmd> ", timeout: .seconds(30))
+            #expect(info.lowercased().contains(mac), "\(info)")
+            _ = try await guest.sendExpect("quit", "# ", timeout: .seconds(30))
+            await vm.stop()
+        }
     }
 
     @Test func notEnoughHugepagesIsAClearError() async throws {
