@@ -69,7 +69,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "BootBench",
-            dependencies: ["DTS", "DTSSSH"],
+            dependencies: ["DTS", "DTSSSH", "DTSProcess"],
             path: "Benchmarks/BootBench"
         ),
         .testTarget(

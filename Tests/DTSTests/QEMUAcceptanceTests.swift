@@ -1,5 +1,6 @@
 @testable import DTS
 import DTSControl
+import DTSProcess
 import Foundation
 import Testing
 
@@ -68,7 +69,7 @@ extension RealGuestTests {
             argv = ["unshare", "--mount", "--net", "--", "/bin/sh", "-c", script, "sh", scratch.path + "/etc-qemu"] + argv
             setenv("BRIDGES", names.joined(separator: " "), 1)
         }
-        let qemu = try SupervisedProcess.spawn(argv, stdout: scratch.path + "/qemu.out", stderr: scratch.path + "/qemu.err",
+        let qemu = try ChildProcess.spawn(argv, stdout: scratch.path + "/qemu.out", stderr: scratch.path + "/qemu.err",
                                                directory: scratch.path, dieWithParent: true)
         defer { qemu.signal(SIGKILL) }
         let qmp: QMPClient
@@ -300,7 +301,7 @@ final class HugepageReservation: Sendable {
 
 /// A real vhost-user backend: dpdk-testpmd with one vhost vdev per socket, no hugepages.
 final class VhostBackend: Sendable {
-    let process: SupervisedProcess
+    let process: ChildProcess
     let prefix: String
 
     static func start(sockets: [(path: String, qemuIsServer: Bool)], scratch: String) async throws -> VhostBackend {
@@ -310,7 +311,7 @@ final class VhostBackend: Sendable {
             argv += ["--vdev", "net_vhost\(index),iface=\(socket.path)" + (socket.qemuIsServer ? ",client=1" : "")]
         }
         argv += ["--", "--total-num-mbufs=4096", "--stats-period", "3600"]
-        let process = try SupervisedProcess.spawn(argv, stdout: scratch + "/testpmd.log", stderr: scratch + "/testpmd.log", dieWithParent: true)
+        let process = try ChildProcess.spawn(argv, stdout: scratch + "/testpmd.log", stderr: scratch + "/testpmd.log", dieWithParent: true)
         let backend = VhostBackend(process: process, prefix: prefix)
         let deadline = ContinuousClock.now + .seconds(30)
         while !sockets.filter({ !$0.qemuIsServer }).allSatisfy({ FileManager.default.fileExists(atPath: $0.path) }) {
@@ -324,7 +325,7 @@ final class VhostBackend: Sendable {
         return backend
     }
 
-    private init(process: SupervisedProcess, prefix: String) {
+    private init(process: ChildProcess, prefix: String) {
         self.process = process
         self.prefix = prefix
     }

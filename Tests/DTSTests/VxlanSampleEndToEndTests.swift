@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSProcess
 import Foundation
 import Testing
 
@@ -111,7 +112,7 @@ extension HostBackendTests {
             #expect(namespaceExists("dtsvxlan"))
             let (status, _) = await dts.interrupt(waitingUpTo: .seconds(120))
             #expect(status == 130)
-            for pid in running { #expect(!ProcessIdentity.isAlive(pid), "\(ProcessIdentity.commandLine(of: pid)) survived the interrupted run") }
+            for pid in running { #expect(!ProcessTable.isAlive(pid), "\(ProcessTable.commandLine(of: pid)) survived the interrupted run") }
             #expect(processes(mentioning: "/tmp/dts-vxlan-").isEmpty)
             #expect(!namespaceExists("dtsvxlan") && !linkExists("vu0"))
             let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""

@@ -83,28 +83,44 @@ public final class LocalSession: DUTSession {
         log?.record(endpoint, .command, command, redactor: redactor)
         let out = try CaptureFile(), err = try CaptureFile()
         defer { out.close(); err.close() }
-        let child = try ChildProcess.spawn(["/bin/sh", "-c", command], standardInput: .null,
-                                           standardOutput: .descriptor(out.fd), standardError: .descriptor(err.fd))
-        let outcome = await child.waitForExit(timeout: timeout)
-        let result = ExecResult(status: outcome.status, stdout: out.readAll(), stderr: err.readAll())
+        let child = try Self.spawn(["/bin/sh", "-c", command], SpawnOptions(
+            processGroup: .newSession, standardInput: .null, standardOutput: .descriptor(out.fd), standardError: .descriptor(err.fd)))
+        // On timeout or cancellation every process of the command's session is killed.
+        let exited = await child.waitForExit(timeout: timeout)
+        let status: Int32
+        if let exited {
+            status = exited
+        } else {
+            child.signal(SIGKILL)
+            status = await child.waitForExit()
+        }
+        let result = ExecResult(status: status, stdout: out.readAll(), stderr: err.readAll())
         if !result.stdout.isEmpty { log?.record(endpoint, .output, result.output, redactor: redactor) }
         if !result.stderr.isEmpty { log?.record(endpoint, .errorOutput, result.errorOutput, redactor: redactor) }
-        switch outcome.reason {
-        case .exited:
+        if exited != nil {
             log?.record(endpoint, .status, "exit status \(result.status)", redactor: redactor)
             return result
-        case .timedOut:
-            log?.record(endpoint, .status, "timed out after \(timeout); process group killed", redactor: redactor)
-            throw LocalSessionError.timeout(command: redactor.redact(command), after: timeout,
-                                            stdout: result.output, stderr: result.errorOutput)
-        case .cancelled:
+        }
+        if Task.isCancelled {
             log?.record(endpoint, .status, "cancelled; process group killed", redactor: redactor)
             throw CancellationError()
         }
+        log?.record(endpoint, .status, "timed out after \(timeout); process group killed", redactor: redactor)
+        throw LocalSessionError.timeout(command: redactor.redact(command), after: timeout,
+                                        stdout: result.output, stderr: result.errorOutput)
     }
 
     public func openShell() async throws -> any InteractiveSession {
         try await openLocalShell()
+    }
+
+    /// Starts a child, reporting a failure as ``LocalSessionError/spawnFailed(program:errno:)``.
+    static func spawn(_ argv: [String], _ options: SpawnOptions) throws(LocalSessionError) -> ChildProcess {
+        do throws(SpawnError) {
+            return try ChildProcess.spawn(argv, options)
+        } catch {
+            throw .spawnFailed(program: argv.first ?? "", errno: error.code)
+        }
     }
 
     /// Opens a shell and returns it with its concrete type (for ``LocalShell/prompt`` and ``LocalShell/run(_:timeout:)``).
@@ -213,8 +229,9 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         environment.removeValue(forKey: "PROMPT_COMMAND")
         do {
             // The slave side as standard input makes the PTY the new session's controlling terminal.
-            child = try ChildProcess.spawn(argv, standardInput: .open(slavePath, flags: O_RDWR), standardOutput: .sameAs(0),
-                                           standardError: .sameAs(0), environment: environment)
+            child = try LocalSession.spawn(argv, SpawnOptions(environment: environment, processGroup: .newSession,
+                                                              standardInput: .open(slavePath, flags: O_RDWR),
+                                                              standardOutput: .sameAs(0), standardError: .sameAs(0)))
         } catch {
             Glibc.close(master)
             throw error
@@ -277,10 +294,9 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         pendingWaiter?.continuation.resume(throwing: LocalSessionError.shellExited(command: pendingWaiter?.command ?? "", output: output))
         guard !wasClosed else { return }
         // SIGHUP lets bash hang up its jobs; then everything left in the shell's session is killed.
-        child.signalSession(SIGHUP)
-        let outcome = await child.waitForExit(timeout: .seconds(2))
-        _ = outcome
-        child.signalSession(SIGKILL)
+        child.signal(SIGHUP)
+        _ = await child.waitForExit(timeout: .seconds(2))
+        child.signal(SIGKILL)
     }
 
     // MARK: internals
@@ -462,80 +478,6 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         if output.hasPrefix(command + "\n") { return String(output.dropFirst(command.count + 1)) }
         if output == command { return "" }
         return output
-    }
-}
-
-// MARK: - Processes
-
-/// A child process started in a new session (``Spawn/start(_:_:)``), reaped on a Dispatch thread.
-final class ChildProcess: @unchecked Sendable {
-    enum Reason { case exited, timedOut, cancelled }
-
-    let pid: pid_t
-    private let lock = NSLock()
-    private var exited = false
-    private var status: Int32 = 0
-    private var reason: Reason = .exited
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    private init(pid: pid_t) {
-        self.pid = pid
-        let queue = DispatchQueue(label: "dts-reaper-\(pid)")
-        queue.async { [self] in reap() }
-    }
-
-    /// Starts `argv` (an absolute path first) in a new session with the given standard descriptors.
-    static func spawn(_ argv: [String], standardInput: Redirection, standardOutput: Redirection, standardError: Redirection,
-                      environment: [String: String]? = nil) throws -> ChildProcess {
-        let options = SpawnOptions(environment: environment, processGroup: .newSession, standardInput: standardInput,
-                                   standardOutput: standardOutput, standardError: standardError)
-        do throws(SpawnError) {
-            return ChildProcess(pid: try Spawn.start(argv, options))
-        } catch {
-            throw LocalSessionError.spawnFailed(program: argv.first ?? "", errno: error.code)
-        }
-    }
-
-    private func reap() {
-        // Wait without reaping, mark exited under the lock, then reap: a kill can never hit a reused pid.
-        var info = siginfo_t()
-        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
-        lock.lock()
-        status = WaitStatus.wait(for: pid) ?? 0
-        exited = true
-        let continuations = waiters
-        waiters = []
-        lock.unlock()
-        continuations.forEach { $0.resume() }
-    }
-
-    /// Sends `signal` to every process of the child's session (its process group and any job groups).
-    func signalSession(_ signal: Int32) {
-        lock.lock(); defer { lock.unlock() }
-        if !exited { kill(-pid, signal) }
-        for member in ProcessTable.members(ofSession: pid) where member != pid { kill(member, signal) }
-    }
-
-    /// Waits for the child to exit; on timeout or task cancellation kills its whole session first.
-    func waitForExit(timeout: Duration) async -> (status: Int32, reason: Reason) {
-        let killer = DispatchWorkItem { [self] in
-            lock.lock(); let done = exited; if !done { reason = .timedOut }; lock.unlock()
-            if !done { signalSession(SIGKILL) }
-        }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dtsSeconds, execute: killer)
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                lock.lock()
-                if exited { lock.unlock(); continuation.resume(); return }
-                waiters.append(continuation)
-                lock.unlock()
-            }
-        } onCancel: { [self] in
-            lock.lock(); let done = exited; if !done && reason == .exited { reason = .cancelled }; lock.unlock()
-            if !done { signalSession(SIGKILL) }
-        }
-        killer.cancel()
-        return lock.withLock { (status, reason) }
     }
 }
 

@@ -1,3 +1,4 @@
+import DTSProcess
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -47,9 +48,9 @@ protocol VMHost: AnyObject, Sendable {
 /// How QEMU was started.
 enum QEMULaunch: Sendable {
     /// A supervised child of this process.
-    case supervised(SupervisedProcess)
+    case supervised(ChildProcess)
     /// A daemon known by its pid (the launcher exited 0 after QEMU daemonized).
-    case daemon(pid: Int32, launcher: SupervisedProcess?)
+    case daemon(pid: Int32, launcher: ChildProcess?)
 }
 
 /// This machine as the VM host: QEMU is a supervised child of dts (killed with dts), files and
@@ -85,7 +86,7 @@ final class LocalVMHost: VMHost {
 
     func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> QEMULaunch {
         let dir = command.paths.runtimeDirectory
-        let process = try SupervisedProcess.spawn(command.command, stdout: dir + "/qemu.stdout", stderr: dir + "/qemu.stderr",
+        let process = try ChildProcess.spawn(command.command, stdout: dir + "/qemu.stdout", stderr: dir + "/qemu.stderr",
                                                   dieWithParent: !command.daemonize)
         guard command.daemonize else { return .supervised(process) }
         // The launcher exits 0 once QEMU has daemonized; then follow the pid file.
@@ -99,7 +100,7 @@ final class LocalVMHost: VMHost {
         return .daemon(pid: pid, launcher: process)
     }
 
-    func isAlive(_ pid: Int32) async -> Bool { ProcessIdentity.isAlive(pid) }
+    func isAlive(_ pid: Int32) async -> Bool { ProcessTable.isAlive(pid) }
 
     func signal(_ pid: Int32, _ signal: Int32) async { kill(pid, signal) }
 

@@ -1,4 +1,5 @@
 import DTSControl
+import DTSProcess
 import DTSSSH
 import Foundation
 import Logging
@@ -50,7 +51,7 @@ public final class VMInstance: @unchecked Sendable {
         }
     }
     /// The supervised QEMU, or the launcher of a daemonized one started on this machine.
-    public var process: SupervisedProcess? {
+    public var process: ChildProcess? {
         lock.withLock {
             switch launched {
             case .supervised(let process): return process

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSProcess
 import Foundation
 import Testing
 
@@ -28,7 +29,7 @@ func withBackendCleanup(_ resources: RunResources, _ body: () async throws -> Vo
 func processes(mentioning text: String) -> [Int32] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap(Int32.init).filter { pid in
-        pid != getpid() && ProcessIdentity.commandLine(of: pid).contains { $0.contains(text) }
+        pid != getpid() && ProcessTable.commandLine(of: pid).contains { $0.contains(text) }
     }
 }
 

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSProcess
 import Foundation
 import Testing
 
@@ -66,7 +67,7 @@ extension HostBackendTests {
             throw error
           }
         }
-        if let pid { #expect(!ProcessIdentity.isAlive(pid), "testpmd \(pid) still running") }
+        if let pid { #expect(!ProcessTable.isAlive(pid), "testpmd \(pid) still running") }
         #expect(processes(mentioning: pmd.filePrefix).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: "/var/run/dpdk/" + pmd.filePrefix))
         for socket in sockets { #expect(!FileManager.default.fileExists(atPath: socket)) }

@@ -1,5 +1,6 @@
 @testable import DTS
 import DTSControl
+import DTSProcess
 import Foundation
 import Testing
 
@@ -46,7 +47,7 @@ extension RealGuestTests {
                                           "sh", stale, RunDirectory.machineID], timeout: .seconds(10))
             let stalePid = try #require(Int32(try String(contentsOfFile: stale + "/vm0/qemu.pid", encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)))
-            #expect(ProcessIdentity.isAlive(stalePid))
+            #expect(ProcessTable.isAlive(stalePid))
 
             // No guest image on the DUT yet: the start copies it.
             let remoteImage = "/home/\(RemoteNamespaceHost.user)/.cache/dts/images/dts-guest"
@@ -58,7 +59,7 @@ extension RealGuestTests {
             let qemu = instance.pid
 
             // The stale run is gone: its process group killed (the shell and its sleep), its directory removed.
-            #expect(!ProcessIdentity.isAlive(stalePid) || Self.status(stalePid, "State") == "Z")
+            #expect(!ProcessTable.isAlive(stalePid) || Self.status(stalePid, "State") == "Z")
             #expect(localProcesses(running: "sleep 1283").isEmpty, "the stale run's child survived")
             #expect(!FileManager.default.fileExists(atPath: stale))
 
@@ -66,7 +67,7 @@ extension RealGuestTests {
             // daemonized, its files in the run's private directory there.
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(qemu)/ns/net") == host.namespaceInode)
             #expect(Self.status(qemu, "Uid") == String(getpwnam(RemoteNamespaceHost.user)!.pointee.pw_uid))
-            let argv = ProcessIdentity.commandLine(of: qemu)
+            let argv = ProcessTable.commandLine(of: qemu)
             #expect(argv.contains("-daemonize"), "\(argv)")
             let remoteDir = instance.command.paths.runtimeDirectory
             #expect(remoteDir.hasPrefix("/tmp/dts-vms.") && remoteDir.hasSuffix("/vm0"), "\(remoteDir)")
@@ -99,10 +100,10 @@ extension RealGuestTests {
 
             await kvm.stop()
             // QEMU is gone, so are its files on the DUT; its logs came back here.
-            var alive = ProcessIdentity.isAlive(qemu)
+            var alive = ProcessTable.isAlive(qemu)
             for _ in 0..<50 where alive {
                 try await Task.sleep(for: .milliseconds(100))
-                alive = ProcessIdentity.isAlive(qemu) && Self.status(qemu, "State") != "Z"
+                alive = ProcessTable.isAlive(qemu) && Self.status(qemu, "State") != "Z"
             }
             #expect(!alive)
             #expect(!FileManager.default.fileExists(atPath: remoteDir))
@@ -184,7 +185,7 @@ extension RealGuestTests {
             kill(dts.process.processIdentifier, SIGINT)
             let status = try await dts.waitForExit(within: .seconds(60))
             #expect(status == 0, "\(dts.printed)")
-            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
+            for pid in qemu { #expect(!ProcessTable.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
             let leftovers = Self.ownRunDirectories()
             #expect(leftovers.isEmpty, "run directories left on the DUT: \(leftovers)")
             #expect(dts.runDirectories.isEmpty, "local run directory left: \(dts.runDirectories)")
@@ -200,11 +201,11 @@ extension RealGuestTests {
             kill(killed.process.processIdentifier, SIGKILL)
             _ = try await killed.waitForExit(within: .seconds(10))
             try await Task.sleep(for: .seconds(1))
-            #expect(ProcessIdentity.isAlive(orphan), "the daemonized QEMU died with dts")
+            #expect(ProcessTable.isAlive(orphan), "the daemonized QEMU died with dts")
             let next = try await Dut.remote(host.crb("ns-dut"), knownHostsPath: out.path + "/known_hosts")
             let context = try testContext()
             let remote = try await RemoteVMHost.host(for: next, context: context)
-            #expect(!ProcessIdentity.isAlive(orphan) || Self.status(orphan, "State") == "Z", "the dead run's QEMU still runs on the DUT")
+            #expect(!ProcessTable.isAlive(orphan) || Self.status(orphan, "State") == "Z", "the dead run's QEMU still runs on the DUT")
             await remote.remove()
             await context.cleanUpAll()
             await next.close()
@@ -244,7 +245,7 @@ extension RealGuestTests {
             try #require(!qemu.isEmpty, "the VM never came up on the DUT: \(dts.output)")
             let (status, _) = await dts.interrupt(waitingUpTo: .seconds(90))
             #expect(status == 130, "\(dts.output)")
-            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
+            for pid in qemu { #expect(!ProcessTable.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
             #expect(Self.ownRunDirectories().isEmpty, "run directories left on the DUT: \(Self.ownRunDirectories())")
             let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
             #expect(report.interrupted == "SIGINT")

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSProcess
 import Foundation
 import Testing
 
@@ -59,7 +60,7 @@ extension RealGuestTests {
             try #require(!qemu.isEmpty, "the VM never came up: \(dts.output)")
             let (status, _) = await dts.interrupt(waitingUpTo: .seconds(90))
             #expect(status == 130)
-            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid), "QEMU \(pid) survived the interrupted run") }
+            for pid in qemu { #expect(!ProcessTable.isAlive(pid), "QEMU \(pid) survived the interrupted run") }
             let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
             #expect(report.interrupted == "SIGINT")
         }

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSProcess
 import Foundation
 import Testing
 
@@ -96,7 +97,7 @@ extension RealGuestTests {
             let status = try await dts.waitForExit(within: .seconds(60))
             #expect(status == 0, "dts vm start did not exit 0 after signal \(signal):\n\(dts.printed)")
             #expect(dts.printed.contains("stopping vm0") && dts.printed.contains("vm0 stopped"), "\(dts.printed)")
-            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid), "QEMU \(pid) survived dts vm start") }
+            for pid in qemu { #expect(!ProcessTable.isAlive(pid), "QEMU \(pid) survived dts vm start") }
             #expect(qemuProcesses(matching: dts.root).isEmpty)
             #expect(dts.runDirectories.isEmpty, "run directory left behind: \(dts.runDirectories)")
         }
