@@ -5,12 +5,6 @@ import Testing
 /// Pure helpers; the behaviour they serve is tested against real servers in SSHTests.
 @Suite("SSH helpers")
 struct SSHHelperTests {
-    @Test func normalizeAndStripEcho() {
-        #expect(ShellText.normalize(Array("a\r\nb\r\r\n\u{1B}[?2004hc".utf8)) == "a\nb\nc")
-        #expect(ShellText.stripEcho("ls -l\ntotal 0\n", command: "ls -l") == "total 0\n")
-        #expect(ShellText.stripEcho("total 0\n", command: "ls -l") == "total 0\n")
-    }
-
     @Test func signalNames() {
         #expect(SignalNames.number("KILL") == 9)
         #expect(SignalNames.number("SIGTERM") == 15)

@@ -206,13 +206,4 @@ final class LocalSessionLogCollector: SessionLogSink, @unchecked Sendable {
         #expect(text.contains("command: echo via-shell ***"))
         #expect(text.contains("status: exit status 0"))
     }
-
-    @Test func normalizationKeepsSplitCharactersAndCarriageReturns() {
-        let euro = Array("€".utf8)
-        let (first, rest) = LocalShell.normalize([0x61, 0x0D] + euro.prefix(1))
-        #expect(first == "a")
-        let (second, rest2) = LocalShell.normalize(rest + Array(euro.dropFirst()) + [0x0A, 0x62, 0x0D, 0x0D, 0x0A, 0x63, 0x0D, 0x64])
-        #expect(second == "\n€\nb\nc\nd") // the held-back lone \r became a newline
-        #expect(rest2.isEmpty)
-    }
 }

@@ -313,10 +313,6 @@ import Glibc
         #expect(try RemoteDUT.authentication(for: crb).methodName == "password")
         crb.values["dut_key"] = "/nonexistent/id_ed25519"
         #expect(throws: RemoteDUTError.self) { _ = try RemoteDUT.authentication(for: crb) }
-        #expect(RemoteHostShell.trim("42\ndts-1a2b3c4d", prompt: "dts-1a2b3c4d# ") == "42")
-        #expect(RemoteHostShell.trim("dts-1a2b3c4d", prompt: "dts-1a2b3c4d# ") == "")
-        #expect(RemoteHostShell.trim("a\nb\n", prompt: "dts-1a2b3c4d# ") == "a\nb\n")
-        #expect(RemoteHostShell.trim("x\ndts-1", prompt: "") == "x\ndts-1")
         #expect(RemoteDUT.connectTimeout(environment: ["DTS_CONNECT_TIMEOUT": "1.5"]) == .milliseconds(1500))
         #expect(RemoteDUT.connectTimeout(environment: ["DTS_CONNECT_TIMEOUT": "junk"]) == RemoteDUT.defaultConnectTimeout)
     }

@@ -21,8 +21,7 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
     private let child: ChildProcess
 
     private let lock = NSLock()
-    private var buffer = ""
-    private var pending: [UInt8] = []
+    private var output = ShellOutput()
     private var eof = false
     private var closed = false
     private var waiter: Waiter?
@@ -32,12 +31,12 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         let id = UUID()
         let command: String
         let expected: Expectation
-        let regex: NSRegularExpression?
+        let pattern: ShellPattern
         let timeout: Duration
         let continuation: CheckedContinuation<String, any Error>
-        init(command: String, expected: Expectation, regex: NSRegularExpression?, timeout: Duration,
+        init(command: String, expected: Expectation, pattern: ShellPattern, timeout: Duration,
              continuation: CheckedContinuation<String, any Error>) {
-            self.command = command; self.expected = expected; self.regex = regex
+            self.command = command; self.expected = expected; self.pattern = pattern
             self.timeout = timeout; self.continuation = continuation
         }
     }
@@ -46,7 +45,7 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         self.endpoint = endpoint + " (shell)"
         self.log = log
         self.redactor = redactor
-        self.prompt = "dts-" + String(UInt32.random(in: 0x1000_0000...UInt32.max), radix: 16) + "# "
+        self.prompt = ShellText.uniquePrompt()
 
         let terminal: PseudoTerminal
         do throws(SystemCallError) {
@@ -79,11 +78,7 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
 
     /// Sets the prompt and waits for it.
     func waitForFirstPrompt() async throws {
-        // The marker is split in the command so that an echo could never match it.
-        let marker = prompt.dropLast(2)
-        let head = marker.prefix(6), rest = marker.dropFirst(6)
-        let setup = "PS1='\(head)''\(rest)# '; PS2=''; unset PROMPT_COMMAND HISTFILE; stty -echo 2>/dev/null"
-        _ = try await sendExpectRaw(setup, .literal(prompt), timeout: .seconds(15), logCommand: false)
+        _ = try await sendExpectRaw(ShellText.promptSetup(prompt), .literal(prompt), timeout: .seconds(15), logCommand: false)
     }
 
     public func sendExpect(_ command: String, _ expected: Expectation, timeout: Duration) async throws -> String {
@@ -101,7 +96,7 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         discardPending()
         try write(command + "\n")
         try? await Task.sleep(for: timeout)
-        let output = Self.stripEcho(takeAll(), command: command)
+        let output = ShellText.stripEcho(takeAll(), command: command)
         if !output.isEmpty { log?.record(endpoint, .output, output, redactor: redactor) }
         return output
     }
@@ -120,13 +115,11 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
     }
 
     public func close() async {
-        let (wasClosed, pendingWaiter, output) = lock.withLock {
-            let state = (closed, waiter, buffer)
-            closed = true
-            waiter = nil
-            return state
+        let (wasClosed, pendingWaiter, partial): (Bool, Waiter?, String) = lock.withLock {
+            defer { closed = true; waiter = nil }
+            return (closed, waiter, output.text)
         }
-        pendingWaiter?.continuation.resume(throwing: LocalSessionError.shellExited(command: pendingWaiter?.command ?? "", output: output))
+        pendingWaiter?.continuation.resume(throwing: LocalSessionError.shellExited(command: pendingWaiter?.command ?? "", output: partial))
         guard !wasClosed else { return }
         // SIGHUP lets bash hang up its jobs; then everything left in the shell's session is killed.
         child.signal(SIGHUP)
@@ -139,23 +132,26 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
     private func begin() throws {
         lock.lock(); defer { lock.unlock() }
         if busy { throw LocalSessionError.shellBusy }
-        if closed || eof { throw LocalSessionError.shellExited(command: "", output: buffer) }
+        if closed || eof { throw LocalSessionError.shellExited(command: "", output: output.text) }
         busy = true
     }
 
     private func end() { lock.lock(); busy = false; lock.unlock() }
 
     private func sendExpectRaw(_ command: String, _ expected: Expectation, timeout: Duration, logCommand: Bool) async throws -> String {
-        var regex: NSRegularExpression?
-        if case .regex(let pattern) = expected {
-            do { regex = try NSRegularExpression(pattern: pattern) } catch { throw LocalSessionError.invalidRegex(pattern) }
+        let pattern: ShellPattern
+        do {
+            pattern = try ShellPattern(expected)
+        } catch {
+            guard case .regex(let text) = expected else { throw error }
+            throw LocalSessionError.invalidRegex(text)
         }
         try begin(); defer { end() }
         if logCommand { log?.record(endpoint, .command, command, redactor: redactor) }
         discardPending()
         try write(command + "\n")
         let before: String = try await withCheckedThrowingContinuation { continuation in
-            let waiter = Waiter(command: redactor.redact(command), expected: expected, regex: regex, timeout: timeout,
+            let waiter = Waiter(command: redactor.redact(command), expected: expected, pattern: pattern, timeout: timeout,
                                 continuation: continuation)
             lock.lock()
             self.waiter = waiter
@@ -167,60 +163,39 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
                 lock.lock()
                 guard let current = self.waiter, current.id == id else { lock.unlock(); return }
                 self.waiter = nil
-                let output = buffer
+                let partial = output.text
                 lock.unlock()
                 current.continuation.resume(throwing: LocalSessionError.expectTimeout(
-                    command: current.command, expected: current.expected, after: current.timeout, output: output))
+                    command: current.command, expected: current.expected, after: current.timeout, output: partial))
             }
         }
-        var output = Self.stripEcho(before, command: command)
-        // DTS's "# " matches the end of our prompt: drop the prompt's head from the output.
-        let head = String(prompt.dropLast(2))
-        if output.hasSuffix(head) { output.removeLast(head.count) }
-        while output.hasSuffix("\n") { output.removeLast() }
-        if logCommand, !output.isEmpty { log?.record(endpoint, .output, output, redactor: redactor) }
-        return output
+        let reply = ShellText.reply(before: before, command: command, prompt: prompt)
+        if logCommand, !reply.isEmpty { log?.record(endpoint, .output, reply, redactor: redactor) }
+        return reply
     }
 
     /// Matches the registered waiter against the buffer; returns the resumption to run after unlocking.
     private func resolveLocked() -> (() -> Void)? {
         guard let waiter else { return nil }
-        var range: Range<String.Index>?
-        switch waiter.expected {
-        case .literal(let text):
-            range = text.isEmpty ? buffer.startIndex..<buffer.startIndex : buffer.range(of: text)
-        case .regex:
-            if let match = waiter.regex?.firstMatch(in: buffer, range: NSRange(buffer.startIndex..., in: buffer)) {
-                range = Range(match.range, in: buffer)
-            }
-        }
-        if let range {
-            let before = String(buffer[..<range.lowerBound])
-            buffer = String(buffer[range.upperBound...])
+        if let before = output.match(waiter.pattern) {
             self.waiter = nil
             return { waiter.continuation.resume(returning: before) }
         }
         if eof || closed {
             self.waiter = nil
-            let output = buffer
-            return { waiter.continuation.resume(throwing: LocalSessionError.shellExited(command: waiter.command, output: output)) }
+            let partial = output.text
+            return { waiter.continuation.resume(throwing: LocalSessionError.shellExited(command: waiter.command, output: partial)) }
         }
         return nil
     }
 
     private func discardPending() {
-        lock.lock()
-        let stale = buffer
-        buffer = ""
-        lock.unlock()
+        let stale = lock.withLock { output.takeAll() }
         if !stale.isEmpty { log?.record(endpoint, .output, "(unread) " + stale, redactor: redactor) }
     }
 
     private func takeAll() -> String {
-        lock.lock(); defer { lock.unlock() }
-        let all = buffer
-        buffer = ""
-        return all
+        lock.withLock { output.takeAll() }
     }
 
     private func write(_ text: String) throws {
@@ -258,6 +233,7 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         }
         lock.lock()
         eof = true
+        output.finish()
         let resolution = resolveLocked()
         lock.unlock()
         resolution?()
@@ -266,52 +242,9 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
 
     private func append(_ bytes: ArraySlice<UInt8>) {
         lock.lock()
-        pending.append(contentsOf: bytes)
-        let (text, rest) = Self.normalize(pending)
-        pending = rest
-        buffer += text
+        output.append(bytes)
         let resolution = resolveLocked()
         lock.unlock()
         resolution?()
-    }
-
-    /// Decodes complete UTF-8, turns `\r\n` (and `\r\r\n`) into `\n` and a lone `\r` into `\n`;
-    /// returns the text and the bytes to keep for later (an incomplete character, a trailing `\r`).
-    static func normalize(_ bytes: [UInt8]) -> (String, [UInt8]) {
-        var end = bytes.count
-        // Keep an incomplete UTF-8 sequence at the end.
-        var i = bytes.count - 1
-        while i >= 0 && i >= bytes.count - 4 {
-            let b = bytes[i]
-            if b & 0xC0 != 0x80 {
-                let need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1
-                if bytes.count - i < need { end = i }
-                break
-            }
-            i -= 1
-        }
-        if end > 0 && bytes[end - 1] == 0x0D { end -= 1 }
-        var out: [UInt8] = []
-        out.reserveCapacity(end)
-        var k = 0
-        while k < end {
-            let b = bytes[k]
-            if b == 0x0D {
-                let next = k + 1 < end ? bytes[k + 1] : 0x0A
-                if next != 0x0D && next != 0x0A { out.append(0x0A) }
-            } else {
-                out.append(b)
-            }
-            k += 1
-        }
-        return (String(decoding: out, as: UTF8.self), Array(bytes[end...]))
-    }
-
-    /// Removes the command's echo (from programs that echo their input) at the start of `output`.
-    static func stripEcho(_ output: String, command: String) -> String {
-        guard !command.isEmpty else { return output }
-        if output.hasPrefix(command + "\n") { return String(output.dropFirst(command.count + 1)) }
-        if output == command { return "" }
-        return output
     }
 }

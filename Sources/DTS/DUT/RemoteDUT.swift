@@ -111,8 +111,8 @@ public enum RemoteDUT {
     }
 }
 
-/// A remote host DUT's session: its ``SSHConnection``, with shells that behave like the local
-/// DUT's (``LocalShell``): DTS's habit of expecting `"# "` returns the command's output without
+/// A remote host DUT's session: its ``SSHConnection``. Its shells return the same text as the
+/// local DUT's (``ShellText``): DTS's habit of expecting `"# "` returns the command's output without
 /// the head of the unique prompt (`dts-3fa9c2d1`) that precedes the `# `.
 ///
 /// Commands that time out or whose task is cancelled are killed on the DUT, as ``LocalSession``
@@ -170,9 +170,9 @@ public final class RemoteHostSession: DUTSession {
         _ = await Task.detached { try? await connection.exec(script, timeout: .seconds(10)) }.value
     }
 
-    /// Opens a PTY shell with a unique prompt (see ``RemoteHostShell``).
+    /// Opens a PTY shell with a unique prompt (an ``SSHShell``: its text is the local shell's, see ``ShellText``).
     public func openShell() async throws -> any InteractiveSession {
-        RemoteHostShell(try await connection.openSSHShell())
+        try await connection.openSSHShell()
     }
 
     /// SFTP upload.
@@ -211,49 +211,6 @@ private final class PidFileSlots: @unchecked Sendable {
     }
 
     func give(_ slot: Int) { lock.withLock { free.append(slot) } }
-}
-
-/// An ``SSHShell`` whose `sendExpect` output ends like ``LocalShell``'s: when a wait for `"# "`
-/// stops at the end of the unique prompt, the prompt's head and trailing newlines are removed.
-public final class RemoteHostShell: InteractiveSession {
-    /// The SSH shell.
-    public let shell: SSHShell
-
-    /// Wraps `shell`.
-    public init(_ shell: SSHShell) { self.shell = shell }
-
-    /// `sendExpect` of the SSH shell, with the prompt head trimmed from the result.
-    public func sendExpect(_ command: String, _ expected: Expectation, timeout: Duration) async throws -> String {
-        let output = try await shell.sendExpect(command, expected, timeout: timeout)
-        return Self.trim(output, prompt: shell.prompt)
-    }
-
-    /// Sends a line and returns what arrives within `timeout`.
-    public func sendCommand(_ command: String, timeout: Duration) async throws -> String {
-        try await shell.sendCommand(command, timeout: timeout)
-    }
-
-    /// Returns what arrives within `timeout`.
-    public func getSessionBefore(timeout: Duration) async throws -> String {
-        try await shell.getSessionBefore(timeout: timeout)
-    }
-
-    /// Sends Ctrl-C.
-    public func sendControlC() async throws { try await shell.sendControlC() }
-
-    /// Closes the shell.
-    public func close() async { await shell.close() }
-
-    /// Removes the head of `prompt` (`dts-3fa9c2d1` of `dts-3fa9c2d1# `) from the end of `output`,
-    /// then trailing newlines; output not ending in the prompt head is returned unchanged.
-    static func trim(_ output: String, prompt: String) -> String {
-        guard prompt.hasSuffix("# "), prompt.count > 2 else { return output }
-        let head = String(prompt.dropLast(2))
-        guard output.hasSuffix(head) else { return output }
-        var trimmed = String(output.dropLast(head.count))
-        while let last = trimmed.last, last == "\n" || last == "\r" || last == "\r\n" { trimmed.removeLast() }
-        return trimmed
-    }
 }
 
 extension Dut {
