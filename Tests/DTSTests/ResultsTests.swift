@@ -193,6 +193,30 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
         #expect(!lines.joined().contains("pa55word"))
     }
 
+    /// Where a session runs and whether it logs are properties of the session, kept by wrappers.
+    @Test func locationAndLogAreSessionData() {
+        let sink = LocalSessionLogCollector()
+        let local = LocalSession(endpoint: "plain")
+        #expect(local.location == .local && local.sessionLog == nil)
+        #expect(LocalSession(log: sink).sessionLog != nil)
+        let wrapped = LoggingSession(wrapping: local, log: sink)
+        #expect(wrapped.location == .local && wrapped.sessionLog != nil)
+        let dut = Dut(session: wrapped)
+        #expect(!dut.isRemote && dut.address == "127.0.0.1" && dut.sessionLog != nil)
+        #expect(!Dut().isRemote && Dut().sessionLog == nil)
+    }
+
+    /// Secrets are found in the bytes: a combining mark after the secret does not hide it.
+    @Test func redactionWorksOnBytes() {
+        let redactor = Redactor()
+        redactor.register("pw1")
+        redactor.register("x")
+        redactor.register("longer-pw1")
+        #expect(redactor.redact("a pw1\u{0301} b") == "a ***\u{0301} b")
+        #expect(redactor.redact("longer-pw1 pw1pw1 x") == "*** ****** x")
+        #expect(redactor.redact("é€ unchanged") == "é€ unchanged")
+    }
+
     @Test func runnerWrapsSessionsThatDoNotLog() async throws {
         let out = try RunnerTempDir("dts-runner")
         let connector: DUTConnector = { crb, _, _ in LocalSession(endpoint: "quiet@\(crb.dutIP)") }

@@ -28,9 +28,9 @@ public final class LocalSession: DUTSession {
         self.redactor = redactor
     }
 
-    /// Whether this session records its commands to a log sink.
-    public var isLogging: Bool { log != nil }
-    /// Where this session logs, if it does.
+    /// This machine.
+    public var location: SessionLocation { .local }
+    /// Where this session logs, if it was given a log.
     public var sessionLog: (any SessionLogSink)? { log }
 
     public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {

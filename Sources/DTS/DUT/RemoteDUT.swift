@@ -133,6 +133,10 @@ public final class RemoteHostSession: DUTSession {
 
     /// `user@dut_ip:dut_port`.
     public var endpoint: String { connection.endpoint }
+    /// `dut_ip`.
+    public var location: SessionLocation { connection.location }
+    /// `nil`: wrap the session in a ``LoggingSession`` to log it.
+    public var sessionLog: (any SessionLogSink)? { nil }
 
     /// The remote command line that runs `command` in its own process group, its pid in `pidFile`.
     static func wrap(_ command: String, pidFile: String) -> String {
@@ -230,17 +234,15 @@ extension Dut {
         return current
     }
 
-    /// `true` when the DUT is not this machine: its session (under logging wrappers) is not a
-    /// ``LocalSession`` (a ``RemoteHostSession`` for `crbs.cfg` DUTs).
-    public var isRemote: Bool { !(underlyingSession is LocalSession) }
+    /// `true` when the DUT is not this machine (its session's ``DUTSession/location``).
+    public var isRemote: Bool { session.location != .local }
 
     /// The DUT's address (`dut_ip`): the SSH host of a remote DUT, `127.0.0.1` for this machine.
     /// VM port forwards (SSH, VNC, serial) listen on this address.
     public var address: String {
-        switch underlyingSession {
-        case let remote as RemoteHostSession: return remote.connection.options.host
-        case let ssh as SSHConnection: return ssh.options.host
-        default: return "127.0.0.1"
+        switch session.location {
+        case .remote(let host): return host
+        case .local: return "127.0.0.1"
         }
     }
 }
