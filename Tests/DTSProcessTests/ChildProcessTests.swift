@@ -1,4 +1,5 @@
 import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -69,9 +70,8 @@ import Glibc
     }
 
     @Test func signalReachesTheGroupOrTheSession() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dts-child-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scratch = try TempDir("dts-child")
+        let dir = scratch.path
 
         // A group leader and a descendant in its group.
         let group = try ChildProcess.spawn(["/bin/sh", "-c", "sleep 30 & echo $! > \"$0\"; wait", dir + "/g"],
@@ -141,9 +141,8 @@ import Glibc
 @Suite struct ProcessTableTests {
     @Test func startTimeCommandLineAndLiveness() async throws {
         // A program named with spaces and parentheses: the stat fields are read after the last ')'.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dts-proc-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scratch = try TempDir("dts-proc")
+        let dir = scratch.path
         let program = dir + "/a) (b"
         try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: program)
         let child = try ChildProcess.spawn([program, "30"], SpawnOptions(processGroup: .newGroup))

@@ -1,5 +1,6 @@
 import DTSSSH
 import DTSSession
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -442,7 +443,7 @@ struct SSHTests {
 
     @Test("keepalives are sent on an idle connection, and only when configured")
     func keepalive() async throws {
-        try requireProgram("/usr/bin/ss", package: "iproute2")
+        try requireProgram("/usr/bin/ss", package: "iproute2", setup: "ssh.sh")
         let dir = try TempDir()
         defer { dir.remove() }
         let keptServer = try DropbearServer()
@@ -516,9 +517,10 @@ struct SSHKeyboardInteractiveTests {
 
 /// `bytes_sent` of the one client TCP socket connected to 127.0.0.1:`port`, from `ss -ti`.
 func bytesSent(toPort port: Int) throws -> Int {
-    let (status, output) = try runProgram("/usr/bin/ss", ["-tinH", "state", "established", "dst", "127.0.0.1:\(port)"])
-    guard status == 0, let range = output.range(of: "bytes_sent:") else {
-        throw HarnessError(description: "no bytes_sent in `ss -ti` output: \(output)")
+    let listed = try runProgram("/usr/bin/ss", ["-tinH", "state", "established", "dst", "127.0.0.1:\(port)"])
+    let output = listed.output
+    guard listed.status == 0, let range = output.range(of: "bytes_sent:") else {
+        throw TestSetupError(description: "no bytes_sent in `ss -ti` output: \(output)")
     }
     return Int(output[range.upperBound...].prefix { $0.isNumber }) ?? -1
 }

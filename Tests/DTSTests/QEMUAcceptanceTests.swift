@@ -1,6 +1,7 @@
 @testable import DTS
 import DTSControl
 import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -223,41 +224,14 @@ final class FreePortAllocator: VMResourceAllocator, @unchecked Sendable {
     }
 
     func runtimeDirectory(vm: String) -> String { "\(runtimeRoot)/\(vm)" }
-    func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try Self.freePort() }
+    func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try freePort() }
     func vncDisplay(vm: String) throws -> Int {
-        for display in 10...99 where Self.canBind(5900 + display) { return display }
+        for display in 10...99 where HostResourceAllocator.canBind(port: 5900 + display, address: "127.0.0.1") { return display }
         throw ResourceError("no free VNC display")
     }
-    func serialPort(vm: String) throws -> Int { try Self.freePort() }
-    func migrationPort(vm: String) throws -> Int { try Self.freePort() }
+    func serialPort(vm: String) throws -> Int { try freePort() }
+    func migrationPort(vm: String) throws -> Int { try freePort() }
     func macAddress(vm: String, index: Int) -> String { MACAddress.derived(vm: vm, index: index, salt: "accept") }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw ResourceError("cannot bind a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func canBind(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
 }
 
 /// 2 MB hugepages reserved for a case that asks for hugepage-backed memory, released after.
@@ -332,8 +306,7 @@ final class VhostBackend: Sendable {
 
     func stop() {
         process.signal(SIGKILL)
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning, Date() < deadline { usleep(10_000) }
+        process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: "/var/run/dpdk/\(prefix)")
     }
 }

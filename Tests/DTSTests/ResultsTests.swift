@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -120,7 +121,7 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func writeAllCreatesEveryFile() throws {
-        let dir = try RunnerTempDir("dts-results")
+        let dir = try TempDir("dts-results")
         try ReportWriters.writeAll(resultsSampleReport(), to: dir.path)
         for name in ["test_results.json", "results.json", "junit.xml", "report.html"] {
             #expect(FileManager.default.fileExists(atPath: dir.path + "/" + name), "\(name)")
@@ -142,7 +143,7 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func runLogRoutesLinesToSuiteAndCaseLogsAndRedacts() throws {
-        let dir = try RunnerTempDir("dts-log")
+        let dir = try TempDir("dts-log")
         let redactor = Redactor()
         redactor.register("topsecret")
         let log = try RunLog(directory: dir.path, redactor: redactor)
@@ -218,7 +219,7 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func runnerWrapsSessionsThatDoNotLog() async throws {
-        let out = try RunnerTempDir("dts-runner")
+        let out = try TempDir("dts-runner")
         let connector: DUTConnector = { crb, _, _ in LocalSession(endpoint: "quiet@\(crb.dutIP)") }
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerSelfTestProbe.self)]),
                             options: RunnerOptions(outputDirectory: out.path), progress: RunnerSilentProgress(), connector: connector)

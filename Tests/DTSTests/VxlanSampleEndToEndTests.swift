@@ -1,5 +1,6 @@
 @testable import DTS
 import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -19,7 +20,7 @@ extension HostBackendTests {
             try #require(FileManager.default.fileExists(atPath: image),
                          "the DPDK guest image is missing (\(image)); build it with scripts/build-guest-image.sh --with-dpdk")
             let hugepagesBefore = nrHugepages(), sharedBefore = otherHugepageUsers()
-            let out = try RunnerTempDir("dts-e2e-vxlan")
+            let out = try TempDir("dts-e2e-vxlan")
             let dir = out.path + "/r"
             let started = ContinuousClock.now
             let result = try DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", dir,
@@ -70,7 +71,7 @@ extension HostBackendTests {
             try #require(FileManager.default.fileExists(atPath: HostFacts.imageDirectory + "/dts-guest-dpdk/vmlinuz"),
                          "the DPDK guest image is missing; build it with scripts/build-guest-image.sh --with-dpdk")
             let hugepagesBefore = nrHugepages(), sharedBefore = otherHugepageUsers()
-            let out = try RunnerTempDir("dts-e2e-vxlanns")
+            let out = try TempDir("dts-e2e-vxlanns")
             let conf = out.path + "/conf"
             try FileManager.default.createDirectory(atPath: conf, withIntermediateDirectories: true)
             for file in ["virt_global.cfg", "crbs.cfg", "execution.cfg"] {
@@ -98,7 +99,7 @@ extension HostBackendTests {
             try #require(FileManager.default.fileExists(atPath: HostFacts.imageDirectory + "/dts-guest-dpdk/vmlinuz"),
                          "the DPDK guest image is missing; build it with scripts/build-guest-image.sh --with-dpdk")
             let hugepagesBefore = nrHugepages(), sharedBefore = otherHugepageUsers()
-            let out = try RunnerTempDir("dts-e2e-vxlanint")
+            let out = try TempDir("dts-e2e-vxlanint")
             let dts = try DTSProcessHarness.start(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", out.path + "/r"],
                                                   log: out.path + "/stdout")
             defer { dts.killIfRunning() }

@@ -1,5 +1,6 @@
 @testable import DTS
 import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 

@@ -1,6 +1,7 @@
 @testable import DTS
 import DTSControl
 import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -32,7 +33,7 @@ extension RealGuestTests {
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
             let fixture = try VMFixture(["vm0": VMFixture.guest])
-            let scratch = try RunnerTempDir("dts-remote-vm")
+            let scratch = try TempDir("dts-remote-vm")
             let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
                                                                       vmLogDirectory: scratch.path + "/vms"),
                                            knownHostsPath: scratch.path + "/known_hosts")
@@ -134,8 +135,8 @@ extension RealGuestTests {
             try VMFixture.requireGuestImage()
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
-            let conf = try RunnerTempDir("dts-remote-vmconf")
-            let out = try RunnerTempDir("dts-remote-vmout")
+            let conf = try TempDir("dts-remote-vmconf")
+            let out = try TempDir("dts-remote-vmout")
             for file in ["virt_global.cfg", "virt_basic.cfg"] {
                 try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf.path + "/" + file)
             }
@@ -170,7 +171,7 @@ extension RealGuestTests {
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
             let fixture = try VMFixture(["vm0": VMFixture.guest])
-            let out = try RunnerTempDir("dts-remote-vmstart")
+            let out = try TempDir("dts-remote-vmstart")
             _ = try out.write("crbs.cfg", host.crbsSection("ns-dut"))
             let dts = try VMStartProcess(fixture: fixture, directory: out.path, arguments: ["--dut", "ns-dut", "--crbs", out.path + "/crbs.cfg"])
             defer { dts.finish() }
@@ -182,7 +183,7 @@ extension RealGuestTests {
             let qemu = qemuProcesses(matching: "/tmp/dts-vms.").filter { Self.status($0, "Uid") == uid }
             #expect(qemu.count == 1)
 
-            kill(dts.process.processIdentifier, SIGINT)
+            kill(dts.process.pid, SIGINT)
             let status = try await dts.waitForExit(within: .seconds(60))
             #expect(status == 0, "\(dts.printed)")
             for pid in qemu { #expect(!ProcessTable.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
@@ -198,7 +199,7 @@ extension RealGuestTests {
             defer { killed.finish() }
             _ = try await killed.waitForBanner()
             let orphan = try #require(qemuProcesses(matching: "/tmp/dts-vms.").first { Self.status($0, "Uid") == uid })
-            kill(killed.process.processIdentifier, SIGKILL)
+            kill(killed.process.pid, SIGKILL)
             _ = try await killed.waitForExit(within: .seconds(10))
             try await Task.sleep(for: .seconds(1))
             #expect(ProcessTable.isAlive(orphan), "the daemonized QEMU died with dts")
@@ -226,8 +227,8 @@ extension RealGuestTests {
             try VMFixture.requireGuestImage()
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
-            let conf = try RunnerTempDir("dts-remote-vmint-conf")
-            let out = try RunnerTempDir("dts-remote-vmint")
+            let conf = try TempDir("dts-remote-vmint-conf")
+            let out = try TempDir("dts-remote-vmint")
             for file in ["virt_global.cfg", "virt_basic.cfg"] {
                 try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf.path + "/" + file)
             }
@@ -260,7 +261,7 @@ extension RealGuestTests {
             defer { host.tearDown() }
             let missing = "/tmp/dts-no-such-disk-\(UInt32.random(in: 0...UInt32.max)).img"
             let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndisk = file=\(missing);"])
-            let scratch = try RunnerTempDir("dts-remote-missing")
+            let scratch = try TempDir("dts-remote-missing")
             let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg),
                                            knownHostsPath: scratch.path + "/known_hosts")
             let context = try testContext()

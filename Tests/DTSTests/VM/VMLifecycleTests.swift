@@ -1,6 +1,7 @@
 @testable import DTS
 import DTSControl
 import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -46,11 +47,7 @@ func testContext() throws -> RunContext {
 }
 
 func qemuProcesses(matching text: String) -> [Int32] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap(Int32.init).filter { pid in
-        let argv = ProcessTable.commandLine(of: pid)
-        return argv.first.map { $0.contains("qemu-system") } == true && argv.contains { $0.contains(text) }
-    }
+    processes { argv in argv.first.map { $0.contains("qemu-system") } == true && argv.contains { $0.contains(text) } }
 }
 
 /// Tests that use host-wide resources: real guests under TCG, hugepages, OVS-DPDK, testpmd, host

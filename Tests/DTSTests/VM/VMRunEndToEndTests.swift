@@ -1,5 +1,6 @@
 @testable import DTS
 import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -8,7 +9,7 @@ extension RealGuestTests {
     @Suite struct VMRunEndToEndTests {
         @Test func virtBasicPassesAndWritesVMArtifacts() throws {
             try VMFixture.requireGuestImage()
-            let out = try RunnerTempDir("dts-e2e-vm")
+            let out = try TempDir("dts-e2e-vm")
             let root = out.path + "/run-root"
             let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
                                            environment: ["DTS_RUN_ROOT": root])
@@ -45,7 +46,7 @@ extension RealGuestTests {
 
         @Test func sigintDuringAVMCaseLeavesNoQEMU() async throws {
             try VMFixture.requireGuestImage()
-            let out = try RunnerTempDir("dts-e2e-vmint")
+            let out = try TempDir("dts-e2e-vmint")
             let root = out.path + "/run-root"
             let dts = try DTSProcessHarness.start(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
                                                   environment: ["DTS_RUN_ROOT": root], log: out.path + "/stdout")
