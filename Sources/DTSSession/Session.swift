@@ -73,6 +73,14 @@ public enum SessionLocation: Sendable, Equatable {
     case remote(host: String)
 }
 
+/// An error that carries what a command or shell had printed when it was raised (a timeout, a
+/// shell that exited), whatever the transport.
+public protocol PartialOutputError: Error {
+    /// The output so far (for a shell, normalized as ``ShellText`` says); `nil` when the error is
+    /// not about output.
+    var partialOutput: String? { get }
+}
+
 /// A connection to a DUT: commands, shells and file copy.
 public protocol DUTSession: AnyObject, Sendable {
     /// A short human-readable name for logs and errors, e.g. `root@127.0.0.1:6022`.

@@ -14,8 +14,9 @@ public struct TestSetupError: Error, CustomStringConvertible, Sendable {
     public init(description: String) { self.description = description }
 }
 
-/// A fresh scratch directory under `/tmp` (short, so unix socket paths inside fit), mode 0700,
-/// removed with everything in it by ``remove()`` or when the value goes away.
+/// A fresh scratch directory under `/tmp` (short, so unix socket paths inside fit), removed with
+/// everything in it by ``remove()`` or when the value goes away. Mode 0755: the unprivileged test
+/// user of the SSH servers reads files tests put there (authorized keys, images).
 public final class TempDir: @unchecked Sendable {
     /// The directory.
     public let path: String
@@ -27,6 +28,7 @@ public final class TempDir: @unchecked Sendable {
             throw TestSetupError(description: "cannot make a directory /tmp/\(prefix)-XXXXXX: \(String(cString: strerror(errno)))")
         }
         path = String(cString: made)
+        chmod(path, 0o755)
     }
 
     /// The path of `name` in the directory.

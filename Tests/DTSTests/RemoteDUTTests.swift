@@ -1,5 +1,6 @@
 @testable import DTS
 import DTSProcess
+import DTSSSH
 import DTSTestSupport
 import Foundation
 import Testing
@@ -173,6 +174,21 @@ import Glibc
         #expect(left.isEmpty, "the remote command survived the interruption: \(left)")
     }
 
+    /// The shell conformance cases (DTSTestSupport) on a remote host DUT's shell: a
+    /// ``RemoteHostSession`` over SSH to the namespace host. The same cases run on the local shell
+    /// (ShellConformanceTests) and on an SSH shell (DTSSSHTests).
+    @Test func remoteShellConforms() async throws {
+        let host = try RemoteNamespaceHost()
+        defer { host.tearDown() }
+        let conf = try TempDir("dts-remote-conf")
+        let dut = try await Dut.remote(host.crb(), knownHostsPath: conf.file("known_hosts"))
+        let shell = try await dut.session.openShell()
+        let prompt = try #require(shell as? SSHShell).prompt
+        await ShellConformance.run(on: shell, prompt: prompt, transport: "remote DUT shell")
+        await shell.close()
+        await dut.close()
+    }
+
     /// The library API: `Dut.remote` runs commands on the namespace host (its network namespace,
     /// its addresses), exposes the DUT's address, and QEMU refuses to start for it.
     @Test func remoteDutRunsInTheNamespace() async throws {
@@ -302,7 +318,7 @@ import Glibc
     }
 
     /// Units: credential choice and the prompt trimming of remote shells.
-    @Test func credentialsAndPromptTrimming() throws {
+    @Test func credentialsAndConnectTimeout() throws {
         var crb = CRBConfig.implicitLocal("192.0.2.1")
         crb.dutIP = "192.0.2.1"
         crb.dutUser = "root"

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// An error of a session on the machine dts runs on.
-public enum LocalSessionError: Error, Sendable, CustomStringConvertible {
+public enum LocalSessionError: PartialOutputError, Sendable, CustomStringConvertible {
     /// A program could not be started.
     case spawnFailed(program: String, errno: Int32)
     /// `exec` did not finish in time; the command's process group was killed. Carries the output so far.
@@ -40,6 +40,15 @@ public enum LocalSessionError: Error, Sendable, CustomStringConvertible {
             return "local: \(operation) \(path): \(String(cString: strerror(errno)))"
         case .pty(let step, let errno):
             return "local shell: \(step) failed: \(String(cString: strerror(errno)))"
+        }
+    }
+
+    /// The output received before the error, for timeouts and an exited shell (an exec's standard output).
+    public var partialOutput: String? {
+        switch self {
+        case .timeout(_, _, let stdout, _): return stdout
+        case .expectTimeout(_, _, _, let output), .shellExited(_, let output): return output
+        default: return nil
         }
     }
 
