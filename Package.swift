@@ -78,16 +78,23 @@ let package = Package(
         ),
         .executableTarget(
             name: "BootBench",
-            dependencies: ["DTS", "DTSSSH"],
+            dependencies: ["DTS", "DTSSSH", "DTSProcess"],
             path: "Benchmarks/BootBench"
+        ),
+        // What every test target shares: scratch directories, running a program, free ports,
+        // "require this program", and the shell conformance cases.
+        .target(
+            name: "DTSTestSupport",
+            dependencies: ["DTSProcess", "DTSSession"],
+            path: "Tests/DTSTestSupport"
         ),
         .testTarget(
             name: "DTSTests",
-            dependencies: ["DTS", "DTSControl", "DTSProcess", "Suites"],
+            dependencies: ["DTS", "DTSControl", "DTSProcess", "DTSTestSupport", "Suites"],
             exclude: ["Golden"]
         ),
-        .testTarget(name: "DTSSSHTests", dependencies: ["DTSSSH", "DTSProcess"]),
-        .testTarget(name: "DTSControlTests", dependencies: ["DTSControl"]),
-        .testTarget(name: "DTSProcessTests", dependencies: ["DTSProcess"]),
+        .testTarget(name: "DTSSSHTests", dependencies: ["DTSSSH", "DTSProcess", "DTSTestSupport"]),
+        .testTarget(name: "DTSControlTests", dependencies: ["DTSControl", "DTSProcess", "DTSTestSupport"]),
+        .testTarget(name: "DTSProcessTests", dependencies: ["DTSProcess", "DTSTestSupport"]),
     ]
 )

@@ -44,7 +44,7 @@ final class HostBasic: TestSuite {
         let release = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         try verify(!release.isEmpty, "uname -r printed nothing")
         context.logger.info("DUT kernel \(release)")
-        if dut.session is LocalSession {
+        if !dut.isRemote {
             var names = utsname()
             uname(&names)
             let mine = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

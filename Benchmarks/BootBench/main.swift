@@ -2,6 +2,7 @@
 // QEMUKvm.start() with its staged readiness; then two VMs at once against one.
 // Run it with scripts/bench-boot.sh (or `make bench-boot`).
 import DTS
+import DTSProcess
 import DTSSSH
 import Foundation
 
@@ -88,7 +89,7 @@ struct BootBench {
         let command = try kvm.commandLine(allocator: run.allocator)
         let dir = try run.directory.vmDirectory("vm0")
         let begin = ContinuousClock.now
-        let qemu = try SupervisedProcess.spawn(command.command, stdout: dir + "/out", stderr: dir + "/err", dieWithParent: true)
+        let qemu = try ChildProcess.spawn(command.command, stdout: dir + "/out", stderr: dir + "/err", dieWithParent: true)
         defer { qemu.signal(SIGKILL) }
         let options = SSHConnectOptions(host: "127.0.0.1", port: command.ports.ssh!, user: "root", authentication: .password("tester"),
                                         hostKeyPolicy: .perInstance(directory: dir, instanceID: "raw"), connectTimeout: .seconds(2))

@@ -63,9 +63,7 @@ func ms(_ d: Duration) -> Double { d.seconds * 1000 }
 /// Starts a program with a clean signal state, output appended to `output`, and waits for it.
 @discardableResult
 func runProgram(_ path: String, _ args: [String], output: String = "/dev/null") throws -> Int32 {
-    let pid = try Spawn.start([path] + args, .output(to: output))
-    guard let status = WaitStatus.wait(for: pid) else { throw BenchError(description: "lost track of \(path) (pid \(pid))") }
-    return status
+    try ChildProcess.spawn([path] + args, .output(to: output)).waitUntilExit()
 }
 
 func measureDTS(_ args: Arguments) async throws -> (exec: Stats, expect: Stats) {

@@ -2,7 +2,9 @@
 #include <sched.h>
 #include <sys/socket.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include "dts_shims.h"
 
 int dts_pin_thread(pid_t tid, int cpu) {
@@ -30,4 +32,24 @@ int dts_spawn_setsid_flag(void) {
 
 const char *dts_signal_abbrev(int signal) {
     return sigabbrev_np(signal);
+}
+
+int dts_posix_openpt(int flags) {
+    return posix_openpt(flags);
+}
+
+int dts_grantpt(int fd) {
+    return grantpt(fd);
+}
+
+int dts_unlockpt(int fd) {
+    return unlockpt(fd);
+}
+
+int dts_ptsname_r(int fd, char *buffer, size_t size) {
+    return ptsname_r(fd, buffer, size);
+}
+
+int dts_mkostemp(char *template_path, int flags) {
+    return mkostemp(template_path, flags);
 }

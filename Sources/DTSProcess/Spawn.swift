@@ -105,7 +105,8 @@ public struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
 ///   are closed in the child, so a descriptor another thread opened without close-on-exec does
 ///   not leak into it either (dts opens every descriptor close-on-exec all the same).
 ///
-/// The caller reaps the child (``WaitStatus/wait(for:)``, or a thread of its own).
+/// The caller reaps the child (``WaitStatus/wait(for:)``); dts itself starts children as a
+/// ``ChildProcess``, which does.
 public enum Spawn {
     /// Starts `argv` (`argv[0]` is the program: a path, or a name looked up in this process's
     /// `PATH`) and returns its pid.

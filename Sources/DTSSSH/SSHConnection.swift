@@ -18,6 +18,10 @@ public final class SSHConnection: DUTSession, @unchecked Sendable {
     public var endpoint: String { core.endpoint }
     /// The options the connection was opened with.
     public var options: SSHConnectOptions { core.options }
+    /// The SSH server's host: commands run over there.
+    public var location: SessionLocation { .remote(host: options.host) }
+    /// `nil`: the connection does not log commands by itself (its ``SSHConnectOptions/transcript`` hook aside).
+    public var sessionLog: (any SessionLogSink)? { nil }
 
     private init(core: ConnectionCore) { self.core = core }
 

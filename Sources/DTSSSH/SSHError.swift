@@ -2,7 +2,7 @@ import DTSSession
 
 /// Everything the SSH layer can fail with. Each case names the endpoint (`user@host:port` or
 /// `host:port`) and, where it matters, what was being waited for and the output received so far.
-public enum SSHError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum SSHError: PartialOutputError, Sendable, Equatable, CustomStringConvertible {
     /// The TCP connection (plus SSH handshake and authentication) did not finish in time.
     case connectTimeout(hostPort: String, after: Duration)
     /// The TCP connection was refused (nothing listens on the port).

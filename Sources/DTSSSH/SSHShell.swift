@@ -27,12 +27,9 @@ public final class SSHShell: InteractiveSession, @unchecked Sendable {
     func prepare(_ options: SSHShellOptions) async throws {
         switch options.promptSetup {
         case .uniqueMarker:
-            let marker = String(UInt32.random(in: 0x1000_0000...UInt32.max), radix: 16)
-            prompt = "dts-\(marker)# "
-            // The command line spells the prompt in two quoted pieces, so its own echo never matches.
-            let setup = "stty -echo 2>/dev/null\nset +o emacs +o vi 2>/dev/null\n"
-                + "PS1='dts-'\"\(marker)# \"; PS2=''; unset PROMPT_COMMAND 2>/dev/null\n"
-            _ = try await io(send: Array(setup.utf8), clear: false, wait: .literal(Array(prompt.utf8), description: "\"\(prompt)\""),
+            prompt = ShellText.uniquePrompt()
+            _ = try await io(send: Array((ShellText.promptSetup(prompt) + "\n").utf8), clear: false,
+                             wait: .match(.literal(Array(prompt.utf8)), description: "\"\(prompt)\""),
                              timeout: options.openTimeout, label: "shell prompt setup", logSend: nil)
         case .existing(let expectation):
             if case .literal(let text) = expectation { prompt = text }
@@ -43,19 +40,15 @@ public final class SSHShell: InteractiveSession, @unchecked Sendable {
     }
 
     private func compile(_ expected: Expectation) throws -> ShellWait {
-        switch expected {
-        case .literal(let text):
-            return .literal(Array(text.utf8), description: expected.description)
-        case .regex(let pattern):
-            do {
-                return .regex(try NSRegularExpression(pattern: pattern), description: expected.description)
-            } catch {
-                throw SSHError.invalidRegex(pattern: pattern, reason: "\(error)")
-            }
+        do {
+            return .match(try ShellPattern(expected), description: expected.description)
+        } catch {
+            guard case .regex(let pattern) = expected else { throw error }
+            throw SSHError.invalidRegex(pattern: pattern, reason: "\(error)")
         }
     }
 
-    private func io(send: [UInt8], clear: Bool, wait: ShellWait, timeout: Duration, label: String, logSend: String?) async throws -> [UInt8] {
+    private func io(send: [UInt8], clear: Bool, wait: ShellWait, timeout: Duration, label: String, logSend: String?) async throws -> String {
         if let logSend {
             core.logger.debug("shell \(channel.number) on \(core.endpoint) <- \(logSend)")
             core.record(.shellSend, logSend)
@@ -72,15 +65,16 @@ public final class SSHShell: InteractiveSession, @unchecked Sendable {
         }
     }
 
-    /// Sends `command` and a newline, waits for `expected`, and returns the output before it with
-    /// `\r\n` turned into `\n` and without the echoed command. Unconsumed output that arrived before
-    /// the send is discarded first. A timeout throws ``SSHError/timeout(endpoint:operation:after:partialOutput:)``
-    /// carrying the output so far (which stays available to ``expect(_:timeout:)``).
+    /// Sends `command` and a newline, waits for `expected`, and returns the output before it as
+    /// ``ShellText`` says: normalized, without the echoed command, without the prompt's head and
+    /// trailing newlines. Unconsumed output that arrived before the send is discarded first. A timeout
+    /// throws ``SSHError/timeout(endpoint:operation:after:partialOutput:)`` carrying the output so
+    /// far (which stays available to ``expect(_:timeout:)``).
     public func sendExpect(_ command: String, _ expected: Expectation, timeout: Duration) async throws -> String {
         let wait = try compile(expected)
-        let raw = try await io(send: Array((command + "\n").utf8), clear: true, wait: wait, timeout: timeout,
-                               label: "sendExpect `\(command)`", logSend: command)
-        let text = ShellText.stripEcho(ShellText.normalize(raw), command: command)
+        let before = try await io(send: Array((command + "\n").utf8), clear: true, wait: wait, timeout: timeout,
+                                  label: "sendExpect `\(command)`", logSend: command)
+        let text = ShellText.reply(before: before, command: command, prompt: prompt)
         core.record(.shellReceive, text)
         return text
     }
@@ -93,34 +87,33 @@ public final class SSHShell: InteractiveSession, @unchecked Sendable {
     /// Like ``sendExpect(_:_:timeout:)`` but the text sent (a password) never reaches the transcript or logs.
     public func sendSecret(_ secret: String, _ expected: Expectation, timeout: Duration) async throws -> String {
         let wait = try compile(expected)
-        let raw = try await io(send: Array((secret + "\n").utf8), clear: true, wait: wait, timeout: timeout,
-                               label: "sending a secret", logSend: "<secret>")
-        return ShellText.stripEcho(ShellText.normalize(raw), command: secret)
+        let before = try await io(send: Array((secret + "\n").utf8), clear: true, wait: wait, timeout: timeout,
+                                  label: "sending a secret", logSend: "<secret>")
+        return ShellText.reply(before: before, command: secret, prompt: prompt)
     }
 
     /// Waits for `expected` without sending anything (after a timeout, a Ctrl-C, or a late prompt).
-    /// Returns the output before the match.
+    /// Returns the output before the match, as ``sendExpect(_:_:timeout:)`` does (no echo to remove).
     public func expect(_ expected: Expectation, timeout: Duration) async throws -> String {
         let wait = try compile(expected)
-        let raw = try await io(send: [], clear: false, wait: wait, timeout: timeout, label: "expect \(expected)", logSend: nil)
-        let text = ShellText.normalize(raw)
+        let before = try await io(send: [], clear: false, wait: wait, timeout: timeout, label: "expect \(expected)", logSend: nil)
+        let text = ShellText.reply(before: before, command: nil, prompt: prompt)
         core.record(.shellReceive, text)
         return text
     }
 
     /// Sends `command` and a newline and returns everything that arrives within `timeout`.
     public func sendCommand(_ command: String, timeout: Duration) async throws -> String {
-        let raw = try await io(send: Array((command + "\n").utf8), clear: true, wait: .collect, timeout: timeout,
-                               label: "sendCommand `\(command)`", logSend: command)
-        let text = ShellText.stripEcho(ShellText.normalize(raw), command: command)
+        let collected = try await io(send: Array((command + "\n").utf8), clear: true, wait: .collect, timeout: timeout,
+                                     label: "sendCommand `\(command)`", logSend: command)
+        let text = ShellText.stripEcho(collected, command: command)
         core.record(.shellReceive, text)
         return text
     }
 
     /// Returns the pending output plus whatever arrives within `timeout`, without sending anything.
     public func getSessionBefore(timeout: Duration) async throws -> String {
-        let raw = try await io(send: [], clear: false, wait: .collect, timeout: timeout, label: "getSessionBefore", logSend: nil)
-        let text = ShellText.normalize(raw)
+        let text = try await io(send: [], clear: false, wait: .collect, timeout: timeout, label: "getSessionBefore", logSend: nil)
         core.record(.shellReceive, text)
         return text
     }

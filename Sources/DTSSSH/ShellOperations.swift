@@ -6,8 +6,8 @@ import Foundation
 final class ShellChannel: @unchecked Sendable {
     let number: Int
     var channel: OpaquePointer?
-    /// Output received and not yet consumed by an expect.
-    var pending: [UInt8] = []
+    /// Output received and not yet consumed by an expect, as normalized text (``ShellText``).
+    var output = ShellOutput()
     /// The peer closed the channel.
     var eof = false
     /// An operation is running on this shell.
@@ -63,18 +63,16 @@ final class ShellOpenOperation: LoopOperation {
 
 /// What a shell I/O operation waits for after sending.
 enum ShellWait {
-    /// A literal byte string.
-    case literal([UInt8], description: String)
-    /// A compiled regular expression.
-    case regex(NSRegularExpression, description: String)
+    /// A literal or a regular expression, matched against the normalized output.
+    case match(ShellPattern, description: String)
     /// Everything that arrives until the deadline.
     case collect
     /// Nothing: done once sent.
     case none
 }
 
-/// Sends bytes to a shell, then waits as `ShellWait` says. Returns the raw bytes before the match
-/// (or everything collected); the match itself is consumed, what follows stays pending.
+/// Sends bytes to a shell, then waits as `ShellWait` says. Returns the normalized text before the
+/// match (or everything collected); the match itself is consumed, what follows stays pending.
 final class ShellIOOperation: LoopOperation {
     private let shell: ShellChannel
     private let toSend: [UInt8]
@@ -82,11 +80,12 @@ final class ShellIOOperation: LoopOperation {
     private let wait: ShellWait
     private let timeout: Duration
     private let label: String
-    private var waiter: OnceContinuation<[UInt8]>
-    private var scanFrom = 0
+    private var waiter: OnceContinuation<String>
+    /// The bytes of one read, before they join the shell's output.
+    private var chunk: [UInt8] = []
 
     init(shell: ShellChannel, send: [UInt8], clearPending: Bool, wait: ShellWait, timeout: Duration, label: String,
-         continuation: CheckedContinuation<[UInt8], any Error>) {
+         continuation: CheckedContinuation<String, any Error>) {
         self.shell = shell
         self.toSend = send
         self.wait = wait
@@ -94,17 +93,17 @@ final class ShellIOOperation: LoopOperation {
         self.label = label
         self.waiter = OnceContinuation(continuation)
         super.init()
-        if clearPending { shell.pending.removeAll() }
+        if clearPending { _ = shell.output.takeAll() }
         shell.busy = true
         deadline = ContinuousClock.now + timeout
     }
 
-    private func resume(_ outcome: Result<[UInt8], any Error>) {
+    private func resume(_ outcome: Result<String, any Error>) {
         shell.busy = false
         waiter.resume(with: outcome)
     }
 
-    private var partial: String { ShellText.normalize(shell.pending) }
+    private var partial: String { shell.output.text }
 
     override func step(_ core: ConnectionCore) -> StepResult {
         guard let channel = shell.channel, !shell.closed else {
@@ -127,28 +126,31 @@ final class ShellIOOperation: LoopOperation {
             moved = true
         }
         if case .none = wait {
-            resume(.success([]))
+            resume(.success(""))
             return .done
         }
         // Check what is already pending first (e.g. after a timeout, or output following a match).
         if !moved, checkMatch() { return .done }
         var received = false
         while true {
-            var outcome = core.readChannel(channel, stream: 0, into: &shell.pending)
+            chunk.removeAll(keepingCapacity: true)
+            var outcome = core.readChannel(channel, stream: 0, into: &chunk)
             if case .again = outcome {
                 // A PTY merges stderr into stdout, but drain stream 1 anyway so it can never stall.
-                outcome = core.readChannel(channel, stream: SSH_EXTENDED_DATA_STDERR, into: &shell.pending)
+                outcome = core.readChannel(channel, stream: SSH_EXTENDED_DATA_STDERR, into: &chunk)
                 if case .eof = outcome { outcome = .again }
             }
             switch outcome {
             case .data:
                 received = true
+                shell.output.append(chunk)
                 if checkMatch() { return .done }
                 continue
             case .again:
                 return (moved || received) ? .progressed : .blocked
             case .eof:
                 shell.eof = true
+                shell.output.finish()
                 endWait(orFail: SSHError.channelClosed(endpoint: core.endpoint, waitingFor: waitDescription, partialOutput: partial))
                 return .done
             case .failed(let rc):
@@ -160,56 +162,23 @@ final class ShellIOOperation: LoopOperation {
 
     private var waitDescription: String {
         switch wait {
-        case .literal(_, let d), .regex(_, let d): return d
+        case .match(_, let d): return d
         case .collect, .none: return "output"
         }
     }
 
-    /// Looks for the expectation in the pending bytes; on a match resumes and returns `true`.
+    /// Looks for the expectation in the pending output; on a match resumes and returns `true`.
     private func checkMatch() -> Bool {
-        switch wait {
-        case .literal(let needle, _):
-            guard !needle.isEmpty else {
-                resume(.success([]))
-                return true
-            }
-            let hay = shell.pending
-            if hay.count >= needle.count {
-                var i = max(0, scanFrom)
-                let last = hay.count - needle.count
-                while i <= last {
-                    if hay[i] == needle[0] && hay[i..<(i + needle.count)].elementsEqual(needle) {
-                        let before = Array(hay[0..<i])
-                        shell.pending = Array(hay[(i + needle.count)...])
-                        scanFrom = 0
-                        resume(.success(before))
-                        return true
-                    }
-                    i += 1
-                }
-            }
-            scanFrom = max(0, hay.count - needle.count + 1)
-            return false
-        case .regex(let regex, _):
-            let text = String(decoding: shell.pending, as: UTF8.self)
-            let range = NSRange(text.startIndex..., in: text)
-            guard let match = regex.firstMatch(in: text, range: range), let r = Range(match.range, in: text) else { return false }
-            let before = Array(text[..<r.lowerBound].utf8)
-            shell.pending = Array(text[r.upperBound...].utf8)
-            resume(.success(before))
-            return true
-        case .collect, .none:
-            return false
-        }
+        guard case .match(let pattern, _) = wait, let before = shell.output.match(pattern) else { return false }
+        resume(.success(before))
+        return true
     }
 
     /// Ends the wait without a match: `.collect` returns everything pending; any other wait fails
     /// with `error` and leaves the pending output for a later expect.
     private func endWait(orFail error: @autoclosure () -> SSHError) {
         if case .collect = wait {
-            let all = shell.pending
-            shell.pending.removeAll()
-            resume(.success(all))
+            resume(.success(shell.output.takeAll()))
         } else {
             resume(.failure(error()))
         }
@@ -313,27 +282,5 @@ final class ShellCloseOperation: LoopOperation {
     override func abort(_ core: ConnectionCore, reason: SSHError) {
         transient.release(core)
         waiter.resume()
-    }
-}
-
-/// Turning raw PTY bytes into the text callers get.
-enum ShellText {
-    /// Decodes UTF-8, turns `\r\n` (and stray `\r` before `\n`) into `\n`, and removes bracketed-paste
-    /// mode switches that some shells print around prompts.
-    static func normalize(_ bytes: [UInt8]) -> String {
-        var text = String(decoding: bytes, as: UTF8.self)
-        if text.contains("\u{1B}[?2004") {
-            text = text.replacingOccurrences(of: "\u{1B}[?2004h", with: "").replacingOccurrences(of: "\u{1B}[?2004l", with: "")
-        }
-        while text.contains("\r\r\n") { text = text.replacingOccurrences(of: "\r\r\n", with: "\r\n") }
-        return text.replacingOccurrences(of: "\r\n", with: "\n")
-    }
-
-    /// Removes the echo of `command` at the start of `text`, if the remote echoed it.
-    static func stripEcho(_ text: String, command: String) -> String {
-        guard !command.isEmpty, text.hasPrefix(command) else { return text }
-        var rest = text.dropFirst(command.count)
-        if rest.hasPrefix("\n") { rest = rest.dropFirst() }
-        return String(rest)
     }
 }

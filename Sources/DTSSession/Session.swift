@@ -64,10 +64,32 @@ public protocol InteractiveSession: AnyObject, Sendable {
     func close() async
 }
 
+/// Where a session's commands run.
+public enum SessionLocation: Sendable, Equatable {
+    /// This machine, the one dts runs on.
+    case local
+    /// Over a connection to `host` (`dut_ip` for a remote host DUT; a VM's forwarded address,
+    /// which may be this machine's loopback): the commands run wherever that leads.
+    case remote(host: String)
+}
+
+/// An error that carries what a command or shell had printed when it was raised (a timeout, a
+/// shell that exited), whatever the transport.
+public protocol PartialOutputError: Error {
+    /// The output so far (for a shell, normalized as ``ShellText`` says); `nil` when the error is
+    /// not about output.
+    var partialOutput: String? { get }
+}
+
 /// A connection to a DUT: commands, shells and file copy.
 public protocol DUTSession: AnyObject, Sendable {
     /// A short human-readable name for logs and errors, e.g. `root@127.0.0.1:6022`.
     var endpoint: String { get }
+    /// Where the commands run: this machine or another one.
+    var location: SessionLocation { get }
+    /// The sink this session records its commands and output to by itself, or `nil` if it does not
+    /// log (wrap it in a ``LoggingSession`` to log it).
+    var sessionLog: (any SessionLogSink)? { get }
     /// Runs `command` through the remote user's shell and returns its status and output.
     func exec(_ command: String, timeout: Duration) async throws -> ExecResult
     /// Opens a new interactive shell (its own channel). A DUT may have several.

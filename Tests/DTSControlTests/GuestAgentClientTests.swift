@@ -1,3 +1,4 @@
+import DTSTestSupport
 import Foundation
 import Testing
 

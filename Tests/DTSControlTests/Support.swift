@@ -1,3 +1,5 @@
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -5,91 +7,22 @@ import Testing
 import Glibc
 #endif
 
-/// Errors of the test helpers.
-struct TestSetupError: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// A temporary directory under /tmp (short, for unix socket paths), removed by `remove()`.
-struct TempDir {
-    let path: String
-
-    init(_ prefix: String) throws {
-        var template = Array("/tmp/dts-\(prefix)-XXXXXX".utf8CString)
-        guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw TestSetupError(description: "mkdtemp failed: \(String(cString: strerror(errno)))")
-        }
-        path = String(cString: created)
-    }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
-/// Finds an executable in the usual places; fails the test with a clear message when missing.
-func requireExecutable(_ name: String, package: String) throws -> String {
-    let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-        + ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-    for directory in directories {
-        let candidate = directory + "/" + name
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    throw TestSetupError(
-        description: "\(name) not found: install the Debian package \(package) (scripts/setup.d/control.sh)")
-}
-
-/// A child process with output to a log file; `stop()` kills (SIGKILL) and reaps it.
-final class Child: @unchecked Sendable {
-    let process = Process()
-    let logPath: String
-
-    init(executable: String, arguments: [String], logPath: String) throws {
-        self.logPath = logPath
-        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
-            throw TestSetupError(description: "cannot create \(logPath)")
-        }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        try log.close()
-    }
-
-    var pid: Int32 { process.processIdentifier }
-
-    /// Waits (without blocking a thread) until the process has exited and was reaped.
-    func waitForExit(timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return true
-    }
-
-    /// SIGKILL and reap.
-    func stop() async {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        _ = await waitForExit(timeout: .seconds(10))
-    }
-
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+/// SIGKILL to `child` and wait until it is reaped.
+func stop(_ child: ChildProcess) async {
+    child.signal(SIGKILL)
+    _ = await child.waitForExit()
 }
 
 /// A paused QEMU (`-S`, TCG) with a QMP socket, user networking with a host forward to port 0,
 /// the management e1000 at slot 0x1f, and two passthrough-like virtio NICs `pt_0` and `pt_1`.
 struct QEMUFixture {
     let dir: TempDir
-    let child: Child
+    let child: ChildProcess
     let qmpPath: String
     let chardevPath: String
 
     static func start(extra: [String] = []) throws -> QEMUFixture {
-        let qemu = try requireExecutable("qemu-system-x86_64", package: "qemu-system-x86")
+        let qemu = try requireProgram("qemu-system-x86_64", package: "qemu-system-x86", setup: "control.sh")
         let dir = try TempDir("qmp")
         let qmpPath = dir.file("qmp.sock")
         let chardevPath = dir.file("qga.sock")
@@ -104,7 +37,7 @@ struct QEMUFixture {
             "-netdev", "user,id=n2", "-device", "virtio-net-pci,netdev=n2,id=pt_1,addr=5",
         ] + extra
         do {
-            let child = try Child(executable: qemu, arguments: arguments, logPath: dir.file("qemu.log"))
+            let child = try ChildProcess.spawn([qemu] + arguments, .output(to: dir.file("qemu.log")))
             return QEMUFixture(dir: dir, child: child, qmpPath: qmpPath, chardevPath: chardevPath)
         } catch {
             dir.remove()
@@ -112,8 +45,10 @@ struct QEMUFixture {
         }
     }
 
+    var log: String { dir.read("qemu.log") }
+
     func stop() async {
-        await child.stop()
+        await DTSControlTests.stop(child)
         dir.remove()
     }
 }
@@ -124,7 +59,7 @@ func withQEMU(extra: [String] = [], _ body: (QEMUFixture) async throws -> Void) 
     do {
         try await body(fixture)
     } catch {
-        let log = fixture.child.log
+        let log = fixture.log
         await fixture.stop()
         if !log.isEmpty { Issue.record("qemu output:\n\(log)") }
         throw error
@@ -136,23 +71,19 @@ func withQEMU(extra: [String] = [], _ body: (QEMUFixture) async throws -> Void) 
 /// even a buggy test cannot power off this machine.
 struct GuestAgentFixture {
     let dir: TempDir
-    let child: Child
+    let child: ChildProcess
     let socketPath: String
 
     static let blockedCommands = "guest-shutdown,guest-suspend-disk,guest-suspend-ram,guest-suspend-hybrid"
 
     static func start() throws -> GuestAgentFixture {
-        let agent = try requireExecutable("qemu-ga", package: "qemu-guest-agent")
+        let agent = try requireProgram("qemu-ga", package: "qemu-guest-agent", setup: "control.sh")
         let dir = try TempDir("qga")
         let socketPath = dir.file("qga.sock")
         do {
-            let child = try Child(
-                executable: agent,
-                arguments: [
-                    "-m", "unix-listen", "-p", socketPath, "-t", dir.path, "-f", dir.file("qga.pid"),
-                    "-b", blockedCommands,
-                ],
-                logPath: dir.file("qga.log"))
+            let child = try ChildProcess.spawn(
+                [agent, "-m", "unix-listen", "-p", socketPath, "-t", dir.path, "-f", dir.file("qga.pid"), "-b", blockedCommands],
+                .output(to: dir.file("qga.log")))
             return GuestAgentFixture(dir: dir, child: child, socketPath: socketPath)
         } catch {
             dir.remove()
@@ -160,8 +91,10 @@ struct GuestAgentFixture {
         }
     }
 
+    var log: String { dir.read("qga.log") }
+
     func stop() async {
-        await child.stop()
+        await DTSControlTests.stop(child)
         dir.remove()
     }
 }
@@ -172,7 +105,7 @@ func withGuestAgent(_ body: (GuestAgentFixture) async throws -> Void) async thro
     do {
         try await body(fixture)
     } catch {
-        let log = fixture.child.log
+        let log = fixture.log
         await fixture.stop()
         if !log.isEmpty { Issue.record("qemu-ga output:\n\(log)") }
         throw error

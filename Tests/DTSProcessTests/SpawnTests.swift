@@ -1,4 +1,5 @@
 import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -8,24 +9,13 @@ import Glibc
 
 /// The spawn primitive against real children (`/bin/sh`, `/bin/sleep`).
 @Suite struct SpawnTests {
-    /// A scratch directory, removed at the end of each test.
-    final class Scratch {
-        let path: String
-        init() throws {
-            path = FileManager.default.temporaryDirectory.appendingPathComponent("dts-spawn-\(UUID().uuidString)").path
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        }
-        deinit { try? FileManager.default.removeItem(atPath: path) }
-        func read(_ name: String) -> String { (try? String(contentsOfFile: path + "/" + name, encoding: .utf8)) ?? "" }
-    }
-
     /// Runs `script` under /bin/sh with `options` and returns its status.
     func sh(_ script: String, _ options: SpawnOptions) throws -> Int32? {
         WaitStatus.wait(for: try Spawn.start(["/bin/sh", "-c", script], options))
     }
 
     @Test func outputErrorAndStatus() throws {
-        let scratch = try Scratch()
+        let scratch = try TempDir("dts-spawn")
         let log = scratch.path + "/log"
         #expect(try sh("echo out; echo err >&2; exit 7", .output(to: log)) == 7)
         #expect(try sh("echo again", .output(to: log)) == 0)
@@ -38,7 +28,7 @@ import Glibc
     }
 
     @Test func descriptorsEnvironmentAndDirectory() throws {
-        let scratch = try Scratch()
+        let scratch = try TempDir("dts-spawn")
         let fd = open(scratch.path + "/captured", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         try #require(fd >= 0)
         defer { close(fd) }
@@ -66,7 +56,7 @@ import Glibc
     /// The child gets default signal dispositions, an empty mask and no descriptor above 2, even one
     /// this process opened without close-on-exec.
     @Test func cleanSignalStateAndNoLeakedDescriptors() throws {
-        let scratch = try Scratch()
+        let scratch = try TempDir("dts-spawn")
         let leaky = open(scratch.path + "/leaky", O_WRONLY | O_CREAT, 0o644)
         try #require(leaky >= 0)
         defer { close(leaky) }

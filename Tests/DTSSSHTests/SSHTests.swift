@@ -1,5 +1,6 @@
 import DTSSSH
 import DTSSession
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -107,19 +108,19 @@ struct SSHTests {
         }
     }
 
-    @Test("sendExpect on a real bash with a unique prompt; echo removed, CRLF normalized")
+    @Test("sendExpect on a real bash with a unique prompt; echo removed, CRLF normalized, no final newline")
     func sendExpectPrompt() async throws {
         try await withServer { _, ssh, _ in
             let shell = try await ssh.openSSHShell()
             #expect(shell.prompt.hasPrefix("dts-"))
             let out = try await shell.sendExpect("echo hello; echo world", .literal(shell.prompt), timeout: .seconds(10))
-            #expect(out == "hello\nworld\n")
-            #expect(try await shell.run("cd /tmp && pwd", timeout: .seconds(10)) == "/tmp\n")
+            #expect(out == "hello\nworld")
+            #expect(try await shell.run("cd /tmp && pwd", timeout: .seconds(10)) == "/tmp")
             let regex = try await shell.sendExpect("printf 'value=%d\\n' 42; echo after", .regex("value=[0-9]+"), timeout: .seconds(10))
             #expect(regex == "")
             // The rest stays pending until consumed.
-            #expect(try await shell.expect(.literal(shell.prompt), timeout: .seconds(10)) == "\nafter\n")
-            #expect(try await shell.run("echo next", timeout: .seconds(10)) == "next\n")
+            #expect(try await shell.expect(.literal(shell.prompt), timeout: .seconds(10)) == "\nafter")
+            #expect(try await shell.run("echo next", timeout: .seconds(10)) == "next")
             await shell.close()
         }
     }
@@ -132,7 +133,7 @@ struct SSHTests {
             let before = try await shell.sendExpect("sleep 1; printf 'ready> '; read v; echo got=$v", "ready> ", timeout: .seconds(10))
             #expect(elapsed(since: start) >= .milliseconds(900))
             #expect(before == "")
-            #expect(try await shell.run("world", timeout: .seconds(10)) == "got=world\n")
+            #expect(try await shell.run("world", timeout: .seconds(10)) == "got=world")
             await shell.close()
         }
     }
@@ -150,7 +151,7 @@ struct SSHTests {
             try await shell.sendControlC()
             _ = try await shell.expect(.literal(shell.prompt), timeout: .seconds(5))
             #expect(elapsed(since: start) < .seconds(3))
-            #expect(try await shell.run("echo alive", timeout: .seconds(10)) == "alive\n")
+            #expect(try await shell.run("echo alive", timeout: .seconds(10)) == "alive")
             // sendCommand / getSessionBefore collect what arrives within the time given.
             let collected = try await shell.sendCommand("echo abc", timeout: .milliseconds(500))
             #expect(collected.contains("abc\n"))
@@ -172,8 +173,8 @@ struct SSHTests {
             async let two = b.run("sleep 2; echo two", timeout: .seconds(20))
             async let three = ssh.exec("sleep 2; echo three", timeout: .seconds(20))
             let (r1, r2, r3) = try await (one, two, three)
-            #expect(r1 == "one\n")
-            #expect(r2 == "two\n")
+            #expect(r1 == "one")
+            #expect(r2 == "two")
             #expect(r3.output == "three\n")
             #expect(elapsed(since: start) < .seconds(5), "the three commands ran one after another")
             // The same shell cannot be driven by two tasks at once: of two concurrent runs, one gets
@@ -184,7 +185,7 @@ struct SSHTests {
             let refused = outcomes.filter { if case .failure(let e) = $0 { return (e as? SSHError) == .shellBusy(endpoint: ssh.endpoint) }; return false }
             let served = outcomes.compactMap { try? $0.get() }
             #expect(refused.count == 1 && served.count == 1, "outcomes: \(outcomes)")
-            #expect(served.first == "x\n" || served.first == "y\n")
+            #expect(served.first == "x" || served.first == "y")
             await a.close()
             await b.close()
         }
@@ -209,7 +210,7 @@ struct SSHTests {
                     group.addTask {
                         var ok = true
                         for i in 0..<20 {
-                            ok = try await shell.run("echo shell-\(i)", timeout: .seconds(30)) == "shell-\(i)\n" && ok
+                            ok = try await shell.run("echo shell-\(i)", timeout: .seconds(30)) == "shell-\(i)" && ok
                         }
                         return ok ? "shell-ok" : "shell-bad"
                     }
@@ -449,7 +450,7 @@ struct SSHTests {
 
     @Test("keepalives are sent on an idle connection, and only when configured")
     func keepalive() async throws {
-        try requireProgram("/usr/bin/ss", package: "iproute2")
+        try requireProgram("/usr/bin/ss", package: "iproute2", setup: "ssh.sh")
         let dir = try TempDir()
         defer { dir.remove() }
         let keptServer = try DropbearServer()
@@ -495,7 +496,7 @@ struct SSHTests {
         #expect(events.contains { $0.kind == .exec && $0.text == "echo transcript-check" })
         #expect(events.contains { $0.kind == .execResult && $0.status == 0 && $0.text == "transcript-check\n" })
         #expect(events.contains { $0.kind == .shellSend && $0.text == "echo in-shell" })
-        #expect(events.contains { $0.kind == .shellReceive && $0.text == "in-shell\n" })
+        #expect(events.contains { $0.kind == .shellReceive && $0.text == "in-shell" })
         #expect(!events.contains { $0.text.contains(TestUsers.password) || $0.text.contains("s3cret-value") })
     }
 }
@@ -513,7 +514,7 @@ struct SSHKeyboardInteractiveTests {
         let result = try await ssh.exec("id -un; echo $SHELL", timeout: .seconds(10))
         #expect(result.output == "dtstest\n/bin/bash\n")
         let shell = try await ssh.openSSHShell()
-        #expect(try await shell.run("echo via-openssh", timeout: .seconds(10)) == "via-openssh\n")
+        #expect(try await shell.run("echo via-openssh", timeout: .seconds(10)) == "via-openssh")
         await ssh.close()
         let wrong = testOptions(port: server.port, auth: .keyboardInteractive(password: "wrong"), knownHosts: dir.file("known_hosts"))
         let error = await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(wrong) }
@@ -523,9 +524,10 @@ struct SSHKeyboardInteractiveTests {
 
 /// `bytes_sent` of the one client TCP socket connected to 127.0.0.1:`port`, from `ss -ti`.
 func bytesSent(toPort port: Int) throws -> Int {
-    let (status, output) = try runProgram("/usr/bin/ss", ["-tinH", "state", "established", "dst", "127.0.0.1:\(port)"])
-    guard status == 0, let range = output.range(of: "bytes_sent:") else {
-        throw HarnessError(description: "no bytes_sent in `ss -ti` output: \(output)")
+    let listed = try runProgram("/usr/bin/ss", ["-tinH", "state", "established", "dst", "127.0.0.1:\(port)"])
+    let output = listed.output
+    guard listed.status == 0, let range = output.range(of: "bytes_sent:") else {
+        throw TestSetupError(description: "no bytes_sent in `ss -ti` output: \(output)")
     }
     return Int(output[range.upperBound...].prefix { $0.isNumber }) ?? -1
 }

@@ -1,5 +1,6 @@
 import DTSSSH
 import DTSSession
+import DTSTestSupport
 import Foundation
 import Testing
 

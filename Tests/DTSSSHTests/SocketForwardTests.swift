@@ -1,6 +1,7 @@
 import DTSProcess
 import DTSSSH
 import DTSSession
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -32,7 +33,7 @@ struct UnixClient: Sendable {
         }
         guard rc == 0 else {
             Glibc.close(fd)
-            throw HarnessError(description: "connect \(path): \(String(cString: strerror(errno)))")
+            throw TestSetupError(description: "connect \(path): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -40,7 +41,7 @@ struct UnixClient: Sendable {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw HarnessError(description: "send: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw TestSetupError(description: "send: \(String(cString: strerror(errno)))") }
             offset += n
         }
     }
@@ -54,7 +55,7 @@ struct UnixClient: Sendable {
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n == 0 { return all }
-            guard n > 0 else { throw HarnessError(description: "recv: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw TestSetupError(description: "recv: \(String(cString: strerror(errno)))") }
             all.append(contentsOf: buffer[0..<n])
         }
     }
@@ -69,15 +70,16 @@ struct SocketForwardTests {
     /// through, EOF goes both ways, and the forward's close removes the local socket.
     @Test("a Unix socket on the server, reached through a local socket, EOF both ways")
     func socatToRemoteUnixSocket() async throws {
-        try requireProgram("/usr/bin/socat", package: "socat")
+        try requireProgram("/usr/bin/socat", package: "socat", setup: "ssh.sh")
         try await withServer { _, connection, dir in
             // The remote user (dtstest) must reach the server socket: a world-searchable directory.
             let shared = "/tmp/dts-forward-\(UInt32.random(in: 0...UInt32.max))"
             try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             defer { try? FileManager.default.removeItem(atPath: shared) }
             let serverSocket = shared + "/upper.sock"
-            let server = try Spawn.start(["/usr/bin/socat", "UNIX-LISTEN:\(serverSocket),fork,mode=0777", "SYSTEM:tr a-z A-Z"], .output(to: dir.file("socat.log")))
-            defer { kill(server, SIGKILL); var status: Int32 = 0; waitpid(server, &status, 0) }
+            let server = try ChildProcess.spawn(["/usr/bin/socat", "UNIX-LISTEN:\(serverSocket),fork,mode=0777", "SYSTEM:tr a-z A-Z"],
+                                                .output(to: dir.file("socat.log"), processGroup: .newGroup))
+            defer { server.signal(SIGKILL); server.waitUntilExit() }
             for _ in 0..<100 where !FileManager.default.fileExists(atPath: serverSocket) { try await Task.sleep(for: .milliseconds(20)) }
 
             let local = dir.file("forwarded.sock")

@@ -6,12 +6,6 @@ import Testing
 /// Pure helpers; the behaviour they serve is tested against real servers in SSHTests.
 @Suite("SSH helpers")
 struct SSHHelperTests {
-    @Test func normalizeAndStripEcho() {
-        #expect(ShellText.normalize(Array("a\r\nb\r\r\n\u{1B}[?2004hc".utf8)) == "a\nb\nc")
-        #expect(ShellText.stripEcho("ls -l\ntotal 0\n", command: "ls -l") == "total 0\n")
-        #expect(ShellText.stripEcho("total 0\n", command: "ls -l") == "total 0\n")
-    }
-
     @Test func fingerprintIsUnpaddedBase64OfSHA256() {
         // FIPS 180-4 test vectors, as OpenSSH would print them (no `=` padding).
         #expect(Fingerprint.sha256(ofKeyBlob: Data("abc".utf8)) == "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0")

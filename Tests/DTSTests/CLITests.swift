@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -18,33 +19,9 @@ enum DTSBinary {
         return packageRoot + "/.build/debug/dts"
     }
 
-    struct Output { var status: Int32; var stdout: String; var stderr: String }
-
-    static func run(_ arguments: [String], environment: [String: String] = [:], cwd: String = packageRoot) throws -> Output {
-        try runProgram(path, arguments, environment: environment, cwd: cwd)
+    static func run(_ arguments: [String], environment: [String: String] = [:], cwd: String = packageRoot) throws -> ProgramResult {
+        try runProgram(path, arguments, environment: environment, directory: cwd)
     }
-}
-
-/// Runs a program with output captured in files (no pipe deadlocks) and waits for it.
-func runProgram(_ program: String, _ arguments: [String], environment: [String: String] = [:], cwd: String? = nil) throws -> DTSBinary.Output {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dts-run-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
-    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: program)
-    process.arguments = arguments
-    if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardOutput = try FileHandle(forWritingTo: out)
-    process.standardError = try FileHandle(forWritingTo: err)
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    return .init(status: process.terminationStatus,
-                 stdout: try String(contentsOf: out, encoding: .utf8), stderr: try String(contentsOf: err, encoding: .utf8))
 }
 
 @Suite struct CLITests {

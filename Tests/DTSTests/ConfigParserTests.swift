@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -110,9 +111,8 @@ import Testing
 
 @Suite struct MergeTests {
     @Test func suiteReplacesWholeParamInPlaceAndRuntimeAppends() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dts-merge-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scratch = try TempDir("dts-merge")
+        let dir = scratch.path
         try "[KVM]\ncpu = model=host,number=4;\nmem = size=2048;\n".write(toFile: "\(dir)/virt_global.cfg", atomically: true, encoding: .utf8)
         try "[vm0]\nmem = size=1024,hugepage=yes;\nlogin = user=root;\n[vm1]\ncpu = number=1;\n".write(toFile: "\(dir)/s.cfg", atomically: true, encoding: .utf8)
         let vm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: dir), run: Run()), vmName: "vm0", suite: "s")

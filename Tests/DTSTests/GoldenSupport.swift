@@ -1,4 +1,5 @@
 import DTS
+import DTSTestSupport
 import Foundation
 
 /// A golden command-line case: `Golden/cmdline/<name>.cfg` in, `<name>.args` and `<name>.facts`
@@ -49,9 +50,8 @@ struct GoldenCase: CustomStringConvertible, Sendable {
     /// the scratch dir removed from paths so the output is stable.
     func build(runtimeRoot: String = "/run/dts/golden",
                allocator makeAllocator: ((Bool) -> any VMResourceAllocator)? = nil) throws -> Result<QEMUCommandLine, ConfigErrors> {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dts-golden-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let scratchDir = try TempDir("dts-golden")
+        let scratch = scratchDir.path
         try FileManager.default.copyItem(atPath: "\(Self.directory)/virt_global.cfg", toPath: "\(scratch)/virt_global.cfg")
         try FileManager.default.copyItem(atPath: configPath, toPath: "\(scratch)/\(name).cfg")
 

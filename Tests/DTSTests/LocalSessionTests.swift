@@ -1,15 +1,11 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 import Testing
 
-/// Processes whose command line is exactly `command` (arguments joined by spaces), read from /proc.
+/// Processes whose command line is exactly `command` (arguments joined by spaces).
 func localProcesses(running command: String) -> [Int32] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap { entry -> Int32? in
-        guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { return nil }
-        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        return arguments.joined(separator: " ") == command ? pid : nil
-    }
+    processes { $0.joined(separator: " ") == command }
 }
 
 /// Waits up to 10 s until a process runs `command`; returns whether it did.
@@ -164,9 +160,8 @@ final class LocalSessionLogCollector: SessionLogSink, @unchecked Sendable {
     }
 
     @Test func uploadDownloadKeepModeAndReportProgress() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dts-copy-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scratch = try TempDir("dts-copy")
+        let dir = scratch.path
         let source = dir + "/src.bin"
         let bytes = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         try Data(bytes).write(to: URL(fileURLWithPath: source))
@@ -205,14 +200,5 @@ final class LocalSessionLogCollector: SessionLogSink, @unchecked Sendable {
         #expect(text.contains("output: login ***"))
         #expect(text.contains("command: echo via-shell ***"))
         #expect(text.contains("status: exit status 0"))
-    }
-
-    @Test func normalizationKeepsSplitCharactersAndCarriageReturns() {
-        let euro = Array("€".utf8)
-        let (first, rest) = LocalShell.normalize([0x61, 0x0D] + euro.prefix(1))
-        #expect(first == "a")
-        let (second, rest2) = LocalShell.normalize(rest + Array(euro.dropFirst()) + [0x0A, 0x62, 0x0D, 0x0D, 0x0A, 0x63, 0x0D, 0x64])
-        #expect(second == "\n€\nb\nc\nd") // the held-back lone \r became a newline
-        #expect(rest2.isEmpty)
     }
 }

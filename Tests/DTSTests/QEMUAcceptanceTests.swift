@@ -1,5 +1,7 @@
 @testable import DTS
 import DTSControl
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -68,7 +70,7 @@ extension RealGuestTests {
             argv = ["unshare", "--mount", "--net", "--", "/bin/sh", "-c", script, "sh", scratch.path + "/etc-qemu"] + argv
             setenv("BRIDGES", names.joined(separator: " "), 1)
         }
-        let qemu = try SupervisedProcess.spawn(argv, stdout: scratch.path + "/qemu.out", stderr: scratch.path + "/qemu.err",
+        let qemu = try ChildProcess.spawn(argv, stdout: scratch.path + "/qemu.out", stderr: scratch.path + "/qemu.err",
                                                directory: scratch.path, dieWithParent: true)
         defer { qemu.signal(SIGKILL) }
         let qmp: QMPClient
@@ -222,41 +224,14 @@ final class FreePortAllocator: VMResourceAllocator, @unchecked Sendable {
     }
 
     func runtimeDirectory(vm: String) -> String { "\(runtimeRoot)/\(vm)" }
-    func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try Self.freePort() }
+    func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try freePort() }
     func vncDisplay(vm: String) throws -> Int {
-        for display in 10...99 where Self.canBind(5900 + display) { return display }
+        for display in 10...99 where HostResourceAllocator.canBind(port: 5900 + display, address: "127.0.0.1") { return display }
         throw ResourceError("no free VNC display")
     }
-    func serialPort(vm: String) throws -> Int { try Self.freePort() }
-    func migrationPort(vm: String) throws -> Int { try Self.freePort() }
+    func serialPort(vm: String) throws -> Int { try freePort() }
+    func migrationPort(vm: String) throws -> Int { try freePort() }
     func macAddress(vm: String, index: Int) -> String { MACAddress.derived(vm: vm, index: index, salt: "accept") }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw ResourceError("cannot bind a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func canBind(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
 }
 
 /// 2 MB hugepages reserved for a case that asks for hugepage-backed memory, released after.
@@ -300,7 +275,7 @@ final class HugepageReservation: Sendable {
 
 /// A real vhost-user backend: dpdk-testpmd with one vhost vdev per socket, no hugepages.
 final class VhostBackend: Sendable {
-    let process: SupervisedProcess
+    let process: ChildProcess
     let prefix: String
 
     static func start(sockets: [(path: String, qemuIsServer: Bool)], scratch: String) async throws -> VhostBackend {
@@ -310,7 +285,7 @@ final class VhostBackend: Sendable {
             argv += ["--vdev", "net_vhost\(index),iface=\(socket.path)" + (socket.qemuIsServer ? ",client=1" : "")]
         }
         argv += ["--", "--total-num-mbufs=4096", "--stats-period", "3600"]
-        let process = try SupervisedProcess.spawn(argv, stdout: scratch + "/testpmd.log", stderr: scratch + "/testpmd.log", dieWithParent: true)
+        let process = try ChildProcess.spawn(argv, stdout: scratch + "/testpmd.log", stderr: scratch + "/testpmd.log", dieWithParent: true)
         let backend = VhostBackend(process: process, prefix: prefix)
         let deadline = ContinuousClock.now + .seconds(30)
         while !sockets.filter({ !$0.qemuIsServer }).allSatisfy({ FileManager.default.fileExists(atPath: $0.path) }) {
@@ -324,15 +299,14 @@ final class VhostBackend: Sendable {
         return backend
     }
 
-    private init(process: SupervisedProcess, prefix: String) {
+    private init(process: ChildProcess, prefix: String) {
         self.process = process
         self.prefix = prefix
     }
 
     func stop() {
         process.signal(SIGKILL)
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning, Date() < deadline { usleep(10_000) }
+        process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: "/var/run/dpdk/\(prefix)")
     }
 }

@@ -1,5 +1,7 @@
 @testable import DTS
 import DTSProcess
+import DTSSSH
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -17,8 +19,8 @@ import Glibc
     @Test func dtsRunReachesTheNamespaceHost() throws {
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
-        let conf = try RunnerTempDir("dts-remote-conf")
-        let out = try RunnerTempDir("dts-remote-out")
+        let conf = try TempDir("dts-remote-conf")
+        let out = try TempDir("dts-remote-out")
         _ = try conf.write("crbs.cfg", """
             [\(host.address)]
             dut_ip = \(host.address)
@@ -44,7 +46,7 @@ import Glibc
         let shellLog = try String(contentsOfFile: dir + "/host_basic/test_shell_send_expect.log", encoding: .utf8)
         #expect(shellLog.contains("\(endpoint) (shell) $ echo $((6 * 7))"), "\(shellLog)")
         // `--dut` picks the DUT without an execution.cfg naming it.
-        let noExecution = try RunnerTempDir("dts-remote-conf2")
+        let noExecution = try TempDir("dts-remote-conf2")
         _ = try noExecution.write("crbs.cfg", try String(contentsOfFile: conf.path + "/crbs.cfg", encoding: .utf8))
         let byOption = try DTSBinary.run(["run", "--suite", "host_basic", "--test-cases", "test_kernel_release", "--dut", host.address,
                                           "--conf-dir", noExecution.path, "--output", out.path + "/by-option"])
@@ -76,8 +78,8 @@ import Glibc
     @Test func wrongPasswordAndUnreachableAddressAreInfrastructureErrors() throws {
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
-        let conf = try RunnerTempDir("dts-remote-conf")
-        let out = try RunnerTempDir("dts-remote-out")
+        let conf = try TempDir("dts-remote-conf")
+        let out = try TempDir("dts-remote-out")
         let wrong = "not-the-pw-\(UInt32.random(in: 1000...9999))"
         _ = try conf.write("crbs.cfg", """
             [lab-dut]
@@ -135,8 +137,8 @@ import Glibc
     @Test func sigintClosesTheRemoteConnection() async throws {
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
-        let conf = try RunnerTempDir("dts-remote-conf")
-        let out = try RunnerTempDir("dts-remote-out")
+        let conf = try TempDir("dts-remote-conf")
+        let out = try TempDir("dts-remote-out")
         _ = try conf.write("crbs.cfg", host.crbsSection())
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = \(host.address)\ntest_suites = runner_selftest\n")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nsleep_seconds = 263\n")
@@ -172,12 +174,27 @@ import Glibc
         #expect(left.isEmpty, "the remote command survived the interruption: \(left)")
     }
 
+    /// The shell conformance cases (DTSTestSupport) on a remote host DUT's shell: a
+    /// ``RemoteHostSession`` over SSH to the namespace host. The same cases run on the local shell
+    /// (ShellConformanceTests) and on an SSH shell (DTSSSHTests).
+    @Test func remoteShellConforms() async throws {
+        let host = try RemoteNamespaceHost()
+        defer { host.tearDown() }
+        let conf = try TempDir("dts-remote-conf")
+        let dut = try await Dut.remote(host.crb(), run: Run(), knownHostsPath: conf.file("known_hosts"))
+        let shell = try await dut.session.openShell()
+        let prompt = try #require(shell as? SSHShell).prompt
+        await ShellConformance.run(on: shell, prompt: prompt, transport: "remote DUT shell")
+        await shell.close()
+        await dut.close()
+    }
+
     /// The library API: `Dut.remote` runs commands on the namespace host (its network namespace,
     /// its addresses), exposes the DUT's address, and QEMU refuses to start for it.
     @Test func remoteDutRunsInTheNamespace() async throws {
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
-        let conf = try RunnerTempDir("dts-remote-conf")
+        let conf = try TempDir("dts-remote-conf")
         let crbs = try CRBsConfig(path: try conf.write("crbs.cfg", host.crbsSection()))
         let crb = try #require(crbs.crb(host.address))
         #expect(!crb.isLocal)
@@ -262,7 +279,7 @@ import Glibc
     @Test func keyFileLoginOnAnotherPort() throws {
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
-        let keys = try RunnerTempDir("dts-remote-keys")
+        let keys = try TempDir("dts-remote-keys")
         let key = keys.path + "/id_ed25519", stranger = keys.path + "/other_ed25519"
         for path in [key, stranger] {
             _ = try RemoteNamespaceHost.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dts-remote-test", "-f", path])
@@ -270,8 +287,8 @@ import Glibc
         let authorized = keys.path + "/authorized_keys"
         try FileManager.default.copyItem(atPath: key + ".pub", toPath: authorized)
         try host.startSshd(port: 2022, authorizedKeys: authorized)
-        let conf = try RunnerTempDir("dts-remote-conf")
-        let out = try RunnerTempDir("dts-remote-out")
+        let conf = try TempDir("dts-remote-conf")
+        let out = try TempDir("dts-remote-out")
         _ = try conf.write("crbs.cfg", """
             [keyed]
             dut_ip = \(host.address)
@@ -301,7 +318,7 @@ import Glibc
     }
 
     /// Units: credential choice and the prompt trimming of remote shells.
-    @Test func credentialsAndPromptTrimming() throws {
+    @Test func credentialsAndConnectTimeout() throws {
         var crb = CRBConfig.implicitLocal("192.0.2.1")
         crb.dutIP = "192.0.2.1"
         crb.dutUser = "root"
@@ -313,10 +330,6 @@ import Glibc
         #expect(try RemoteDUT.authentication(for: crb).methodName == "password")
         crb.values["dut_key"] = "/nonexistent/id_ed25519"
         #expect(throws: RemoteDUTError.self) { _ = try RemoteDUT.authentication(for: crb) }
-        #expect(RemoteHostShell.trim("42\ndts-1a2b3c4d", prompt: "dts-1a2b3c4d# ") == "42")
-        #expect(RemoteHostShell.trim("dts-1a2b3c4d", prompt: "dts-1a2b3c4d# ") == "")
-        #expect(RemoteHostShell.trim("a\nb\n", prompt: "dts-1a2b3c4d# ") == "a\nb\n")
-        #expect(RemoteHostShell.trim("x\ndts-1", prompt: "") == "x\ndts-1")
         #expect(RemoteDUT.connectTimeout(environment: ["DTS_CONNECT_TIMEOUT": "1.5"]) == .milliseconds(1500))
         #expect(RemoteDUT.connectTimeout(environment: ["DTS_CONNECT_TIMEOUT": "junk"]) == RemoteDUT.defaultConnectTimeout)
     }
@@ -339,19 +352,17 @@ final class RemoteNamespaceHost: @unchecked Sendable {
     /// An address of the veth subnet nobody holds.
     let unusedAddress: String
     let hostVeth: String
-    let dir: RunnerTempDir
+    let dir: TempDir
     private(set) var hostKey: String
     private(set) var publicKeyBase64 = ""
     private(set) var namespaceInode = ""
-    private var pid: pid_t?
-    private var sshdPid: pid_t?
+    private var server: ChildProcess?
+    private var sshd: ChildProcess?
     private var namespaceCreated = false
 
     init() throws {
         for (program, package) in [(Self.ip, "iproute2"), ("/usr/sbin/dropbear", "dropbear-bin"), ("/usr/bin/dropbearkey", "dropbear-bin")] {
-            guard FileManager.default.isExecutableFile(atPath: program) else {
-                throw RemoteHostError("\(program) is missing: run scripts/setup.d/remote.sh (apt-get install -y \(package))")
-            }
+            try requireProgram(program, package: package, setup: "remote.sh")
         }
         guard getpwnam(Self.user) != nil else { throw RemoteHostError("user \(Self.user) is missing: run scripts/setup.d/remote.sh") }
         guard FileManager.default.fileExists(atPath: "/usr/lib/sftp-server") else {
@@ -360,7 +371,7 @@ final class RemoteNamespaceHost: @unchecked Sendable {
         let tag = String(UInt32.random(in: 0x10_0000...0xFF_FFFF), radix: 16)
         namespace = "dts-remote-\(tag)"
         hostVeth = "dtsr\(tag)h"
-        dir = try RunnerTempDir("dts-remote-host")
+        dir = try TempDir("dts-remote-host")
         hostKey = dir.path + "/hostkey"
         let subnet = try Self.freeSubnet()
         hostSideAddress = "10.254.\(subnet).1"
@@ -413,24 +424,17 @@ final class RemoteNamespaceHost: @unchecked Sendable {
         let log = dir.path + "/dropbear.log"
         // Spawn, not Foundation's Process: that passes on the test runner's blocked SIGCHLD, and
         // dropbear then never notices its session child exit and never closes the channel.
-        let started = try Spawn.start([Self.ip, "netns", "exec", namespace, "/usr/sbin/dropbear", "-F", "-E", "-m",
-                                       "-p", address + ":22", "-r", hostKey, "-P", dir.path + "/dropbear.pid"], .output(to: log))
-        pid = started
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if remoteTCPConnects(address, port: 22) { return }
-            if WaitStatus.reapIfExited(started) != nil { pid = nil; break }
-            usleep(20_000)
-        }
+        let started = try ChildProcess.spawn([Self.ip, "netns", "exec", namespace, "/usr/sbin/dropbear", "-F", "-E", "-m",
+                                              "-p", address + ":22", "-r", hostKey, "-P", dir.path + "/dropbear.pid"], .output(to: log))
+        server = started
+        if waitUntilListening(started, port: 22, host: address) { return }
         throw RemoteHostError("dropbear did not start in namespace \(namespace) on \(address):22: \(serverLog)")
     }
 
     /// Starts OpenSSH's sshd in the namespace on `address:port`, public-key login only, with
     /// `authorizedKeys` as the only authorized keys file. Stopped by `tearDown()`.
     func startSshd(port: Int, authorizedKeys: String) throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
-            throw RemoteHostError("/usr/sbin/sshd is missing: run scripts/setup.d/remote.sh (apt-get install -y openssh-server)")
-        }
+        try requireProgram("/usr/sbin/sshd", package: "openssh-server", setup: "remote.sh")
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
         let key = dir.path + "/ssh_host_ed25519_key"
         _ = try Self.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])
@@ -450,15 +454,10 @@ final class RemoteNamespaceHost: @unchecked Sendable {
 
             """
         try config.write(toFile: dir.path + "/sshd_config", atomically: true, encoding: .utf8)
-        let started = try Spawn.start([Self.ip, "netns", "exec", namespace, "/usr/sbin/sshd", "-D", "-e", "-f", dir.path + "/sshd_config"],
-                                      .output(to: dir.path + "/sshd.log"))
-        sshdPid = started
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if remoteTCPConnects(address, port: port) { return }
-            if WaitStatus.reapIfExited(started) != nil { sshdPid = nil; break }
-            usleep(20_000)
-        }
+        let started = try ChildProcess.spawn([Self.ip, "netns", "exec", namespace, "/usr/sbin/sshd", "-D", "-e", "-f", dir.path + "/sshd_config"],
+                                             .output(to: dir.path + "/sshd.log"))
+        sshd = started
+        if waitUntilListening(started, port: port, host: address) { return }
         throw RemoteHostError("sshd did not start in namespace \(namespace) on \(address):\(port): \(sshdLog)")
     }
 
@@ -474,36 +473,38 @@ final class RemoteNamespaceHost: @unchecked Sendable {
 
     /// Waits up to `timeout` until the server has no session child left.
     func waitForNoSessions(timeout: Duration = .seconds(10)) -> Bool {
-        guard let pid else { return false }
+        guard let server else { return false }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if ProcessTable.children(of: pid).isEmpty { return true }
+            if ProcessTable.children(of: server.pid).isEmpty { return true }
             usleep(50_000)
         }
         return false
     }
 
     private func stopServer() {
-        guard let pid else { return }
-        Self.killTree(pid)
-        self.pid = nil
+        guard let server else { return }
+        Self.killTree(server)
+        self.server = nil
     }
 
     /// Kills a server, its session processes and their children (by pid), and reaps the server.
-    private static func killTree(_ pid: pid_t) {
-        for child in ProcessTable.children(of: pid) {
-            for grandchild in ProcessTable.children(of: child) { kill(grandchild, SIGKILL) }
-            kill(child, SIGKILL)
+    private static func killTree(_ server: ChildProcess) {
+        if server.isRunning {
+            for child in ProcessTable.children(of: server.pid) {
+                for grandchild in ProcessTable.children(of: child) { kill(grandchild, SIGKILL) }
+                kill(child, SIGKILL)
+            }
         }
-        kill(pid, SIGKILL)
-        _ = WaitStatus.wait(for: pid)
+        server.signal(SIGKILL)
+        server.waitUntilExit()
     }
 
     /// Kills and reaps the server, deletes the namespace and the veth pair. Safe to call twice.
     func tearDown() {
         stopServer()
-        if let sshdPid { Self.killTree(sshdPid) }
-        sshdPid = nil
+        if let sshd { Self.killTree(sshd) }
+        sshd = nil
         if namespaceCreated {
             _ = try? Self.ip(["netns", "delete", namespace])
             namespaceCreated = false
@@ -552,21 +553,5 @@ func remoteAllFiles(under directory: String) throws -> [String] {
     return names.map { directory + "/" + $0 }.filter {
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: $0, isDirectory: &isDirectory) && !isDirectory.boolValue
-    }
-}
-
-/// Whether a TCP connection to `address:port` succeeds within about a second.
-func remoteTCPConnects(_ address: String, port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 1, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr(address)
-    addr.sin_port = UInt16(port).bigEndian
-    return withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
 }

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -126,7 +127,7 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func writeAllCreatesEveryFile() throws {
-        let dir = try RunnerTempDir("dts-results")
+        let dir = try TempDir("dts-results")
         try ReportWriters.writeAll(resultsSampleReport(), to: dir.path)
         for name in ["test_results.json", "results.json", "junit.xml", "report.html"] {
             #expect(FileManager.default.fileExists(atPath: dir.path + "/" + name), "\(name)")
@@ -164,7 +165,7 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
     }
 
     @Test func runLogRoutesLinesToSuiteAndCaseLogsAndRedacts() throws {
-        let dir = try RunnerTempDir("dts-log")
+        let dir = try TempDir("dts-log")
         let redactor = Redactor()
         redactor.register("topsecret")
         let log = try RunLog(directory: dir.path, redactor: redactor)
@@ -215,8 +216,32 @@ func resultsSampleReport(timeline: Bool = true) -> RunReport {
         #expect(!lines.joined().contains("pa55word"))
     }
 
+    /// Where a session runs and whether it logs are properties of the session, kept by wrappers.
+    @Test func locationAndLogAreSessionData() {
+        let sink = LocalSessionLogCollector()
+        let local = LocalSession(endpoint: "plain")
+        #expect(local.location == .local && local.sessionLog == nil)
+        #expect(LocalSession(log: sink).sessionLog != nil)
+        let wrapped = LoggingSession(wrapping: local, log: sink)
+        #expect(wrapped.location == .local && wrapped.sessionLog != nil)
+        let dut = Dut(session: wrapped, run: Run())
+        #expect(!dut.isRemote && dut.address == "127.0.0.1" && dut.sessionLog != nil)
+        #expect(!Dut(run: Run()).isRemote && Dut(run: Run()).sessionLog == nil)
+    }
+
+    /// Secrets are found in the bytes: a combining mark after the secret does not hide it.
+    @Test func redactionWorksOnBytes() {
+        let redactor = Redactor()
+        redactor.register("pw1")
+        redactor.register("x")
+        redactor.register("longer-pw1")
+        #expect(redactor.redact("a pw1\u{0301} b") == "a ***\u{0301} b")
+        #expect(redactor.redact("longer-pw1 pw1pw1 x") == "*** ****** x")
+        #expect(redactor.redact("é€ unchanged") == "é€ unchanged")
+    }
+
     @Test func runnerWrapsSessionsThatDoNotLog() async throws {
-        let out = try RunnerTempDir("dts-runner")
+        let out = try TempDir("dts-runner")
         let connector: DUTConnector = { crb, _, _ in LocalSession(endpoint: "quiet@\(crb.dutIP)") }
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerSelfTestProbe.self)]),
                             options: RunnerOptions(outputDirectory: out.path), run: Run(), progress: RunnerSilentProgress(), connector: connector)

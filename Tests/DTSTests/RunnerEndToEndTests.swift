@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -8,8 +9,8 @@ import Testing
 /// The built `dts` binary running real suites on this machine as the DUT.
 @Suite(.serialized) struct RunnerEndToEndTests {
     @Test func hostBasicPassesAndLeavesEveryArtifact() throws {
-        let conf = try RunnerTempDir("dts-e2e-conf")
-        let out = try RunnerTempDir("dts-e2e-out")
+        let conf = try TempDir("dts-e2e-conf")
+        let out = try TempDir("dts-e2e-out")
         let result = try DTSBinary.run(["run", "--suite", "host_basic", "--conf-dir", conf.path, "--output", out.path + "/results"])
         #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
         let dir = out.path + "/results"
@@ -40,8 +41,8 @@ import Testing
     }
 
     @Test func failuresConfigErrorsAndExecutionFile() throws {
-        let conf = try RunnerTempDir("dts-e2e-conf")
-        let out = try RunnerTempDir("dts-e2e-out")
+        let conf = try TempDir("dts-e2e-conf")
+        let out = try TempDir("dts-e2e-out")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nfail = true\nsleep_seconds = 0\n")
         _ = try conf.write("crbs.cfg", "[127.0.0.1]\ndut_ip = 127.0.0.1\ndut_user = root\ndut_passwd = not-in-logs\n")
         _ = try conf.write("execution.cfg", """
@@ -90,9 +91,9 @@ import Testing
     }
 
     @Test func sigintStopsTheRunRunsTearDownsAndWritesPartialResults() async throws {
-        let conf = try RunnerTempDir("dts-e2e-conf")
-        let out = try RunnerTempDir("dts-e2e-out")
-        let markers = try RunnerTempDir("dts-e2e-markers")
+        let conf = try TempDir("dts-e2e-conf")
+        let out = try TempDir("dts-e2e-out")
+        let markers = try TempDir("dts-e2e-markers")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nsleep_seconds = 247\nmarker_dir = \(markers.path)\n")
         let dts = try DTSProcessHarness.start(["run", "--conf-dir", conf.path, "--suite", "runner_selftest",
                                                "--test-cases", "test_sleep,test_verify", "--output", out.path + "/r"],

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 import Suites
 import Testing
@@ -107,21 +108,6 @@ struct RunnerSilentProgress: RunProgress {
     func note(_ text: String) {}
 }
 
-/// A temporary directory removed at the end.
-final class RunnerTempDir {
-    let path: String
-    init(_ label: String = "dts-test") throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func write(_ name: String, _ text: String) throws -> String {
-        let file = path + "/" + name
-        try text.write(toFile: file, atomically: true, encoding: .utf8)
-        return file
-    }
-}
-
 func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String] = [:]) -> RunPlan {
     RunPlan(executions: [PlannedExecution(name: "Execution1", crb: .implicitLocal("127.0.0.1"), target: "x86_64-native-linuxapp-gcc",
                                           parameters: parameters, suites: selections)])
@@ -131,7 +117,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     @Test func everyOutcomeIsClassifiedAndTearDownFollowsEachCase() async throws {
         RunnerMixedSuite.events.reset()
         RunnerMixedSuite.flakyRuns = 0
-        let out = try RunnerTempDir("dts-runner")
+        let out = try TempDir("dts-runner")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerMixedSuite.self)], parameters: ["func": "true", "perf": "true"]),
                             options: RunnerOptions(outputDirectory: out.path, reRuns: 1, cancelGrace: .seconds(5)),
                             run: Run(), progress: RunnerSilentProgress())
@@ -185,7 +171,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
 
     @Test func setUpAllFailureBlocksEveryCaseAndTearDownAllRuns() async throws {
         RunnerBrokenSetUpSuite.events.reset()
-        let out = try RunnerTempDir("dts-runner")
+        let out = try TempDir("dts-runner")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerBrokenSetUpSuite.self), SuiteSelection(RunnerSkippedSuite.self)]),
                             options: RunnerOptions(outputDirectory: out.path), run: Run(), progress: RunnerSilentProgress())
         let report = try await runner.run()
@@ -201,7 +187,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
 
     @Test func stopRequestCancelsTheCaseRunsTearDownsAndStops() async throws {
         RunnerLongSuite.events.reset()
-        let out = try RunnerTempDir("dts-runner")
+        let out = try TempDir("dts-runner")
         let control = RunControl()
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerLongSuite.self)]), options: RunnerOptions(outputDirectory: out.path),
                             run: Run(), control: control, progress: RunnerSilentProgress())
@@ -226,7 +212,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 
     @Test func cleanupRegistryRunsOnEveryPathNewestFirst() async throws {
-        let out = try RunnerTempDir("dts-runner")
+        let out = try TempDir("dts-runner")
         let run = Run(root: out.path + "/runs")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerSkippedSuite.self)]), options: RunnerOptions(outputDirectory: out.path),
                             run: run, progress: RunnerSilentProgress())
@@ -255,9 +241,9 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 
     @Test func suiteConfigErrorsBlockTheSuiteWithFileAndLine() async throws {
-        let conf = try RunnerTempDir("dts-conf")
+        let conf = try TempDir("dts-conf")
         _ = try conf.write("fake_bad_config.cfg", "[suite]\nframes = many\n")
-        let out = try RunnerTempDir("dts-runner")
+        let out = try TempDir("dts-runner")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerBadConfigSuite.self)]),
                             options: RunnerOptions(outputDirectory: out.path, settings: RunSettings(confDirectory: conf.path)),
                             run: Run(), progress: RunnerSilentProgress())
@@ -269,7 +255,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 
     @Test func remoteDUTSaysItNeedsSSH() async throws {
-        let out = try RunnerTempDir("dts-runner")
+        let out = try TempDir("dts-runner")
         var crb = CRBConfig.implicitLocal("10.0.0.9")
         crb.dutIP = "10.0.0.9"
         let plan = RunPlan(executions: [PlannedExecution(name: "E", crb: crb, target: "t", parameters: [:],
@@ -283,7 +269,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 
     @Test func outputDirectoryIsReusedOnlyWhenDtsWroteIt() throws {
-        let dir = try RunnerTempDir("dts-out")
+        let dir = try TempDir("dts-out")
         _ = try dir.write("notes.txt", "mine")
         #expect(throws: RunnerError.self) { try Runner.prepareOutputDirectory(dir.path) }
         _ = try dir.write("results.json", "{}")
@@ -322,7 +308,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
 
 @Suite struct RunnerConfigTests {
     @Test func executionConfigParsesDTSFormat() throws {
-        let dir = try RunnerTempDir("dts-conf")
+        let dir = try TempDir("dts-conf")
         let path = try dir.write("execution.cfg", """
             # comment
             [Execution1]
@@ -358,7 +344,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 
     @Test func dutOptionReplacesTheExecutionsCRBs() throws {
-        let dir = try RunnerTempDir("dts-conf")
+        let dir = try TempDir("dts-conf")
         let config = try ExecutionConfig(path: try dir.write("execution.cfg", "[Execution1]\ncrbs = 127.0.0.1\ntest_suites = host_basic\ntargets = t1\n"))
         let crbs = try CRBsConfig(path: try dir.write("crbs.cfg", "[lab-dut]\ndut_ip = 10.9.9.9\ndut_user = root\ndut_passwd = pw\n"))
         let plan = try RunPlan.resolve(execution: config, crbs: crbs, suites: [], testCases: [], registry: SuiteRegistry.all, duts: ["lab-dut"])
@@ -377,7 +363,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 
     @Test func planErrorsNameFileAndLine() throws {
-        let dir = try RunnerTempDir("dts-conf")
+        let dir = try TempDir("dts-conf")
         let path = try dir.write("execution.cfg", """
             [Execution1]
             crbs = 10.1.1.1
@@ -416,7 +402,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 
     @Test func crbsConfigReadsDUTs() throws {
-        let dir = try RunnerTempDir("dts-conf")
+        let dir = try TempDir("dts-conf")
         let path = try dir.write("crbs.cfg", """
             [127.0.0.1]
             dut_ip = 127.0.0.1
@@ -451,7 +437,7 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 
     @Test func suiteConfigTypedGetters() throws {
-        let dir = try RunnerTempDir("dts-conf")
+        let dir = try TempDir("dts-conf")
         let path = try dir.write("s.cfg", """
             [vm0]
             cpu = model=host
@@ -534,7 +520,7 @@ final class RunnerStubbornSuite: TestSuite {
 
 @Suite struct RunnerStubbornCaseTests {
     @Test(.timeLimit(.minutes(1))) func caseIgnoringCancellationIsAbandonedAfterGrace() async throws {
-        let out = try RunnerTempDir("dts-runner")
+        let out = try TempDir("dts-runner")
         let runner = Runner(plan: runnerLocalPlan([SuiteSelection(RunnerStubbornSuite.self)]),
                             options: RunnerOptions(outputDirectory: out.path, cancelGrace: .milliseconds(500)), run: Run(), progress: RunnerSilentProgress())
         let report = try await runner.run()

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -61,8 +62,8 @@ import Testing
     /// DTS's `[suite]` values reach `dut.exec(argv:)`: a quote glued to a combining mark in
     /// host_basic's `qemu` setting must stay an argument, never run as shell syntax.
     @Test func hostBasicConfigValueRunsNoCommand() throws {
-        let conf = try RunnerTempDir("dts-inject-conf")
-        let out = try RunnerTempDir("dts-inject-out")
+        let conf = try TempDir("dts-inject-conf")
+        let out = try TempDir("dts-inject-out")
         let marker = conf.path + "/PWNED"
         _ = try conf.write("host_basic.cfg", "[suite]\nqemu = qemu-system-x86_64'\u{301}$(touch \(marker))'\u{301}\n")
         let result = try DTSBinary.run(["run", "--suite", "host_basic", "--test-cases", "test_qemu_version",
@@ -74,7 +75,7 @@ import Testing
     /// `dts vm cmdline --shell` prints a line that `sh` reads back as exactly the argv, for a
     /// config whose every free-text field carries shell and QEMU syntax.
     @Test func vmCmdlineShellLineRoundTripsThroughSh() throws {
-        let conf = try RunnerTempDir("dts-inject-vm")
+        let conf = try TempDir("dts-inject-vm")
         let evil = "x'\u{301}$(touch \(conf.path)/PWNED)'\u{301},y`id` \"z\";w"
         /// A DTS quoted value (`"..."`, with `\"` and `\\` escaped) holding `prefix` + `evil`.
         func quoted(_ prefix: String = "") -> String {

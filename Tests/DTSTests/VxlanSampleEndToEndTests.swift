@@ -1,4 +1,6 @@
 @testable import DTS
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -18,7 +20,7 @@ extension HostBackendTests {
             try #require(FileManager.default.fileExists(atPath: image),
                          "the DPDK guest image is missing (\(image)); build it with scripts/build-guest-image.sh --with-dpdk")
             let hugepagesBefore = nrHugepages(), sharedBefore = otherHugepageUsers()
-            let out = try RunnerTempDir("dts-e2e-vxlan")
+            let out = try TempDir("dts-e2e-vxlan")
             let dir = out.path + "/r"
             let started = ContinuousClock.now
             let result = try DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", dir,
@@ -69,7 +71,7 @@ extension HostBackendTests {
             try #require(FileManager.default.fileExists(atPath: HostFacts.imageDirectory + "/dts-guest-dpdk/vmlinuz"),
                          "the DPDK guest image is missing; build it with scripts/build-guest-image.sh --with-dpdk")
             let hugepagesBefore = nrHugepages(), sharedBefore = otherHugepageUsers()
-            let out = try RunnerTempDir("dts-e2e-vxlanns")
+            let out = try TempDir("dts-e2e-vxlanns")
             let conf = out.path + "/conf"
             try FileManager.default.createDirectory(atPath: conf, withIntermediateDirectories: true)
             for file in ["virt_global.cfg", "crbs.cfg", "execution.cfg"] {
@@ -97,7 +99,7 @@ extension HostBackendTests {
             try #require(FileManager.default.fileExists(atPath: HostFacts.imageDirectory + "/dts-guest-dpdk/vmlinuz"),
                          "the DPDK guest image is missing; build it with scripts/build-guest-image.sh --with-dpdk")
             let hugepagesBefore = nrHugepages(), sharedBefore = otherHugepageUsers()
-            let out = try RunnerTempDir("dts-e2e-vxlanint")
+            let out = try TempDir("dts-e2e-vxlanint")
             let dts = try DTSProcessHarness.start(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", out.path + "/r"],
                                                   log: out.path + "/stdout")
             defer { dts.killIfRunning() }
@@ -111,7 +113,7 @@ extension HostBackendTests {
             #expect(namespaceExists("dtsvxlan"))
             let (status, _) = await dts.interrupt(waitingUpTo: .seconds(120))
             #expect(status == 130)
-            for pid in running { #expect(!ProcessIdentity.isAlive(pid), "\(ProcessIdentity.commandLine(of: pid)) survived the interrupted run") }
+            for pid in running { #expect(!ProcessTable.isAlive(pid), "\(ProcessTable.commandLine(of: pid)) survived the interrupted run") }
             #expect(processes(mentioning: "/tmp/dts-vxlan-").isEmpty)
             #expect(!namespaceExists("dtsvxlan") && !linkExists("vu0"))
             let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""

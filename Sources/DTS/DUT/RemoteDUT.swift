@@ -111,8 +111,8 @@ public enum RemoteDUT {
     }
 }
 
-/// A remote host DUT's session: its ``SSHConnection``, with shells that behave like the local
-/// DUT's (``LocalShell``): DTS's habit of expecting `"# "` returns the command's output without
+/// A remote host DUT's session: its ``SSHConnection``. Its shells return the same text as the
+/// local DUT's (``ShellText``): DTS's habit of expecting `"# "` returns the command's output without
 /// the head of the unique prompt (`dts-3fa9c2d1`) that precedes the `# `.
 ///
 /// Commands that time out or whose task is cancelled are killed on the DUT, as ``LocalSession``
@@ -133,6 +133,10 @@ public final class RemoteHostSession: DUTSession {
 
     /// `user@dut_ip:dut_port`.
     public var endpoint: String { connection.endpoint }
+    /// `dut_ip`.
+    public var location: SessionLocation { connection.location }
+    /// `nil`: wrap the session in a ``LoggingSession`` to log it.
+    public var sessionLog: (any SessionLogSink)? { nil }
 
     /// The remote command line that runs `command` in its own process group, its pid in `pidFile`.
     static func wrap(_ command: String, pidFile: String) -> String {
@@ -170,9 +174,9 @@ public final class RemoteHostSession: DUTSession {
         _ = await Task.detached { try? await connection.exec(script, timeout: .seconds(10)) }.value
     }
 
-    /// Opens a PTY shell with a unique prompt (see ``RemoteHostShell``).
+    /// Opens a PTY shell with a unique prompt (an ``SSHShell``: its text is the local shell's, see ``ShellText``).
     public func openShell() async throws -> any InteractiveSession {
-        RemoteHostShell(try await connection.openSSHShell())
+        try await connection.openSSHShell()
     }
 
     /// SFTP upload.
@@ -213,49 +217,6 @@ private final class PidFileSlots: @unchecked Sendable {
     func give(_ slot: Int) { lock.withLock { free.append(slot) } }
 }
 
-/// An ``SSHShell`` whose `sendExpect` output ends like ``LocalShell``'s: when a wait for `"# "`
-/// stops at the end of the unique prompt, the prompt's head and trailing newlines are removed.
-public final class RemoteHostShell: InteractiveSession {
-    /// The SSH shell.
-    public let shell: SSHShell
-
-    /// Wraps `shell`.
-    public init(_ shell: SSHShell) { self.shell = shell }
-
-    /// `sendExpect` of the SSH shell, with the prompt head trimmed from the result.
-    public func sendExpect(_ command: String, _ expected: Expectation, timeout: Duration) async throws -> String {
-        let output = try await shell.sendExpect(command, expected, timeout: timeout)
-        return Self.trim(output, prompt: shell.prompt)
-    }
-
-    /// Sends a line and returns what arrives within `timeout`.
-    public func sendCommand(_ command: String, timeout: Duration) async throws -> String {
-        try await shell.sendCommand(command, timeout: timeout)
-    }
-
-    /// Returns what arrives within `timeout`.
-    public func getSessionBefore(timeout: Duration) async throws -> String {
-        try await shell.getSessionBefore(timeout: timeout)
-    }
-
-    /// Sends Ctrl-C.
-    public func sendControlC() async throws { try await shell.sendControlC() }
-
-    /// Closes the shell.
-    public func close() async { await shell.close() }
-
-    /// Removes the head of `prompt` (`dts-3fa9c2d1` of `dts-3fa9c2d1# `) from the end of `output`,
-    /// then trailing newlines; output not ending in the prompt head is returned unchanged.
-    static func trim(_ output: String, prompt: String) -> String {
-        guard prompt.hasSuffix("# "), prompt.count > 2 else { return output }
-        let head = String(prompt.dropLast(2))
-        guard output.hasSuffix(head) else { return output }
-        var trimmed = String(output.dropLast(head.count))
-        while let last = trimmed.last, last == "\n" || last == "\r" || last == "\r\n" { trimmed.removeLast() }
-        return trimmed
-    }
-}
-
 extension Dut {
     /// Connects to the remote host DUT `crb` over SSH and returns a DUT whose ``session`` is a
     /// ``RemoteHostSession`` on that ``SSHConnection`` (not logged: wrap it in a ``LoggingSession``
@@ -273,17 +234,15 @@ extension Dut {
         return current
     }
 
-    /// `true` when the DUT is not this machine: its session (under logging wrappers) is not a
-    /// ``LocalSession`` (a ``RemoteHostSession`` for `crbs.cfg` DUTs).
-    public var isRemote: Bool { !(underlyingSession is LocalSession) }
+    /// `true` when the DUT is not this machine (its session's ``DUTSession/location``).
+    public var isRemote: Bool { session.location != .local }
 
     /// The DUT's address (`dut_ip`): the SSH host of a remote DUT, `127.0.0.1` for this machine.
     /// VM port forwards (SSH, VNC, serial) listen on this address.
     public var address: String {
-        switch underlyingSession {
-        case let remote as RemoteHostSession: return remote.connection.options.host
-        case let ssh as SSHConnection: return ssh.options.host
-        default: return "127.0.0.1"
+        switch session.location {
+        case .remote(let host): return host
+        case .local: return "127.0.0.1"
         }
     }
 }

@@ -135,7 +135,7 @@ public final class Runner: Sendable {
             let dut: Dut
             do {
                 var session = try await connector(planned.crb, log, redactor)
-                if !((session as? LocalSession)?.isLogging ?? false) && !(session is LoggingSession) {
+                if session.sessionLog == nil {
                     session = LoggingSession(wrapping: session, log: log, redactor: redactor)
                 }
                 var settings = options.settings

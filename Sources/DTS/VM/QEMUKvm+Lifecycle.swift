@@ -62,6 +62,6 @@ extension QEMUKvm {
 extension Dut {
     /// Where the DUT's session logs (the runner's case logs), if it does.
     public var sessionLog: (any SessionLogSink)? {
-        (session as? LoggingSession)?.sessionLog ?? (session as? LocalSession)?.sessionLog
+        session.sessionLog
     }
 }

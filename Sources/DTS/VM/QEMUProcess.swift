@@ -1,3 +1,4 @@
+import DTSProcess
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,7 @@ protocol QEMUProcess: AnyObject, Sendable {
     /// QEMU's pid on the VM's host.
     var pid: Int32 { get }
     /// The process dts started on this machine: QEMU itself, or the launcher of a daemonized QEMU.
-    var localProcess: SupervisedProcess? { get }
+    var localProcess: ChildProcess? { get }
     /// Returns once QEMU is up far enough to be reached: its QMP socket `path` exists. Throws
     /// ``VMStartError/Reason/qemuExited(status:)`` if QEMU exits first.
     func waitUntilListening(qmpSocket path: String) async throws
@@ -26,12 +27,12 @@ protocol QEMUProcess: AnyObject, Sendable {
 
 /// QEMU as a supervised child of dts: its own process group, output to files, reaped at once.
 final class SupervisedQEMU: QEMUProcess {
-    let process: SupervisedProcess
+    let process: ChildProcess
 
-    init(_ process: SupervisedProcess) { self.process = process }
+    init(_ process: ChildProcess) { self.process = process }
 
     var pid: Int32 { process.pid }
-    var localProcess: SupervisedProcess? { process }
+    var localProcess: ChildProcess? { process }
 
     func waitUntilListening(qmpSocket path: String) async throws {
         // QEMU creates its QMP socket before the machine starts.
@@ -53,12 +54,12 @@ final class DaemonQEMU: QEMUProcess {
     let pid: Int32
     let host: any VMHost
     /// The launcher (on this machine), which exited once QEMU daemonized.
-    let launcher: SupervisedProcess?
+    let launcher: ChildProcess?
     /// How often to ask the host whether QEMU still runs: while watching it (during the start and
     /// while it is up), and while waiting for it to stop.
     let watchInterval, stopInterval: Duration
 
-    init(pid: Int32, host: any VMHost, launcher: SupervisedProcess?, watchInterval: Duration, stopInterval: Duration) {
+    init(pid: Int32, host: any VMHost, launcher: ChildProcess?, watchInterval: Duration, stopInterval: Duration) {
         self.pid = pid
         self.host = host
         self.launcher = launcher
@@ -66,7 +67,7 @@ final class DaemonQEMU: QEMUProcess {
         self.stopInterval = stopInterval
     }
 
-    var localProcess: SupervisedProcess? { launcher }
+    var localProcess: ChildProcess? { launcher }
 
     /// A daemon has done its set-up, the QMP socket included, before the launcher returns.
     func waitUntilListening(qmpSocket path: String) async throws {}

@@ -1,3 +1,4 @@
+import DTSProcess
 import DTSSSH
 import DTSSession
 import Foundation
@@ -107,7 +108,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
             throw ResourceError("\(label): dut_ip \(dut.address) is not an IPv4 address or a name that resolves to one (QEMU binds forwarded ports on it)")
         }
         await cleanStale(on: connection, label: label, run: run)
-        let owner = "\(RunDirectory.machineID) \(getpid()) \(ProcessIdentity.startTime(of: getpid()) ?? 0)"
+        let owner = "\(RunDirectory.machineID) \(getpid()) \(ProcessTable.startTime(of: getpid()) ?? 0)"
         let made = try await connection.exec(ShellQuoting.join([
             "sh", "-c", "d=$(mktemp -d /tmp/dts-vms.XXXXXXXX) && printf '%s\\n' \"$1\" > \"$d/owner\" && echo \"$d\"", "sh", owner,
         ]), timeout: .seconds(30))
@@ -129,7 +130,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
             let fields = line.split(separator: " ").map(String.init)
             guard fields.count == 4, fields[0].hasPrefix("/tmp/dts-vms."), fields[1] == RunDirectory.machineID,
                   let pid = Int32(fields[2]), let start = UInt64(fields[3]) else { continue }
-            if ProcessIdentity.startTime(of: pid) == start { continue } // that run is alive
+            if ProcessTable.startTime(of: pid) == start { continue } // that run is alive
             let script = "for f in \"$1\"/*/qemu.pid; do [ -f \"$f\" ] || continue; p=$(cat \"$f\"); "
                 + "grep -qaF -- \"$1\" /proc/\"$p\"/cmdline 2>/dev/null && "
                 + "{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\"; } && echo \"killed $p\"; done; rm -rf -- \"$1\""

@@ -1,3 +1,4 @@
+import DTSProcess
 import Foundation
 import Logging
 #if canImport(Glibc)
@@ -38,7 +39,7 @@ public final class RunDirectory: Sendable {
         }
         let staging = String(cString: made)
         id = String(staging.suffix(6))
-        let owner = "\(getpid()) \(ProcessIdentity.startTime(of: getpid()) ?? 0)\n"
+        let owner = "\(getpid()) \(ProcessTable.startTime(of: getpid()) ?? 0)\n"
         try owner.write(toFile: staging + "/owner", atomically: false, encoding: .utf8)
         path = "\(root)/run-\(id)"
         guard rename(staging, path) == 0 else {
@@ -87,7 +88,7 @@ public final class RunDirectory: Sendable {
             if let owner = try? String(contentsOfFile: run + "/owner", encoding: .utf8) {
                 let fields = owner.split(whereSeparator: \.isWhitespace)
                 if fields.count == 2, let pid = Int32(fields[0]), let start = UInt64(fields[1]),
-                   ProcessIdentity.startTime(of: pid) == start {
+                   ProcessTable.startTime(of: pid) == start {
                     continue // the owner is alive
                 }
             }
@@ -95,7 +96,7 @@ public final class RunDirectory: Sendable {
                 guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
                       let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { continue }
                 // Only kill a process whose command line names this run's directory.
-                guard ProcessIdentity.commandLine(of: pid).contains(where: { $0.contains(run) }) else { continue }
+                guard ProcessTable.commandLine(of: pid).contains(where: { $0.contains(run) }) else { continue }
                 kill(pid, SIGKILL)
                 report.killedProcesses.append(pid)
                 logger.warning("killed leftover process \(pid) of dead run \(run)")
@@ -125,25 +126,4 @@ public final class RunDirectory: Sendable {
         guard let walker = FileManager.default.enumerator(atPath: run) else { return [] }
         return walker.compactMap { $0 as? String }.filter { $0.hasSuffix(".pid") }.map { "\(run)/\($0)" }
     }
-}
-
-/// Facts about processes from /proc.
-public enum ProcessIdentity {
-    /// The process start time (field 22 of /proc/PID/stat), which tells a pid from a reused one.
-    public static func startTime(of pid: Int32) -> UInt64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // fields[0] is the state (field 3); start time is field 22.
-        return fields.count > 19 ? UInt64(fields[19]) : nil
-    }
-
-    /// The process's argv, empty if it is gone.
-    public static func commandLine(of pid: Int32) -> [String] {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
-        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// Whether a process with this pid exists.
-    public static func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
 }

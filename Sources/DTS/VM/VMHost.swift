@@ -1,3 +1,4 @@
+import DTSProcess
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -78,7 +79,7 @@ final class LocalVMHost: VMHost {
 
     func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> any QEMUProcess {
         let dir = command.paths.runtimeDirectory
-        let process = try SupervisedProcess.spawn(command.command, stdout: dir + "/qemu.stdout", stderr: dir + "/qemu.stderr",
+        let process = try ChildProcess.spawn(command.command, stdout: dir + "/qemu.stdout", stderr: dir + "/qemu.stderr",
                                                   dieWithParent: !command.daemonize)
         guard command.daemonize else { return SupervisedQEMU(process) }
         // The launcher exits 0 once QEMU has daemonized; then follow the pid file.
@@ -92,7 +93,7 @@ final class LocalVMHost: VMHost {
         return DaemonQEMU(pid: pid, host: self, launcher: process, watchInterval: .milliseconds(50), stopInterval: .milliseconds(50))
     }
 
-    func isAlive(_ pid: Int32) async -> Bool { ProcessIdentity.isAlive(pid) }
+    func isAlive(_ pid: Int32) async -> Bool { ProcessTable.isAlive(pid) }
 
     func signal(_ pid: Int32, _ signal: Int32) async { kill(pid, signal) }
 

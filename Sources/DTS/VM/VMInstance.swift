@@ -1,4 +1,5 @@
 import DTSControl
+import DTSProcess
 import DTSSSH
 import Foundation
 
@@ -86,7 +87,7 @@ public final class VMInstance: @unchecked Sendable {
     /// QEMU's pid (on the VM's host), 0 before QEMU started.
     public var pid: Int32 { parts { $0.qemu?.pid ?? 0 } }
     /// The process dts started on this machine: QEMU itself, or the launcher of a daemonized QEMU.
-    public var process: SupervisedProcess? { parts { $0.qemu?.localProcess } }
+    public var process: ChildProcess? { parts { $0.qemu?.localProcess } }
     /// Stage timings of the start.
     public var stageEvents: [VMStageEvent] { parts { $0.stageEvents } }
     /// Where the VM's logs are now.

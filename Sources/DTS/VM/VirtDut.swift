@@ -38,6 +38,8 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
     }
 
     public var endpoint: String { ssh.endpoint }
+    public var location: SessionLocation { session.location }
+    public var sessionLog: (any SessionLogSink)? { session.sessionLog }
 
     public func exec(_ command: String, timeout: Duration = .seconds(60)) async throws -> ExecResult {
         try await session.exec(command, timeout: timeout)

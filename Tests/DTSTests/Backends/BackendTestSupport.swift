@@ -1,4 +1,6 @@
 @testable import DTS
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -26,10 +28,7 @@ func withTearDown(_ run: Run, _ body: () async throws -> Void) async throws {
 
 /// Programs whose command line mentions `text`.
 func processes(mentioning text: String) -> [Int32] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap(Int32.init).filter { pid in
-        pid != getpid() && ProcessIdentity.commandLine(of: pid).contains { $0.contains(text) }
-    }
+    processes { argv in argv.contains { $0.contains(text) } }
 }
 
 func nrHugepages() -> Int {
@@ -48,14 +47,4 @@ func namespaceExists(_ name: String) -> Bool {
 
 func linkExists(_ name: String) -> Bool {
     FileManager.default.fileExists(atPath: "/sys/class/net/" + name)
-}
-
-/// Fails clearly when a program the test needs is missing.
-func requirePrograms(_ programs: [String]) throws {
-    let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/usr/lib/openvswitch-switch-dpdk"
-    for program in programs {
-        let found = program.hasPrefix("/") ? FileManager.default.isExecutableFile(atPath: program)
-            : path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(program)") }
-        try #require(found, "\(program) is missing: run scripts/setup.d/vxlan.sh")
-    }
 }

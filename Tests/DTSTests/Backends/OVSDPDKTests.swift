@@ -1,4 +1,6 @@
 @testable import DTS
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -34,7 +36,7 @@ extension HostBackendTests {
                                                             local: "172.31.77.2", underlay: nsEnd, address: "10.77.0.2/24"))
             #expect(try await ovs.dpdkInitialized())
             let vswitchd = try #require(await ovs.vswitchdPID())
-            #expect(ProcessIdentity.commandLine(of: vswitchd).contains { $0.contains(ovs.runDirectory) })
+            #expect(ProcessTable.commandLine(of: vswitchd).contains { $0.contains(ovs.runDirectory) })
             #expect(isMounted(ovs.hugepageDirectory))
             #expect(await ovs.reservedHugepages == ovs.options.hugepages)
 
@@ -198,5 +200,5 @@ func waitForGuestRx(_ guest: VirtDut, _ nic: String, atLeast target: UInt64) asy
 
 /// ovs-vswitchd-dpdk processes of other instances (other tests or helpers change the hugepage count too).
 func otherDPDKSwitches() -> [Int32] {
-    processes(mentioning: "ovs-vswitchd-dpdk").filter { ProcessIdentity.commandLine(of: $0).first?.hasSuffix("ovs-vswitchd-dpdk") == true }
+    processes(mentioning: "ovs-vswitchd-dpdk").filter { ProcessTable.commandLine(of: $0).first?.hasSuffix("ovs-vswitchd-dpdk") == true }
 }

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -9,7 +10,7 @@ import Testing
     static let python = "/usr/bin/python3"
 
     /// The helper as dts ships it (read from the module's resource bundle), in a scratch directory.
-    static func installed(in dir: RunnerTempDir) throws -> String {
+    static func installed(in dir: TempDir) throws -> String {
         let path = dir.path + "/" + PacketHelper.fileName
         try PacketHelper.source().write(toFile: path, atomically: true, encoding: .utf8)
         return path
@@ -17,7 +18,7 @@ import Testing
 
     @Test func compilesAsPython() throws {
         try requirePrograms([Self.python])
-        let dir = try RunnerTempDir("dts-packet-helper")
+        let dir = try TempDir("dts-packet-helper")
         let helper = try Self.installed(in: dir)
         #expect(try PacketHelper.source().hasPrefix("#!/usr/bin/python3\n"))
         // Bytecode goes to the scratch directory, never next to the sources.
@@ -30,7 +31,7 @@ import Testing
 
     @Test func builtVXLANFrameReadsBackThroughTheHelper() throws {
         try requirePrograms([Self.python])
-        let dir = try RunnerTempDir("dts-packet-helper")
+        let dir = try TempDir("dts-packet-helper")
         let helper = try Self.installed(in: dir)
         let frame = FrameSpec(ether: EthernetSpec(src: "00:00:20:00:00:20", dst: "00:00:20:00:00:21"),
                               ip: IPv4Spec(src: "10.10.0.2", dst: "10.10.0.3", ttl: 7), l4: .udp(sport: 1234, dport: 5678, checksum: 0x1234),

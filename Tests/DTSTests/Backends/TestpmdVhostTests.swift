@@ -1,4 +1,6 @@
 @testable import DTS
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -64,7 +66,7 @@ extension HostBackendTests {
             throw error
           }
         }
-        if let pid { #expect(!ProcessIdentity.isAlive(pid), "testpmd \(pid) still running") }
+        if let pid { #expect(!ProcessTable.isAlive(pid), "testpmd \(pid) still running") }
         #expect(processes(mentioning: pmd.filePrefix).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: "/var/run/dpdk/" + pmd.filePrefix))
         for socket in sockets { #expect(!FileManager.default.fileExists(atPath: socket)) }

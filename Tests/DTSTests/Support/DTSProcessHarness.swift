@@ -1,4 +1,5 @@
 import DTS
+import DTSProcess
 import Foundation
 
 #if canImport(Glibc)
@@ -12,13 +13,13 @@ import Glibc
 /// directory is the package root. Call ``killIfRunning()`` in a `defer`.
 struct DTSProcessHarness: Sendable {
     /// The supervised `dts` process (its own process group).
-    let process: SupervisedProcess
+    let process: ChildProcess
     /// Where its standard output and error go.
     let logPath: String
 
     /// Starts `dts arguments...` with `environment` added to this process's environment.
     static func start(_ arguments: [String], environment: [String: String] = [:], log: String) throws -> DTSProcessHarness {
-        let process = try SupervisedProcess.spawn(
+        let process = try ChildProcess.spawn(
             [DTSBinary.path] + arguments, stdout: log, stderr: log, directory: DTSBinary.packageRoot,
             environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
         return DTSProcessHarness(process: process, logPath: log)
@@ -52,11 +53,10 @@ struct DTSProcessHarness: Sendable {
         return (status, ContinuousClock.now - sent)
     }
 
-    /// Kills dts and its process group if it still runs, and waits up to 10 s until it is reaped.
+    /// Kills dts and its process group if it still runs, and waits until it is reaped.
     func killIfRunning() {
         guard isRunning else { return }
         process.signal(SIGKILL)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+        process.waitUntilExit()
     }
 }

@@ -1,5 +1,7 @@
 @testable import DTS
 import DTSControl
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -31,7 +33,7 @@ extension RealGuestTests {
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
             let fixture = try VMFixture(["vm0": VMFixture.guest])
-            let scratch = try RunnerTempDir("dts-remote-vm")
+            let scratch = try TempDir("dts-remote-vm")
             let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
                                                                       vmLogDirectory: scratch.path + "/vms"),
                                            run: testRun(), knownHostsPath: scratch.path + "/known_hosts")
@@ -45,7 +47,7 @@ extension RealGuestTests {
                                           "sh", stale, RunDirectory.machineID], timeout: .seconds(10))
             let stalePid = try #require(Int32(try String(contentsOfFile: stale + "/vm0/qemu.pid", encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)))
-            #expect(ProcessIdentity.isAlive(stalePid))
+            #expect(ProcessTable.isAlive(stalePid))
 
             // No guest image on the DUT yet: the start copies it.
             let remoteImage = "/home/\(RemoteNamespaceHost.user)/.cache/dts/images/dts-guest"
@@ -57,7 +59,7 @@ extension RealGuestTests {
             let qemu = instance.pid
 
             // The stale run is gone: its process group killed (the shell and its sleep), its directory removed.
-            #expect(!ProcessIdentity.isAlive(stalePid) || Self.status(stalePid, "State") == "Z")
+            #expect(!ProcessTable.isAlive(stalePid) || Self.status(stalePid, "State") == "Z")
             #expect(localProcesses(running: "sleep 1283").isEmpty, "the stale run's child survived")
             #expect(!FileManager.default.fileExists(atPath: stale))
 
@@ -65,7 +67,7 @@ extension RealGuestTests {
             // daemonized, its files in the run's private directory there.
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(qemu)/ns/net") == host.namespaceInode)
             #expect(Self.status(qemu, "Uid") == String(getpwnam(RemoteNamespaceHost.user)!.pointee.pw_uid))
-            let argv = ProcessIdentity.commandLine(of: qemu)
+            let argv = ProcessTable.commandLine(of: qemu)
             #expect(argv.contains("-daemonize"), "\(argv)")
             let remoteDir = instance.command.paths.runtimeDirectory
             #expect(remoteDir.hasPrefix("/tmp/dts-vms.") && remoteDir.hasSuffix("/vm0"), "\(remoteDir)")
@@ -98,10 +100,10 @@ extension RealGuestTests {
 
             await kvm.stop()
             // QEMU is gone, so are its files on the DUT; its logs came back here.
-            var alive = ProcessIdentity.isAlive(qemu)
+            var alive = ProcessTable.isAlive(qemu)
             for _ in 0..<50 where alive {
                 try await Task.sleep(for: .milliseconds(100))
-                alive = ProcessIdentity.isAlive(qemu) && Self.status(qemu, "State") != "Z"
+                alive = ProcessTable.isAlive(qemu) && Self.status(qemu, "State") != "Z"
             }
             #expect(!alive)
             #expect(!FileManager.default.fileExists(atPath: remoteDir))
@@ -131,8 +133,8 @@ extension RealGuestTests {
             try VMFixture.requireGuestImage()
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
-            let conf = try RunnerTempDir("dts-remote-vmconf")
-            let out = try RunnerTempDir("dts-remote-vmout")
+            let conf = try TempDir("dts-remote-vmconf")
+            let out = try TempDir("dts-remote-vmout")
             for file in ["virt_global.cfg", "virt_basic.cfg"] {
                 try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf.path + "/" + file)
             }
@@ -167,7 +169,7 @@ extension RealGuestTests {
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
             let fixture = try VMFixture(["vm0": VMFixture.guest])
-            let out = try RunnerTempDir("dts-remote-vmstart")
+            let out = try TempDir("dts-remote-vmstart")
             _ = try out.write("crbs.cfg", host.crbsSection("ns-dut"))
             let dts = try VMStartProcess(fixture: fixture, directory: out.path, arguments: ["--dut", "ns-dut", "--crbs", out.path + "/crbs.cfg"])
             defer { dts.finish() }
@@ -179,10 +181,10 @@ extension RealGuestTests {
             let qemu = qemuProcesses(matching: "/tmp/dts-vms.").filter { Self.status($0, "Uid") == uid }
             #expect(qemu.count == 1)
 
-            kill(dts.process.processIdentifier, SIGINT)
+            kill(dts.process.pid, SIGINT)
             let status = try await dts.waitForExit(within: .seconds(60))
             #expect(status == 0, "\(dts.printed)")
-            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
+            for pid in qemu { #expect(!ProcessTable.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
             let leftovers = Self.ownRunDirectories()
             #expect(leftovers.isEmpty, "run directories left on the DUT: \(leftovers)")
             #expect(dts.runDirectories.isEmpty, "local run directory left: \(dts.runDirectories)")
@@ -195,13 +197,13 @@ extension RealGuestTests {
             defer { killed.finish() }
             _ = try await killed.waitForBanner()
             let orphan = try #require(qemuProcesses(matching: "/tmp/dts-vms.").first { Self.status($0, "Uid") == uid })
-            kill(killed.process.processIdentifier, SIGKILL)
+            kill(killed.process.pid, SIGKILL)
             _ = try await killed.waitForExit(within: .seconds(10))
             try await Task.sleep(for: .seconds(1))
-            #expect(ProcessIdentity.isAlive(orphan), "the daemonized QEMU died with dts")
+            #expect(ProcessTable.isAlive(orphan), "the daemonized QEMU died with dts")
             let next = try await Dut.remote(host.crb("ns-dut"), run: testRun(), knownHostsPath: out.path + "/known_hosts")
             let remote = try await RemoteVMHost.host(for: next)
-            #expect(!ProcessIdentity.isAlive(orphan) || Self.status(orphan, "State") == "Z", "the dead run's QEMU still runs on the DUT")
+            #expect(!ProcessTable.isAlive(orphan) || Self.status(orphan, "State") == "Z", "the dead run's QEMU still runs on the DUT")
             await remote.remove()
             await next.run.tearDown()
             await next.close()
@@ -222,8 +224,8 @@ extension RealGuestTests {
             try VMFixture.requireGuestImage()
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
-            let conf = try RunnerTempDir("dts-remote-vmint-conf")
-            let out = try RunnerTempDir("dts-remote-vmint")
+            let conf = try TempDir("dts-remote-vmint-conf")
+            let out = try TempDir("dts-remote-vmint")
             for file in ["virt_global.cfg", "virt_basic.cfg"] {
                 try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/" + file, toPath: conf.path + "/" + file)
             }
@@ -241,7 +243,7 @@ extension RealGuestTests {
             try #require(!qemu.isEmpty, "the VM never came up on the DUT: \(dts.output)")
             let (status, _) = await dts.interrupt(waitingUpTo: .seconds(90))
             #expect(status == 130, "\(dts.output)")
-            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
+            for pid in qemu { #expect(!ProcessTable.isAlive(pid) || Self.status(pid, "State") == "Z", "QEMU \(pid) survived on the DUT") }
             #expect(Self.ownRunDirectories().isEmpty, "run directories left on the DUT: \(Self.ownRunDirectories())")
             let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
             #expect(report.interrupted == "SIGINT")
@@ -256,7 +258,7 @@ extension RealGuestTests {
             defer { host.tearDown() }
             let missing = "/tmp/dts-no-such-disk-\(UInt32.random(in: 0...UInt32.max)).img"
             let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndisk = file=\(missing);"])
-            let scratch = try RunnerTempDir("dts-remote-missing")
+            let scratch = try TempDir("dts-remote-missing")
             let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg),
                                            run: testRun(), knownHostsPath: scratch.path + "/known_hosts")
             let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)

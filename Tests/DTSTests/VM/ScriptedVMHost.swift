@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSProcess
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -190,7 +191,7 @@ final class ScriptedQEMU: QEMUProcess, @unchecked Sendable {
         self.host = host
     }
 
-    var localProcess: SupervisedProcess? { nil }
+    var localProcess: ChildProcess? { nil }
     var running: Bool { lock.withLock { status == nil } }
 
     /// QEMU exits with `status` (once), and its QMP and guest-agent sockets close: at once, or

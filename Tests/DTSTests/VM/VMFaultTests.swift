@@ -1,4 +1,6 @@
 @testable import DTS
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -137,7 +139,7 @@ extension RealGuestTests {
         let run = try RunDirectory(root: root)
         try "999999 1\n".write(toFile: run.path + "/owner", atomically: true, encoding: .utf8)
         let vmDir = try run.vmDirectory("vm0")
-        let sleeper = try SupervisedProcess.spawn(["/bin/sh", "-c", "while :; do sleep 1; done", "sh", vmDir + "/qmp.sock"],
+        let sleeper = try ChildProcess.spawn(["/bin/sh", "-c", "while :; do sleep 1; done", "sh", vmDir + "/qmp.sock"],
                                                   stdout: "/dev/null", stderr: "/dev/null")
         try "\(sleeper.pid)\n".write(toFile: vmDir + "/qemu.pid", atomically: true, encoding: .utf8)
         // A mount it made goes too.
@@ -217,10 +219,10 @@ extension RealGuestTests {
                 #expect(launcher.exitStatus == 0)
                 let pidText = try String(contentsOfFile: try #require(instance.command.paths.pidFile), encoding: .utf8)
                 #expect(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) == instance.pid)
-                #expect(instance.pid != launcher.pid && ProcessIdentity.isAlive(instance.pid))
+                #expect(instance.pid != launcher.pid && ProcessTable.isAlive(instance.pid))
                 #expect(try await dut.exec("true", timeout: .seconds(20)).succeeded)
                 await vm.stop()
-                #expect(!ProcessIdentity.isAlive(instance.pid))
+                #expect(!ProcessTable.isAlive(instance.pid))
             }
         }
 

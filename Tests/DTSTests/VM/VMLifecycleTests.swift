@@ -1,5 +1,7 @@
 @testable import DTS
 import DTSControl
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -46,11 +48,7 @@ func testRun(timeoutFactor: Double = 1.5, hugepageMount: String? = HostFacts.hug
 }
 
 func qemuProcesses(matching text: String) -> [Int32] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap(Int32.init).filter { pid in
-        let argv = ProcessIdentity.commandLine(of: pid)
-        return argv.first.map { $0.contains("qemu-system") } == true && argv.contains { $0.contains(text) }
-    }
+    processes { argv in argv.first.map { $0.contains("qemu-system") } == true && argv.contains { $0.contains(text) } }
 }
 
 /// Tests that use host-wide resources: real guests under TCG, hugepages, OVS-DPDK, testpmd, host
@@ -90,7 +88,7 @@ extension RealGuestTests {
 
             let pid = instance.pid
             await vm.stop()
-            #expect(!ProcessIdentity.isAlive(pid), "qemu \(pid) still runs after stop")
+            #expect(!ProcessTable.isAlive(pid), "qemu \(pid) still runs after stop")
             for path in [runtime.qmpSocket, runtime.guestAgentSocket, runtime.monitorSocket, runtime.pidFile].compactMap({ $0 }) {
                 #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind")
             }

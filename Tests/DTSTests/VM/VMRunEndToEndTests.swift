@@ -1,4 +1,6 @@
 @testable import DTS
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -7,7 +9,7 @@ extension RealGuestTests {
     @Suite struct VMRunEndToEndTests {
         @Test func virtBasicPassesAndWritesVMArtifacts() throws {
             try VMFixture.requireGuestImage()
-            let out = try RunnerTempDir("dts-e2e-vm")
+            let out = try TempDir("dts-e2e-vm")
             let root = out.path + "/run-root"
             let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
                                            environment: ["DTS_RUN_ROOT": root])
@@ -44,7 +46,7 @@ extension RealGuestTests {
 
         @Test func sigintDuringAVMCaseLeavesNoQEMU() async throws {
             try VMFixture.requireGuestImage()
-            let out = try RunnerTempDir("dts-e2e-vmint")
+            let out = try TempDir("dts-e2e-vmint")
             let root = out.path + "/run-root"
             let dts = try DTSProcessHarness.start(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
                                                   environment: ["DTS_RUN_ROOT": root], log: out.path + "/stdout")
@@ -59,7 +61,7 @@ extension RealGuestTests {
             try #require(!qemu.isEmpty, "the VM never came up: \(dts.output)")
             let (status, _) = await dts.interrupt(waitingUpTo: .seconds(90))
             #expect(status == 130)
-            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid), "QEMU \(pid) survived the interrupted run") }
+            for pid in qemu { #expect(!ProcessTable.isAlive(pid), "QEMU \(pid) survived the interrupted run") }
             let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
             #expect(report.interrupted == "SIGINT")
         }

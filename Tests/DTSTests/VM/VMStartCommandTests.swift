@@ -1,25 +1,23 @@
 @testable import DTS
+import DTSProcess
+import DTSTestSupport
 import Foundation
 import Testing
 
 /// A `dts vm start` run by the test as a user would: the built binary, a private `DTS_RUN_ROOT`,
 /// standard output and error in one file.
 final class VMStartProcess {
-    let process = Process()
+    let process: ChildProcess
     let root: String
     let log: String
 
     init(fixture: VMFixture, directory: String, arguments: [String] = []) throws {
         root = directory + "/run-root"
         log = directory + "/output"
-        process.executableURL = URL(fileURLWithPath: DTSBinary.path)
-        process.arguments = ["vm", "start", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg"] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["DTS_RUN_ROOT": root]) { $1 }
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardError = process.standardOutput
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess.spawn(
+            [DTSBinary.path, "vm", "start", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg"] + arguments,
+            SpawnOptions(environment: ProcessInfo.processInfo.environment.merging(["DTS_RUN_ROOT": root]) { $1 },
+                         standardOutput: .append(log), standardError: .sameAs(1)))
     }
 
     /// What dts printed so far.
@@ -52,23 +50,15 @@ final class VMStartProcess {
         ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("run-") }
     }
 
-    /// Waits for dts to exit; returns its exit status, or `nil` if it still runs (or was killed by a signal).
+    /// Waits for dts to exit; returns its exit status, or `nil` if it still runs.
     func waitForExit(within limit: Duration) async throws -> Int32? {
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning, ContinuousClock.now < deadline, !Task.isCancelled {
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        guard !process.isRunning else { return nil }
-        process.waitUntilExit()
-        return process.terminationReason == .exit ? process.terminationStatus : nil
+        await process.waitForExit(timeout: limit)
     }
 
     /// Kills dts if it still runs and cleans up what it left (its QEMU dies with it).
     func finish() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.signal(SIGKILL)
+        process.waitUntilExit()
         RunDirectory.cleanStale(root: root)
     }
 }
@@ -80,7 +70,7 @@ extension RealGuestTests {
         func stopsTheVMOnSignalAndExitsZero(signal: Int32) async throws {
             try VMFixture.requireGuestImage()
             let fixture = try VMFixture(["vm0": VMFixture.guest])
-            let out = try RunnerTempDir("dts-vmstart")
+            let out = try TempDir("dts-vmstart")
             let dts = try VMStartProcess(fixture: fixture, directory: out.path)
             defer { dts.finish() }
 
@@ -92,11 +82,11 @@ extension RealGuestTests {
             #expect(qemu.count == 1)
             #expect(dts.pidFilePIDs == qemu, "pid files say \(dts.pidFilePIDs), processes \(qemu)")
 
-            kill(dts.process.processIdentifier, signal)
+            kill(dts.process.pid, signal)
             let status = try await dts.waitForExit(within: .seconds(60))
             #expect(status == 0, "dts vm start did not exit 0 after signal \(signal):\n\(dts.printed)")
             #expect(dts.printed.contains("stopping vm0") && dts.printed.contains("vm0 stopped"), "\(dts.printed)")
-            for pid in qemu { #expect(!ProcessIdentity.isAlive(pid), "QEMU \(pid) survived dts vm start") }
+            for pid in qemu { #expect(!ProcessTable.isAlive(pid), "QEMU \(pid) survived dts vm start") }
             #expect(qemuProcesses(matching: dts.root).isEmpty)
             #expect(dts.runDirectories.isEmpty, "run directory left behind: \(dts.runDirectories)")
         }
@@ -104,7 +94,7 @@ extension RealGuestTests {
         @Test func qemuDyingWhileUpEndsInStatus3WithAMessage() async throws {
             try VMFixture.requireGuestImage()
             let fixture = try VMFixture(["vm0": VMFixture.guest])
-            let out = try RunnerTempDir("dts-vmstart-dies")
+            let out = try TempDir("dts-vmstart-dies")
             let dts = try VMStartProcess(fixture: fixture, directory: out.path)
             defer { dts.finish() }
 

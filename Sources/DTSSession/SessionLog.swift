@@ -33,9 +33,10 @@ public struct SessionLogEvent: Sendable {
 
 /// Where sessions report the commands they send and the output they receive.
 ///
-/// Every session kind (local, SSH, serial) takes an optional sink; the runner passes one that
-/// writes to `dts.log`, the suite's log and the running case's log. Sinks must redact nothing
-/// themselves: sessions call ``Redactor/redact(_:)`` before reporting.
+/// Every session kind (local, SSH, serial) takes an optional sink, or is wrapped in a
+/// ``LoggingSession``; the runner passes one that writes to `dts.log`, the suite's log and the
+/// running case's log (`RunLog`). Sinks must redact nothing themselves: sessions call
+/// ``Redactor/redact(_:)`` before reporting.
 public protocol SessionLogSink: Sendable {
     /// Records one event.
     func record(_ event: SessionLogEvent)
@@ -57,21 +58,40 @@ public final class Redactor: @unchecked Sendable {
 
     /// Adds a secret. Empty strings and one-character strings are ignored (they would redact everything).
     public func register(_ secret: String) {
-        guard secret.count >= 2 else { return }
+        guard secret.unicodeScalars.count >= 2 else { return }
         lock.lock(); defer { lock.unlock() }
         secrets.insert(secret)
     }
 
-    /// The text with every registered secret replaced by `***`; longest secrets first.
+    /// The text with every occurrence of a registered secret replaced by `***`; longest secrets
+    /// first. Occurrences are found in the UTF-8 bytes, not by Swift `Character`: a secret whose
+    /// last character is followed by a combining mark in the text is still found.
     public func redact(_ text: String) -> String {
         lock.lock()
-        let current = secrets.sorted { $0.count > $1.count }
+        let current = secrets.map { Array($0.utf8) }.sorted { $0.count > $1.count }
         lock.unlock()
-        var result = text
-        for secret in current where result.contains(secret) {
-            result = result.replacingOccurrences(of: secret, with: "***")
+        var result = Array(text.utf8)
+        for secret in current { result = Self.replace(secret, in: result) }
+        return String(decoding: result, as: UTF8.self)
+    }
+
+    private static let mask = Array("***".utf8)
+
+    private static func replace(_ secret: [UInt8], in text: [UInt8]) -> [UInt8] {
+        guard text.count >= secret.count else { return text }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count)
+        var i = 0
+        while i < text.count {
+            if i + secret.count <= text.count, text[i] == secret[0], text[i..<(i + secret.count)].elementsEqual(secret) {
+                out += mask
+                i += secret.count
+            } else {
+                out.append(text[i])
+                i += 1
+            }
         }
-        return result
+        return out
     }
 }
 
@@ -85,7 +105,8 @@ extension SessionLogSink {
 /// Adds command logging to any ``DUTSession`` (an SSH session, a serial console) that does not
 /// log by itself: every command, its output, status and file copies go to `log`, redacted.
 ///
-/// The runner wraps the sessions its connector returns unless they log themselves (``LocalSession``).
+/// The runner wraps the sessions its connector returns unless they log themselves (a session
+/// whose ``DUTSession/sessionLog`` is set, as a local session made with a log).
 public final class LoggingSession: DUTSession {
     /// The wrapped session.
     public let base: any DUTSession
@@ -101,8 +122,11 @@ public final class LoggingSession: DUTSession {
 
     public var endpoint: String { base.endpoint }
 
+    /// Where the wrapped session runs.
+    public var location: SessionLocation { base.location }
+
     /// Where this session logs (VMs started on the DUT log their sessions there too).
-    public var sessionLog: any SessionLogSink { log }
+    public var sessionLog: (any SessionLogSink)? { log }
 
     public func exec(_ command: String, timeout: Duration) async throws -> ExecResult {
         log.record(endpoint, .command, command, redactor: redactor)
