@@ -45,7 +45,7 @@ final class DropbearServer: @unchecked Sendable {
             self.hostKeyPath = hostKeyPath
         } else {
             let key = self.dir.file("hostkey-\(UUID().uuidString.prefix(8))")
-            let made = try runProgram("/usr/bin/dropbearkey", ["-t", "ed25519", "-f", key])
+            let made = try runQuickProgram("/usr/bin/dropbearkey", ["-t", "ed25519", "-f", key])
             guard made.status == 0 else { throw TestSetupError(description: "dropbearkey failed: \(made.output)") }
             self.hostKeyPath = key
         }
@@ -103,7 +103,7 @@ final class ClientKey: @unchecked Sendable {
         privateKeyPath = dir.file(name)
         publicKeyPath = privateKeyPath + ".pub"
         self.passphrase = passphrase
-        let made = try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", passphrase ?? "", "-C", "dts-test-\(name)", "-f", privateKeyPath])
+        let made = try runQuickProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", passphrase ?? "", "-C", "dts-test-\(name)", "-f", privateKeyPath])
         guard made.status == 0 else { throw TestSetupError(description: "ssh-keygen failed: \(made.output)") }
         line = try String(contentsOfFile: publicKeyPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         if authorize { try Self.edit { $0 + [line] } }
@@ -145,7 +145,7 @@ func testOptions(port: Int, auth: SSHAuthentication, knownHosts: String, user: S
 
 /// sha256sum of a local file.
 func sha256(ofLocal path: String) throws -> String {
-    let summed = try runProgram("/usr/bin/sha256sum", [path])
+    let summed = try runQuickProgram("/usr/bin/sha256sum", [path])
     guard summed.status == 0 else { throw TestSetupError(description: "sha256sum failed: \(summed.output)") }
     return String(summed.stdout.prefix(64))
 }
@@ -166,7 +166,7 @@ final class SshdServer: @unchecked Sendable {
         // sshd's privilege separation directory (on tmpfs, so it may vanish after a reboot).
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
         let key = dir.file("ssh_host_ed25519_key")
-        let made = try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])
+        let made = try runQuickProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])
         guard made.status == 0 else { throw TestSetupError(description: "ssh-keygen failed: \(made.output)") }
         let config = """
             Port \(port)

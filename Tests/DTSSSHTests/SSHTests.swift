@@ -403,7 +403,7 @@ struct SSHTests {
         await ssh.close()
         first.shutdown()
         // The recorded entry matches what OpenSSH computes for it.
-        let listed = try runProgram("/usr/bin/ssh-keygen", ["-l", "-f", knownHosts]).output
+        let listed = try await runProgram("/usr/bin/ssh-keygen", ["-l", "-f", knownHosts]).output
         let firstFingerprint = try #require(listed.split(separator: " ").first { $0.hasPrefix("SHA256:") }).description
         let recorded = try String(contentsOfFile: knownHosts, encoding: .utf8)
         #expect(recorded.hasPrefix("[127.0.0.1]:\(port) ssh-ed25519 "), "\(recorded)")
@@ -421,11 +421,11 @@ struct SSHTests {
         #expect(known == firstFingerprint)
         #expect(presented != known && presented.hasPrefix("SHA256:"))
         // The presented key's fingerprint is OpenSSH's too.
-        let publicLine = try #require(runProgram("/usr/bin/dropbearkey", ["-y", "-f", second.hostKeyPath]).output
+        let publicLine = try await #require(runProgram("/usr/bin/dropbearkey", ["-y", "-f", second.hostKeyPath]).output
             .split(separator: "\n").first { $0.hasPrefix("ssh-ed25519 ") })
         let publicKey = dir.file("second.pub")
         try (publicLine + "\n").write(toFile: publicKey, atomically: true, encoding: .utf8)
-        let secondListed = try runProgram("/usr/bin/ssh-keygen", ["-l", "-f", publicKey]).output
+        let secondListed = try await runProgram("/usr/bin/ssh-keygen", ["-l", "-f", publicKey]).output
         #expect(secondListed.split(separator: " ").contains { $0 == presented }, "\(secondListed) vs \(presented)")
         #expect(file == knownHosts)
         #expect(String(describing: error!).contains(known) && String(describing: error!).contains(presented))
@@ -524,7 +524,7 @@ struct SSHKeyboardInteractiveTests {
 
 /// `bytes_sent` of the one client TCP socket connected to 127.0.0.1:`port`, from `ss -ti`.
 func bytesSent(toPort port: Int) throws -> Int {
-    let listed = try runProgram("/usr/bin/ss", ["-tinH", "state", "established", "dst", "127.0.0.1:\(port)"])
+    let listed = try runQuickProgram("/usr/bin/ss", ["-tinH", "state", "established", "dst", "127.0.0.1:\(port)"])
     let output = listed.output
     guard listed.status == 0, let range = output.range(of: "bytes_sent:") else {
         throw TestSetupError(description: "no bytes_sent in `ss -ti` output: \(output)")

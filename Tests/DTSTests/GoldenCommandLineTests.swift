@@ -105,7 +105,7 @@ import Testing
 
     /// Two processes (each with its own random hash seed) print the same command lines, notes
     /// and errors for every case: no Set or Dictionary order leaks into the output.
-    @Test func buildIsDeterministicAcrossProcesses() throws {
+    @Test func buildIsDeterministicAcrossProcesses() async throws {
         #expect(ProcessInfo.processInfo.environment["SWIFT_DETERMINISTIC_HASHING"] == nil,
                 "hash seeds are fixed in this environment: the children cannot differ")
         for golden in GoldenCase.all {
@@ -120,8 +120,8 @@ import Testing
                 }
             }
             let environment = ["DTS_IMAGE_DIR": "/var/cache/dts/images"]
-            let first = try DTSBinary.run(arguments, environment: environment)
-            let second = try DTSBinary.run(arguments, environment: environment)
+            let first = try await DTSBinary.run(arguments, environment: environment)
+            let second = try await DTSBinary.run(arguments, environment: environment)
             // The command reads this host's hugetlbfs mount: `#@ hugepages none` cannot be reproduced.
             if !golden.directives.contains(where: { $0.0 == "hugepages" }) {
                 #expect(first.status == (golden.expectsError ? 2 : 0), "\(golden.name): \(first.stderr)")

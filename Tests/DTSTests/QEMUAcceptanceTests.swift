@@ -152,7 +152,7 @@ extension RealGuestTests {
             switch argv[index] {
             case "-drive":
                 let disk = "\(scratch)/disk\(index).img"
-                _ = try runProgram("/usr/bin/qemu-img", ["create", "-q", "-f", argv[index + 1].contains("format=qcow2") ? "qcow2" : "raw", disk, "16M"])
+                _ = try runQuickProgram("/usr/bin/qemu-img", ["create", "-q", "-f", argv[index + 1].contains("format=qcow2") ? "qcow2" : "raw", disk, "16M"])
                 argv[index + 1] = argv[index + 1].replacingOccurrences(of: #"file=([^,]|,,)*"#, with: "file=\(disk)", options: .regularExpression)
             case "-kernel", "-initrd":
                 let file = argv[index] == "-kernel" ? "vmlinux" : "initrd.img"
@@ -257,14 +257,14 @@ final class HugepageReservation: Sendable {
         let dir = "/tmp/dts-huge-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // A size limit makes the mount account its pages (statvfs), whatever else uses hugepages.
-        let result = try runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M,size=\(pages * 2)M", "nodev", dir])
+        let result = try runQuickProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M,size=\(pages * 2)M", "nodev", dir])
         guard result.status == 0 else { throw AcceptanceError("mount hugetlbfs: \(result.stderr)") }
         mount = dir
         ownMount = true
     }
 
     func release() {
-        _ = try? runProgram("/bin/umount", [mount])
+        _ = try? runQuickProgram("/bin/umount", [mount])
         try? FileManager.default.removeItem(atPath: mount)
         if let now = try? String(contentsOfFile: Self.nrPath, encoding: .utf8),
            let current = Int(now.trimmingCharacters(in: .whitespacesAndNewlines)) {

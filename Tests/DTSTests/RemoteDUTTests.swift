@@ -16,7 +16,7 @@ import Glibc
     /// passes, the commands ran on the namespace host (its dropbear logged the login, the case
     /// logs name it), the host key was recorded in the run's known-hosts file, the password is in
     /// no output file and the connection was closed at the end.
-    @Test func dtsRunReachesTheNamespaceHost() throws {
+    @Test func dtsRunReachesTheNamespaceHost() async throws {
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
         let conf = try TempDir("dts-remote-conf")
@@ -31,7 +31,7 @@ import Glibc
             """)
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = \(host.address)\ntest_suites = host_basic\n")
         let dir = out.path + "/results"
-        let result = try DTSBinary.run(["run", "--suite", "host_basic", "--conf-dir", conf.path, "--output", dir])
+        let result = try await DTSBinary.run(["run", "--suite", "host_basic", "--conf-dir", conf.path, "--output", dir])
         #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)\ndropbear: \(host.serverLog)")
 
         let tree = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/test_results.json"))) as? [String: [String: [String: String]]]
@@ -48,7 +48,7 @@ import Glibc
         // `--dut` picks the DUT without an execution.cfg naming it.
         let noExecution = try TempDir("dts-remote-conf2")
         _ = try noExecution.write("crbs.cfg", try String(contentsOfFile: conf.path + "/crbs.cfg", encoding: .utf8))
-        let byOption = try DTSBinary.run(["run", "--suite", "host_basic", "--test-cases", "test_kernel_release", "--dut", host.address,
+        let byOption = try await DTSBinary.run(["run", "--suite", "host_basic", "--test-cases", "test_kernel_release", "--dut", host.address,
                                           "--conf-dir", noExecution.path, "--output", out.path + "/by-option"])
         #expect(byOption.status == 0, "stdout: \(byOption.stdout)\nstderr: \(byOption.stderr)")
         let optionLog = try String(contentsOfFile: out.path + "/by-option/host_basic/test_kernel_release.log", encoding: .utf8)
@@ -75,7 +75,7 @@ import Glibc
 
     /// A wrong password and an address nobody answers end the run with exit 3 and a message that
     /// names dut_ip and dut_user; an unreachable DUT fails within the connect timeout.
-    @Test func wrongPasswordAndUnreachableAddressAreInfrastructureErrors() throws {
+    @Test func wrongPasswordAndUnreachableAddressAreInfrastructureErrors() async throws {
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
         let conf = try TempDir("dts-remote-conf")
@@ -101,7 +101,7 @@ import Glibc
             """)
 
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = lab-dut\ntest_suites = host_basic\n")
-        let denied = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/denied"])
+        let denied = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/denied"])
         #expect(denied.status == 3, "\(denied.stdout)\n\(denied.stderr)")
         let message = "DUT [lab-dut] login failed: dut_ip=\(host.address) dut_port=22 dut_user=\(RemoteNamespaceHost.user): wrong password (dut_passwd)"
         #expect(denied.stdout.contains(message), "\(denied.stdout)")
@@ -116,7 +116,7 @@ import Glibc
 
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = gone-dut\ntest_suites = host_basic\n")
         let started = ContinuousClock.now
-        let gone = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/gone"],
+        let gone = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/gone"],
                                      environment: ["DTS_CONNECT_TIMEOUT": "2"])
         let elapsed = ContinuousClock.now - started
         #expect(gone.status == 3, "\(gone.stdout)\n\(gone.stderr)")
@@ -125,7 +125,7 @@ import Glibc
         #expect(elapsed < .seconds(15), "unreachable DUT took \(elapsed)")
 
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = closed-port-dut\ntest_suites = host_basic\n")
-        let refused = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/refused"])
+        let refused = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/refused"])
         #expect(refused.status == 3, "\(refused.stdout)\n\(refused.stderr)")
         #expect(refused.stdout.contains("DUT [closed-port-dut] unreachable: dut_ip=\(host.address) dut_port=2222 dut_user=root: connection refused"),
                 "\(refused.stdout)")
@@ -276,7 +276,7 @@ import Glibc
 
     /// `dut_key`: public-key login with an ed25519 key file against OpenSSH's sshd in the
     /// namespace on a non-default port; a key the server does not accept is exit 3 naming the key.
-    @Test func keyFileLoginOnAnotherPort() throws {
+    @Test func keyFileLoginOnAnotherPort() async throws {
         let host = try RemoteNamespaceHost()
         defer { host.tearDown() }
         let keys = try TempDir("dts-remote-keys")
@@ -304,14 +304,14 @@ import Glibc
 
             """)
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = keyed\ntest_suites = host_basic:test_kernel_release\\test_file_transfer\n")
-        let keyed = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/keyed"])
+        let keyed = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/keyed"])
         #expect(keyed.status == 0, "\(keyed.stdout)\n\(keyed.stderr)\nsshd: \(host.sshdLog)")
         #expect(host.sshdLog.contains("Accepted publickey for \(RemoteNamespaceHost.user) from \(host.hostSideAddress)"), "\(host.sshdLog)")
         let knownHosts = (try? String(contentsOfFile: out.path + "/keyed/known_hosts", encoding: .utf8)) ?? ""
         #expect(knownHosts.hasPrefix("[\(host.address)]:2022 ssh-ed25519 "), "\(knownHosts)")
 
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = stranger\ntest_suites = host_basic\n")
-        let rejected = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/stranger"])
+        let rejected = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/stranger"])
         #expect(rejected.status == 3, "\(rejected.stdout)\n\(rejected.stderr)")
         #expect(rejected.stdout.contains("DUT [stranger] login failed: dut_ip=\(host.address) dut_port=2022 dut_user=\(RemoteNamespaceHost.user): key (dut_key) rejected"),
                 "\(rejected.stdout)")
@@ -529,7 +529,7 @@ final class RemoteNamespaceHost: @unchecked Sendable {
     private static func ip(_ arguments: [String]) throws -> String { try run(ip, arguments) }
 
     static func run(_ program: String, _ arguments: [String]) throws -> String {
-        let result = try runProgram(program, arguments)
+        let result = try runQuickProgram(program, arguments)
         guard result.status == 0 else {
             throw RemoteHostError("\(([program] + arguments).joined(separator: " ")) exited \(result.status): \(result.stderr)\(result.stdout)")
         }

@@ -8,10 +8,10 @@ import Testing
 
 /// The built `dts` binary running real suites on this machine as the DUT.
 @Suite(.serialized) struct RunnerEndToEndTests {
-    @Test func hostBasicPassesAndLeavesEveryArtifact() throws {
+    @Test func hostBasicPassesAndLeavesEveryArtifact() async throws {
         let conf = try TempDir("dts-e2e-conf")
         let out = try TempDir("dts-e2e-out")
-        let result = try DTSBinary.run(["run", "--suite", "host_basic", "--conf-dir", conf.path, "--output", out.path + "/results"])
+        let result = try await DTSBinary.run(["run", "--suite", "host_basic", "--conf-dir", conf.path, "--output", out.path + "/results"])
         #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
         let dir = out.path + "/results"
         for file in ["dts.log", "test_results.json", "results.json", "junit.xml", "report.html", "host_basic/suite.log",
@@ -40,7 +40,7 @@ import Testing
         #expect(!result.stdout.contains("\u{1B}["))
     }
 
-    @Test func failuresConfigErrorsAndExecutionFile() throws {
+    @Test func failuresConfigErrorsAndExecutionFile() async throws {
         let conf = try TempDir("dts-e2e-conf")
         let out = try TempDir("dts-e2e-out")
         _ = try conf.write("runner_selftest.cfg", "[suite]\nfail = true\nsleep_seconds = 0\n")
@@ -53,7 +53,7 @@ import Testing
             targets = x86_64-native-linuxapp-gcc
             parameters = nic_type=cfg:func=true:perf=false
             """)
-        let failed = try DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/a", "--re-run", "1"],
+        let failed = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/a", "--re-run", "1"],
                                        environment: ["DTS_ACCEL": "tcg"])
         #expect(failed.status == 1, "\(failed.stdout)\n\(failed.stderr)")
         let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/a/results.json")))
@@ -66,24 +66,24 @@ import Testing
         #expect(!everything.contains("not-in-logs"))
 
         // DTS_OUTPUT picks the output directory.
-        let viaEnv = try DTSBinary.run(["run", "--conf-dir", conf.path, "--suite", "runner_selftest", "--test-cases", "test_sleep"],
+        let viaEnv = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--suite", "runner_selftest", "--test-cases", "test_sleep"],
                                        environment: ["DTS_OUTPUT": out.path + "/env"])
         #expect(viaEnv.status == 0, "\(viaEnv.stdout)\n\(viaEnv.stderr)")
         #expect(FileManager.default.fileExists(atPath: out.path + "/env/runner_selftest/test_sleep.log"))
 
-        let unknown = try DTSBinary.run(["run", "--conf-dir", conf.path, "--suite", "host_basik", "--output", out.path + "/b"])
+        let unknown = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--suite", "host_basik", "--output", out.path + "/b"])
         #expect(unknown.status == 2)
         #expect(unknown.stderr.contains("unknown suite 'host_basik' (did you mean 'host_basic'?)"))
         #expect(!FileManager.default.fileExists(atPath: out.path + "/b/results.json"))
 
         // A suite config that does not parse stops the run before anything starts (2)...
         _ = try conf.write("host_basic.cfg", "[suite]\ncopy_size lots\n")
-        let badSyntax = try DTSBinary.run(["run", "--conf-dir", conf.path, "--suite", "host_basic", "--output", out.path + "/c"])
+        let badSyntax = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--suite", "host_basic", "--output", out.path + "/c"])
         #expect(badSyntax.status == 2)
         #expect(badSyntax.stderr.contains("host_basic.cfg:2: [suite] expected 'key = value'"))
         // ...a value of the wrong type fails the case that reads it, as ERROR naming file and line (3).
         _ = try conf.write("host_basic.cfg", "[suite]\ncopy_size = lots\n")
-        let badValue = try DTSBinary.run(["run", "--conf-dir", conf.path, "--suite", "host_basic", "--test-cases", "test_file_transfer",
+        let badValue = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--suite", "host_basic", "--test-cases", "test_file_transfer",
                                           "--output", out.path + "/d"])
         #expect(badValue.status == 3)
         let valueReport = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/d/results.json")))

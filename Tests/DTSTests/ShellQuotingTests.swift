@@ -26,13 +26,13 @@ import Testing
     }
 
     /// Every string, quoted, is read back by a real `sh` byte for byte (and runs nothing).
-    @Test func quotedStringsReadBackThroughShUnchanged() throws {
+    @Test func quotedStringsReadBackThroughShUnchanged() async throws {
         var generator = SystemRandomNumberGenerator()
         var samples = ["", "plain", "it's", "'\u{301}$(touch /nonexistent/x)'\u{301}", "a'\u{301}b", "\u{301}", "'", "''", "-n", "\n"]
         for _ in 0..<400 { samples.append(Self.randomString(using: &generator)) }
         // One sh reads them all: printf prints each argument followed by a NUL.
         let script = "printf '%s\\0' " + ShellQuoting.join(samples)
-        let result = try runProgram("/bin/sh", ["-c", script])
+        let result = try await runProgram("/bin/sh", ["-c", script])
         #expect(result.status == 0, "sh: \(result.stderr)")
         let printed = Array(result.stdout.utf8).split(separator: 0, omittingEmptySubsequences: false).dropLast().map(Array.init)
         #expect(printed.count == samples.count)
@@ -61,12 +61,12 @@ import Testing
 
     /// DTS's `[suite]` values reach `dut.exec(argv:)`: a quote glued to a combining mark in
     /// host_basic's `qemu` setting must stay an argument, never run as shell syntax.
-    @Test func hostBasicConfigValueRunsNoCommand() throws {
+    @Test func hostBasicConfigValueRunsNoCommand() async throws {
         let conf = try TempDir("dts-inject-conf")
         let out = try TempDir("dts-inject-out")
         let marker = conf.path + "/PWNED"
         _ = try conf.write("host_basic.cfg", "[suite]\nqemu = qemu-system-x86_64'\u{301}$(touch \(marker))'\u{301}\n")
-        let result = try DTSBinary.run(["run", "--suite", "host_basic", "--test-cases", "test_qemu_version",
+        let result = try await DTSBinary.run(["run", "--suite", "host_basic", "--test-cases", "test_qemu_version",
                                         "--conf-dir", conf.path, "--output", out.path + "/results"])
         #expect(!FileManager.default.fileExists(atPath: marker), "the config value ran a command")
         #expect(result.status == 1, "the case must fail: no such emulator\n\(result.stdout)\n\(result.stderr)")
@@ -74,7 +74,7 @@ import Testing
 
     /// `dts vm cmdline --shell` prints a line that `sh` reads back as exactly the argv, for a
     /// config whose every free-text field carries shell and QEMU syntax.
-    @Test func vmCmdlineShellLineRoundTripsThroughSh() throws {
+    @Test func vmCmdlineShellLineRoundTripsThroughSh() async throws {
         let conf = try TempDir("dts-inject-vm")
         let evil = "x'\u{301}$(touch \(conf.path)/PWNED)'\u{301},y`id` \"z\";w"
         /// A DTS quoted value (`"..."`, with `\"` and `\\` escaped) holding `prefix` + `evil`.
@@ -96,12 +96,12 @@ import Testing
                   type=tap,opt_vlan=1,opt_ifname=\(quoted("t")),opt_script=\(quoted("/s"));
 
             """)
-        let argvOut = try DTSBinary.run(["vm", "cmdline", "--suite", "inject", "--conf-dir", conf.path, "--accel", "tcg"])
-        let shellOut = try DTSBinary.run(["vm", "cmdline", "--suite", "inject", "--conf-dir", conf.path, "--accel", "tcg", "--shell"])
+        let argvOut = try await DTSBinary.run(["vm", "cmdline", "--suite", "inject", "--conf-dir", conf.path, "--accel", "tcg"])
+        let shellOut = try await DTSBinary.run(["vm", "cmdline", "--suite", "inject", "--conf-dir", conf.path, "--accel", "tcg", "--shell"])
         #expect(argvOut.status == 0 && shellOut.status == 0, "\(argvOut.stderr)\n\(shellOut.stderr)")
         let argv = argvOut.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
         let line = shellOut.stdout.trimmingCharacters(in: .newlines)
-        let result = try runProgram("/bin/sh", ["-c", "printf '%s\\0' " + line])
+        let result = try await runProgram("/bin/sh", ["-c", "printf '%s\\0' " + line])
         #expect(result.status == 0, "\(result.stderr)")
         let back = result.stdout.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init)
         #expect(back == argv)

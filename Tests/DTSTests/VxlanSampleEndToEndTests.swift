@@ -12,7 +12,7 @@ extension HostBackendTests {
         static let cases = ["test_vxlan_sample_decap", "test_vxlan_sample_encap", "test_vxlan_sample_encap_decap",
                             "test_vxlan_sample_chksum", "test_vxlan_sample_tso", "test_perf_vxlan_sample"]
 
-        @Test func vxlanSampleRunsForRealAndLeavesNothingBehind() throws {
+        @Test func vxlanSampleRunsForRealAndLeavesNothingBehind() async throws {
             try requirePrograms(["ovsdb-tool", "ovsdb-server", "ovs-vsctl", "ovs-appctl", "ovs-ofctl",
                                  "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk", "ip", "ethtool", "busybox",
                                  "/usr/bin/python3", "qemu-system-x86_64"])
@@ -23,7 +23,7 @@ extension HostBackendTests {
             let out = try TempDir("dts-e2e-vxlan")
             let dir = out.path + "/r"
             let started = ContinuousClock.now
-            let result = try DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", dir,
+            let result = try await DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", dir,
                                             "--test-cases", Self.cases.joined(separator: ",")])
             let elapsed = ContinuousClock.now - started
             #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
@@ -66,7 +66,7 @@ extension HostBackendTests {
 
         /// With `ovs_namespace` set, OVS runs in a private network namespace (beside any other
         /// userspace-datapath OVS on the host): the round trip still works and the namespace goes too.
-        @Test func isolatedSwitchNamespaceWorksAndIsRemoved() throws {
+        @Test func isolatedSwitchNamespaceWorksAndIsRemoved() async throws {
             try requirePrograms(["ovsdb-server", "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk", "ip", "/usr/bin/python3", "qemu-system-x86_64"])
             try #require(FileManager.default.fileExists(atPath: HostFacts.imageDirectory + "/dts-guest-dpdk/vmlinuz"),
                          "the DPDK guest image is missing; build it with scripts/build-guest-image.sh --with-dpdk")
@@ -82,7 +82,7 @@ extension HostBackendTests {
             try shipped.replacingOccurrences(of: "\novs_namespace =\n", with: "\novs_namespace = dtsvxovs\n")
                 .write(toFile: conf + "/vxlan_sample.cfg", atomically: true, encoding: .utf8)
             let dir = out.path + "/r"
-            let result = try DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--conf-dir", conf, "--output", dir,
+            let result = try await DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--conf-dir", conf, "--output", dir,
                                             "--test-cases", "test_vxlan_sample_encap_decap"])
             #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             let log = try String(contentsOfFile: dir + "/dts.log", encoding: .utf8)

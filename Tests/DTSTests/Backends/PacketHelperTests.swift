@@ -16,20 +16,20 @@ import Testing
         return path
     }
 
-    @Test func compilesAsPython() throws {
+    @Test func compilesAsPython() async throws {
         try requirePrograms([Self.python])
         let dir = try TempDir("dts-packet-helper")
         let helper = try Self.installed(in: dir)
         #expect(try PacketHelper.source().hasPrefix("#!/usr/bin/python3\n"))
         // Bytecode goes to the scratch directory, never next to the sources.
-        let compiled = try runProgram(Self.python, ["-m", "py_compile", helper], environment: ["PYTHONPYCACHEPREFIX": dir.path + "/pycache"])
+        let compiled = try await runProgram(Self.python, ["-m", "py_compile", helper], environment: ["PYTHONPYCACHEPREFIX": dir.path + "/pycache"])
         #expect(compiled.status == 0, "\(compiled.stderr)")
         let broken = dir.path + "/broken.py"
         try "def f(:\n".write(toFile: broken, atomically: true, encoding: .utf8)
-        #expect(try runProgram(Self.python, ["-m", "py_compile", broken], environment: ["PYTHONPYCACHEPREFIX": dir.path + "/pycache"]).status != 0)
+        #expect(try await runProgram(Self.python, ["-m", "py_compile", broken], environment: ["PYTHONPYCACHEPREFIX": dir.path + "/pycache"]).status != 0)
     }
 
-    @Test func builtVXLANFrameReadsBackThroughTheHelper() throws {
+    @Test func builtVXLANFrameReadsBackThroughTheHelper() async throws {
         try requirePrograms([Self.python])
         let dir = try TempDir("dts-packet-helper")
         let helper = try Self.installed(in: dir)
@@ -49,9 +49,9 @@ import Testing
             spec.loader.exec_module(helper)
             wrpcap(sys.argv[3], [helper.build(json.loads(sys.argv[2]))])
             """
-        let built = try runProgram(Self.python, ["-c", write, helper, spec, pcap], environment: ["PYTHONPYCACHEPREFIX": dir.path + "/pycache"])
+        let built = try await runProgram(Self.python, ["-c", write, helper, spec, pcap], environment: ["PYTHONPYCACHEPREFIX": dir.path + "/pycache"])
         try #require(built.status == 0, "\(built.stderr)")
-        let read = try runProgram(Self.python, [helper, "read", pcap])
+        let read = try await runProgram(Self.python, [helper, "read", pcap])
         try #require(read.status == 0, "\(read.stderr)")
         let frames = try CapturedFrame.decodeList(read.stdout)
         try #require(frames.count == 1)

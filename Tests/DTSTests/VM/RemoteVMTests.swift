@@ -129,7 +129,7 @@ extension RealGuestTests {
         /// `dts run --suite virt_basic --dut NAME` with a crbs.cfg DUT in the namespace: every case
         /// passes with the VM on the remote DUT, the case logs show the VM's commands on its
         /// forwarded port at the DUT's address, the VM logs are collected, and nothing stays.
-        @Test func dtsRunVirtBasicOnARemoteDUT() throws {
+        @Test func dtsRunVirtBasicOnARemoteDUT() async throws {
             try VMFixture.requireGuestImage()
             let host = try RemoteNamespaceHost()
             defer { host.tearDown() }
@@ -140,7 +140,7 @@ extension RealGuestTests {
             }
             _ = try conf.write("crbs.cfg", host.crbsSection("ns-dut"))
             let dir = out.path + "/r"
-            let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--dut", "ns-dut", "--accel", "tcg",
+            let result = try await DTSBinary.run(["run", "--suite", "virt_basic", "--dut", "ns-dut", "--accel", "tcg",
                                             "--conf-dir", conf.path, "--output", dir])
             #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: dir + "/results.json")))
@@ -211,7 +211,7 @@ extension RealGuestTests {
             #expect(remaining.isEmpty, "run directories left on the DUT: \(remaining)")
 
             // An unknown DUT name is a config error (2) naming the file and the DUTs it has.
-            let unknown = try DTSBinary.run(["vm", "start", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite,
+            let unknown = try await DTSBinary.run(["vm", "start", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite,
                                              "--dut", "nope", "--crbs", out.path + "/crbs.cfg"])
             #expect(unknown.status == 2)
             #expect(unknown.stderr.contains("--dut nope: no such DUT in \(out.path)/crbs.cfg (it has: ns-dut)"), "\(unknown.stderr)")

@@ -144,7 +144,7 @@ extension RealGuestTests {
         try "\(sleeper.pid)\n".write(toFile: vmDir + "/qemu.pid", atomically: true, encoding: .utf8)
         // A mount it made goes too.
         try FileManager.default.createDirectory(atPath: run.path + "/huge", withIntermediateDirectories: true)
-        let mounted = try runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", run.path + "/huge"])
+        let mounted = try await runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", run.path + "/huge"])
         try #require(mounted.status == 0)
         // A live run (ours) must be left alone.
         let live = try RunDirectory(root: root)
@@ -226,18 +226,18 @@ extension RealGuestTests {
             }
         }
 
-        @Test func dtsVMRunPrintsTheOutputAndExitsWithTheCommandsStatus() throws {
+        @Test func dtsVMRunPrintsTheOutputAndExitsWithTheCommandsStatus() async throws {
             try VMFixture.requireGuestImage()
             let fixture = try VMFixture(["vm0": VMFixture.guest])
             let root = "/tmp/dts-vmrun-\(UUID().uuidString.prefix(8))"
             defer { try? FileManager.default.removeItem(atPath: root) }
             let env = ["DTS_RUN_ROOT": root]
-            let ok = try DTSBinary.run(["vm", "run", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg",
+            let ok = try await DTSBinary.run(["vm", "run", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg",
                                         "--", "uname", "-n"], environment: env)
             #expect(ok.status == 0, "\(ok.stderr)")
             #expect(ok.stdout == "dts-guest\n")
             #expect(ok.stderr.contains("vm0: ssh passed"))
-            let failing = try DTSBinary.run(["vm", "run", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg",
+            let failing = try await DTSBinary.run(["vm", "run", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--accel", "tcg",
                                              "--", "sh", "-c", "echo oops >&2; exit 7"], environment: env)
             #expect(failing.status == 7)
             #expect(failing.stderr.contains("oops"))

@@ -187,9 +187,9 @@ extension RealGuestTests {
 
     @Test func notEnoughHugepagesIsAClearError() async throws {
         let dir = try TemporaryDirectory("dts-nohuge")
-        let mount = try runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", dir.path])
+        let mount = try await runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", dir.path])
         try #require(mount.status == 0)
-        defer { _ = try? runProgram("/bin/umount", [dir.path]) }
+        defer { _ = try? runQuickProgram("/bin/umount", [dir.path]) }
         let free = Hugepages.freePages(pageSizeKB: 2048) ?? 0
         #expect(throws: ResourceError.self) { try Hugepages.check(memoryMiB: (free + 10) * 2, mount: dir.path) }
         do { try Hugepages.check(memoryMiB: (free + 10) * 2, mount: dir.path) } catch {

@@ -7,11 +7,11 @@ import Testing
 extension RealGuestTests {
     /// `dts run --suite virt_basic` on this machine: a real guest under TCG, every artifact written.
     @Suite struct VMRunEndToEndTests {
-        @Test func virtBasicPassesAndWritesVMArtifacts() throws {
+        @Test func virtBasicPassesAndWritesVMArtifacts() async throws {
             try VMFixture.requireGuestImage()
             let out = try TempDir("dts-e2e-vm")
             let root = out.path + "/run-root"
-            let result = try DTSBinary.run(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
+            let result = try await DTSBinary.run(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
                                            environment: ["DTS_RUN_ROOT": root])
             #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             let dir = out.path + "/r"
