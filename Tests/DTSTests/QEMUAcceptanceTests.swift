@@ -75,7 +75,9 @@ extension RealGuestTests {
         defer { qemu.signal(SIGKILL) }
         let qmp: QMPClient
         do {
-            qmp = try await QMPClient.connect(path: built.paths.qmpSocket, timeout: .seconds(20))
+            // Generous: dts_original preallocates 4 GB of hugepages before QEMU's main loop greets,
+            // which took over 20 s on this 2-core machine while other tests ran.
+            qmp = try await QMPClient.connect(path: built.paths.qmpSocket, timeout: .seconds(90))
         } catch {
             let stderr = (try? String(contentsOfFile: scratch.path + "/qemu.err", encoding: .utf8)) ?? ""
             Issue.record("\(golden.name): QEMU did not come up: \(error)\nqemu stderr:\n\(stderr)\nargv:\n\(argv.joined(separator: "\n"))")
