@@ -7,7 +7,9 @@ import Foundation
 /// - `key = value` or `key: value` (split at the first `=` or `:`); keys are case-insensitive;
 /// - an indented line continues the previous key's value;
 /// - a line whose first non-blank character is `#` or `;` is a comment;
-/// - no interpolation: `%` and `$` are plain characters.
+/// - no interpolation: `%` and `$` are plain characters;
+/// - lines end at `\r\n`, `\r` or `\n` (Python's universal newlines), and a UTF-8 byte-order
+///   mark at the start is skipped.
 ///
 /// Unlike DTS, a duplicated section or key, a key outside any section, and a line that is none of
 /// the above are errors naming the file and line.
@@ -69,24 +71,29 @@ public struct ConfFile: Sendable {
 
     /// Parses `text`; `path` is used in error messages.
     public init(text: String, path: String) throws(ConfigErrors) {
+        try self.init(scalars: Array(text.unicodeScalars), path: path)
+    }
+
+    /// Parses the scalars of a file. Lines end at `\r\n`, `\r` or `\n` (Python's universal
+    /// newlines); a leading byte-order mark is skipped. Every test is on Unicode scalars, never
+    /// on `Character`s (docs/platform-notes.md).
+    init(scalars: [Unicode.Scalar], path: String) throws(ConfigErrors) {
         self.path = path
         var sections: [Section] = []
         var errors: [ConfigError] = []
         var lastKeyInSection = false
+        let body = scalars.first == "\u{FEFF}" ? Array(scalars.dropFirst()) : scalars
 
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        for (index, rawLine) in lines.enumerated() {
+        for (index, line) in ConfigText.lines(body).enumerated() {
             let number = index + 1
-            var line = String(rawLine)
-            if line.hasSuffix("\r") { line.removeLast() }
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmedScalars = ConfigText.trimmed(line)
+            let trimmed = ConfigText.string(trimmedScalars)
             let here = SourceLocation(file: path, line: number, section: sections.last?.name)
 
-            if trimmed.isEmpty { continue }
-            if trimmed.hasPrefix("#") || trimmed.hasPrefix(";") { continue }
+            guard let first = trimmedScalars.first else { continue }
+            if first == "#" || first == ";" { continue }
 
-            let indented = line.first == " " || line.first == "\t"
-            if indented {
+            if let lead = line.first, ConfigText.isSpace(lead) {
                 guard lastKeyInSection, !sections.isEmpty, !sections[sections.count - 1].items.isEmpty else {
                     errors.append(ConfigError(here, "indented line does not continue any key: '\(trimmed)'"))
                     continue
@@ -96,13 +103,13 @@ public struct ConfFile: Sendable {
                 continue
             }
 
-            if trimmed.hasPrefix("[") {
-                guard trimmed.hasSuffix("]"), trimmed.count > 2 else {
+            if first == "[" {
+                guard trimmedScalars.last == "]", trimmedScalars.count > 2 else {
                     errors.append(ConfigError(here, "malformed section header '\(trimmed)'; expected '[name]'"))
                     lastKeyInSection = false
                     continue
                 }
-                let name = String(trimmed.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
+                let name = ConfigText.string(ConfigText.trimmed(trimmedScalars.dropFirst().dropLast()))
                 if let previous = sections.first(where: { $0.name == name }) {
                     errors.append(ConfigError(SourceLocation(file: path, line: number, section: name),
                                               "section [\(name)] already defined at line \(previous.line)"))
@@ -112,14 +119,14 @@ public struct ConfFile: Sendable {
                 continue
             }
 
-            guard let delimiter = trimmed.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+            guard let delimiter = trimmedScalars.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
                 errors.append(ConfigError(here, "expected 'key = value', '[section]' or a comment, got '\(trimmed)'"))
                 continue
             }
-            let key = trimmed[..<delimiter].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = trimmed[trimmed.index(after: delimiter)...].trimmingCharacters(in: .whitespaces)
+            let key = ConfigText.string(ConfigText.trimmed(trimmedScalars[..<delimiter])).lowercased()
+            let value = ConfigText.string(ConfigText.trimmed(trimmedScalars[(delimiter + 1)...]))
             guard !key.isEmpty else {
-                errors.append(ConfigError(here, "missing key before '\(trimmed[delimiter])'"))
+                errors.append(ConfigError(here, "missing key before '\(trimmedScalars[delimiter])'"))
                 continue
             }
             guard !sections.isEmpty else {

@@ -1,0 +1,64 @@
+/// Scanning config text on Unicode scalars, the way DTS's Python reads it.
+///
+/// Never on Swift `Character`s: a `Character` is a grapheme cluster, so `"\r\n"` is one
+/// `Character` (splitting on `"\n"` misses it) and `,` or `[` followed by a combining mark is one
+/// `Character` equal to neither. Python, QEMU and the shell see the separator
+/// (docs/platform-notes.md).
+enum ConfigText {
+    /// Python's `str.isspace()`: Unicode white space plus the separators U+001C...U+001F.
+    /// `str.strip()` and configparser's indentation test use it.
+    static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.isWhitespace || (0x1C...0x1F).contains(scalar.value)
+    }
+
+    /// Splits `scalars` into lines at `\r\n`, `\r` and `\n`, as Python's universal newlines do.
+    /// A final line break does not start another line.
+    static func lines(_ scalars: [Unicode.Scalar]) -> [ArraySlice<Unicode.Scalar>] {
+        var lines: [ArraySlice<Unicode.Scalar>] = []
+        var start = 0, i = 0
+        while i < scalars.count {
+            let scalar = scalars[i]
+            guard scalar == "\n" || scalar == "\r" else { i += 1; continue }
+            lines.append(scalars[start..<i])
+            i += (scalar == "\r" && i + 1 < scalars.count && scalars[i + 1] == "\n") ? 2 : 1
+            start = i
+        }
+        if start < scalars.count { lines.append(scalars[start...]) }
+        return lines
+    }
+
+    /// `scalars` without leading and trailing white space (Python's `strip()`).
+    static func trimmed<C: BidirectionalCollection>(_ scalars: C) -> C.SubSequence where C.Element == Unicode.Scalar {
+        var slice = scalars[...]
+        while let first = slice.first, isSpace(first) { slice.removeFirst() }
+        while let last = slice.last, isSpace(last) { slice.removeLast() }
+        return slice
+    }
+
+    /// A `String` made of `scalars`.
+    static func string<S: Sequence>(_ scalars: S) -> String where S.Element == Unicode.Scalar {
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: scalars)
+        return String(view)
+    }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing white space, trimmed by Unicode scalar as Python's
+    /// `strip()` (a combining mark after a blank stays).
+    var scalarTrimmed: String { ConfigText.string(ConfigText.trimmed(unicodeScalars)) }
+
+    /// Splits at every scalar in `separators` (Python's `str.split(sep)` by code point, not by
+    /// `Character`).
+    func scalarSplit(_ separators: String, maxSplits: Int = .max, omittingEmpty: Bool = false) -> [String] {
+        let set = Set(separators.unicodeScalars)
+        return unicodeScalars.split(maxSplits: maxSplits, omittingEmptySubsequences: omittingEmpty) { set.contains($0) }
+            .map { ConfigText.string($0) }
+    }
+
+    /// Whether the first scalar is `scalar`.
+    func startsWithScalar(_ scalar: Unicode.Scalar) -> Bool { unicodeScalars.first == scalar }
+
+    /// Whether any scalar is `scalar`.
+    func containsScalar(_ scalar: Unicode.Scalar) -> Bool { unicodeScalars.contains(scalar) }
+}
