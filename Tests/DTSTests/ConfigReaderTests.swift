@@ -52,3 +52,92 @@ import Testing
         #expect(file.sections.first?.items.first?.value == "\u{301} v")
     }
 }
+
+/// Every scanner of config syntax reads Unicode scalars, as DTS's Python does: a separator
+/// followed by a combining mark still separates, and a look-alike that Swift's `Character`
+/// comparison calls equal (U+037E GREEK QUESTION MARK is canonically `;`) does not.
+@Suite struct ScalarScanningTests {
+    @Test func entriesAndOptionsSplitAtSeparatorsFollowedByCombiningMarks() throws {
+        let entries = try VirtValueParser.parse("driver=vhost-user,\u{301}opt_path=./a;\u{301}driver=x", file: "x", key: "device")
+        #expect(entries.count == 2)
+        #expect(entries.first?.options.map(\.key) == ["driver", "\u{301}opt_path"])
+        #expect(entries.first?["driver"] == "vhost-user")
+        #expect(entries.last?.options.map(\.key) == ["\u{301}driver"])
+    }
+
+    @Test func lookAlikesDoNotSeparate() throws {
+        let entries = try VirtValueParser.parse("cmd=a\u{37E}b=c", file: "x", key: "usercmd")
+        #expect(entries.count == 1)
+        #expect(entries.first?["cmd"] == "a\u{37E}b=c")
+    }
+
+    /// In a file: the option after `,` + combining mark is its own (unknown) option, not part
+    /// of the previous value.
+    @Test func configFileOptionAfterCombiningComma() throws {
+        let dir = try ConfigReaderTests.scratch(["s.cfg": Array("[vm0]\nmem = size=512,\u{301}hugepage=yes;\n".utf8)])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let errors = ConfigChecker.check(path: "\(dir)/s.cfg")
+        #expect(errors.count == 1 && errors.first?.message.contains("unknown option '\u{301}hugepage'") == true, "\(errors)")
+    }
+
+    @Test func wordsQuoteWithCombiningMarks() throws {
+        #expect(try ValueKind.splitWords("a'\u{301}b c'").get() == ["a\u{301}b c"])
+        #expect(try ValueKind.splitWords("-x \"\u{301}y z\"").get() == ["-x", "\u{301}y z"])
+    }
+
+    @Test func listsAndPropertiesSplitByScalar() {
+        #expect(ValueKind.parseProperties("csum=off,\u{301}gso=off") == nil)
+        #expect(ValueKind.parseCPUList("1,\u{301}2") == nil)
+        #expect(ValueKind.parseHostForward("tcp::6000-:\u{301}22") == nil)
+        #expect(SuiteConfig.split("a,\u{301}b") == ["a", "\u{301}b"])
+    }
+
+    @Test func numbersAreASCIIDigitsOnly() {
+        #expect(ValueKind.isMAC("\u{FF10}0:11:22:33:44:55") == false)
+        #expect(ValueKind.normalizedPCIAddress("0000:08:+1.0") == nil)
+        #expect(ValueKind.normalizedSlot("+1") == nil)
+        #expect(ValueKind.integer(1...10).problem(with: "+5") != nil)
+        #expect(ValueKind.port.problem(with: "\u{0662}2") != nil)
+        #expect(ValueKind.parseSizeMiB("\u{FF12}G") == nil)
+        #expect(ValueKind.isIPv4("+1.2.3.4") == false)
+    }
+
+    @Test func executionConfigSplitsByScalar() throws {
+        let text = "[Execution1]\ncrbs = 127.0.0.1\ntest_suites = a,\u{301}b:c\\\u{301}d\nparameters = nic_type=cfg:\u{301}x=1\n"
+        let dir = try ConfigReaderTests.scratch(["execution.cfg": Array(text.utf8)])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = try ExecutionConfig(path: "\(dir)/execution.cfg")
+        #expect(config.executions.first?.suites.map(\.name) == ["a", "\u{301}b"])
+        #expect(config.executions.first?.suites.last?.cases == ["c", "\u{301}d"])
+        #expect(config.executions.first?.parameters["\u{301}x"] == "1")
+    }
+}
+
+/// A `-netdev` in `usercmd` defines the id QEMU reads: `,,` is an escaped comma, not a separator.
+@Suite struct UserCmdNetdevTests {
+    static func build(_ usercmd: String) throws -> Result<QEMUCommandLine, ConfigErrors> {
+        let text = "[vm0]\nusercmd = cmd=\"\(usercmd)\";\ndevice = driver=virtio-net-pci,opt_netdev=n;\n"
+        let dir = try ConfigReaderTests.scratch(["s.cfg": Array(text.utf8)])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: dir)), vmName: "vm0", suite: "s")
+        return Result { () throws(ConfigErrors) in try kvm.commandLine(allocator: StaticAllocator(runtimeRoot: "/run/dts/t")) }
+    }
+
+    @Test func escapedCommaIsNoSeparator() throws {
+        guard case .failure(let errors) = try Self.build("-netdev user,x=1,,id=n") else {
+            Issue.record("the netdev has no id 'n' for QEMU, yet the device was accepted")
+            return
+        }
+        #expect(errors.description.contains("opt_netdev=n names no netdev"))
+        if case .failure(let errors) = try Self.build("-netdev user,id=n,x=1,,y") { Issue.record("\(errors)") }
+    }
+}
+
+/// A size too large to count is malformed, not a crash (it multiplied past Int.max).
+@Suite struct SizeOverflowTests {
+    @Test func hugeSizesAreRejected() {
+        #expect(ValueKind.parseSizeMiB("9007199254740993G") == nil)
+        #expect(ValueKind.parseSizeMiB("99999999999999999999") == nil)
+        #expect(ValueKind.parseSizeMiB("9007199254740993M") == 9_007_199_254_740_993)
+    }
+}

@@ -35,6 +35,27 @@ enum ConfigText {
         return slice
     }
 
+    /// Whether `scalar` is an ASCII digit of `radix` (10 or 16).
+    static func isDigit(_ scalar: Unicode.Scalar, radix: Int) -> Bool {
+        switch scalar {
+        case "0"..."9": return true
+        case "a"..."f", "A"..."F": return radix == 16
+        default: return false
+        }
+    }
+
+    /// Whether `text` is `length` ASCII hex digits.
+    static func isHex(_ text: some StringProtocol, length: ClosedRange<Int>) -> Bool {
+        length.contains(text.unicodeScalars.count) && text.unicodeScalars.allSatisfy { isDigit($0, radix: 16) }
+    }
+
+    /// `text` as a decimal number when it is only ASCII digits (no sign, no blanks, no other
+    /// script's digits) and fits an `Int`.
+    static func decimal(_ text: some StringProtocol) -> Int? {
+        guard !text.isEmpty, text.unicodeScalars.allSatisfy({ isDigit($0, radix: 10) }) else { return nil }
+        return Int(text)
+    }
+
     /// A `String` made of `scalars`.
     static func string<S: Sequence>(_ scalars: S) -> String where S.Element == Unicode.Scalar {
         var view = String.UnicodeScalarView()

@@ -38,7 +38,7 @@ public struct Architecture: Sendable, Equatable {
 
     /// The architecture a QEMU binary emulates, from its name (`qemu-system-aarch64` → aarch64).
     public static func forBinary(_ path: String) -> Architecture? {
-        let base = path.split(separator: "/").last.map(String.init) ?? path
+        let base = path.scalarSplit("/").last ?? path
         return all.first { base == $0.binary }
     }
 }
