@@ -141,3 +141,21 @@ import Testing
         #expect(ValueKind.parseSizeMiB("9007199254740993M") == 9_007_199_254_740_993)
     }
 }
+
+/// A file that is not UTF-8 is named as such, with the line and column of the first bad byte.
+@Suite struct InvalidUTF8Tests {
+    @Test(arguments: [
+        ("LF", Array("[vm0]\ncpu = model=host;\nmem = size=5".utf8) + [0xFF] + Array("12;\n".utf8), 3, 13, "0xff"),
+        ("CRLF", Array("[vm0]\r\n\r\nmem = size=\u{e9}".utf8) + [0xE9] + Array("\r\n".utf8), 3, 13, "0xe9"),
+        ("truncated", Array("# \u{e9}t\u{e9}\r[vm0]\rname = name=x".utf8) + [0xE2, 0x82], 3, 14, "0xe2"),
+        ("surrogate", [0xEF, 0xBB, 0xBF] + Array("[vm0]\n".utf8) + [0xED, 0xA0, 0x80], 2, 1, "0xed"),
+    ])
+    func reportsLineAndColumn(_ name: String, _ bytes: [UInt8], _ line: Int, _ column: Int, _ byte: String) throws {
+        let dir = try ConfigReaderTests.scratch(["s.cfg": bytes])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let errors = ConfigChecker.check(path: "\(dir)/s.cfg")
+        #expect(errors.count == 1, "\(name): \(errors)")
+        #expect(errors.first?.location.line == line, "\(name): \(errors)")
+        #expect(errors.first?.message == "not valid UTF-8: byte \(byte) at column \(column); save the file as UTF-8", "\(name): \(errors)")
+    }
+}

@@ -58,15 +58,21 @@ public struct ConfFile: Sendable {
         sections.first { $0.name == name }
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file, which must be UTF-8 (ASCII is).
     public init(contentsOf path: String) throws(ConfigErrors) {
-        let text: String
+        let bytes: [UInt8]
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
             throw ConfigErrors([ConfigError(SourceLocation(file: path, line: 0), "cannot read file: \(Self.reason(error))")])
         }
-        try self.init(text: text, path: path)
+        switch ConfigText.decodeUTF8(bytes) {
+        case .success(let scalars):
+            try self.init(scalars: scalars, path: path)
+        case .failure(let bad):
+            throw ConfigErrors([ConfigError(SourceLocation(file: path, line: bad.line),
+                                            "not valid UTF-8: byte \(bad.byteText) at column \(bad.column); save the file as UTF-8")])
+        }
     }
 
     /// Parses `text`; `path` is used in error messages.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Scanning config text on Unicode scalars, the way DTS's Python reads it.
 ///
 /// Never on Swift `Character`s: a `Character` is a grapheme cluster, so `"\r\n"` is one
@@ -25,6 +27,50 @@ enum ConfigText {
         }
         if start < scalars.count { lines.append(scalars[start...]) }
         return lines
+    }
+
+    /// Where a byte sequence stops being UTF-8.
+    struct InvalidUTF8: Error, Equatable {
+        /// 1-based line (lines end as in ``lines(_:)``).
+        var line: Int
+        /// 1-based column: the scalars before the bad byte on its line, plus one.
+        var column: Int
+        /// The first byte that is not part of a valid sequence.
+        var byte: UInt8
+
+        var byteText: String { String(format: "0x%02x", byte) }
+    }
+
+    /// The scalars of UTF-8 `bytes`, or where the first ill-formed sequence (a stray or
+    /// truncated byte, an overlong form, a surrogate) starts.
+    static func decodeUTF8(_ bytes: [UInt8]) -> Result<[Unicode.Scalar], InvalidUTF8> {
+        if let text = String(validating: bytes, as: UTF8.self) { return .success(Array(text.unicodeScalars)) }
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        var scalars: [Unicode.Scalar] = []
+        var line = 1, column = 1, offset = 0
+        var afterCR = false
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                scalars.append(scalar)
+                offset += UTF8.width(scalar)
+                if scalar == "\n" {
+                    if !afterCR { line += 1 }
+                    column = 1
+                } else if scalar == "\r" {
+                    line += 1
+                    column = 1
+                } else {
+                    column += 1
+                }
+                afterCR = scalar == "\r"
+            case .emptyInput:
+                return .success(scalars)
+            case .error:
+                return .failure(InvalidUTF8(line: line, column: column, byte: bytes[offset]))
+            }
+        }
     }
 
     /// `scalars` without leading and trailing white space (Python's `strip()`).
