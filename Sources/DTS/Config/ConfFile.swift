@@ -88,6 +88,10 @@ public struct ConfFile: Sendable {
         var sections: [Section] = []
         var errors: [ConfigError] = []
         var lastKeyInSection = false
+        // Lines of the sections and of the current section's keys, for the duplicate checks:
+        // dictionaries, so that a file of n keys or sections reads in O(n).
+        var sectionLines: [String: Int] = [:]
+        var keyLines: [String: Int] = [:]
         let body = scalars.first == "\u{FEFF}" ? Array(scalars.dropFirst()) : scalars
 
         for (index, line) in ConfigText.lines(body).enumerated() {
@@ -116,10 +120,13 @@ public struct ConfFile: Sendable {
                     continue
                 }
                 let name = ConfigText.string(ConfigText.trimmed(trimmedScalars.dropFirst().dropLast()))
-                if let previous = sections.first(where: { $0.name == name }) {
+                if let previous = sectionLines[name] {
                     errors.append(ConfigError(SourceLocation(file: path, line: number, section: name),
-                                              "section [\(name)] already defined at line \(previous.line)"))
+                                              "section [\(name)] already defined at line \(previous)"))
+                } else {
+                    sectionLines[name] = number
                 }
+                keyLines = [:]
                 sections.append(Section(name: name, line: number, items: []))
                 lastKeyInSection = false
                 continue
@@ -140,8 +147,10 @@ public struct ConfFile: Sendable {
                 continue
             }
             let s = sections.count - 1
-            if let previous = sections[s].items.first(where: { $0.key == key }) {
-                errors.append(ConfigError(here, key: key, "key already set at line \(previous.line) in this section"))
+            if let previous = keyLines[key] {
+                errors.append(ConfigError(here, key: key, "key already set at line \(previous) in this section"))
+            } else {
+                keyLines[key] = number
             }
             sections[s].items.append(Item(key: key, line: number, lines: [ValueLine(line: number, text: value)]))
             lastKeyInSection = true

@@ -60,24 +60,32 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
 /// Suggests the closest known name for a misspelt one ("did you mean ...?").
 enum Spelling {
     static func closest(to word: String, in candidates: [String]) -> String? {
-        let lowered = word.lowercased()
-        let scored = candidates.map { ($0, distance(lowered, $0.lowercased())) }
-        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
-        return best.1 <= max(1, min(3, word.count / 3)) ? best.0 : nil
+        let lowered = Array(word.lowercased().unicodeScalars)
+        let limit = max(1, min(3, lowered.count / 3))
+        var best: (String, Int)?
+        for candidate in candidates {
+            let other = Array(candidate.lowercased().unicodeScalars)
+            // The distance is at least the difference in length: skip what cannot be close.
+            guard abs(other.count - lowered.count) <= limit else { continue }
+            let d = distance(lowered, other)
+            if d <= limit, d < best?.1 ?? .max { best = (candidate, d) }
+        }
+        return best?.0
     }
 
-    static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+    /// Levenshtein distance between two scalar sequences.
+    static func distance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
         var previous = Array(0...b.count)
+        var current = previous
         for i in 1...a.count {
-            var current = [i] + Array(repeating: 0, count: b.count)
+            current[0] = i
             for j in 1...b.count {
                 let cost = a[i - 1] == b[j - 1] ? 0 : 1
                 current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
             }
-            previous = current
+            swap(&previous, &current)
         }
         return previous[b.count]
     }

@@ -103,6 +103,7 @@ public enum VirtValueParser {
         var entries: [VirtEntry] = []
         var errors: [ConfigError] = []
         var options: [VirtOption] = []
+        var optionKeys: Set<String> = []
         var entryLine: Int?
         var i = 0
 
@@ -114,6 +115,7 @@ public enum VirtValueParser {
                 entries.append(VirtEntry(options: options, location: location(line)))
             }
             options = []
+            optionKeys = []
             entryLine = nil
         }
 
@@ -135,6 +137,7 @@ public enum VirtValueParser {
                     errors.append(ConfigError(location(keyLine), key: param, "line break inside option '\(key.firstLine)'; is a ';' missing at the end of line \(keyLine)?"))
                 } else {
                     options.append(VirtOption(key: key, value: "", location: location(keyLine)))
+                    optionKeys.insert(key)
                 }
                 continue
             }
@@ -179,7 +182,7 @@ public enum VirtValueParser {
                 errors.append(ConfigError(location(keyLine), key: param, "missing option name before '=\(value)'"))
                 continue
             }
-            if options.contains(where: { $0.key == key }) {
+            guard optionKeys.insert(key).inserted else {
                 errors.append(ConfigError(location(keyLine), key: param, "option '\(key)' given twice in one entry"))
                 continue
             }
