@@ -159,3 +159,63 @@ import Testing
         #expect(errors.first?.message == "not valid UTF-8: byte \(byte) at column \(column); save the file as UTF-8", "\(name): \(errors)")
     }
 }
+
+/// Error messages are safe to print: control characters are escaped (a key holding a terminal
+/// escape sequence must not reach the terminal raw), and long values are cut.
+@Suite struct ErrorTextTests {
+    static func check(_ text: String) throws -> [ConfigError] {
+        let dir = try ConfigReaderTests.scratch(["s.cfg": Array(text.utf8)])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        return ConfigChecker.check(path: "\(dir)/s.cfg").map { e in
+            var e = e
+            e.location.file = "s.cfg"
+            return e
+        }
+    }
+
+    static func hasRawControls(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.properties.generalCategory == .control && $0 != "\n" }
+    }
+
+    @Test func controlCharactersAreEscaped() throws {
+        let errors = try Self.check("[vm\u{1B}]2J]\nk\u{1B}[31mred\u{7} = v\u{1B}\u{9B}x\nmem = size=\u{1B}[2J\u{7}\n")
+        let text = ConfigErrors(errors).description
+        #expect(!Self.hasRawControls(text), "\(text.debugDescription)")
+        #expect(text.contains(#"[vm\x1b]2J]"#), "\(text)")
+        #expect(text.contains(#"unknown parameter 'k\x1b[31mred\x07'"#), "\(text)")
+        #expect(text.contains(#"got '\x1b[2J\x07'"#), "\(text)")
+        // Bidirectional overrides reorder what the terminal shows: escaped too.
+        let bidi = ConfigError(SourceLocation(file: "s.cfg", line: 1), "got 'a\u{202E}b'").description
+        #expect(bidi == #"s.cfg:1: got 'a\u{202E}b'"#)
+    }
+
+    @Test func longValuesAreCut() throws {
+        let huge = String(repeating: "x", count: 1 << 20)
+        let errors = try Self.check("[vm0]\nmem = size=\(huge)\n\(huge) = 1\n[\(huge)]\ncpu = number=x\n")
+        #expect(errors.count == 3)
+        for error in errors {
+            let text = error.description
+            #expect(text.unicodeScalars.count < 1000, "\(text.prefix(300))...")
+            #expect(text.contains("1048576 characters"), "\(text.prefix(300))...")
+        }
+        // The start of the message, before the value, is kept.
+        #expect(errors.first?.description.hasPrefix("s.cfg:2: [vm0] mem: option 'size': expected a size in MiB") == true)
+    }
+
+    /// A NUL would end the argument QEMU reads: refused with file and line, whether in a file
+    /// or in a value given in code.
+    @Test func nulIsRefused() throws {
+        let errors = try Self.check("[vm0]\nname = name=a\u{0}b;\n")
+        #expect(errors.map(\.location.line) == [2], "\(errors)")
+        #expect(errors.first?.message.contains("NUL") == true, "\(errors)")
+        #expect(!Self.hasRawControls(ConfigErrors(errors).description))
+
+        let dir = try ConfigReaderTests.scratch(["s.cfg": Array("[vm0]\n".utf8)])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: dir)), vmName: "vm0", suite: "s")
+        #expect { try kvm.setVMDevice(["driver": "vhost-user", "opt_path": "/a\u{0}b"]) } throws: { error in
+            (error as? ConfigErrors)?.description.contains("NUL") == true
+        }
+        #expect { try kvm.setVMParam("mem", "size=512,hugepage=n\u{0}o") } throws: { _ in true }
+    }
+}

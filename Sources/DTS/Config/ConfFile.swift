@@ -99,6 +99,9 @@ public struct ConfFile: Sendable {
             let trimmedScalars = ConfigText.trimmed(line)
             let trimmed = ConfigText.string(trimmedScalars)
             let here = SourceLocation(file: path, line: number, section: sections.last?.name)
+            if let nul = line.firstIndex(of: "\u{0}") {
+                errors.append(ConfigError(here, "NUL character at column \(nul - line.startIndex + 1): config text cannot hold NUL (QEMU's arguments would end at it)"))
+            }
 
             guard let first = trimmedScalars.first else { continue }
             if first == "#" || first == ";" { continue }

@@ -39,11 +39,13 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
+    /// `file:line: [section] key: message`, safe to print: control characters are escaped and
+    /// long values cut (``ConfigText/printable(_:valueLimit:totalLimit:)``), whatever the config holds.
     public var description: String {
-        var text = "\(location):"
-        if let section = location.section { text += " [\(section)]" }
-        if let key { text += " \(key):" }
-        return text + " " + message
+        var text = ConfigText.printable(location.description) + ":"
+        if let section = location.section { text += " [\(ConfigText.printable(section, totalLimit: 120))]" }
+        if let key { text += " \(ConfigText.printable(key, totalLimit: 120)):" }
+        return text + " " + ConfigText.printable(message)
     }
 }
 

@@ -73,6 +73,54 @@ enum ConfigText {
         }
     }
 
+    /// `text` made safe to print on a terminal or in a log line, however hostile the config:
+    ///
+    /// - control characters are escaped (`\n`, `\t`, `\x1b`, ...), and so are the format
+    ///   characters that reorder or hide text (bidirectional overrides, line separators):
+    ///   a terminal escape sequence in a key is shown, never run;
+    /// - a quoted run (between two `'`, as messages quote values) longer than `valueLimit`
+    ///   scalars is cut to its start and its length, and the whole text to `totalLimit`
+    ///   scalars: a 1 MB value is not echoed whole.
+    static func printable(_ text: String, valueLimit: Int = 120, totalLimit: Int = 800) -> String {
+        let scalars = Array(text.unicodeScalars)
+        var output = String.UnicodeScalarView()
+        var kept = 0
+        for (index, run) in scalars.split(separator: "'", omittingEmptySubsequences: false).enumerated() {
+            if index > 0 { output.append("'") }
+            var shown = run[...]
+            var cut: String?
+            if index % 2 == 1, run.count > valueLimit {
+                shown = run.prefix(valueLimit)
+                cut = "…(\(run.count) characters)"
+            }
+            if kept + shown.count > totalLimit {
+                escape(shown.prefix(max(0, totalLimit - kept)), into: &output)
+                output.append(contentsOf: "…(\(scalars.count) characters in all)".unicodeScalars)
+                break
+            }
+            escape(shown, into: &output)
+            if let cut { output.append(contentsOf: cut.unicodeScalars) }
+            kept += shown.count
+        }
+        return String(output)
+    }
+
+    private static func escape(_ scalars: some Sequence<Unicode.Scalar>, into output: inout String.UnicodeScalarView) {
+        for scalar in scalars {
+            switch scalar.value {
+            case 0x0A: output.append(contentsOf: "\\n".unicodeScalars)
+            case 0x0D: output.append(contentsOf: "\\r".unicodeScalars)
+            case 0x09: output.append(contentsOf: "\\t".unicodeScalars)
+            case 0x00...0x1F, 0x7F...0x9F:
+                output.append(contentsOf: String(format: "\\x%02x", scalar.value).unicodeScalars)
+            case 0x061C, 0x200E, 0x200F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069:
+                output.append(contentsOf: String(format: "\\u{%04X}", scalar.value).unicodeScalars)
+            default:
+                output.append(scalar)
+            }
+        }
+    }
+
     /// `scalars` without leading and trailing white space (Python's `strip()`).
     static func trimmed<C: BidirectionalCollection>(_ scalars: C) -> C.SubSequence where C.Element == Unicode.Scalar {
         var slice = scalars[...]

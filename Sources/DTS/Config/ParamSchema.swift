@@ -353,6 +353,9 @@ public struct ParamSpec: Sendable {
                 allowed = variant.options
             }
             let known = allowed.map(\.name) + (discriminator.map { [$0] } ?? [])
+            for option in entry.options where (option.key + option.value).containsScalar("\u{0}") {
+                errors.append(ConfigError(option.location, key: name, "option '\(option.key)': NUL character in the value (QEMU's arguments would end at it)"))
+            }
             for option in entry.options where option.key != discriminator {
                 guard let spec = allowed.first(where: { $0.name == option.key }) else {
                     let context = discriminator.flatMap { d in entry[d].map { " for \(d)=\($0)" } } ?? ""
