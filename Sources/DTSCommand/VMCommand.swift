@@ -33,10 +33,7 @@ struct VMCommand: ParsableCommand {
                 for (index, text) in device.enumerated() {
                     try kvm.setVMDevice(text, source: "--device #\(index + 1)")
                 }
-                let allocator = StaticAllocator(
-                    runtimeRoot: runtimeDir, hugepageMount: HostFacts.hugetlbfsMount(),
-                    imageDirectory: HostFacts.imageDirectory, hostArchitecture: HostFacts.architecture)
-                command = try kvm.commandLine(allocator: allocator)
+                command = try kvm.commandLine(allocator: StaticAllocator.forThisHost(runtimeRoot: runtimeDir))
             } catch let errors as ConfigErrors {
                 throw reportConfigErrors(errors)
             }

@@ -13,11 +13,13 @@ import Testing
     static let shapes: [(String, Int, @Sendable (Int) -> String)] = [
         ("keys of one section", 4000, { n in "[suite]\n" + (0..<n).map { "k\($0) = v\n" }.joined() }),
         ("unknown parameters of a VM", 1000, { n in "[vm0]\n" + (0..<n).map { "k\($0) = v=1;\n" }.joined() }),
-        ("sections", 1000, { n in (0..<n).map { "[vm\($0)]\ncpu = number=1;\n" }.joined() }),
+        ("sections", 250, { n in (0..<n).map { "[vm\($0)]\ncpu = number=1;\n" }.joined() }),
         ("options of one entry", 2000, { n in "[vm0]\ndevice = driver=vhost-user," + (0..<n).map { "o\($0)=1" }.joined(separator: ",") + "\n" }),
         ("entries of one parameter", 1000, { n in "[vm0]\ndevice =\n" + (0..<n).map { "    driver=vhost-user,opt_path=/s\($0);\n" }.joined() }),
         ("nics and backends", 500, { n in
             "[vm0]\nnet =\n" + (0..<n).map { "    type=nic,opt_vlan=\($0 + 1);\n    type=user,opt_vlan=\($0 + 1);\n" }.joined() }),
+        ("properties of opt_settings", 2000, { n in
+            "[vm0]\nmem = size=256;\ndevice = driver=vhost-user,opt_path=/s,opt_settings=\"" + (0..<n).map { "p\($0)=1" }.joined(separator: ",") + "\";\n" }),
     ]
 
     static func secondsToCheck(_ text: String, in dir: String) throws -> Double {

@@ -25,7 +25,7 @@ public struct SourceLocation: Sendable, Equatable, Hashable, CustomStringConvert
 ///
 /// The message always names the file and line, the section and the key, so that a lab engineer
 /// can fix the file without reading dts code.
-public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Where the problem is.
     public var location: SourceLocation
     /// The parameter or key involved (`cpu`, `device`, `dut_ip`), if any.

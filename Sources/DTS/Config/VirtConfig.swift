@@ -37,28 +37,15 @@ public enum VirtConfig {
     ///
     /// `virt_global.cfg` is optional; `<suite>.cfg` and its `[<vm>]` section are required.
     public static func load(vm: String, suite: String, confDirectory: String) throws(ConfigErrors) -> [VirtParam] {
-        var params = builtInDefaults(vm: vm)
-        var errors: [ConfigError] = []
-
-        let globalPath = "\(confDirectory)/virt_global.cfg"
-        if FileManager.default.fileExists(atPath: globalPath) {
-            do {
-                let file = try ConfFile(contentsOf: globalPath)
-                if let section = file.section(globalSection) {
-                    let (layer, problems) = parameters(of: section, in: file)
-                    errors += problems
-                    params = merge(params, layer)
-                }
-            } catch { errors += error.errors }
-        }
-
+        var (global, errors) = globalLayer(confDirectory: confDirectory)
+        var params: [VirtParam] = []
         let suitePath = "\(confDirectory)/\(suite).cfg"
         do {
             let file = try ConfFile(contentsOf: suitePath)
             if let section = file.section(vm) {
                 let (layer, problems) = parameters(of: section, in: file)
                 errors += problems
-                params = merge(params, layer)
+                params = layered(vm: vm, global: global, section: layer)
             } else {
                 let vms = file.sections.map(\.name).filter { !suiteSections.contains($0) }
                 errors.append(ConfigError(SourceLocation(file: suitePath, line: 0),
@@ -68,6 +55,25 @@ public enum VirtConfig {
 
         guard errors.isEmpty else { throw ConfigErrors(errors) }
         return params
+    }
+
+    /// The parameters of `[KVM]` in `<confDirectory>/virt_global.cfg` (none when the file or the
+    /// section is absent), and the problems found in them.
+    public static func globalLayer(confDirectory: String) -> ([VirtParam], [ConfigError]) {
+        let globalPath = "\(confDirectory)/virt_global.cfg"
+        guard FileManager.default.fileExists(atPath: globalPath) else { return ([], []) }
+        do {
+            let file = try ConfFile(contentsOf: globalPath)
+            guard let section = file.section(globalSection) else { return ([], []) }
+            return parameters(of: section, in: file)
+        } catch {
+            return ([], error.errors)
+        }
+    }
+
+    /// A VM's parameters from its layers: the built-in defaults, then `global`, then its own section.
+    public static func layered(vm: String, global: [VirtParam], section: [VirtParam]) -> [VirtParam] {
+        merge(merge(builtInDefaults(vm: vm), global), section)
     }
 
     /// Reads and validates every parameter of a VM section.

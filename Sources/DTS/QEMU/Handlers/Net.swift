@@ -11,17 +11,28 @@ public enum NetParameter: VMParameterHandler {
     public static let spec = VMParamSchema.net
 
     public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
-        let nics = param.entries.filter { $0["type"] == "nic" }
-        let backends = param.entries.filter { $0["type"] != "nic" }
-        func vlanOf(_ entry: VirtEntry) -> Int { entry.int("opt_vlan") ?? 0 }
+        // Grouped by opt_vlan in one pass (a config may hold thousands of entries); each nic
+        // keeps its written position, by which the pairs are emitted.
+        var nics: [Int: [(position: Int, entry: VirtEntry)]] = [:]
+        var backends: [Int: [VirtEntry]] = [:]
+        var nicPosition = 0
+        for entry in param.entries {
+            let vlan = entry.int("opt_vlan") ?? 0
+            if entry["type"] == "nic" {
+                nics[vlan, default: []].append((nicPosition, entry))
+                nicPosition += 1
+            } else {
+                backends[vlan, default: []].append(entry)
+            }
+        }
 
-        var pairs: [(nic: VirtEntry, backend: VirtEntry)] = []
-        for vlan in Set(param.entries.map(vlanOf)).sorted() {
-            let n = nics.filter { vlanOf($0) == vlan }, b = backends.filter { vlanOf($0) == vlan }
-            for (nic, backend) in zip(n, b) { pairs.append((nic, backend)) }
+        var pairs: [(position: Int, nic: VirtEntry, backend: VirtEntry)] = []
+        for vlan in Set(nics.keys).union(backends.keys).sorted() {
+            let n = nics[vlan] ?? [], b = backends[vlan] ?? []
+            for (nic, backend) in zip(n, b) { pairs.append((nic.position, nic.entry, backend)) }
             for extra in n.dropFirst(b.count) {
-                draft.fail(extra.location, spec.name,
-                           "nic '\(extra.text)' has no backend on opt_vlan=\(vlan); add 'type=user' or 'type=tap' with the same opt_vlan")
+                draft.fail(extra.entry.location, spec.name,
+                           "nic '\(extra.entry.text)' has no backend on opt_vlan=\(vlan); add 'type=user' or 'type=tap' with the same opt_vlan")
             }
             for extra in b.dropFirst(n.count) {
                 draft.fail(extra.location, spec.name,
@@ -29,10 +40,8 @@ public enum NetParameter: VMParameterHandler {
             }
         }
         // Emit pairs in the order the nics were written.
-        pairs.sort { a, b in
-            (nics.firstIndex(of: a.nic) ?? 0) < (nics.firstIndex(of: b.nic) ?? 0)
-        }
-        for (nic, backend) in pairs {
+        pairs.sort { $0.position < $1.position }
+        for (_, nic, backend) in pairs {
             let id = "hostnet\(draft.nicCount)"
             emitBackend(backend, id: id, into: &draft)
             emitNIC(nic, netdev: id, into: &draft)
