@@ -50,6 +50,9 @@ struct ConfigCommand: ParsableCommand {
         @OptionGroup var options: VMOptions
 
         func run() throws {
+            do { try PathComponentName.checkCommandLine([("--vm", vm, "VM name"), ("--suite", suite, "suite name")]) } catch {
+                throw reportConfigErrors(error)
+            }
             do {
                 let kvm = try QEMUKvm(dut: Dut(settings: try options.settings()), vmName: vm, suite: suite)
                 for param in kvm.params {

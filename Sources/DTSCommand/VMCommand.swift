@@ -27,6 +27,9 @@ struct VMCommand: ParsableCommand {
         @OptionGroup var options: VMOptions
 
         func run() throws {
+            do { try PathComponentName.checkCommandLine([("--vm", vm, "VM name"), ("--suite", suite, "suite name")]) } catch {
+                throw reportConfigErrors(error)
+            }
             let command: QEMUCommandLine
             do {
                 let kvm = try QEMUKvm(dut: Dut(settings: try options.settings()), vmName: vm, suite: suite)
@@ -67,6 +70,9 @@ struct VMCommand: ParsableCommand {
         /// Boots the VM. If SIGINT/SIGTERM arrives meanwhile, everything is torn down and the process
         /// exits with 128 + the signal; once this returns, signals are left to the caller.
         func boot(_ trap: SignalWaiter) async throws -> (QEMUKvm, VirtDut, RunContext) {
+            do { try PathComponentName.checkCommandLine([("--vm", vm, "VM name"), ("--suite", suite, "suite name")]) } catch {
+                throw reportConfigErrors(error)
+            }
             let settings = try options.settings()
             var crb: CRBConfig?
             if let name = dut {

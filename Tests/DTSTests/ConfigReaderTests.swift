@@ -178,10 +178,11 @@ import Testing
     }
 
     @Test func controlCharactersAreEscaped() throws {
-        let errors = try Self.check("[vm\u{1B}]2J]\nk\u{1B}[31mred\u{7} = v\u{1B}\u{9B}x\nmem = size=\u{1B}[2J\u{7}\n")
+        let errors = try Self.check("[vm\u{1B}]2J]\n[vm0]\nk\u{1B}[31mred\u{7} = v\u{1B}\u{9B}x\nmem = size=\u{1B}[2J\u{7}\n")
         let text = ConfigErrors(errors).description
         #expect(!Self.hasRawControls(text), "\(text.debugDescription)")
-        #expect(text.contains(#"[vm\x1b]2J]"#), "\(text)")
+        #expect(text.contains(#"VM name 'vm\x1b]2J'"#), "\(text)")
+        #expect(ConfigError(SourceLocation(file: "s.cfg", line: 1, section: "a\u{1B}b"), key: "k\u{7}", "m").description == #"s.cfg:1: [a\x1bb] k\x07: m"#)
         #expect(text.contains(#"unknown parameter 'k\x1b[31mred\x07'"#), "\(text)")
         #expect(text.contains(#"got '\x1b[2J\x07'"#), "\(text)")
         // Bidirectional overrides reorder what the terminal shows: escaped too.

@@ -77,6 +77,10 @@ public enum ConfigChecker {
             let vms = file.sections.filter { !VirtConfig.suiteSections.contains($0.name.lowercased()) }
             if !vms.isEmpty { errors += global.1 }
             for section in vms {
+                if let error = PathComponentName.error(section.name, "VM name", at: SourceLocation(file: path, line: section.line)) {
+                    errors.append(error)
+                    continue
+                }
                 let (layer, problems) = VirtConfig.parameters(of: section, in: file)
                 errors += problems
                 // Built only when every parameter is valid, as `vm cmdline` does: the global

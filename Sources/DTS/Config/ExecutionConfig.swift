@@ -70,6 +70,9 @@ public struct ExecutionConfig: Sendable {
                                 errors.append(ConfigError(location, key: "test_suites", "'\(text)': no case after ':'"))
                             }
                         }
+                        // Suite and case names name the output directories and logs.
+                        let names = [(parts[0], "suite name")] + (cases ?? []).map { ($0, "case name") }
+                        errors += names.compactMap { PathComponentName.error($0.0, $0.1, at: location, key: "test_suites") }
                         suites.append(SuiteEntry(name: parts[0], cases: cases, location: location))
                     }
                 }

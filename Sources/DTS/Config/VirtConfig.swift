@@ -36,7 +36,11 @@ public enum VirtConfig {
     /// Loads the parameters of `vm` for `suite` from `confDirectory`.
     ///
     /// `virt_global.cfg` is optional; `<suite>.cfg` and its `[<vm>]` section are required.
+    /// `vm` and `suite` must be valid path components (``PathComponentName``).
     public static func load(vm: String, suite: String, confDirectory: String) throws(ConfigErrors) -> [VirtParam] {
+        let lookup = SourceLocation(file: confDirectory, line: 0)
+        let names = [PathComponentName.error(vm, "VM name", at: lookup), PathComponentName.error(suite, "suite name", at: lookup)]
+        if !names.compactMap({ $0 }).isEmpty { throw ConfigErrors(names.compactMap { $0 }) }
         var (global, errors) = globalLayer(confDirectory: confDirectory)
         var params: [VirtParam] = []
         let suitePath = "\(confDirectory)/\(suite).cfg"
