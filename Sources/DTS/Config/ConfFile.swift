@@ -86,7 +86,7 @@ public struct ConfFile: Sendable {
     init(scalars: [Unicode.Scalar], path: String) throws(ConfigErrors) {
         self.path = path
         var sections: [Section] = []
-        var errors: [ConfigError] = []
+        var errors = ConfigErrorList()
         var lastKeyInSection = false
         // Lines of the sections and of the current section's keys, for the duplicate checks:
         // dictionaries, so that a file of n keys or sections reads in O(n).
@@ -159,7 +159,7 @@ public struct ConfFile: Sendable {
             lastKeyInSection = true
         }
         self.sections = sections
-        if !errors.isEmpty { throw ConfigErrors(errors) }
+        if !errors.isEmpty { throw ConfigErrors(errors.list(more: SourceLocation(file: path, line: 0))) }
     }
 
     static func reason(_ error: any Error) -> String {

@@ -56,7 +56,51 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
 
     public init(_ errors: [ConfigError]) { self.errors = errors }
 
-    public var description: String { errors.map(\.description).joined(separator: "\n") }
+    /// The most lines ``description`` prints.
+    public static let printedLimit = 200
+
+    /// One line per distinct error, in order; past ``printedLimit`` lines, one saying how many
+    /// more there are.
+    public var description: String {
+        var seen = Set<ConfigError>()
+        var lines: [String] = []
+        var more = 0
+        for error in errors where seen.insert(error).inserted {
+            if lines.count < Self.printedLimit { lines.append(error.description) } else { more += 1 }
+        }
+        if more > 0 { lines.append("... and \(more) more errors") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The problems of one source (a file, a section, a parameter), collected as a compiler
+/// reports them: each once, in order, and at most ``limit``. A file of a million bad lines is
+/// then reported in time linear in its size, with a last error saying that more follow.
+struct ConfigErrorList {
+    /// The most problems one source lists.
+    static let limit = 100
+
+    private(set) var errors: [ConfigError] = []
+    private var seen: Set<ConfigError> = []
+    private var more = false
+
+    var isEmpty: Bool { errors.isEmpty }
+
+    /// Adds `error` unless it is already listed; past ``limit``, the error is not even built.
+    mutating func append(_ error: @autoclosure () -> ConfigError) {
+        guard errors.count < Self.limit else { more = true; return }
+        let error = error()
+        if seen.insert(error).inserted { errors.append(error) }
+    }
+
+    mutating func append(contentsOf errors: [ConfigError]) {
+        for error in errors { append(error) }
+    }
+
+    /// The listed errors, then, if some were left out, one at `location` saying so.
+    func list(more location: SourceLocation, key: String? = nil) -> [ConfigError] {
+        more ? errors + [ConfigError(location, key: key, "more problems follow; listing stopped after \(Self.limit)")] : errors
+    }
 }
 
 /// Suggests the closest known name for a misspelt one ("did you mean ...?").

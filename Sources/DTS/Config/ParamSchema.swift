@@ -328,7 +328,7 @@ public struct ParamSpec: Sendable {
 
     /// Checks every entry of `param`; returns all problems found.
     public func validate(_ param: VirtParam) -> [ConfigError] {
-        var errors: [ConfigError] = []
+        var errors = ConfigErrorList()
         if !repeatable, param.entries.count > 1 {
             errors.append(ConfigError(param.entries[1].location, key: name,
                                       "takes one entry, got \(param.entries.count); remove the extra ';'-separated entries"))
@@ -371,7 +371,7 @@ public struct ParamSpec: Sendable {
                 errors.append(ConfigError(entry.location, key: name, "entry '\(entry.text)' lacks required option '\(spec.name)' (\(spec.summary))"))
             }
         }
-        return errors
+        return errors.list(more: param.location, key: name)
     }
 }
 

@@ -83,7 +83,7 @@ public enum VirtConfig {
     /// Reads and validates every parameter of a VM section.
     public static func parameters(of section: ConfFile.Section, in file: ConfFile) -> ([VirtParam], [ConfigError]) {
         var params: [VirtParam] = []
-        var errors: [ConfigError] = []
+        var errors = ConfigErrorList()
         for item in section.items {
             let location = SourceLocation(file: file.path, line: item.line, section: section.name)
             guard VMParamSchema.spec(named: item.key) != nil else {
@@ -98,13 +98,13 @@ public enum VirtConfig {
                     continue
                 }
                 let problems = VMParamSchema.validate(param)
-                errors += problems
+                errors.append(contentsOf: problems)
                 if problems.isEmpty { params.append(param) }
             } catch {
-                errors += error.errors
+                errors.append(contentsOf: error.errors)
             }
         }
-        return (params, errors)
+        return (params, errors.list(more: SourceLocation(file: file.path, line: section.line, section: section.name)))
     }
 
     /// Overlays `layer` on `base`: a parameter in `layer` replaces the whole parameter in `base`

@@ -101,7 +101,7 @@ public enum VirtValueParser {
     /// combining mark separates here as it does for DTS's Python (docs/platform-notes.md).
     private static func parse(_ chars: [(Unicode.Scalar, Int)], file: String, section: String?, key param: String) throws(ConfigErrors) -> [VirtEntry] {
         var entries: [VirtEntry] = []
-        var errors: [ConfigError] = []
+        var errors = ConfigErrorList()
         var options: [VirtOption] = []
         var optionKeys: Set<String> = []
         var entryLine: Int?
@@ -189,7 +189,7 @@ public enum VirtValueParser {
             options.append(VirtOption(key: key, value: value, location: location(keyLine)))
         }
         finishEntry()
-        if !errors.isEmpty { throw ConfigErrors(errors) }
+        if !errors.isEmpty { throw ConfigErrors(errors.list(more: location(chars.first?.1 ?? 0), key: param)) }
         return entries
     }
 }
