@@ -203,6 +203,7 @@ class Fuzzer:
         vm = "vm0"
         if data is not None and self.rng.random() < 0.7:
             names = re.findall(rb"(?m)^\s*\[([^\]\r\n\x00]*)\]", data[:1 << 16])
+            names = [n for n in names if n]  # an empty value is ArgumentParser's usage error (exit 64)
             if names:
                 vm = self.rng.choice(names)[:1000].decode("utf-8", "surrogateescape")
         # `--opt=value`: a value that starts with '-' stays a value.
@@ -211,13 +212,22 @@ class Fuzzer:
         if self.rng.random() < 0.3:
             device = mutate(b"driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:20", self.corpus, self.rng)
             # One argument holds at most 128 KiB on Linux (MAX_ARG_STRLEN); argv cannot hold NUL.
-            argv.append("--device=" + device.replace(b"\x00", b"")[:1 << 16].decode("utf-8", "surrogateescape"))
+            device = device.replace(b"\x00", b"")[:1 << 16]
+            # An empty value is ArgumentParser's usage error (exit status 64), not the reader's.
+            if device:
+                argv.append("--device=" + device.decode("utf-8", "surrogateescape"))
         if self.rng.random() < 0.2:
             argv.append(self.rng.choice(["--shell", "--explain"]))
         return argv, directory
 
     def loop(self):
-        deadline = time.monotonic() + self.args.duration
+        """Fuzzes until the deadline; the scratch directory goes on every exit (Ctrl-C too)."""
+        try:
+            self.fuzz_until(time.monotonic() + self.args.duration)
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def fuzz_until(self, deadline):
         index = 0
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.args.jobs) as pool:
             while time.monotonic() < deadline:
@@ -234,7 +244,6 @@ class Fuzzer:
                         self.save("vm-cmdline", argv, status, out, err, [directory])
                 for p, _, _ in inputs:
                     shutil.rmtree(os.path.dirname(p), ignore_errors=True)
-        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def main():
@@ -254,7 +263,11 @@ def main():
     print("fuzz: seed %d, %d s, corpus %s, failures to %s" % (args.seed, args.duration, ", ".join(args.corpus), args.out))
     fuzzer = Fuzzer(args)
     start = time.monotonic()
-    fuzzer.loop()
+    try:
+        fuzzer.loop()
+    except KeyboardInterrupt:
+        print("fuzz: interrupted after %.0f s, failures %d" % (time.monotonic() - start, fuzzer.failures), file=sys.stderr)
+        return 130
     counts = ", ".join("%s %d" % kv for kv in fuzzer.counts.items())
     print("fuzz: %.0f s, %s, failures %d" % (time.monotonic() - start, counts, fuzzer.failures))
     return 1 if fuzzer.failures else 0
