@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets this machine up (scripts/setup.sh) and runs every dts test: a warning-free build, then
-# `swift test` (unit, golden, and the tests against real QEMU, SSH servers and guest agents).
+# `swift test` (unit, golden, and the tests against real QEMU, SSH servers and guest agents),
+# then one minute of config fuzzing (scripts/fuzz-config.sh --ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/opt/swift/usr/bin"
@@ -25,3 +26,7 @@ tail -1 "$log"
 
 echo "test: swift test"
 swift test --skip-build "$@"
+
+# The config reader against random mutations of conf/ and the golden configs: no crash, no hang.
+echo "test: config fuzzing (1 minute)"
+bash scripts/fuzz-config.sh --ci

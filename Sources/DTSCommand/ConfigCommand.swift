@@ -9,24 +9,31 @@ struct ConfigCommand: ParsableCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Validate config files and print every error (exit status 2 on any).")
+            abstract: "Validate config files and print every error (exit status 2 on any).",
+            discussion: """
+                Each VM section of a suite config is built as `dts vm cmdline` builds it (with the \
+                virt_global.cfg beside it, --accel, and this host's hugetlbfs mount and image directory): \
+                a file is OK only if `dts vm cmdline` accepts every VM in it.
+                """)
 
         @Argument(help: "Files to check. Default: every .cfg in --conf-dir.")
         var files: [String] = []
 
-        @Option(name: .long, help: "Directory whose .cfg files are checked when no file is given.")
-        var confDir: String = "conf"
+        @OptionGroup var options: VMOptions
 
         func run() throws {
+            let settings = try options.settings()
             let paths: [String]
             if files.isEmpty {
-                do { paths = try ConfigChecker.configFiles(in: confDir) } catch {
-                    throw ValidationError("cannot list \(confDir): \(error.localizedDescription)")
+                do { paths = try ConfigChecker.configFiles(in: settings.confDirectory) } catch {
+                    throw ValidationError("cannot list \(settings.confDirectory): \(error.localizedDescription)")
                 }
             } else {
                 paths = files
             }
-            let errors = ConfigChecker.check(paths: paths)
+            let errors = ConfigChecker.check(paths: paths, options: QEMUBuildOptions(accelerator: settings.accelerator)) {
+                StaticAllocator.forThisHost(runtimeRoot: ConfigChecker.checkRuntimeRoot)
+            }
             guard errors.isEmpty else {
                 throw reportConfigErrors(ConfigErrors(errors))
             }
@@ -43,6 +50,9 @@ struct ConfigCommand: ParsableCommand {
         @OptionGroup var options: VMOptions
 
         func run() throws {
+            do { try PathComponentName.checkCommandLine([("--vm", vm, "VM name"), ("--suite", suite, "suite name")]) } catch {
+                throw reportConfigErrors(error)
+            }
             do {
                 let kvm = try QEMUKvm(dut: Dut(settings: try options.settings(), run: Run()), vmName: vm, suite: suite)
                 for param in kvm.params {

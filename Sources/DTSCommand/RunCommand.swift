@@ -57,6 +57,13 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let cases = (testCases ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        // Suite and case names name output directories and logs.
+        do {
+            try PathComponentName.checkCommandLine(suite.map { ("--suite", $0, "suite name") } + cases.map { ("--test-cases", $0, "case name") })
+        } catch {
+            throw reportConfigErrors(error)
+        }
         let fm = FileManager.default
         let confDir = options.confDir
         let settings = try options.settings()
@@ -74,7 +81,6 @@ struct RunCommand: AsyncParsableCommand {
             let crbsPath = crbs ?? (fm.fileExists(atPath: confDir + "/crbs.cfg") ? confDir + "/crbs.cfg" : nil)
             let execution = try executionPath.map { path throws(ConfigErrors) in try ExecutionConfig(path: path) }
             let crbsConfig = try crbsPath.map { path throws(ConfigErrors) in try CRBsConfig(path: path) }
-            let cases = (testCases ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             plan = try RunPlan.resolve(execution: execution, crbs: crbsConfig, suites: suite, testCases: cases,
                                        registry: SuiteRegistry.all, duts: dut)
             // Suite configs are read up front, so a typo stops the run before anything starts.

@@ -28,6 +28,9 @@ struct VMCommand: ParsableCommand {
         @OptionGroup var options: VMOptions
 
         func run() throws {
+            do { try PathComponentName.checkCommandLine([("--vm", vm, "VM name"), ("--suite", suite, "suite name")]) } catch {
+                throw reportConfigErrors(error)
+            }
             let command: QEMUCommandLine
             do {
                 // Nothing starts: the run only lends the DUT its settings (its directory is never made).
@@ -35,10 +38,7 @@ struct VMCommand: ParsableCommand {
                 for (index, text) in device.enumerated() {
                     try kvm.setVMDevice(text, source: "--device #\(index + 1)")
                 }
-                let allocator = StaticAllocator(
-                    runtimeRoot: runtimeDir, hugepageMount: HostFacts.hugetlbfsMount(),
-                    imageDirectory: HostFacts.imageDirectory, hostArchitecture: HostFacts.architecture)
-                command = try kvm.commandLine(allocator: allocator)
+                command = try kvm.commandLine(allocator: StaticAllocator.forThisHost(runtimeRoot: runtimeDir))
             } catch let errors as ConfigErrors {
                 throw reportConfigErrors(errors)
             }
@@ -73,6 +73,9 @@ struct VMCommand: ParsableCommand {
         /// down and the process exits with 128 + the signal; if the start fails, the run is torn
         /// down too. Once this returns, signals and the run's teardown are left to the caller.
         func boot(_ trap: SignalTrap) async throws -> (QEMUKvm, VirtDut, DTS.Run) {
+            do { try PathComponentName.checkCommandLine([("--vm", vm, "VM name"), ("--suite", suite, "suite name")]) } catch {
+                throw reportConfigErrors(error)
+            }
             let settings = try options.settings()
             var crb: CRBConfig?
             if let name = dut {

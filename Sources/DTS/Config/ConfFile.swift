@@ -7,7 +7,9 @@ import Foundation
 /// - `key = value` or `key: value` (split at the first `=` or `:`); keys are case-insensitive;
 /// - an indented line continues the previous key's value;
 /// - a line whose first non-blank character is `#` or `;` is a comment;
-/// - no interpolation: `%` and `$` are plain characters.
+/// - no interpolation: `%` and `$` are plain characters;
+/// - lines end at `\r\n`, `\r` or `\n` (Python's universal newlines), and a UTF-8 byte-order
+///   mark at the start is skipped.
 ///
 /// Unlike DTS, a duplicated section or key, a key outside any section, and a line that is none of
 /// the above are errors naming the file and line.
@@ -56,37 +58,55 @@ public struct ConfFile: Sendable {
         sections.first { $0.name == name }
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file, which must be UTF-8 (ASCII is).
     public init(contentsOf path: String) throws(ConfigErrors) {
-        let text: String
+        let bytes: [UInt8]
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
             throw ConfigErrors([ConfigError(SourceLocation(file: path, line: 0), "cannot read file: \(Self.reason(error))")])
         }
-        try self.init(text: text, path: path)
+        switch ConfigText.decodeUTF8(bytes) {
+        case .success(let scalars):
+            try self.init(scalars: scalars, path: path)
+        case .failure(let bad):
+            throw ConfigErrors([ConfigError(SourceLocation(file: path, line: bad.line),
+                                            "not valid UTF-8: byte \(bad.byteText) at column \(bad.column); save the file as UTF-8")])
+        }
     }
 
     /// Parses `text`; `path` is used in error messages.
     public init(text: String, path: String) throws(ConfigErrors) {
+        try self.init(scalars: Array(text.unicodeScalars), path: path)
+    }
+
+    /// Parses the scalars of a file. Lines end at `\r\n`, `\r` or `\n` (Python's universal
+    /// newlines); a leading byte-order mark is skipped. Every test is on Unicode scalars, never
+    /// on `Character`s (docs/platform-notes.md).
+    init(scalars: [Unicode.Scalar], path: String) throws(ConfigErrors) {
         self.path = path
         var sections: [Section] = []
-        var errors: [ConfigError] = []
+        var errors = ConfigErrorList()
         var lastKeyInSection = false
+        // Lines of the sections and of the current section's keys, for the duplicate checks:
+        // dictionaries, so that a file of n keys or sections reads in O(n).
+        var sectionLines: [String: Int] = [:]
+        var keyLines: [String: Int] = [:]
+        let body = scalars.first == "\u{FEFF}" ? Array(scalars.dropFirst()) : scalars
 
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        for (index, rawLine) in lines.enumerated() {
+        for (index, line) in ConfigText.lines(body).enumerated() {
             let number = index + 1
-            var line = String(rawLine)
-            if line.hasSuffix("\r") { line.removeLast() }
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmedScalars = ConfigText.trimmed(line)
+            let trimmed = ConfigText.string(trimmedScalars)
             let here = SourceLocation(file: path, line: number, section: sections.last?.name)
+            if let nul = line.firstIndex(of: "\u{0}") {
+                errors.append(ConfigError(here, "NUL character at column \(nul - line.startIndex + 1): config text cannot hold NUL (QEMU's arguments would end at it)"))
+            }
 
-            if trimmed.isEmpty { continue }
-            if trimmed.hasPrefix("#") || trimmed.hasPrefix(";") { continue }
+            guard let first = trimmedScalars.first else { continue }
+            if first == "#" || first == ";" { continue }
 
-            let indented = line.first == " " || line.first == "\t"
-            if indented {
+            if let lead = line.first, ConfigText.isSpace(lead) {
                 guard lastKeyInSection, !sections.isEmpty, !sections[sections.count - 1].items.isEmpty else {
                     errors.append(ConfigError(here, "indented line does not continue any key: '\(trimmed)'"))
                     continue
@@ -96,30 +116,33 @@ public struct ConfFile: Sendable {
                 continue
             }
 
-            if trimmed.hasPrefix("[") {
-                guard trimmed.hasSuffix("]"), trimmed.count > 2 else {
+            if first == "[" {
+                guard trimmedScalars.last == "]", trimmedScalars.count > 2 else {
                     errors.append(ConfigError(here, "malformed section header '\(trimmed)'; expected '[name]'"))
                     lastKeyInSection = false
                     continue
                 }
-                let name = String(trimmed.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
-                if let previous = sections.first(where: { $0.name == name }) {
+                let name = ConfigText.string(ConfigText.trimmed(trimmedScalars.dropFirst().dropLast()))
+                if let previous = sectionLines[name] {
                     errors.append(ConfigError(SourceLocation(file: path, line: number, section: name),
-                                              "section [\(name)] already defined at line \(previous.line)"))
+                                              "section [\(name)] already defined at line \(previous)"))
+                } else {
+                    sectionLines[name] = number
                 }
+                keyLines = [:]
                 sections.append(Section(name: name, line: number, items: []))
                 lastKeyInSection = false
                 continue
             }
 
-            guard let delimiter = trimmed.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+            guard let delimiter = trimmedScalars.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
                 errors.append(ConfigError(here, "expected 'key = value', '[section]' or a comment, got '\(trimmed)'"))
                 continue
             }
-            let key = trimmed[..<delimiter].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = trimmed[trimmed.index(after: delimiter)...].trimmingCharacters(in: .whitespaces)
+            let key = ConfigText.string(ConfigText.trimmed(trimmedScalars[..<delimiter])).lowercased()
+            let value = ConfigText.string(ConfigText.trimmed(trimmedScalars[(delimiter + 1)...]))
             guard !key.isEmpty else {
-                errors.append(ConfigError(here, "missing key before '\(trimmed[delimiter])'"))
+                errors.append(ConfigError(here, "missing key before '\(trimmedScalars[delimiter])'"))
                 continue
             }
             guard !sections.isEmpty else {
@@ -127,14 +150,16 @@ public struct ConfFile: Sendable {
                 continue
             }
             let s = sections.count - 1
-            if let previous = sections[s].items.first(where: { $0.key == key }) {
-                errors.append(ConfigError(here, key: key, "key already set at line \(previous.line) in this section"))
+            if let previous = keyLines[key] {
+                errors.append(ConfigError(here, key: key, "key already set at line \(previous) in this section"))
+            } else {
+                keyLines[key] = number
             }
             sections[s].items.append(Item(key: key, line: number, lines: [ValueLine(line: number, text: value)]))
             lastKeyInSection = true
         }
         self.sections = sections
-        if !errors.isEmpty { throw ConfigErrors(errors) }
+        if !errors.isEmpty { throw ConfigErrors(errors.list(more: SourceLocation(file: path, line: 0))) }
     }
 
     static func reason(_ error: any Error) -> String {

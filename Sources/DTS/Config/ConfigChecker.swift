@@ -15,10 +15,36 @@ public enum ConfigChecker {
     /// Keys DTS's `execution.cfg` sections may hold.
     public static let executionKeys = ["crbs", "drivername", "build_type", "rx_mode", "test_suites", "targets", "parameters"]
 
-    /// Checks `paths` and returns every problem found (empty when all are valid).
-    public static func check(paths: [String]) -> [ConfigError] {
-        paths.flatMap(check(path:))
+    /// Checks `paths` and returns every problem found (empty when all are valid), each once.
+    ///
+    /// Every VM section of a suite config is built as `dts vm cmdline` builds it (defaults,
+    /// the `virt_global.cfg` beside it, the section; `options` and a fresh allocator from
+    /// `allocator` per VM), so the rules that span parameters are checked too: a file passes
+    /// only if `dts vm cmdline` accepts each of its VMs.
+    public static func check(paths: [String], options: QEMUBuildOptions = QEMUBuildOptions(),
+                             allocator: () -> any VMResourceAllocator = { StaticAllocator(runtimeRoot: checkRuntimeRoot) }) -> [ConfigError] {
+        var seen = Set<ConfigError>()
+        var globals: [String: ([VirtParam], [ConfigError])] = [:]
+        var errors: [ConfigError] = []
+        for path in paths {
+            let directory = (path as NSString).deletingLastPathComponent.nonEmpty ?? "."
+            let global = globals[directory] ?? VirtConfig.globalLayer(confDirectory: directory)
+            globals[directory] = global
+            for error in check(path: path, global: global, options: options, allocator: allocator) where seen.insert(error).inserted {
+                errors.append(error)
+            }
+        }
+        return errors
     }
+
+    /// Checks one file (see ``check(paths:options:allocator:)``).
+    public static func check(path: String, options: QEMUBuildOptions = QEMUBuildOptions(),
+                             allocator: () -> any VMResourceAllocator = { StaticAllocator(runtimeRoot: checkRuntimeRoot) }) -> [ConfigError] {
+        check(paths: [path], options: options, allocator: allocator)
+    }
+
+    /// Where the runtime files of checked VMs would go; nothing is created there.
+    public static let checkRuntimeRoot = "/run/dts/check"
 
     /// The `.cfg` files of a directory, sorted.
     public static func configFiles(in directory: String) throws -> [String] {
@@ -26,8 +52,8 @@ public enum ConfigChecker {
             .filter { $0.hasSuffix(".cfg") }.sorted().map { "\(directory)/\($0)" }
     }
 
-    /// Checks one file.
-    public static func check(path: String) -> [ConfigError] {
+    private static func check(path: String, global: ([VirtParam], [ConfigError]), options: QEMUBuildOptions,
+                              allocator: () -> any VMResourceAllocator) -> [ConfigError] {
         let file: ConfFile
         do { file = try ConfFile(contentsOf: path) } catch { return error.errors }
         let base = (path as NSString).lastPathComponent
@@ -48,8 +74,24 @@ public enum ConfigChecker {
         case "ports.cfg":
             break // free-form per DUT in DTS; read by the port topology code
         default:
-            for section in file.sections where !VirtConfig.suiteSections.contains(section.name.lowercased()) {
-                errors += VirtConfig.parameters(of: section, in: file).1
+            let vms = file.sections.filter { !VirtConfig.suiteSections.contains($0.name.lowercased()) }
+            if !vms.isEmpty { errors += global.1 }
+            for section in vms {
+                if let error = PathComponentName.error(section.name, "VM name", at: SourceLocation(file: path, line: section.line)) {
+                    errors.append(error)
+                    continue
+                }
+                let (layer, problems) = VirtConfig.parameters(of: section, in: file)
+                errors += problems
+                // Built only when every parameter is valid, as `vm cmdline` does: the global
+                // file's problems, if any, are reported with it.
+                guard problems.isEmpty, global.1.isEmpty else { continue }
+                let params = VirtConfig.layered(vm: section.name, global: global.0, section: layer)
+                do {
+                    _ = try QEMUCommandLineBuilder.build(vmName: section.name, params: params, options: options, allocator: allocator())
+                } catch {
+                    errors += error.errors
+                }
             }
         }
         return errors

@@ -25,7 +25,7 @@ public struct SourceLocation: Sendable, Equatable, Hashable, CustomStringConvert
 ///
 /// The message always names the file and line, the section and the key, so that a lab engineer
 /// can fix the file without reading dts code.
-public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Where the problem is.
     public var location: SourceLocation
     /// The parameter or key involved (`cpu`, `device`, `dut_ip`), if any.
@@ -39,11 +39,13 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
+    /// `file:line: [section] key: message`, safe to print: control characters are escaped and
+    /// long values cut (``ConfigText/printable(_:valueLimit:totalLimit:)``), whatever the config holds.
     public var description: String {
-        var text = "\(location):"
-        if let section = location.section { text += " [\(section)]" }
-        if let key { text += " \(key):" }
-        return text + " " + message
+        var text = ConfigText.printable(location.description) + ":"
+        if let section = location.section { text += " [\(ConfigText.printable(section, totalLimit: 120))]" }
+        if let key { text += " \(ConfigText.printable(key, totalLimit: 120)):" }
+        return text + " " + ConfigText.printable(message)
     }
 }
 
@@ -54,30 +56,82 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
 
     public init(_ errors: [ConfigError]) { self.errors = errors }
 
-    public var description: String { errors.map(\.description).joined(separator: "\n") }
+    /// The most lines ``description`` prints.
+    public static let printedLimit = 200
+
+    /// One line per distinct error, in order; past ``printedLimit`` lines, one saying how many
+    /// more there are.
+    public var description: String {
+        var seen = Set<ConfigError>()
+        var lines: [String] = []
+        var more = 0
+        for error in errors where seen.insert(error).inserted {
+            if lines.count < Self.printedLimit { lines.append(error.description) } else { more += 1 }
+        }
+        if more > 0 { lines.append("... and \(more) more errors") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The problems of one source (a file, a section, a parameter), collected as a compiler
+/// reports them: each once, in order, and at most ``limit``. A file of a million bad lines is
+/// then reported in time linear in its size, with a last error saying that more follow.
+struct ConfigErrorList {
+    /// The most problems one source lists.
+    static let limit = 100
+
+    private(set) var errors: [ConfigError] = []
+    private var seen: Set<ConfigError> = []
+    private var more = false
+
+    var isEmpty: Bool { errors.isEmpty }
+
+    /// Adds `error` unless it is already listed; past ``limit``, the error is not even built.
+    mutating func append(_ error: @autoclosure () -> ConfigError) {
+        guard errors.count < Self.limit else { more = true; return }
+        let error = error()
+        if seen.insert(error).inserted { errors.append(error) }
+    }
+
+    mutating func append(contentsOf errors: [ConfigError]) {
+        for error in errors { append(error) }
+    }
+
+    /// The listed errors, then, if some were left out, one at `location` saying so.
+    func list(more location: SourceLocation, key: String? = nil) -> [ConfigError] {
+        more ? errors + [ConfigError(location, key: key, "more problems follow; listing stopped after \(Self.limit)")] : errors
+    }
 }
 
 /// Suggests the closest known name for a misspelt one ("did you mean ...?").
 enum Spelling {
     static func closest(to word: String, in candidates: [String]) -> String? {
-        let lowered = word.lowercased()
-        let scored = candidates.map { ($0, distance(lowered, $0.lowercased())) }
-        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
-        return best.1 <= max(1, min(3, word.count / 3)) ? best.0 : nil
+        let lowered = Array(word.lowercased().unicodeScalars)
+        let limit = max(1, min(3, lowered.count / 3))
+        var best: (String, Int)?
+        for candidate in candidates {
+            let other = Array(candidate.lowercased().unicodeScalars)
+            // The distance is at least the difference in length: skip what cannot be close.
+            guard abs(other.count - lowered.count) <= limit else { continue }
+            let d = distance(lowered, other)
+            if d <= limit, d < best?.1 ?? .max { best = (candidate, d) }
+        }
+        return best?.0
     }
 
-    static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+    /// Levenshtein distance between two scalar sequences.
+    static func distance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
         var previous = Array(0...b.count)
+        var current = previous
         for i in 1...a.count {
-            var current = [i] + Array(repeating: 0, count: b.count)
+            current[0] = i
             for j in 1...b.count {
                 let cost = a[i - 1] == b[j - 1] ? 0 : 1
                 current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
             }
-            previous = current
+            swap(&previous, &current)
         }
         return previous[b.count]
     }

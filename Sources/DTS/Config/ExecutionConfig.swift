@@ -58,18 +58,21 @@ public struct ExecutionConfig: Sendable {
             var suites: [SuiteEntry] = []
             if let item = section.item("test_suites") {
                 for line in item.lines {
-                    for piece in line.text.split(separator: ",") {
-                        let text = piece.trimmingCharacters(in: .whitespaces)
+                    for piece in line.text.scalarSplit(",") {
+                        let text = piece.scalarTrimmed
                         guard !text.isEmpty else { continue }
                         let location = SourceLocation(file: path, line: line.line, section: section.name)
-                        let parts = text.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                        let parts = text.scalarSplit(":", maxSplits: 1).map(\.scalarTrimmed)
                         var cases: [String]?
                         if parts.count == 2 {
-                            cases = parts[1].split(separator: "\\").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                            cases = parts[1].scalarSplit("\\").map(\.scalarTrimmed).filter { !$0.isEmpty }
                             if cases!.isEmpty {
                                 errors.append(ConfigError(location, key: "test_suites", "'\(text)': no case after ':'"))
                             }
                         }
+                        // Suite and case names name the output directories and logs.
+                        let names = [(parts[0], "suite name")] + (cases ?? []).map { ($0, "case name") }
+                        errors += names.compactMap { PathComponentName.error($0.0, $0.1, at: location, key: "test_suites") }
                         suites.append(SuiteEntry(name: parts[0], cases: cases, location: location))
                     }
                 }
@@ -77,8 +80,8 @@ public struct ExecutionConfig: Sendable {
             if suites.isEmpty { errors.append(ConfigError(here, key: "test_suites", "missing or empty: list the suites to run")) }
             var parameters: [String: String] = [:]
             if let item = section.item("parameters") {
-                for piece in item.value.split(whereSeparator: { $0 == ":" || $0 == "\n" }) {
-                    let pair = piece.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                for piece in item.value.scalarSplit(":\n", omittingEmpty: true) {
+                    let pair = piece.scalarSplit("=", maxSplits: 1).map(\.scalarTrimmed)
                     guard pair.count == 2, !pair[0].isEmpty else {
                         errors.append(ConfigError(SourceLocation(file: path, line: item.line, section: section.name), key: "parameters",
                                                   "'\(piece)' is not key=value (parameters look like nic_type=cfg:func=true:perf=false)"))

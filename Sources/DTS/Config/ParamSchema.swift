@@ -57,7 +57,7 @@ public enum ValueKind: Sendable, Equatable {
         case .text, .path:
             return value.isEmpty ? "empty value" : nil
         case .integer(let range):
-            guard let n = Int(value), range.contains(n) else { return "expected \(expected), got '\(value)'" }
+            guard let n = ConfigText.decimal(value), range.contains(n) else { return "expected \(expected), got '\(value)'" }
             return nil
         case .sizeMiB:
             return ValueKind.parseSizeMiB(value) == nil ? "expected \(expected), got '\(value)'" : nil
@@ -70,7 +70,7 @@ public enum ValueKind: Sendable, Equatable {
         case .pciSlot:
             return ValueKind.normalizedSlot(value) == nil ? "expected \(expected), got '\(value)'" : nil
         case .port:
-            guard let n = Int(value), (1...65535).contains(n) else { return "expected \(expected), got '\(value)'" }
+            guard let n = ConfigText.decimal(value), (1...65535).contains(n) else { return "expected \(expected), got '\(value)'" }
             return nil
         case .cpuList:
             return ValueKind.parseCPUList(value) == nil ? "expected \(expected), got '\(value)'" : nil
@@ -89,21 +89,20 @@ public enum ValueKind: Sendable, Equatable {
     }
 
     // MARK: Parsers shared by validation and handlers
+    //
+    // Each reads Unicode scalars and ASCII digits only (docs/platform-notes.md): a `:` or `,`
+    // followed by a combining mark still separates, and no other script's digits pass.
 
-    /// `2048` → 2048, `512M` → 512, `2G` → 2048.
+    /// `2048` → 2048, `512M` → 512, `2G` → 2048; `nil` when malformed or too large to count.
     public static func parseSizeMiB(_ value: String) -> Int? {
-        let lowered = value.lowercased()
-        var digits = lowered
-        var factor = 1
-        if lowered.hasSuffix("g") || lowered.hasSuffix("gb") || lowered.hasSuffix("gib") {
-            digits = String(lowered.prefix { $0.isNumber }); factor = 1024
-        } else if lowered.hasSuffix("m") || lowered.hasSuffix("mb") || lowered.hasSuffix("mib") {
-            digits = String(lowered.prefix { $0.isNumber })
-        }
-        guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let n = Int(digits), n > 0 else { return nil }
-        let unit = lowered.dropFirst(digits.count)
-        guard ["", "g", "gb", "gib", "m", "mb", "mib"].contains(String(unit)) else { return nil }
-        return n * factor
+        let scalars = Array(value.unicodeScalars)
+        let digits = scalars.prefix { ConfigText.isDigit($0, radix: 10) }
+        let unit = ConfigText.string(scalars.dropFirst(digits.count))
+        let factors = ["": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib": 1024]
+        guard unit.unicodeScalars.allSatisfy(\.isASCII), let factor = factors[unit.lowercased()],
+              let n = ConfigText.decimal(ConfigText.string(digits)), n > 0 else { return nil }
+        let (size, overflow) = n.multipliedReportingOverflow(by: factor)
+        return overflow ? nil : size
     }
 
     /// `yes`/`no` and friends.
@@ -116,36 +115,36 @@ public enum ValueKind: Sendable, Equatable {
     }
 
     static func isMAC(_ value: String) -> Bool {
-        let parts = value.split(separator: ":", omittingEmptySubsequences: false)
-        return parts.count == 6 && parts.allSatisfy { $0.count == 2 && $0.allSatisfy(\.isHexDigit) }
+        let parts = value.scalarSplit(":")
+        return parts.count == 6 && parts.allSatisfy { ConfigText.isHex($0, length: 2...2) }
     }
 
     /// `08:00.0` → `0000:08:00.0`.
     public static func normalizedPCIAddress(_ value: String) -> String? {
-        let parts = value.lowercased().split(separator: ":", omittingEmptySubsequences: false)
-        let (domain, bus, rest): (Substring, Substring, Substring)
+        let parts = value.lowercased().scalarSplit(":")
+        let (domain, bus, rest): (String, String, String)
         switch parts.count {
         case 2: (domain, bus, rest) = ("0000", parts[0], parts[1])
         case 3: (domain, bus, rest) = (parts[0], parts[1], parts[2])
         default: return nil
         }
-        let devFn = rest.split(separator: ".", omittingEmptySubsequences: false)
-        guard domain.count == 4, bus.count == 2, devFn.count == 2, devFn[0].count == 2, devFn[1].count == 1,
-              let d = Int(devFn[0], radix: 16), d < 32, let f = Int(devFn[1], radix: 8), f < 8,
-              domain.allSatisfy(\.isHexDigit), bus.allSatisfy(\.isHexDigit) else { return nil }
+        let devFn = rest.scalarSplit(".")
+        guard devFn.count == 2, ConfigText.isHex(domain, length: 4...4), ConfigText.isHex(bus, length: 2...2),
+              ConfigText.isHex(devFn[0], length: 2...2), let d = Int(devFn[0], radix: 16), d < 32,
+              let f = ConfigText.decimal(devFn[1]), devFn[1].unicodeScalars.count == 1, f < 8 else { return nil }
         return "\(domain):\(bus):\(devFn[0]).\(devFn[1])"
     }
 
     /// `1f` → `1f`, `0x04` → `04`, `04.1` → `04.1`. QEMU's `addr=` syntax.
     public static func normalizedSlot(_ value: String) -> String? {
         var text = value.lowercased()
-        if text.hasPrefix("0x") { text.removeFirst(2) }
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), let slot = Int(parts[0], radix: 16), slot < 32,
-              parts[0].count <= 2 else { return nil }
+        if text.unicodeScalars.starts(with: "0x".unicodeScalars) { text = ConfigText.string(text.unicodeScalars.dropFirst(2)) }
+        let parts = text.scalarSplit(".")
+        guard (1...2).contains(parts.count), ConfigText.isHex(parts[0], length: 1...2),
+              let slot = Int(parts[0], radix: 16), slot < 32 else { return nil }
         let hex = String(format: "%02x", slot)
         if parts.count == 2 {
-            guard parts[1].count == 1, let fn = Int(parts[1]), fn < 8 else { return nil }
+            guard parts[1].unicodeScalars.count == 1, let fn = ConfigText.decimal(parts[1]), fn < 8 else { return nil }
             return "\(hex).\(fn)"
         }
         return hex
@@ -154,13 +153,13 @@ public enum ValueKind: Sendable, Equatable {
     /// `24 25`, `0-3`, `0,2 4-5` → the CPUs in written order, no duplicates.
     public static func parseCPUList(_ value: String) -> [Int]? {
         var cpus: [Int] = []
-        let tokens = value.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" })
+        let tokens = value.scalarSplit(" ,\t", omittingEmpty: true)
         guard !tokens.isEmpty else { return nil }
         for token in tokens {
-            let bounds = token.split(separator: "-", omittingEmptySubsequences: false)
-            if bounds.count == 1, let n = Int(bounds[0]), n >= 0 {
+            let bounds = token.scalarSplit("-")
+            if bounds.count == 1, let n = ConfigText.decimal(bounds[0]) {
                 cpus.append(n)
-            } else if bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a >= 0, a <= b, b - a < 4096 {
+            } else if bounds.count == 2, let a = ConfigText.decimal(bounds[0]), let b = ConfigText.decimal(bounds[1]), a <= b, b - a < 4096 {
                 cpus.append(contentsOf: a...b)
             } else {
                 return nil
@@ -183,10 +182,10 @@ public enum ValueKind: Sendable, Equatable {
 
     /// `tcp:127.0.0.1:6000-:22`, `::6000-:22`, `udp:0.0.0.0:5000-10.0.2.15:5000`.
     public static func parseHostForward(_ value: String) -> HostForward? {
-        let halves = value.split(separator: "-", omittingEmptySubsequences: false)
+        let halves = value.scalarSplit("-")
         guard halves.count == 2 else { return nil }
-        let host = halves[0].split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        let guest = halves[1].split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let host = halves[0].scalarSplit(":")
+        let guest = halves[1].scalarSplit(":")
         let proto: String, hostAddress: String, hostPortText: String
         switch host.count {
         case 2: (proto, hostAddress, hostPortText) = ("tcp", host[0], host[1])
@@ -194,54 +193,59 @@ public enum ValueKind: Sendable, Equatable {
         default: return nil
         }
         guard guest.count == 2, ["tcp", "udp"].contains(proto),
-              let hostPort = Int(hostPortText), (0...65535).contains(hostPort),
-              let guestPort = Int(guest[1]), (1...65535).contains(guestPort),
+              let hostPort = ConfigText.decimal(hostPortText), (0...65535).contains(hostPort),
+              let guestPort = ConfigText.decimal(guest[1]), (1...65535).contains(guestPort),
               hostAddress.isEmpty || isIPv4(hostAddress), guest[0].isEmpty || isIPv4(guest[0]) else { return nil }
         return HostForward(proto: proto, hostAddress: hostAddress, hostPort: hostPort, guestAddress: guest[0], guestPort: guestPort)
     }
 
     static func isIPv4(_ value: String) -> Bool {
-        let parts = value.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { p in Int(p).map { (0...255).contains($0) && p.count <= 3 } ?? false }
+        let parts = value.scalarSplit(".")
+        return parts.count == 4 && parts.allSatisfy { p in
+            p.unicodeScalars.count <= 3 && ConfigText.decimal(p).map { (0...255).contains($0) } ?? false
+        }
     }
 
-    /// `csum=off,gso=off` → pairs. Keys are QEMU property names; values must not be empty.
+    /// `csum=off,gso=off` → pairs. Keys are QEMU property names (ASCII letters, digits, `-_.`);
+    /// values must not be empty.
     public static func parseProperties(_ value: String) -> [(String, String)]? {
         var pairs: [(String, String)] = []
-        for part in value.split(separator: ",", omittingEmptySubsequences: false) {
-            let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        for part in value.scalarSplit(",") {
+            let kv = part.scalarSplit("=", maxSplits: 1)
             guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty,
-                  kv[0].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else { return nil }
-            pairs.append((String(kv[0]), String(kv[1])))
+                  kv[0].unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ConfigText.isDigit($0, radix: 10) || "-_.".unicodeScalars.contains($0)) })
+            else { return nil }
+            pairs.append((kv[0], kv[1]))
         }
         return pairs.isEmpty ? nil : pairs
     }
 
     /// Splits a command into words like a shell would, but without any expansion:
     /// blanks separate words, `'...'` and `"..."` group (with `\"` and `\\` inside double quotes).
+    /// Reads Unicode scalars: a quote followed by a combining mark still quotes.
     public static func splitWords(_ value: String) -> Result<[String], WordsError> {
         var words: [String] = []
-        var current = ""
+        var current = String.UnicodeScalarView()
         var inWord = false
-        var quote: Character?
-        var chars = Array(value)[...]
-        while let c = chars.popFirst() {
+        var quote: Unicode.Scalar?
+        var scalars = Array(value.unicodeScalars)[...]
+        while let c = scalars.popFirst() {
             if let q = quote {
                 if c == q { quote = nil; continue }
-                if q == "\"", c == "\\", let next = chars.first, next == "\"" || next == "\\" {
-                    current.append(next); chars.removeFirst(); continue
+                if q == "\"", c == "\\", let next = scalars.first, next == "\"" || next == "\\" {
+                    current.append(next); scalars.removeFirst(); continue
                 }
                 current.append(c)
             } else if c == "'" || c == "\"" {
                 quote = c; inWord = true
-            } else if c.isWhitespace {
-                if inWord { words.append(current); current = ""; inWord = false }
+            } else if ConfigText.isSpace(c) {
+                if inWord { words.append(String(current)); current = String.UnicodeScalarView(); inWord = false }
             } else {
                 current.append(c); inWord = true
             }
         }
         if quote != nil { return .failure(WordsError(description: "unterminated quote in '\(value)'")) }
-        if inWord { words.append(current) }
+        if inWord { words.append(String(current)) }
         return .success(words)
     }
 
@@ -324,7 +328,7 @@ public struct ParamSpec: Sendable {
 
     /// Checks every entry of `param`; returns all problems found.
     public func validate(_ param: VirtParam) -> [ConfigError] {
-        var errors: [ConfigError] = []
+        var errors = ConfigErrorList()
         if !repeatable, param.entries.count > 1 {
             errors.append(ConfigError(param.entries[1].location, key: name,
                                       "takes one entry, got \(param.entries.count); remove the extra ';'-separated entries"))
@@ -349,6 +353,9 @@ public struct ParamSpec: Sendable {
                 allowed = variant.options
             }
             let known = allowed.map(\.name) + (discriminator.map { [$0] } ?? [])
+            for option in entry.options where (option.key + option.value).containsScalar("\u{0}") {
+                errors.append(ConfigError(option.location, key: name, "option '\(option.key)': NUL character in the value (QEMU's arguments would end at it)"))
+            }
             for option in entry.options where option.key != discriminator {
                 guard let spec = allowed.first(where: { $0.name == option.key }) else {
                     let context = discriminator.flatMap { d in entry[d].map { " for \(d)=\($0)" } } ?? ""
@@ -364,7 +371,7 @@ public struct ParamSpec: Sendable {
                 errors.append(ConfigError(entry.location, key: name, "entry '\(entry.text)' lacks required option '\(spec.name)' (\(spec.summary))"))
             }
         }
-        return errors
+        return errors.list(more: param.location, key: name)
     }
 }
 

@@ -46,7 +46,7 @@ public struct SuiteConfig: Sendable {
     /// A required integer.
     public func int(_ key: String) throws(ConfigError) -> Int {
         guard let item = section?.item(key) else { throw missing(key) }
-        guard let number = Int(item.value.trimmingCharacters(in: .whitespaces)) else {
+        guard let number = Int(item.value.scalarTrimmed) else {
             throw wrong(item, "expected an integer, got '\(item.value)'")
         }
         return number
@@ -60,7 +60,7 @@ public struct SuiteConfig: Sendable {
     /// A required boolean: `true/false`, `yes/no`, `on/off`, `1/0` (any case), as configparser.
     public func bool(_ key: String) throws(ConfigError) -> Bool {
         guard let item = section?.item(key) else { throw missing(key) }
-        switch item.value.trimmingCharacters(in: .whitespaces).lowercased() {
+        switch item.value.scalarTrimmed.lowercased() {
         case "true", "yes", "on", "1": return true
         case "false", "no", "off", "0": return false
         default: throw wrong(item, "expected true/false (or yes/no, on/off, 1/0), got '\(item.value)'")
@@ -83,9 +83,9 @@ public struct SuiteConfig: Sendable {
         value(key).map(Self.split) ?? defaultValue
     }
 
+    /// Splits at `,` and line breaks, by Unicode scalar as DTS's Python does.
     static func split(_ value: String) -> [String] {
-        value.split(whereSeparator: { $0 == "," || $0 == "\n" })
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        value.scalarSplit(",\n").map(\.scalarTrimmed).filter { !$0.isEmpty }
     }
 
     private func missing(_ key: String) -> ConfigError {

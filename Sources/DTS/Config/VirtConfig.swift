@@ -36,29 +36,20 @@ public enum VirtConfig {
     /// Loads the parameters of `vm` for `suite` from `confDirectory`.
     ///
     /// `virt_global.cfg` is optional; `<suite>.cfg` and its `[<vm>]` section are required.
+    /// `vm` and `suite` must be valid path components (``PathComponentName``).
     public static func load(vm: String, suite: String, confDirectory: String) throws(ConfigErrors) -> [VirtParam] {
-        var params = builtInDefaults(vm: vm)
-        var errors: [ConfigError] = []
-
-        let globalPath = "\(confDirectory)/virt_global.cfg"
-        if FileManager.default.fileExists(atPath: globalPath) {
-            do {
-                let file = try ConfFile(contentsOf: globalPath)
-                if let section = file.section(globalSection) {
-                    let (layer, problems) = parameters(of: section, in: file)
-                    errors += problems
-                    params = merge(params, layer)
-                }
-            } catch { errors += error.errors }
-        }
-
+        let lookup = SourceLocation(file: confDirectory, line: 0)
+        let names = [PathComponentName.error(vm, "VM name", at: lookup), PathComponentName.error(suite, "suite name", at: lookup)]
+        if !names.compactMap({ $0 }).isEmpty { throw ConfigErrors(names.compactMap { $0 }) }
+        var (global, errors) = globalLayer(confDirectory: confDirectory)
+        var params: [VirtParam] = []
         let suitePath = "\(confDirectory)/\(suite).cfg"
         do {
             let file = try ConfFile(contentsOf: suitePath)
             if let section = file.section(vm) {
                 let (layer, problems) = parameters(of: section, in: file)
                 errors += problems
-                params = merge(params, layer)
+                params = layered(vm: vm, global: global, section: layer)
             } else {
                 let vms = file.sections.map(\.name).filter { !suiteSections.contains($0) }
                 errors.append(ConfigError(SourceLocation(file: suitePath, line: 0),
@@ -70,10 +61,29 @@ public enum VirtConfig {
         return params
     }
 
+    /// The parameters of `[KVM]` in `<confDirectory>/virt_global.cfg` (none when the file or the
+    /// section is absent), and the problems found in them.
+    public static func globalLayer(confDirectory: String) -> ([VirtParam], [ConfigError]) {
+        let globalPath = "\(confDirectory)/virt_global.cfg"
+        guard FileManager.default.fileExists(atPath: globalPath) else { return ([], []) }
+        do {
+            let file = try ConfFile(contentsOf: globalPath)
+            guard let section = file.section(globalSection) else { return ([], []) }
+            return parameters(of: section, in: file)
+        } catch {
+            return ([], error.errors)
+        }
+    }
+
+    /// A VM's parameters from its layers: the built-in defaults, then `global`, then its own section.
+    public static func layered(vm: String, global: [VirtParam], section: [VirtParam]) -> [VirtParam] {
+        merge(merge(builtInDefaults(vm: vm), global), section)
+    }
+
     /// Reads and validates every parameter of a VM section.
     public static func parameters(of section: ConfFile.Section, in file: ConfFile) -> ([VirtParam], [ConfigError]) {
         var params: [VirtParam] = []
-        var errors: [ConfigError] = []
+        var errors = ConfigErrorList()
         for item in section.items {
             let location = SourceLocation(file: file.path, line: item.line, section: section.name)
             guard VMParamSchema.spec(named: item.key) != nil else {
@@ -88,13 +98,13 @@ public enum VirtConfig {
                     continue
                 }
                 let problems = VMParamSchema.validate(param)
-                errors += problems
+                errors.append(contentsOf: problems)
                 if problems.isEmpty { params.append(param) }
             } catch {
-                errors += error.errors
+                errors.append(contentsOf: error.errors)
             }
         }
-        return (params, errors)
+        return (params, errors.list(more: SourceLocation(file: file.path, line: section.line, section: section.name)))
     }
 
     /// Overlays `layer` on `base`: a parameter in `layer` replaces the whole parameter in `base`

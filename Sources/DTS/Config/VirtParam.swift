@@ -84,33 +84,38 @@ public struct VirtParam: Sendable, Equatable {
 public enum VirtValueParser {
     /// Parses the value lines of `item` (from a ``ConfFile``).
     public static func parse(_ lines: [ConfFile.ValueLine], file: String, section: String?, key: String) throws(ConfigErrors) -> [VirtEntry] {
-        var characters: [(Character, Int)] = []
+        var scalars: [(Unicode.Scalar, Int)] = []
         for (index, line) in lines.enumerated() {
-            if index > 0 { characters.append(("\n", line.line)) }
-            for character in line.text { characters.append((character, line.line)) }
+            if index > 0 { scalars.append(("\n", line.line)) }
+            for scalar in line.text.unicodeScalars { scalars.append((scalar, line.line)) }
         }
-        return try parse(characters, file: file, section: section, key: key)
+        return try parse(scalars, file: file, section: section, key: key)
     }
 
     /// Parses one value written on a single line, e.g. a `--device` option on the command line.
     public static func parse(_ text: String, file: String, line: Int = 0, section: String? = nil, key: String) throws(ConfigErrors) -> [VirtEntry] {
-        try parse(text.map { ($0, line) }, file: file, section: section, key: key)
+        try parse(text.unicodeScalars.map { ($0, line) }, file: file, section: section, key: key)
     }
 
-    private static func parse(_ chars: [(Character, Int)], file: String, section: String?, key param: String) throws(ConfigErrors) -> [VirtEntry] {
+    /// The scanner. It reads Unicode scalars, never `Character`s: a `,` or `;` followed by a
+    /// combining mark separates here as it does for DTS's Python (docs/platform-notes.md).
+    private static func parse(_ chars: [(Unicode.Scalar, Int)], file: String, section: String?, key param: String) throws(ConfigErrors) -> [VirtEntry] {
         var entries: [VirtEntry] = []
-        var errors: [ConfigError] = []
+        var errors = ConfigErrorList()
         var options: [VirtOption] = []
+        var optionKeys: Set<String> = []
         var entryLine: Int?
         var i = 0
 
         func location(_ line: Int) -> SourceLocation { SourceLocation(file: file, line: line, section: section) }
-        func skipBlanks() { while i < chars.count, chars[i].0.isWhitespace { i += 1 } }
+        func skipBlanks() { while i < chars.count, ConfigText.isSpace(chars[i].0) { i += 1 } }
+        func isOptionEnd(_ scalar: Unicode.Scalar) -> Bool { scalar == "," || scalar == ";" }
         func finishEntry() {
             if !options.isEmpty, let line = entryLine {
                 entries.append(VirtEntry(options: options, location: location(line)))
             }
             options = []
+            optionKeys = []
             entryLine = nil
         }
 
@@ -122,16 +127,17 @@ public enum VirtValueParser {
 
             // key
             let keyLine = chars[i].1
-            var key = ""
-            while i < chars.count, !"=,;".contains(chars[i].0) { key.append(chars[i].0); i += 1 }
-            key = key.trimmingBlanks()
+            var keyScalars = String.UnicodeScalarView()
+            while i < chars.count, chars[i].0 != "=", !isOptionEnd(chars[i].0) { keyScalars.append(chars[i].0); i += 1 }
+            let key = String(keyScalars).scalarTrimmed
             if entryLine == nil { entryLine = keyLine }
             guard i < chars.count, chars[i].0 == "=" else {
                 // DTS's partition('=') gives an empty value for a bare word.
-                if key.contains("\n") {
+                if key.containsScalar("\n") {
                     errors.append(ConfigError(location(keyLine), key: param, "line break inside option '\(key.firstLine)'; is a ';' missing at the end of line \(keyLine)?"))
                 } else {
                     options.append(VirtOption(key: key, value: "", location: location(keyLine)))
+                    optionKeys.insert(key)
                 }
                 continue
             }
@@ -139,7 +145,8 @@ public enum VirtValueParser {
             while i < chars.count, chars[i].0 == " " || chars[i].0 == "\t" { i += 1 }
 
             // value
-            var value = ""
+            var valueScalars = String.UnicodeScalarView()
+            let value: String
             if i < chars.count, chars[i].0 == "\"" {
                 let quoteLine = chars[i].1
                 i += 1
@@ -147,26 +154,27 @@ public enum VirtValueParser {
                 while i < chars.count {
                     let c = chars[i].0
                     if c == "\\", i + 1 < chars.count, chars[i + 1].0 == "\"" || chars[i + 1].0 == "\\" {
-                        value.append(chars[i + 1].0); i += 2; continue
+                        valueScalars.append(chars[i + 1].0); i += 2; continue
                     }
                     if c == "\"" { closed = true; i += 1; break }
-                    value.append(c); i += 1
+                    valueScalars.append(c); i += 1
                 }
                 if !closed {
                     errors.append(ConfigError(location(quoteLine), key: param, "option '\(key)': unterminated quoted value"))
                     break
                 }
+                value = String(valueScalars)
                 skipBlanks()
-                if i < chars.count, !",;".contains(chars[i].0) {
+                if i < chars.count, !isOptionEnd(chars[i].0) {
                     errors.append(ConfigError(location(chars[i].1), key: param, "option '\(key)': unexpected text after the closing quote; separate options with ','"))
-                    while i < chars.count, !",;".contains(chars[i].0) { i += 1 }
+                    while i < chars.count, !isOptionEnd(chars[i].0) { i += 1 }
                 }
             } else {
-                while i < chars.count, !",;".contains(chars[i].0) { value.append(chars[i].0); i += 1 }
-                value = value.trimmingBlanks()
-                if let newline = value.firstIndex(of: "\n") {
+                while i < chars.count, !isOptionEnd(chars[i].0) { valueScalars.append(chars[i].0); i += 1 }
+                value = String(valueScalars).scalarTrimmed
+                if value.containsScalar("\n") {
                     errors.append(ConfigError(location(keyLine), key: param,
-                        "option '\(key)': value '\(value[..<newline])' continues on the next line; is a ';' missing at the end of line \(keyLine)?"))
+                        "option '\(key)': value '\(value.firstLine)' continues on the next line; is a ';' missing at the end of line \(keyLine)?"))
                     continue
                 }
             }
@@ -174,14 +182,14 @@ public enum VirtValueParser {
                 errors.append(ConfigError(location(keyLine), key: param, "missing option name before '=\(value)'"))
                 continue
             }
-            if options.contains(where: { $0.key == key }) {
+            guard optionKeys.insert(key).inserted else {
                 errors.append(ConfigError(location(keyLine), key: param, "option '\(key)' given twice in one entry"))
                 continue
             }
             options.append(VirtOption(key: key, value: value, location: location(keyLine)))
         }
         finishEntry()
-        if !errors.isEmpty { throw ConfigErrors(errors) }
+        if !errors.isEmpty { throw ConfigErrors(errors.list(more: location(chars.first?.1 ?? 0), key: param)) }
         return entries
     }
 }
@@ -190,14 +198,8 @@ extension String {
     /// `nil` when empty.
     var nonEmpty: String? { isEmpty ? nil : self }
 
-    func trimmingBlanks() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        return String(s)
-    }
-
-    var firstLine: String { String(split(separator: "\n", omittingEmptySubsequences: false).first ?? "") }
+    /// The text up to the first line break (scalar `\n`).
+    var firstLine: String { scalarSplit("\n", maxSplits: 1).first ?? "" }
 
     /// Replaces every occurrence of the scalar `target`. Works on Unicode scalars, not
     /// `Character`s: a `,` or `"` followed by a combining mark is one `Character`, yet QEMU, the

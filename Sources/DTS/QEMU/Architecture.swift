@@ -8,8 +8,9 @@ public struct Architecture: Sendable, Equatable {
     public var binary: String
     /// The default machine type.
     public var machine: String
-    /// Machine types on which PCI slot 0x1f is free for the management NIC.
-    public var managementSlotMachines: Set<String>
+    /// The machine families dts knows, and whether guest PCI slot 0x1f is free on them for the
+    /// management NIC.
+    public var machineFamilies: [MachineFamily]
     /// The default `-drive if=` interface.
     public var diskInterface: String
     /// The guest's serial console device, for `console=` on the kernel command line.
@@ -25,21 +26,51 @@ public struct Architecture: Sendable, Equatable {
     public static let all: [Architecture] = [
         Architecture(
             name: "x86_64", binary: "qemu-system-x86_64", machine: "pc",
-            managementSlotMachines: ["pc"], diskInterface: "ide", consoleDevice: "ttyS0",
+            machineFamilies: [
+                MachineFamily(name: "i440fx", patterns: ["pc", "pc-i440fx-*", "pc-0.*", "pc-1.*"], slot1fOwner: nil),
+                MachineFamily(name: "q35", patterns: ["q35", "pc-q35-*"], slot1fOwner: "the ICH9 LPC bridge"),
+            ],
+            diskInterface: "ide", consoleDevice: "ttyS0",
             displayDevice: QEMUOption("-vga", "std"), tcgCPUModel: "max", extraOptions: []),
         Architecture(
             name: "aarch64", binary: "qemu-system-aarch64", machine: "virt",
-            managementSlotMachines: ["virt"], diskInterface: "virtio", consoleDevice: "ttyAMA0",
+            machineFamilies: [MachineFamily(name: "virt", patterns: ["virt", "virt-*"], slot1fOwner: nil)],
+            diskInterface: "virtio", consoleDevice: "ttyAMA0",
             displayDevice: QEMUOption("-device", "virtio-gpu-pci"), tcgCPUModel: "max", extraOptions: []),
     ]
+
+    /// The family of machine type `machine` (`pc-i440fx-7.2` is an i440fx), if dts knows it.
+    public func family(of machine: String) -> MachineFamily? {
+        machineFamilies.first { $0.matches(machine) }
+    }
 
     /// The entry for `name`, if known.
     public static func named(_ name: String) -> Architecture? { all.first { $0.name == name } }
 
     /// The architecture a QEMU binary emulates, from its name (`qemu-system-aarch64` → aarch64).
     public static func forBinary(_ path: String) -> Architecture? {
-        let base = path.split(separator: "/").last.map(String.init) ?? path
+        let base = path.scalarSplit("/").last ?? path
         return all.first { base == $0.binary }
+    }
+}
+
+/// Machine types that share a chipset, named as QEMU names their versions (`pc` is the
+/// latest `pc-i440fx-X.Y`, `q35` the latest `pc-q35-X.Y`).
+public struct MachineFamily: Sendable, Equatable {
+    /// The chipset's name (`i440fx`, `q35`, `virt`).
+    public var name: String
+    /// Machine type names: exact, or a prefix ending in `*`.
+    public var patterns: [String]
+    /// What sits at guest PCI slot 0x1f on these machines, or `nil` when the slot is free for
+    /// the management NIC.
+    public var slot1fOwner: String?
+
+    /// Whether `machine` is of this family.
+    public func matches(_ machine: String) -> Bool {
+        patterns.contains { pattern in
+            guard pattern.unicodeScalars.last == "*" else { return machine == pattern }
+            return machine.unicodeScalars.starts(with: pattern.unicodeScalars.dropLast())
+        }
     }
 }
 

@@ -24,6 +24,8 @@ public struct BuildContext: Sendable {
     public var acceleratorNote: String?
     /// The machine type (`machine` parameter or the architecture's default).
     public var machine: String
+    /// Where the machine type was set, when a config or code set it (not the default).
+    public var machineLocation: SourceLocation?
     /// vCPU count from `cpu number=`, if set.
     public var vcpus: Int?
     /// Guest memory from `mem size=`, if set.
@@ -61,6 +63,7 @@ public enum QEMUCommandLineBuilder {
         let context = BuildContext(
             vmName: vmName, architecture: architecture, accelerator: accelerator, acceleratorNote: note,
             machine: MachineParameter.configured(param("machine"), architecture: architecture),
+            machineLocation: param("machine")?.entries.last?.option("machine")?.location,
             vcpus: param("cpu")?.entries.last?.int("number"),
             memoryMiB: MemParameter.sizeMiB(of: params),
             hasVhostUser: param("device")?.entries.contains { $0["driver"] == "vhost-user" } ?? false,

@@ -19,7 +19,15 @@ public final class QEMUKvm {
     public internal(set) var instance: VMInstance?
 
     /// Loads the VM's parameters from the DUT's conf directory.
+    ///
+    /// `vmName` and `suite` become path components (the VM's runtime and log directories,
+    /// `<suite>.cfg`): a name holding `/`, `..`, control characters or too many bytes is refused
+    /// (``PathComponentName``).
     public init(dut: Dut, vmName: String, suite: String) throws(ConfigErrors) {
+        let here = SourceLocation.builtIn("QEMUKvm", section: nil)
+        let problems = [PathComponentName.error(vmName, "VM name", at: here, key: "vmName"),
+                        PathComponentName.error(suite, "suite name", at: here, key: "suite")].compactMap { $0 }
+        if !problems.isEmpty { throw ConfigErrors(problems) }
         self.dut = dut
         self.vmName = vmName
         self.suite = suite

@@ -30,7 +30,7 @@ public struct QEMUOption: Sendable, Equatable {
         var index = 0
         while index < words.count {
             let word = words[index]
-            if word.hasPrefix("-"), index + 1 < words.count, !words[index + 1].hasPrefix("-") {
+            if word.startsWithScalar("-"), index + 1 < words.count, !words[index + 1].startsWithScalar("-") {
                 options.append(QEMUOption(word, words[index + 1]))
                 index += 2
             } else {
@@ -53,5 +53,24 @@ public enum QEMUOpts {
         if let head { parts.append(head) }
         parts.append(contentsOf: pairs.map { "\($0.0)=\(escape($0.1))" })
         return parts.joined(separator: ",")
+    }
+
+    /// The value of property `key` in an option value such as `user,id=n0,hostfwd=...`, read as
+    /// QEMU reads it: split at every `,` scalar, where `,,` is an escaped comma.
+    public static func property(_ key: String, in value: String) -> String? {
+        var parts: [[Unicode.Scalar]] = [[]]
+        let scalars = Array(value.unicodeScalars)
+        var i = 0
+        while i < scalars.count {
+            if scalars[i] == "," {
+                if i + 1 < scalars.count, scalars[i + 1] == "," { parts[parts.count - 1].append(","); i += 2; continue }
+                parts.append([])
+            } else {
+                parts[parts.count - 1].append(scalars[i])
+            }
+            i += 1
+        }
+        let prefix = Array(key.unicodeScalars) + ["="]
+        return parts.first { $0.starts(with: prefix) }.map { ConfigText.string($0.dropFirst(prefix.count)) }
     }
 }

@@ -24,6 +24,13 @@ public final class StaticAllocator: VMResourceAllocator, @unchecked Sendable {
         self.hostArchitecture = hostArchitecture
     }
 
+    /// The allocator of `dts vm cmdline` and `dts config check`: this host's hugetlbfs mount,
+    /// image directory and architecture, so that both accept and refuse the same configs.
+    public static func forThisHost(runtimeRoot: String) -> StaticAllocator {
+        StaticAllocator(runtimeRoot: runtimeRoot, hugepageMount: HostFacts.hugetlbfsMount(),
+                        imageDirectory: HostFacts.imageDirectory, hostArchitecture: HostFacts.architecture)
+    }
+
     public func runtimeDirectory(vm: String) -> String { "\(runtimeRoot)/\(vm)" }
 
     public func hostForwardPort(vm: String, guestPort: Int) throws -> Int {

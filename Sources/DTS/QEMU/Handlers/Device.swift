@@ -65,12 +65,14 @@ public enum DeviceParameter: VMParameterHandler {
         if let slot = entry["opt_addr"].flatMap(ValueKind.normalizedSlot) { pairs.append(("addr", slot)) }
         if let legacy = entry.bool("opt_legacy") { pairs.append(("disable-modern", legacy ? "on" : "off")) }
         if let text = entry["opt_settings"], let settings = ValueKind.parseProperties(text) {
+            var set = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
             for (key, value) in settings {
-                if let clash = pairs.first(where: { $0.0 == key }) {
+                if let clash = set[key] {
                     draft.fail(entry.location(of: "opt_settings"), spec.name,
-                               "opt_settings sets '\(key)' which dts already sets to '\(clash.1)'; use the dedicated option")
+                               "opt_settings sets '\(key)' which dts already sets to '\(clash)'; use the dedicated option")
                 } else {
                     pairs.append((key, value))
+                    set[key] = value
                 }
             }
         }

@@ -14,8 +14,9 @@ public enum KernelParameter: VMParameterHandler {
         var console = entry["console"]
         switch (entry["guest_image"], kernel) {
         case (let image?, nil):
-            guard !image.contains("/"), image != ".", image != ".." else {
-                draft.fail(entry.location(of: "guest_image"), spec.name, "guest_image takes an image name, not a path ('\(image)'); use kernel_img= for a path")
+            if let problem = PathComponentName.problem(image) {
+                draft.fail(entry.location(of: "guest_image"), spec.name,
+                           "guest_image takes an image name, not a path ('\(image)': \(problem)); use kernel_img= for a path")
                 return
             }
             let directory = "\(draft.allocator.imageDirectory)/\(image)"

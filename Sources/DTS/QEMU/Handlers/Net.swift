@@ -11,17 +11,28 @@ public enum NetParameter: VMParameterHandler {
     public static let spec = VMParamSchema.net
 
     public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
-        let nics = param.entries.filter { $0["type"] == "nic" }
-        let backends = param.entries.filter { $0["type"] != "nic" }
-        func vlanOf(_ entry: VirtEntry) -> Int { entry.int("opt_vlan") ?? 0 }
+        // Grouped by opt_vlan in one pass (a config may hold thousands of entries); each nic
+        // keeps its written position, by which the pairs are emitted.
+        var nics: [Int: [(position: Int, entry: VirtEntry)]] = [:]
+        var backends: [Int: [VirtEntry]] = [:]
+        var nicPosition = 0
+        for entry in param.entries {
+            let vlan = entry.int("opt_vlan") ?? 0
+            if entry["type"] == "nic" {
+                nics[vlan, default: []].append((nicPosition, entry))
+                nicPosition += 1
+            } else {
+                backends[vlan, default: []].append(entry)
+            }
+        }
 
-        var pairs: [(nic: VirtEntry, backend: VirtEntry)] = []
-        for vlan in Set(param.entries.map(vlanOf)).sorted() {
-            let n = nics.filter { vlanOf($0) == vlan }, b = backends.filter { vlanOf($0) == vlan }
-            for (nic, backend) in zip(n, b) { pairs.append((nic, backend)) }
+        var pairs: [(position: Int, nic: VirtEntry, backend: VirtEntry)] = []
+        for vlan in Set(nics.keys).union(backends.keys).sorted() {
+            let n = nics[vlan] ?? [], b = backends[vlan] ?? []
+            for (nic, backend) in zip(n, b) { pairs.append((nic.position, nic.entry, backend)) }
             for extra in n.dropFirst(b.count) {
-                draft.fail(extra.location, spec.name,
-                           "nic '\(extra.text)' has no backend on opt_vlan=\(vlan); add 'type=user' or 'type=tap' with the same opt_vlan")
+                draft.fail(extra.entry.location, spec.name,
+                           "nic '\(extra.entry.text)' has no backend on opt_vlan=\(vlan); add 'type=user' or 'type=tap' with the same opt_vlan")
             }
             for extra in b.dropFirst(n.count) {
                 draft.fail(extra.location, spec.name,
@@ -29,10 +40,8 @@ public enum NetParameter: VMParameterHandler {
             }
         }
         // Emit pairs in the order the nics were written.
-        pairs.sort { a, b in
-            (nics.firstIndex(of: a.nic) ?? 0) < (nics.firstIndex(of: b.nic) ?? 0)
-        }
-        for (nic, backend) in pairs {
+        pairs.sort { $0.position < $1.position }
+        for (_, nic, backend) in pairs {
             let id = "hostnet\(draft.nicCount)"
             emitBackend(backend, id: id, into: &draft)
             emitNIC(nic, netdev: id, into: &draft)
@@ -88,15 +97,37 @@ public enum NetParameter: VMParameterHandler {
         }
     }
 
+    /// Guest PCI slot 0x1f is free on some machine families (i440fx, virt) and taken on others
+    /// (q35: the LPC bridge). The error goes to the `machine` line when the machine was chosen
+    /// there: the default management nic sits at 0x1f, so the machine is what to change.
+    static func checkSlot1f(of entry: VirtEntry, in draft: inout CommandLineDraft) {
+        let machine = draft.context.machine, architecture = draft.context.architecture
+        let family = architecture.family(of: machine)
+        if let family, family.slot1fOwner == nil { return }
+        let nicLocation = entry.location(of: "opt_addr")
+        let nic = nicLocation.line > 0
+            ? "the nic at \(nicLocation.file.scalarSplit("/").last ?? nicLocation.file):\(nicLocation.line)"
+            : "the management nic (\(nicLocation.file))"
+        let free = architecture.machineFamilies.filter { $0.slot1fOwner == nil }
+            .map { "\($0.name) (\($0.patterns.joined(separator: ", ")))" }.joined(separator: " or ")
+        let reason = family.map { "machine '\(machine)' is a \($0.name) machine, whose guest PCI slot 0x1f holds \($0.slot1fOwner ?? "a device"); \(nic) asks for slot 0x1f" }
+            ?? "dts does not know whether guest PCI slot 0x1f, which \(nic) asks for, is free on machine '\(machine)'"
+        let message = "\(reason); use a machine of family \(free), or give the nic another opt_addr"
+        if let machineLocation = draft.context.machineLocation {
+            draft.fail(machineLocation, "machine", message)
+        } else {
+            draft.fail(nicLocation, spec.name, message)
+        }
+    }
+
     static func emitNIC(_ entry: VirtEntry, netdev: String, into draft: inout CommandLineDraft) {
         let model = entry["opt_model"] ?? "e1000"
         var pairs: [(String, String)] = [("netdev", netdev), ("id", entry["opt_name"] ?? "nic\(draft.nicCount)")]
         let mac = entry["opt_macaddr"] ?? draft.allocator.macAddress(vm: draft.context.vmName, index: draft.nicCount)
         pairs.append(("mac", mac))
         if let slot = entry["opt_addr"].flatMap(ValueKind.normalizedSlot) {
-            if slot.hasPrefix("1f"), !draft.context.architecture.managementSlotMachines.contains(draft.context.machine) {
-                draft.fail(entry.location(of: "opt_addr"), spec.name,
-                           "guest PCI slot 0x1f is taken on machine '\(draft.context.machine)' (the LPC bridge on q35); use machine=\(draft.context.architecture.managementSlotMachines.sorted().joined(separator: "|")) or another opt_addr")
+            if slot == "1f" || slot.unicodeScalars.starts(with: "1f.".unicodeScalars) {
+                checkSlot1f(of: entry, in: &draft)
             }
             pairs.append(("addr", slot))
         }

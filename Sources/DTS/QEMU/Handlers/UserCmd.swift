@@ -15,11 +15,11 @@ public enum UserCmdParameter: VMParameterHandler {
                 guard let value = option.value else { continue }
                 switch option.name {
                 case "-netdev": // may be used by device driver=virtio-net-pci
-                    for part in value.split(separator: ",") where part.hasPrefix("id=") { draft.defineNetdev(String(part.dropFirst(3))) }
+                    if let id = QEMUOpts.property("id", in: value) { draft.defineNetdev(id) }
                 case "-kernel", "-initrd":
                     draft.opens(value, as: option.name)
                 case "-drive":
-                    if let file = value.split(separator: ",").first(where: { $0.hasPrefix("file=") }) { draft.opens(String(file.dropFirst(5)), as: "disk file") }
+                    if let file = QEMUOpts.property("file", in: value) { draft.opens(file, as: "disk file") }
                 default: break
                 }
             }
