@@ -17,6 +17,8 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
     public let pciMap: PCIMap
     /// The command line the VM was started with.
     public let command: QEMUCommandLine
+    /// What ``portsInfo()`` learnt about the test NICs (their MACs while the kernel owned them).
+    let portCache = GuestPortCache()
 
     /// Commands and shells go through the same wrapper as a remote host DUT's: shells return
     /// output without the prompt's head, and commands that time out are killed in the guest.
