@@ -179,7 +179,7 @@ public enum GuestShutdownMode: String, Sendable, Hashable {
 /// Power commands (`guest-shutdown`, `guest-suspend-*`) are refused when the peer of the socket is a
 /// `qemu-ga` process on this host (that would power off the host itself), and when the client was
 /// made with `allowPowerCommands: false`.
-public final class GuestAgentClient: @unchecked Sendable {
+public final class GuestAgentClient: Sendable {
     /// The socket this client talks to.
     public let endpoint: ControlEndpoint
     /// Whether power commands may be sent at all.

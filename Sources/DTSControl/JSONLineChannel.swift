@@ -15,7 +15,7 @@ import Glibc
 /// `onUnmatched`. A 0xFF byte (the guest agent's sync delimiter) discards any partial line.
 /// Waiters have deadlines (scheduled on Dispatch); when the peer closes the socket every waiter
 /// fails at once with ``ControlError/peerClosed(_:)``.
-final class JSONLineChannel: @unchecked Sendable {
+final class JSONLineChannel: Sendable {
     typealias Message = ControlMessage
     typealias Matcher = @Sendable (Message) -> Bool
 

@@ -14,7 +14,7 @@ import Synchronization
 /// Events are kept in a small buffer (the last 256) so ``waitForEvent(named:after:recentWithin:timeout:)``
 /// also sees an event that arrived just before the call (a `RESUME` racing the `cont` reply), and
 /// every ``events()`` stream receives the events that arrive after it was made.
-public final class QMPClient: @unchecked Sendable {
+public final class QMPClient: Sendable {
     /// The socket this client talks to.
     public let endpoint: ControlEndpoint
     /// The greeting QEMU sent (its version).
