@@ -80,8 +80,8 @@ let package = Package(
             dependencies: ["DTS", "DTSSSH", "DTSProcess"],
             path: "Benchmarks/BootBench"
         ),
-        // What every test target shares: scratch directories, running a program, free ports,
-        // "require this program", and the shell conformance cases.
+        // What every test target shares: scratch directories, running a program, free ports, unix
+        // sockets, "require this program", a locked box, and the shell conformance cases.
         .target(
             name: "DTSTestSupport",
             dependencies: ["DTSProcess", "DTSSession"],
