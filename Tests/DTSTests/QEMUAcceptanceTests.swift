@@ -226,6 +226,7 @@ final class FreePortAllocator: VMResourceAllocator, @unchecked Sendable {
     }
 
     func runtimeDirectory(vm: String) -> String { "\(runtimeRoot)/\(vm)" }
+    var sharedDirectory: String { runtimeRoot }
     func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try freePort() }
     func vncDisplay(vm: String) throws -> Int {
         for display in 10...99 where HostResourceAllocator.canBind(port: 5900 + display, address: "127.0.0.1") { return display }
