@@ -98,6 +98,37 @@ import Testing
         #expect(try check("port=x;").count == 1)
     }
 
+    /// `-incoming` listens where the VM's host is reached: the DUT's own address for a remote DUT
+    /// (its allocator), the loopback address on this machine (the run's allocator).
+    @Test func incomingMigrationListensOnTheDUTAddress() async throws {
+        let dir = try Self.conf(["s.cfg": "[vm0]\nlogin = user=root;\nmigration = enable=yes,port=4444;\n"])
+        let remote = RemoteResourceAllocator(root: "/tmp/dts-vms.x", listenAddress: "192.0.2.10", hugepageMount: nil,
+                                             imageDirectory: "/root/.cache/dts/images", hostArchitecture: "x86_64", salt: "t")
+        let onDUT = try Self.vm(dir).commandLine(allocator: remote)
+        #expect(onDUT.argv.contains("tcp:192.0.2.10:4444"))
+        let run = testRun()
+        try await withTearDown(run) {
+            let here = try Self.vm(dir).commandLine(allocator: try run.allocator)
+            #expect(here.argv.contains("tcp:127.0.0.1:4444"))
+        }
+    }
+
+    /// cpupin with no CPU online on the VM's host fails the start at `prepare`, before QEMU runs,
+    /// with the CPUs named; `vm cmdline` does not hold it to this host.
+    @Test func aStartWithEveryPinnedCPUOfflineFailsAtPrepare() async throws {
+        let dir = try Self.conf(["s.cfg": "[vm0]\nlogin = user=root;\ncpu = model=host,number=2,cpupin=4094 4095;\n"])
+        #expect(try Self.vm(dir).commandLine(allocator: Self.allocator).cpuPinning == [4094, 4095])
+        let run = testRun()
+        try await withTearDown(run) {
+            let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: dir.path, accelerator: .tcg), run: run), vmName: "vm0", suite: "s")
+            await #expect { try await kvm.start() } throws: { error in
+                guard let error = error as? VMStartError else { return false }
+                return error.stage == .prepare && "\(error.reason)".contains("none of the host CPUs of cpupin (4094,4095) is online on this host")
+            }
+            #expect(kvm.instance == nil)
+        }
+    }
+
     /// Every warning of the schema names an option DTS's configs or suites write.
     @Test func ignoredOptionsWarnOnce() throws {
         let entries = try VirtValueParser.parse("type=nic,opt_vlan=0,netdev=net1;type=user;", file: "t.cfg", line: 3, key: "net")
