@@ -8,6 +8,7 @@ public enum SuiteRegistry {
         HostBasic.self,
         VirtBasic.self,
         VxlanSample.self,
+        VM2VMVirtioNetPerf.self,
         RunnerSelfTest.self,
     ]
 
