@@ -9,6 +9,7 @@ public enum SuiteRegistry {
         VirtBasic.self,
         VxlanSample.self,
         VM2VMVirtioNetPerf.self,
+        VhostQemuMTU.self,
         RunnerSelfTest.self,
     ]
 

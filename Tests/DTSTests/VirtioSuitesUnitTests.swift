@@ -53,5 +53,6 @@ import Testing
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let perf = try VM2VMVirtioNetPerf.Settings(try SuiteConfig(path: root + "/conf/vm2vm_virtio_net_perf.cfg"))
         #expect(perf.iperfSeconds == 10 && perf.minimumMbits == 10)
+        #expect(try SuiteConfig(path: root + "/conf/vhost_qemu_mtu.cfg").list("mtus") == ["9000", "68", "65535"])
     }
 }
