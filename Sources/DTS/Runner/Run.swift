@@ -66,7 +66,8 @@ public actor Run {
 
     // MARK: Directory and allocator
 
-    /// The run's private directory; made on first use, after ``RunDirectory/cleanStale(root:logger:)``.
+    /// The run's private directory; made on first use, once the root proved to be this user's own
+    /// (``RunDirectory/prepareRoot(_:)``) and after ``RunDirectory/cleanStale(root:logger:)``.
     public nonisolated var directory: RunDirectory {
         get throws { try place.made().directory }
     }
@@ -164,6 +165,7 @@ private final class RunPlace: @unchecked Sendable {
     func made() throws -> (directory: RunDirectory, allocator: HostResourceAllocator) {
         try lock.withLock {
             if let current { return current }
+            try RunDirectory.prepareRoot(root)
             RunDirectory.cleanStale(root: root, logger: logger)
             let directory = try RunDirectory(root: root)
             let allocator: HostResourceAllocator

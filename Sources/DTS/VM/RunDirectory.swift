@@ -10,7 +10,8 @@ import Glibc
 /// a live run from the leftovers of one that was killed, and clean those up.
 public final class RunDirectory: Sendable {
     /// The root that holds every run's directory: `/run/dts` for root, else
-    /// `$XDG_RUNTIME_DIR/dts`, else `/tmp/dts-<uid>`; `DTS_RUN_ROOT` overrides.
+    /// `$XDG_RUNTIME_DIR/dts`, else `/tmp/dts-<uid>`; `DTS_RUN_ROOT` overrides. Whichever it is,
+    /// it must be the user's own directory with mode 0700 (``prepareRoot(_:)``).
     public static var defaultRoot: String {
         let env = ProcessInfo.processInfo.environment
         if let root = env["DTS_RUN_ROOT"], !root.isEmpty { return root }
@@ -26,11 +27,11 @@ public final class RunDirectory: Sendable {
     /// A short id, unique among runs (used to salt MAC addresses).
     public let id: String
 
-    /// Creates a fresh run directory (mode 0700) under `root`.
+    /// Creates a fresh run directory (mode 0700) under `root`, which must be this user's own
+    /// (``prepareRoot(_:)``).
     public init(root: String = RunDirectory.defaultRoot) throws {
         self.root = root
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try Self.prepareRoot(root)
         // Made under a temporary name and renamed once its owner record is in place, so that a
         // concurrent cleanStale never sees a run directory without an owner.
         var template = Array("\(root)/.new-XXXXXX".utf8CString)
@@ -45,6 +46,41 @@ public final class RunDirectory: Sendable {
         guard rename(staging, path) == 0 else {
             throw ResourceError("cannot create run directory \(path): \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// Makes `root` (mode 0700) if it is missing, and checks that it is this user's own: a
+    /// directory, not a symbolic link, owned by the effective user, with mode 0700. On a shared
+    /// host another user may have made `/tmp/dts-<uid>` first, or left a root writable: runs
+    /// planted there would be trusted (their pid files, sockets and mounts).
+    /// - Throws: ``ResourceError`` naming the path, its owner and its mode.
+    public static func prepareRoot(_ root: String) throws(ResourceError) {
+        do {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw ResourceError("cannot create the run root \(root): \(error.localizedDescription)")
+        }
+        if let problem = rootProblem(root) { throw ResourceError(problem) }
+    }
+
+    /// Why `root` may not serve as this user's run root, or `nil` if it may.
+    static func rootProblem(_ root: String) -> String? {
+        var info = stat()
+        guard lstat(root, &info) == 0 else { return "cannot read the run root \(root): \(String(cString: strerror(errno)))" }
+        let me = geteuid()
+        let mode = info.st_mode & 0o7777
+        let isDirectory = info.st_mode & S_IFMT == S_IFDIR
+        guard !isDirectory || info.st_uid != me || mode != 0o700 else { return nil }
+        let kind = info.st_mode & S_IFMT == S_IFLNK ? "a symbolic link" : isDirectory ? "a directory" : "not a directory"
+        return "the run root \(root) is \(kind) with owner \(userName(info.st_uid)) and mode \(String(format: "%04o", mode)); "
+            + "dts keeps its runs' sockets and pid files there and trusts what it finds, so it must be a directory owned by "
+            + "\(userName(me)) with mode 0700. Remove it, or set DTS_RUN_ROOT (or XDG_RUNTIME_DIR) to such a directory"
+    }
+
+    /// `name (uid N)`, or `uid N` for a user without a name.
+    static func userName(_ uid: uid_t) -> String {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+        return "\(String(cString: name)) (uid \(uid))"
     }
 
     /// The directory of VM `vm` (created on demand by ``vmDirectory(_:)``).
@@ -82,6 +118,11 @@ public final class RunDirectory: Sendable {
     @discardableResult
     public static func cleanStale(root: String = RunDirectory.defaultRoot, logger: Logger = Logger(label: "dts.run")) -> CleanupReport {
         var report = CleanupReport()
+        // Runs found in a root that is not this user's own may have been planted: touch nothing.
+        if FileManager.default.fileExists(atPath: root), let problem = rootProblem(root) {
+            logger.warning("not cleaning up stale runs: \(problem)")
+            return report
+        }
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return report }
         for entry in entries where entry.hasPrefix("run-") {
             let run = "\(root)/\(entry)"
