@@ -178,15 +178,15 @@ struct VMCommand: ParsableCommand {
 
             // The first of QEMU's exit and a signal ends the wait; the other is ignored. (A task
             // group would also wait for the loser: QEMU's exit, which only comes once the VM is stopped.)
-            let ending = FirstEvent<Ending>()
+            let ending = Latch<Ending>()
             let watchers: [Task<Void, Never>] = [
                 Task {
                     let status = await instance.waitForExit()
-                    ending.deliver(.qemuExited(status))
+                    ending.set(.qemuExited(status))
                 },
                 Task {
                     guard let signal = await trap.wait() else { return }
-                    ending.deliver(.signal(signal))
+                    ending.set(.signal(signal))
                 },
             ]
             let end = await ending.wait()

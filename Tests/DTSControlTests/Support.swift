@@ -2,6 +2,7 @@ import DTSProcess
 import DTSTestSupport
 import Foundation
 import Testing
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -148,45 +149,21 @@ final class FakeConnection {
         return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
     }
 
-    func write(_ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if written <= 0 { return }
-            offset += written
-        }
-    }
+    func write(_ bytes: [UInt8]) { _ = UnixSocket.sendAll(bytes, to: fd) }
 
     func write(_ text: String) { write(Array(text.utf8)) }
 }
 
 /// A unix socket server that accepts one connection and runs a script on a dedicated thread.
-final class FakePeer: @unchecked Sendable {
+final class FakePeer: Sendable {
     let path: String
     private let listenFD: Int32
-    private let lock = NSLock()
-    private var finished = false
-    private var failure: String?
+    /// Whether the script finished, and its failure.
+    private let outcome = Mutex((finished: false, failure: String?.none))
 
     init(path: String) throws {
         self.path = path
-        unlink(path)
-        listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard listenFD >= 0, bound == 0, listen(listenFD, 4) == 0 else {
-            throw TestSetupError(description: "fake peer cannot listen on \(path): \(String(cString: strerror(errno)))")
-        }
+        listenFD = try UnixSocket.listen(at: path, backlog: 4)
     }
 
     /// Accepts one connection (within 5 s) and runs `script` on it, then closes it.
@@ -206,10 +183,7 @@ final class FakePeer: @unchecked Sendable {
             } else {
                 problem = "no client within 5 s"
             }
-            lock.withLock {
-                finished = true
-                failure = problem
-            }
+            outcome.withLock { $0 = (true, problem) }
         }
         thread.start()
     }
@@ -218,7 +192,7 @@ final class FakePeer: @unchecked Sendable {
     func waitDone(timeout: Duration = .seconds(10)) async -> String? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let (done, problem) = lock.withLock { (finished, failure) }
+            let (done, problem) = outcome.withLock { $0 }
             if done { return problem }
             try? await Task.sleep(for: .milliseconds(10))
         }

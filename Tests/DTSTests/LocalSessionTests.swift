@@ -2,6 +2,7 @@
 import DTSTestSupport
 import Foundation
 import Testing
+import Synchronization
 
 /// Processes whose command line is exactly `command` (arguments joined by spaces).
 func localProcesses(running command: String) -> [Int32] {
@@ -18,11 +19,10 @@ func waitForLocalProcess(running command: String) async -> Bool {
 }
 
 /// Collects session log events (for checking logging and redaction).
-final class LocalSessionLogCollector: SessionLogSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [SessionLogEvent] = []
-    func record(_ event: SessionLogEvent) { lock.withLock { storage.append(event) } }
-    var events: [SessionLogEvent] { lock.withLock { storage } }
+final class LocalSessionLogCollector: SessionLogSink, Sendable {
+    private let storage = Mutex<[SessionLogEvent]>([])
+    func record(_ event: SessionLogEvent) { storage.withLock { $0.append(event) } }
+    var events: [SessionLogEvent] { storage.withLock { $0 } }
 }
 
 /// Real `/bin/sh` and `/bin/bash` on this machine.

@@ -1,11 +1,11 @@
 import Foundation
+import Synchronization
 
 /// A deterministic allocator: DTS's port bases (SSH forwards from 6000, VNC displays from 1,
 /// telnet from 7000, migration from 8000), counted up per request, and MACs derived from the
 /// VM name. It reserves nothing: it serves golden tests and `dts vm cmdline`, which only print.
-public final class StaticAllocator: VMResourceAllocator, @unchecked Sendable {
-    private let lock = NSLock()
-    private var next = (ssh: 6000, vnc: 1, serial: 7000, migration: 8000)
+public final class StaticAllocator: VMResourceAllocator, Sendable {
+    private let next = Mutex((ssh: 6000, vnc: 1, serial: 7000, migration: 8000))
     private let runtimeRoot: String
 
     public let listenAddress: String
@@ -34,19 +34,19 @@ public final class StaticAllocator: VMResourceAllocator, @unchecked Sendable {
     public func runtimeDirectory(vm: String) -> String { "\(runtimeRoot)/\(vm)" }
 
     public func hostForwardPort(vm: String, guestPort: Int) throws -> Int {
-        lock.withLock { defer { next.ssh += 1 }; return next.ssh }
+        next.withLock { next in defer { next.ssh += 1 }; return next.ssh }
     }
 
     public func vncDisplay(vm: String) throws -> Int {
-        lock.withLock { defer { next.vnc += 1 }; return next.vnc }
+        next.withLock { next in defer { next.vnc += 1 }; return next.vnc }
     }
 
     public func serialPort(vm: String) throws -> Int {
-        lock.withLock { defer { next.serial += 1 }; return next.serial }
+        next.withLock { next in defer { next.serial += 1 }; return next.serial }
     }
 
     public func migrationPort(vm: String) throws -> Int {
-        lock.withLock { defer { next.migration += 1 }; return next.migration }
+        next.withLock { next in defer { next.migration += 1 }; return next.migration }
     }
 
     public func macAddress(vm: String, index: Int) -> String {

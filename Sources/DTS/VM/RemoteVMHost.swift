@@ -2,6 +2,7 @@ import DTSProcess
 import DTSSSH
 import DTSSession
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,7 +24,7 @@ import Glibc
 ///   DUT's `~/.cache/dts/images/NAME` when missing there or different (size and modification time).
 /// - On stop the console log and QEMU's output are copied back into the VM's local log directory,
 ///   then the VM's directory on the DUT is removed.
-final class RemoteVMHost: VMHost, @unchecked Sendable {
+final class RemoteVMHost: VMHost, Sendable {
     /// What dts learns about the DUT once.
     struct Facts: Sendable, Equatable {
         var architecture: String
@@ -62,9 +63,8 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     var allocator: any VMResourceAllocator { remoteAllocator }
     var launchesDaemonized: Bool { true }
     let label: String
-    private let lock = NSLock()
-    private var forwards: [String: [SSHSocketForward]] = [:]
-    private var removed = false
+    /// The socket forwards of each VM, and whether ``remove()`` ran.
+    private let state = Mutex((forwards: [String: [SSHSocketForward]](), removed: false))
 
     private init(dut: Dut, salt: String, connection: SSHConnection, facts: Facts, root: String, address: String) {
         self.dut = dut
@@ -267,7 +267,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     func reachSocket(_ path: String, vm: String, localDirectory: String) async throws -> String {
         let local = localDirectory + "/" + (path as NSString).lastPathComponent
         let forward = try await connection.forwardUnixSocket(localPath: local, remoteCommand: ShellQuoting.join(["socat", "-", "UNIX-CONNECT:" + path]))
-        lock.withLock { forwards[vm, default: []].append(forward) }
+        state.withLock { $0.forwards[vm, default: []].append(forward) }
         return local
     }
 
@@ -283,7 +283,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     func release(vm: String) { remoteAllocator.release(vm: vm) }
 
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async {
-        let open = lock.withLock { forwards.removeValue(forKey: vm) ?? [] }
+        let open = state.withLock { $0.forwards.removeValue(forKey: vm) ?? [] }
         for forward in open { await forward.close() }
         let dir = command.paths.runtimeDirectory
         for file in ["console.log", "qemu.stderr", "qemu.stdout"] {
@@ -296,7 +296,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     /// Removes the run's directory on the DUT (after its VMs stopped). Idempotent. A later VM start
     /// on the DUT in the same run makes a new one.
     func remove() async {
-        let first = lock.withLock { () -> Bool in defer { removed = true }; return !removed }
+        let first = state.withLock { state -> Bool in defer { state.removed = true }; return !state.removed }
         guard first else { return }
         dut.vmHost.forget()
         _ = try? await connection.exec(ShellQuoting.join(["rm", "-rf", "--", root]), timeout: .seconds(30))
@@ -307,7 +307,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
 /// listen on (``setListening(_:)``, from its `/proc/net/tcp`) and this run did not hand out; a
 /// port another process takes in between makes QEMU fail to bind, and the start retries with
 /// fresh ports.
-final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
+final class RemoteResourceAllocator: VMResourceAllocator, Sendable {
     let root: String
     let listenAddress: String
     let hugepageMount: String?
@@ -315,9 +315,8 @@ final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
     let hostArchitecture: String
     private let salt: String
     private let ranges = HostResourceAllocator.Ranges()
-    private let lock = NSLock()
-    private var listening: Set<Int> = []
-    private var held: [String: [Int]] = [:]
+    /// The ports the DUT listens on, and those handed out per VM.
+    private let ports = Mutex((listening: Set<Int>(), held: [String: [Int]]()))
 
     init(root: String, listenAddress: String, hugepageMount: String?, imageDirectory: String, hostArchitecture: String, salt: String) {
         self.root = root
@@ -328,7 +327,7 @@ final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
         self.salt = salt
     }
 
-    func setListening(_ ports: Set<Int>) { lock.withLock { listening = ports } }
+    func setListening(_ listening: Set<Int>) { ports.withLock { $0.listening = listening } }
 
     /// TCP ports in LISTEN state (`st` 0A) in `/proc/net/tcp` / `tcp6` text.
     static func listeningPorts(procNetTCP text: String) -> Set<Int> {
@@ -357,18 +356,18 @@ final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
     func macAddress(vm: String, index: Int) -> String { MACAddress.derived(vm: vm, index: index, salt: salt) }
 
     /// Ports handed out for `vm`.
-    func ports(of vm: String) -> [Int] { lock.withLock { held[vm] ?? [] } }
+    func ports(of vm: String) -> [Int] { ports.withLock { $0.held[vm] ?? [] } }
 
-    func release(vm: String) { _ = lock.withLock { held.removeValue(forKey: vm) } }
+    func release(vm: String) { _ = ports.withLock { $0.held.removeValue(forKey: vm) } }
 
     private func reserve(in range: ClosedRange<Int>, vm: String, what: String) throws -> Int {
-        try lock.withLock {
-            let taken = listening.union(held.values.joined())
+        try ports.withLock { ports in
+            let taken = ports.listening.union(ports.held.values.joined())
             let start = Int.random(in: 0..<range.count)
             for step in 0..<range.count {
                 let port = range.lowerBound + (start + step) % range.count
                 if taken.contains(port) { continue }
-                held[vm, default: []].append(port)
+                ports.held[vm, default: []].append(port)
                 return port
             }
             throw ResourceError("no free port on the DUT for the \(what) of \(vm) in \(range.lowerBound)-\(range.upperBound)")
@@ -377,14 +376,13 @@ final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
 }
 
 /// The remote VM host of a DUT, made on first use.
-final class VMHostSlot: @unchecked Sendable {
-    private let lock = NSLock()
-    private var made: Task<RemoteVMHost, any Error>?
+final class VMHostSlot: Sendable {
+    private let made = Mutex<Task<RemoteVMHost, any Error>?>(nil)
 
     /// The host, made by `make` once (concurrent callers share the first attempt; a failed attempt
     /// is forgotten so a later start tries again).
     func host(make: @escaping @Sendable () async throws -> RemoteVMHost) async throws -> RemoteVMHost {
-        let task = lock.withLock { () -> Task<RemoteVMHost, any Error> in
+        let task = made.withLock { made -> Task<RemoteVMHost, any Error> in
             if let made { return made }
             let created = Task { try await make() }
             made = created
@@ -393,13 +391,13 @@ final class VMHostSlot: @unchecked Sendable {
         do {
             return try await task.value
         } catch {
-            lock.withLock { if made == task { made = nil } }
+            made.withLock { if $0 == task { $0 = nil } }
             throw error
         }
     }
 
     /// Drops the host (its directory on the DUT is gone).
     func forget() {
-        lock.withLock { made = nil }
+        made.withLock { $0 = nil }
     }
 }

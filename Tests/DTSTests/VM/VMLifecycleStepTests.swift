@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -28,7 +29,7 @@ import Glibc
         let params = try VirtConfig.load(vm: "vm0", suite: fixture.suite, confDirectory: fixture.confDirectory)
         let seen = LockedBox<[VMStageEvent]>([])
         var options = VMStartOptions { event in
-            seen.set(seen.get() + [event])
+            seen.update { $0.append(event) }
             onStage?(event, host)
         }
         options.portRetries = portRetries
