@@ -7,7 +7,8 @@ import Glibc
 
 /// The private directory of one dts run: every VM's sockets, pid file and logs live under it, in
 /// `<run>/<vm>/`. It records its owner (pid and process start time) so that a later run can tell
-/// a live run from the leftovers of one that was killed, and clean those up.
+/// a live run from the leftovers of one that was killed, and the processes the run started (pid
+/// and start time again, in `processes`) so that the later run kills those, and nothing else.
 public final class RunDirectory: Sendable {
     /// The root that holds every run's directory: `/run/dts` for root, else
     /// `$XDG_RUNTIME_DIR/dts`, else `/tmp/dts-<uid>`; `DTS_RUN_ROOT` overrides. Whichever it is,
@@ -113,8 +114,9 @@ public final class RunDirectory: Sendable {
     }()
 
     /// Cleans up after runs that died: for every run directory whose owner is gone, kills the
-    /// processes recorded in its pid files (only if they still look like they belong to that run)
-    /// and removes the directory.
+    /// processes the run recorded (``recordProcess(_:_:)``) that still run with the start time
+    /// recorded for them, unmounts what is mounted inside, and removes the directory. A pid file
+    /// alone never gets a process killed: a pid may have been reused, or the run planted.
     @discardableResult
     public static func cleanStale(root: String = RunDirectory.defaultRoot, logger: Logger = Logger(label: "dts.run")) -> CleanupReport {
         var report = CleanupReport()
@@ -126,21 +128,13 @@ public final class RunDirectory: Sendable {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return report }
         for entry in entries where entry.hasPrefix("run-") {
             let run = "\(root)/\(entry)"
-            if let owner = try? String(contentsOfFile: run + "/owner", encoding: .utf8) {
-                let fields = owner.split(whereSeparator: \.isWhitespace)
-                if fields.count == 2, let pid = Int32(fields[0]), let start = UInt64(fields[1]),
-                   ProcessTable.startTime(of: pid) == start {
-                    continue // the owner is alive
-                }
+            if let owner = (try? String(contentsOfFile: run + "/owner", encoding: .utf8)).flatMap(ProcessRecord.init), owner.isRunning {
+                continue // the owner is alive
             }
-            for pidFile in pidFiles(under: run) {
-                guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-                      let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { continue }
-                // Only kill a process whose command line names this run's directory.
-                guard ProcessTable.commandLine(of: pid).contains(where: { $0.contains(run) }) else { continue }
-                kill(pid, SIGKILL)
-                report.killedProcesses.append(pid)
-                logger.warning("killed leftover process \(pid) of dead run \(run)")
+            for record in processRecords(in: run) where record.pid > 1 && record.pid != getpid() && record.isRunning {
+                kill(record.pid, SIGKILL)
+                report.killedProcesses.append(record.pid)
+                logger.warning("killed leftover process \(record.pid) (\(record.what)) of dead run \(run)")
             }
             // Mounts a dead run made (hugetlbfs for a backend) go before the directory does.
             for mount in mounts(under: run).reversed() {
@@ -153,6 +147,73 @@ public final class RunDirectory: Sendable {
         return report
     }
 
+    // MARK: The run's processes
+
+    /// A process as a run records it: pid, start time (``ProcessTable/startTime(of:)``), and what it is.
+    struct ProcessRecord: Equatable {
+        var pid: Int32
+        var startTime: UInt64
+        var what: String
+
+        /// Parses `pid starttime what...` (the owner file has no `what`).
+        init?(_ line: some StringProtocol) {
+            let fields = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count >= 2, let pid = Int32(fields[0]),
+                  let start = UInt64(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+            self.pid = pid
+            startTime = start
+            what = fields.count > 2 ? fields[2].trimmingCharacters(in: .newlines) : ""
+        }
+
+        /// Whether the process still runs: its pid exists and started at the recorded time.
+        var isRunning: Bool { ProcessTable.startTime(of: pid) == startTime }
+    }
+
+    /// The file of the processes a run started, one `pid starttime what` line each.
+    static let processesFile = "processes"
+
+    /// Records that process `pid` on this machine belongs to the run, with its start time, so that
+    /// a later run cleans it up should this dts die (``cleanStale(root:logger:)``), and never kills
+    /// a process that reused the pid. Call it as soon as the pid is known: after starting a
+    /// process, or on first reading a pid file the process wrote itself. Does nothing if the
+    /// process is already gone.
+    public func recordProcess(_ pid: Int32, _ what: String) {
+        Self.append(pid: pid, what: what, toRun: path)
+    }
+
+    /// Records the process named by `pidFile` with the run whose directory holds that file (as
+    /// ``recordProcess(_:_:)``), the first time the file is read. A file outside any run
+    /// directory is not recorded. For programs that write their own pid files (OVS, testpmd).
+    public static func recordProcess(_ pid: Int32, pidFile: String) {
+        var directory = (pidFile as NSString).deletingLastPathComponent
+        while directory.count > 1 {
+            let name = (directory as NSString).lastPathComponent
+            if name.hasPrefix("run-"), FileManager.default.fileExists(atPath: directory + "/owner") {
+                // The first reading counts: a later one may see a pid the process no longer has.
+                guard !processRecords(in: directory).contains(where: { $0.what == pidFile }) else { return }
+                append(pid: pid, what: pidFile, toRun: directory)
+                return
+            }
+            directory = (directory as NSString).deletingLastPathComponent
+        }
+    }
+
+    private static func append(pid: Int32, what: String, toRun run: String) {
+        guard pid > 1, let start = ProcessTable.startTime(of: pid) else { return }
+        let line = Array("\(pid) \(start) \(what.replacingOccurrences(of: "\n", with: " "))\n".utf8)
+        // One write(2) of a short line with O_APPEND: concurrent records never interleave.
+        let fd = open(run + "/" + processesFile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    /// The processes recorded in run directory `run`.
+    static func processRecords(in run: String) -> [ProcessRecord] {
+        guard let text = try? String(contentsOfFile: run + "/" + processesFile, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap(ProcessRecord.init)
+    }
+
     static func mounts(under run: String) -> [String] {
         guard let text = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { line in
@@ -161,10 +222,5 @@ public final class RunDirectory: Sendable {
             let point = String(fields[1])
             return point.hasPrefix(run + "/") ? point : nil
         }
-    }
-
-    static func pidFiles(under run: String) -> [String] {
-        guard let walker = FileManager.default.enumerator(atPath: run) else { return [] }
-        return walker.compactMap { $0 as? String }.filter { $0.hasSuffix(".pid") }.map { "\(run)/\($0)" }
     }
 }

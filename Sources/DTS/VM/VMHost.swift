@@ -81,7 +81,10 @@ final class LocalVMHost: VMHost {
         let dir = command.paths.runtimeDirectory
         let process = try ChildProcess.spawn(command.command, stdout: dir + "/qemu.stdout", stderr: dir + "/qemu.stderr",
                                                   dieWithParent: !command.daemonize)
-        guard command.daemonize else { return SupervisedQEMU(process) }
+        guard command.daemonize else {
+            hostAllocator.run.recordProcess(process.pid, "qemu \(vm)")
+            return SupervisedQEMU(process)
+        }
         // The launcher exits 0 once QEMU has daemonized; then follow the pid file.
         let status = await process.waitForExit()
         guard status == 0 else { throw VMStartError.Reason.qemuExited(status: status) }
@@ -90,6 +93,7 @@ final class LocalVMHost: VMHost {
               let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw VMStartError.Reason.failed("QEMU daemonized but wrote no pid file")
         }
+        hostAllocator.run.recordProcess(pid, "qemu \(vm) (daemon)")
         return DaemonQEMU(pid: pid, host: self, launcher: process, watchInterval: .milliseconds(50), stopInterval: .milliseconds(50))
     }
 

@@ -85,4 +85,25 @@ import Testing
         #expect(implicit.stderr.contains(defaultRoot) && implicit.stderr.contains("owner root"), "\(implicit.stderr)")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: defaultRoot))?.isEmpty == true)
     }
+
+    /// A planted "dead run" whose pid file names a live process of the user: even when that
+    /// process's command line names the run's directory, it is not the run's (the run never
+    /// recorded it), and it survives the cleanup.
+    @Test func plantedDeadRunDoesNotKillAnUnrelatedProcess() async throws {
+        let scratch = try TempDir("dts-plantedrun")
+        let root = scratch.file("root")
+        let planted = try RunDirectory(root: root)
+        try "999999 1\n".write(toFile: planted.path + "/owner", atomically: true, encoding: .utf8)
+        let vmDir = try planted.vmDirectory("vm0")
+        // The victim: any process of the user whose argv happens to hold the path (an editor, a tail -f).
+        let victim = try ChildProcess.spawn(["/bin/sh", "-c", "while :; do sleep 1; done", "sh", vmDir + "/console.log"],
+                                            stdout: "/dev/null", stderr: "/dev/null")
+        defer { victim.signal(SIGKILL) }
+        try "\(victim.pid)\n".write(toFile: vmDir + "/qemu.pid", atomically: true, encoding: .utf8)
+        let report = RunDirectory.cleanStale(root: root)
+        #expect(report.killedProcesses.isEmpty)
+        #expect(await victim.waitForExit(timeout: .milliseconds(300)) == nil, "the planted run's pid file got a process killed")
+        // The dead run's directory itself goes.
+        #expect(report.removedRuns == [planted.path])
+    }
 }

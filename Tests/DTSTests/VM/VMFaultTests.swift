@@ -135,13 +135,25 @@ extension RealGuestTests {
     @Test func staleRunsAreCleanedUp() async throws {
         let root = "/tmp/dts-test-stale-\(UUID().uuidString.prefix(6))"
         defer { try? FileManager.default.removeItem(atPath: root) }
-        // A "run" whose owner is dead, with a process that names its directory.
+        // A "run" whose owner is dead, with a process it recorded.
         let run = try RunDirectory(root: root)
         try "999999 1\n".write(toFile: run.path + "/owner", atomically: true, encoding: .utf8)
         let vmDir = try run.vmDirectory("vm0")
-        let sleeper = try ChildProcess.spawn(["/bin/sh", "-c", "while :; do sleep 1; done", "sh", vmDir + "/qmp.sock"],
-                                                  stdout: "/dev/null", stderr: "/dev/null")
-        try "\(sleeper.pid)\n".write(toFile: vmDir + "/qemu.pid", atomically: true, encoding: .utf8)
+        let sleeper = try ChildProcess.spawn(["/bin/sh", "-c", "while :; do sleep 1; done"], stdout: "/dev/null", stderr: "/dev/null")
+        run.recordProcess(sleeper.pid, "qemu vm0")
+        // A process that took the pid of one the run recorded (its start time differs) is not the run's.
+        let reused = try ChildProcess.spawn(["/bin/sh", "-c", "while :; do sleep 1; done"], stdout: "/dev/null", stderr: "/dev/null")
+        defer { reused.signal(SIGKILL) }
+        let reusedStart = try #require(ProcessTable.startTime(of: reused.pid))
+        let records = try FileHandle(forWritingTo: URL(fileURLWithPath: run.path + "/processes"))
+        try records.seekToEnd()
+        try records.write(contentsOf: Data("\(reused.pid) \(reusedStart - 1) qemu vm1\n".utf8))
+        try records.close()
+        // A pid file the process wrote itself is recorded on first reading.
+        let writer = try ChildProcess.spawn(["/bin/sh", "-c", "while :; do sleep 1; done"], stdout: "/dev/null", stderr: "/dev/null")
+        try "\(writer.pid)\n".write(toFile: vmDir + "/testpmd-x.pid", atomically: true, encoding: .utf8)
+        RunDirectory.recordProcess(writer.pid, pidFile: vmDir + "/testpmd-x.pid")
+        RunDirectory.recordProcess(reused.pid, pidFile: vmDir + "/testpmd-x.pid")  // a later reading: ignored
         // A mount it made goes too.
         try FileManager.default.createDirectory(atPath: run.path + "/huge", withIntermediateDirectories: true)
         let mounted = try await runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", run.path + "/huge"])
@@ -150,8 +162,10 @@ extension RealGuestTests {
         let live = try RunDirectory(root: root)
         let report = RunDirectory.cleanStale(root: root)
         #expect(report.removedRuns == [run.path])
-        #expect(report.killedProcesses == [sleeper.pid])
+        #expect(report.killedProcesses == [sleeper.pid, writer.pid])
         #expect(await sleeper.waitForExit(timeout: .seconds(5)) == 128 + SIGKILL)
+        #expect(await writer.waitForExit(timeout: .seconds(5)) == 128 + SIGKILL)
+        #expect(reused.isRunning)
         #expect(FileManager.default.fileExists(atPath: live.path))
         #expect(!FileManager.default.fileExists(atPath: run.path))
         #expect(RunDirectory.mounts(under: run.path).isEmpty)
@@ -212,6 +226,9 @@ extension RealGuestTests {
                 let pidText = try String(contentsOfFile: try #require(instance.command.paths.pidFile), encoding: .utf8)
                 #expect(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) == instance.pid)
                 #expect(instance.pid != launcher.pid && ProcessTable.isAlive(instance.pid))
+                // The run recorded it with its start time, for the stale-run cleanup after a crash of dts.
+                let records = RunDirectory.processRecords(in: try run.directory.path)
+                #expect(records.contains { $0.pid == instance.pid && $0.isRunning }, "\(records)")
                 #expect(try await dut.exec("true", timeout: .seconds(20)).succeeded)
                 await vm.stop()
                 #expect(!ProcessTable.isAlive(instance.pid))

@@ -40,7 +40,10 @@ final class VMStartProcess {
     /// The pids in the pid files under the run root (QEMU's, one per VM).
     var pidFilePIDs: [Int32] {
         let runs = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("run-") }
-        return runs.flatMap { RunDirectory.pidFiles(under: root + "/" + $0) }.compactMap { file in
+        return runs.flatMap { run in
+            (FileManager.default.enumerator(atPath: root + "/" + run)?.allObjects as? [String] ?? [])
+                .filter { $0.hasSuffix(".pid") }.map { root + "/" + run + "/" + $0 }
+        }.compactMap { file in
             (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
     }
