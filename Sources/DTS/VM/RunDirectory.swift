@@ -125,6 +125,7 @@ public final class RunDirectory: Sendable {
             logger.warning("not cleaning up stale runs: \(problem)")
             return report
         }
+        removeOldPortLocks(root: root)
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return report }
         for entry in entries where entry.hasPrefix("run-") {
             let run = "\(root)/\(entry)"
@@ -145,6 +146,22 @@ public final class RunDirectory: Sendable {
             logger.info("removed stale run directory \(run)")
         }
         return report
+    }
+
+    /// Removes the port lock files (`<root>/locks/port-N.lock`) that dts versions before the
+    /// abstract-socket reservations (``HostResourceAllocator``) made and never removed: each one
+    /// no process holds, then the directory once empty.
+    static func removeOldPortLocks(root: String) {
+        let directory = root + "/locks"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix("port-") && name.hasSuffix(".lock") {
+            let fd = open(directory + "/" + name, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+            guard fd >= 0 else { continue }
+            // Unlinked while locked: an older dts holding it keeps it; one that opens it later locks a new file.
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(directory + "/" + name) }
+            close(fd)
+        }
+        rmdir(directory)
     }
 
     // MARK: The run's processes

@@ -106,4 +106,45 @@ import Testing
         // The dead run's directory itself goes.
         #expect(report.removedRuns == [planted.path])
     }
+
+    /// Port reservations hold nothing on disk: after reserving, releasing and removing the run,
+    /// the root is empty (lock files used to pile up: 1,099 after a few hours).
+    @Test func portReservationsLeaveNoFiles() throws {
+        let scratch = try TempDir("dts-portfiles")
+        let root = scratch.file("root")
+        let run = try RunDirectory(root: root)
+        var ranges = HostResourceAllocator.Ranges()
+        ranges.ssh = 46100...46109
+        ranges.serial = 46110...46119
+        let allocator = try HostResourceAllocator(run: run, ranges: ranges)
+        let ssh = try allocator.hostForwardPort(vm: "vm0", guestPort: 22)
+        _ = try allocator.serialPort(vm: "vm0")
+        // Still exclusive between runs.
+        let other = try HostResourceAllocator(run: try RunDirectory(root: root), ranges: ranges)
+        for _ in 0..<9 { #expect(try other.hostForwardPort(vm: "vm1", guestPort: 22) != ssh) }
+        #expect(throws: ResourceError.self) { try other.hostForwardPort(vm: "vm1", guestPort: 22) }
+        allocator.release(vm: "vm0")
+        #expect(try other.hostForwardPort(vm: "vm1", guestPort: 22) == ssh)
+        other.release(vm: "vm1")
+        other.run.remove()
+        run.remove()
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: root)) == [], "left in the run root")
+    }
+
+    /// The lock files older dts versions left are removed, except one a process still holds.
+    @Test func oldPortLockFilesAreRemoved() throws {
+        let scratch = try TempDir("dts-oldlocks")
+        let root = scratch.file("root")
+        try RunDirectory.prepareRoot(root)
+        try FileManager.default.createDirectory(atPath: root + "/locks", withIntermediateDirectories: false)
+        for port in [6001, 6002] { _ = FileManager.default.createFile(atPath: root + "/locks/port-\(port).lock", contents: nil) }
+        let held = open(root + "/locks/port-6002.lock", O_RDWR)
+        defer { close(held) }
+        #expect(flock(held, LOCK_EX | LOCK_NB) == 0)
+        RunDirectory.cleanStale(root: root)
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: root + "/locks")) == ["port-6002.lock"])
+        flock(held, LOCK_UN)
+        RunDirectory.cleanStale(root: root)
+        #expect(!FileManager.default.fileExists(atPath: root + "/locks"))
+    }
 }
