@@ -14,15 +14,17 @@ struct VMCommand: ParsableCommand {
             abstract: "Print the QEMU command line of a VM, one argument per line.",
             discussion: """
                 Ports and MACs are shown as the deterministic defaults (SSH forwards from 6000, VNC display 1, ...); \
-                `dts vm start` allocates free ones. Runtime files go to --runtime-dir/<vm>.
+                `dts vm start` allocates free ones. Runtime files are shown in --runtime-dir/<vm>; by default \
+                that names a placeholder run directory (<run root>/run-XXXXXX), as `dts vm start` would make one. \
+                Nothing is created: the command only prints.
                 """)
 
         @Option(name: .long, help: "Suite whose config describes the VM.") var suite: String
         @Option(name: .long, help: "VM name (section of the suite config).") var vm: String = "vm0"
         @Option(name: .long, help: "Add a device as a suite would with setVMDevice, e.g. 'driver=vhost-user,opt_path=./vhost-net'. Repeatable.")
         var device: [String] = []
-        @Option(name: .long, help: "Directory for the VM's sockets, pid file and logs.")
-        var runtimeDir: String = "/tmp/dts-run"
+        @Option(name: .long, help: "Directory shown for the VM's sockets, pid file and logs (default: a placeholder run directory, <run root>/run-XXXXXX).")
+        var runtimeDir: String?
         @Flag(name: .long, help: "Print one shell-quoted, copy-pasteable line instead.") var shell = false
         @Flag(name: .long, help: "Add each option's note under it: why dts wrote it, or how it differs from what the config literally says.") var explain = false
         @OptionGroup var options: VMOptions
@@ -38,7 +40,7 @@ struct VMCommand: ParsableCommand {
                 for (index, text) in device.enumerated() {
                     try kvm.setVMDevice(text, source: "--device #\(index + 1)")
                 }
-                command = try kvm.commandLine(allocator: StaticAllocator.forThisHost(runtimeRoot: runtimeDir))
+                command = try kvm.commandLine(allocator: StaticAllocator.forThisHost(runtimeRoot: runtimeDir ?? RunDirectory.placeholderPath))
             } catch let errors as ConfigErrors {
                 throw reportConfigErrors(errors)
             }

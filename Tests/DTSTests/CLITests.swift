@@ -79,6 +79,19 @@ enum DTSBinary {
         #expect(perLine.stdout.contains("path=./vhost net"))
     }
 
+    /// `vm cmdline` only prints: nothing is made, not even the run root; paths name a placeholder run directory.
+    @Test func cmdlineCreatesNothing() async throws {
+        let scratch = try TempDir("dts-cmdline-nothing")
+        let root = scratch.file("root")
+        let result = try await DTSBinary.run(["vm", "cmdline", "--conf-dir", GoldenCase.directory, "--suite", "defaults", "--accel", "tcg"],
+                                             environment: ["DTS_RUN_ROOT": root, "HOME": scratch.path, "TMPDIR": scratch.path],
+                                             cwd: scratch.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("path=\(root)/run-XXXXXX/vm0/qmp.sock"), "\(result.stdout)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: scratch.path)) == [], "vm cmdline made something")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/dts-run"))
+    }
+
     @Test func accelFromEnvironmentAndBadValues() async throws {
         let tcg = try await DTSBinary.run(["vm", "cmdline", "--conf-dir", GoldenCase.directory, "--suite", "defaults"], environment: ["DTS_ACCEL": "tcg"])
         #expect(tcg.stdout.contains("-accel\ntcg\n"), "\(tcg.stderr)")

@@ -59,10 +59,26 @@ public actor Run {
     public init(root: String = RunDirectory.defaultRoot, listenAddress: String = "127.0.0.1",
                 hugepageMount: String? = HostFacts.hugetlbfsMount(),
                 timeoutFactor: Double? = nil, logger: Logger = Logger(label: "dts.run")) {
+        self.init(place: RunPlace(root: .shared(root), listenAddress: listenAddress, hugepageMount: hugepageMount, logger: logger),
+                  timeoutFactor: timeoutFactor, logger: logger)
+    }
+
+    /// A run under a root of its own: `/tmp/<prefix>-XXXXXX` (made with `mkdtemp`, mode 0700) on
+    /// first use, removed with everything in it by ``tearDown(timeout:)``. For tests and benchmarks:
+    /// no fixed name shared with other users or runs, nothing left behind, no stale-run cleanup of
+    /// anyone else's runs.
+    public static func isolated(prefix: String = "dts-run", listenAddress: String = "127.0.0.1",
+                                hugepageMount: String? = HostFacts.hugetlbfsMount(),
+                                timeoutFactor: Double? = nil, logger: Logger = Logger(label: "dts.run")) -> Run {
+        Run(place: RunPlace(root: .temporary(prefix: prefix), listenAddress: listenAddress, hugepageMount: hugepageMount, logger: logger),
+            timeoutFactor: timeoutFactor, logger: logger)
+    }
+
+    private init(place: RunPlace, timeoutFactor: Double?, logger: Logger) {
         let env = ProcessInfo.processInfo.environment["DTS_TIMEOUT_FACTOR"].flatMap(Double.init)
         self.timeoutFactor = max(0.1, timeoutFactor ?? env ?? 1)
         self.logger = logger
-        place = RunPlace(root: root, listenAddress: listenAddress, hugepageMount: hugepageMount, logger: logger)
+        self.place = place
     }
 
     // MARK: Directory and allocator
@@ -149,13 +165,21 @@ public actor Run {
 
 /// The run directory and allocator, made once on first use.
 private final class RunPlace: Sendable {
-    let root: String
+    /// Where run directories live.
+    enum Root: Sendable {
+        /// A root runs share (``RunDirectory/defaultRoot``).
+        case shared(String)
+        /// A root of this run's own, made with `mkdtemp` under `/tmp` and removed with the run.
+        case temporary(prefix: String)
+    }
+
+    let root: Root
     let listenAddress: String
     let hugepageMount: String?
     let logger: Logger
     private let current = Mutex<(directory: RunDirectory, allocator: HostResourceAllocator)?>(nil)
 
-    init(root: String, listenAddress: String, hugepageMount: String?, logger: Logger) {
+    init(root: Root, listenAddress: String, hugepageMount: String?, logger: Logger) {
         self.root = root
         self.listenAddress = listenAddress
         self.hugepageMount = hugepageMount
@@ -165,14 +189,20 @@ private final class RunPlace: Sendable {
     func made() throws -> (directory: RunDirectory, allocator: HostResourceAllocator) {
         try current.withLock { current in
             if let current { return current }
-            try RunDirectory.prepareRoot(root)
-            RunDirectory.cleanStale(root: root, logger: logger)
-            let directory = try RunDirectory(root: root)
+            let directory: RunDirectory
+            switch root {
+            case .shared(let root):
+                try RunDirectory.prepareRoot(root)
+                RunDirectory.cleanStale(root: root, logger: logger)
+                directory = try RunDirectory(root: root)
+            case .temporary(let prefix):
+                directory = try RunDirectory(root: try RunDirectory.makeTemporaryRoot(prefix: prefix))
+            }
             let allocator: HostResourceAllocator
             do {
                 allocator = try HostResourceAllocator(run: directory, listenAddress: listenAddress, hugepageMount: hugepageMount)
             } catch {
-                directory.remove()
+                remove(directory)
                 throw error
             }
             current = (directory, allocator)
@@ -180,9 +210,14 @@ private final class RunPlace: Sendable {
         }
     }
 
-    /// Removes the directory; a later use makes a new one.
+    /// Removes the directory (and a temporary root); a later use makes a new one.
     func remove() {
         let made = current.withLock { current -> RunDirectory? in defer { current = nil }; return current?.directory }
-        made?.remove()
+        if let made { remove(made) }
+    }
+
+    private func remove(_ directory: RunDirectory) {
+        directory.remove()
+        if case .temporary = root { try? FileManager.default.removeItem(atPath: directory.root) }
     }
 }

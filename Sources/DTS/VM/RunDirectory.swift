@@ -21,6 +21,10 @@ public final class RunDirectory: Sendable {
         return "/tmp/dts-\(getuid())"
     }
 
+    /// What a run directory under the default root looks like, for commands that only print
+    /// paths (`dts vm cmdline`): `<root>/run-XXXXXX`. Nothing is made there.
+    public static var placeholderPath: String { defaultRoot + "/run-XXXXXX" }
+
     /// The run's directory.
     public let path: String
     /// The root it lives in.
@@ -62,6 +66,15 @@ public final class RunDirectory: Sendable {
             throw ResourceError("cannot create the run root \(root): \(error.localizedDescription)")
         }
         if let problem = rootProblem(root) { throw ResourceError(problem) }
+    }
+
+    /// Makes a fresh run root `/tmp/<prefix>-XXXXXX` (mode 0700) that no one else knows about.
+    public static func makeTemporaryRoot(prefix: String) throws(ResourceError) -> String {
+        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw ResourceError("cannot create a run root /tmp/\(prefix)-XXXXXX: \(String(cString: strerror(errno)))")
+        }
+        return String(cString: made)
     }
 
     /// Why `root` may not serve as this user's run root, or `nil` if it may.

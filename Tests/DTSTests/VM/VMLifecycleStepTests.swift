@@ -24,7 +24,7 @@ import Glibc
                       onStage: (@Sendable (VMStageEvent, ScriptedVMHost) -> Void)? = nil)
         async throws -> (error: VMStartError?, host: ScriptedVMHost, events: [VMStageEvent], pending: [String], timeline: [String]) {
         let fixture = try VMFixture(["vm0": config])
-        let run = Run(root: "/tmp/dts-test-runs", hugepageMount: nil, timeoutFactor: timeoutFactor)
+        let run = Run.isolated(prefix: "dts-test", hugepageMount: nil, timeoutFactor: timeoutFactor)
         let host = ScriptedVMHost(script, runDirectory: try run.directory.path)
         let params = try VirtConfig.load(vm: "vm0", suite: fixture.suite, confDirectory: fixture.confDirectory)
         let seen = LockedBox<[VMStageEvent]>([])
