@@ -127,7 +127,9 @@ struct VMCommand: ParsableCommand {
                 // A start that failed because the interrupt tore the VM down ends in the interrupt's exit.
                 await interrupt.disarm()
                 await run.tearDown()
-                FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
+                // On a terminal, the end of QEMU's stderr and of the console too.
+                let text = (error as? any DetailedError)?.details ?? "\(error)"
+                FileHandle.standardError.write(Data("dts: \(text)\n".utf8))
                 throw ExitCode(.infrastructureError)
             }
         }

@@ -143,8 +143,8 @@ public final class Runner: Sendable {
                 if settings.vmLogDirectory == nil { settings.vmLogDirectory = options.outputDirectory + "/vms" }
                 dut = Dut(name: planned.crb.name, settings: settings, session: session, run: current)
             } catch {
-                let reason = "DUT \(planned.crb.name): \(error)"
-                logger.error("\(reason)")
+                logger.error("DUT \(planned.crb.name): \(error)")
+                let reason = Self.shortReason("DUT \(planned.crb.name): \(error)")
                 progress.note(reason)
                 result.suites = planned.suites.map { selection in
                     let names = selection.caseNames(parameters: planned.parameters)
@@ -248,9 +248,10 @@ public final class Runner: Sendable {
         case .timedOut: blocked = (.blocked, "setUpAll did not finish within \(options.setUpAllTimeout)")
         case .interrupted: blocked = (.blocked, "setUpAll interrupted by \(control.stopReason?.description ?? "a stop request")")
         }
-        if let (status, reason) = blocked {
+        if let (status, full) = blocked {
+            logger.error("\(full)")
+            let reason = Self.shortReason(full)
             if status != .skipped { result.setUpAllError = reason }
-            logger.error("\(reason)")
             progress.note("\(S.name): \(reason)")
             result.cases = allCases(status, reason)
         } else if let suite = holder.value {
@@ -267,7 +268,7 @@ public final class Runner: Sendable {
                 try await suite.tearDownAll()
             }
             if let problem = Self.hookProblem(outcome, hook: "tearDownAll", timeout: bound) {
-                result.tearDownAllError = problem
+                result.tearDownAllError = Self.shortReason(problem)
                 logger.error("\(problem)")
                 progress.note("\(S.name): \(problem)")
             }
@@ -318,12 +319,14 @@ public final class Runner: Sendable {
                 logger.error("\(problem)")
                 if status == .passed || status == .skipped { status = .error; reason = problem } else { reason = (reason ?? "") + "; " + problem }
             }
-            let attempt = CaseAttempt(status: status, reason: reason, start: startDate, duration: (ContinuousClock.now - start).seconds)
+            // The log gets the whole reason, the results one or two lines of it.
+            logger.info("=== \(S.name)/\(testCase.name) \(status.rawValue)\(reason.map { ": \($0)" } ?? "")")
+            let attempt = CaseAttempt(status: status, reason: reason.map(Self.shortReason), start: startDate,
+                                      duration: (ContinuousClock.now - start).seconds)
             attempts.append(attempt)
             let recorded = context.recorder.take()
             perf += recorded.perf
             artifacts += recorded.artifacts.map { Self.relative($0, to: options.outputDirectory) }
-            logger.info("=== \(S.name)/\(testCase.name) \(status.rawValue)\(reason.map { ": \($0)" } ?? "")")
             log.endCase()
             progress.caseFinished(S.name, testCase.name, attempt: attempt)
             context.recorder.begin(nil)
@@ -365,10 +368,30 @@ public final class Runner: Sendable {
         }
     }
 
+    /// The whole text of `error`, for the log: its type and description, or its
+    /// ``DetailedError/details`` (a VM's start failure with the end of its console and stderr).
     static func describe(_ error: any Error) -> String {
         if error is CancellationError { return "cancelled" }
-        let text = String(describing: error)
+        let text = (error as? any DetailedError)?.details ?? String(describing: error)
         return "\(type(of: error)): \(text)"
+    }
+
+    /// At most this many lines of a reason go into the results.
+    static let reasonLines = 2
+    /// At most this many characters of each.
+    static let reasonLineLength = 300
+
+    /// A reason as the results keep it: its first ``reasonLines`` non-empty lines, each cut to
+    /// ``reasonLineLength`` characters; what was left out is in the log (`dts.log` and the case's).
+    static func shortReason(_ text: String) -> String {
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        var cut = lines.count > reasonLines
+        let kept = lines.prefix(reasonLines).map { line -> String in
+            guard line.count > reasonLineLength else { return line }
+            cut = true
+            return String(line.prefix(reasonLineLength)) + "…"
+        }
+        return kept.joined(separator: "\n") + (cut ? " (more in the log)" : "")
     }
 
     static func relative(_ path: String, to directory: String) -> String {

@@ -265,6 +265,13 @@ final class RemoteVMHost: VMHost, Sendable {
         }
     }
 
+    /// One round trip: `grep` for the whole file (a console log stays small); `offset` is unused.
+    func search(_ path: String, for text: String, from offset: UInt64) async -> (line: String?, next: UInt64) {
+        let result = try? await connection.exec(ShellQuoting.join(["grep", "-a", "-m1", "-F", "--", text, path]), timeout: .seconds(10))
+        let line = result.flatMap { $0.succeeded ? $0.output.split(separator: "\n").first.map(String.init) : nil }
+        return (line, offset)
+    }
+
     func signal(_ pid: Int32, _ signal: Int32) async {
         _ = try? await run(["kill", "-\(signal)", String(pid)], timeout: .seconds(10))
     }

@@ -33,6 +33,10 @@ protocol VMHost: AnyObject, Sendable {
     func signal(_ pid: Int32, _ signal: Int32) async
     /// The end of a file on the host (QEMU's stderr, the console log), for error messages.
     func tail(of path: String) async -> String
+    /// The first line of file `path` on the host that holds `text`, searching from byte `offset`
+    /// on, and where the next search may start (the console watch for a kernel panic). Default:
+    /// a file on this machine.
+    func search(_ path: String, for text: String, from offset: UInt64) async -> (line: String?, next: UInt64)
     /// A path on this machine that reaches the Unix socket `path` on the host (the same path
     /// locally; a forwarded socket in `localDirectory` for a remote host).
     func reachSocket(_ path: String, vm: String, localDirectory: String) async throws -> String

@@ -52,6 +52,8 @@ public final class VMInstance: Sendable {
     let options: VMStartOptions
     let deadlines: VMDeadlines
     let started = ContinuousClock.now
+    /// Watches the guest's console for a kernel panic.
+    let console: ConsoleWatch
 
     /// What the steps made so far, and whether the VM is being stopped.
     struct Parts {
@@ -77,6 +79,7 @@ public final class VMInstance: Sendable {
         self.options = options
         deadlines = VMDeadlines(start: command.start, launchesDaemonized: host.launchesDaemonized, factor: run.timeoutFactor)
         state = Mutex(Parts(logDirectory: localDirectory))
+        console = ConsoleWatch(path: command.paths.consoleLog, host: host)
     }
 
     /// Reads or changes what the steps made.

@@ -44,6 +44,43 @@ extension RealGuestTests {
                     "the run directory is left behind")
         }
 
+        /// A guest that panics at boot: setUpAll fails within seconds (not after wait_seconds), every
+        /// case's reason is the panic in a line or two (the console stays in vms/vm0/console.log).
+        @Test func aPanickingGuestEndsTheSuiteFastWithShortReasons() async throws {
+            try VMFixture.requireGuestImage()
+            let out = try TempDir("dts-e2e-panic")
+            let conf = out.file("conf")
+            try FileManager.default.createDirectory(atPath: conf, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: DTSBinary.packageRoot + "/conf/virt_global.cfg", toPath: conf + "/virt_global.cfg")
+            try out.write("conf/virt_basic.cfg", """
+                [vm0]
+                cpu = model=host,number=1;
+                mem = size=256;
+                kernel = guest_image=dts-guest,append=rdinit=/bin/false;
+                login = user=root,password=tester;
+                start = wait_seconds=90,login_timeout=10;
+                vnc = disable=True;
+                """)
+            let begin = ContinuousClock.now
+            let result = try await DTSBinary.run(["run", "--suite", "virt_basic", "--conf-dir", conf, "--accel", "tcg", "--output", out.file("r")],
+                                                 environment: ["DTS_RUN_ROOT": out.file("run-root")])
+            #expect(ContinuousClock.now - begin < .seconds(75), "took \(ContinuousClock.now - begin)")
+            let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.file("r/results.json"))))
+            let cases = report.executions.flatMap { $0.suites.flatMap(\.cases) }
+            #expect(cases.count == 5, "\(result.output)")
+            for result in cases {
+                let reason = result.reason ?? ""
+                #expect(reason.contains("Kernel panic - not syncing"), "\(result.name): \(reason)")
+                #expect(reason.split(separator: "\n").count <= 2 && reason.count < 600, "\(result.name): a long reason:\n\(reason)")
+            }
+            let console = try String(contentsOfFile: out.file("r/vms/vm0/console.log"), encoding: .utf8)
+            #expect(console.contains("Kernel panic - not syncing"))
+            // The whole story is in dts.log.
+            let log = try String(contentsOfFile: out.file("r/dts.log"), encoding: .utf8)
+            #expect(log.contains("--- console (end) ---"))
+            #expect(qemuProcesses(matching: out.path).isEmpty)
+        }
+
         @Test func sigintDuringAVMCaseLeavesNoQEMU() async throws {
             try VMFixture.requireGuestImage()
             let out = try TempDir("dts-e2e-vmint")
