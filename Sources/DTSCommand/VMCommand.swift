@@ -206,9 +206,8 @@ struct VMCommand: ParsableCommand {
             case .qemuExited(let status):
                 // A daemonized QEMU is not dts's child: its status cannot be known.
                 let how = command.daemonize ? "exited (a daemon: its exit status is unknown)"
-                    : status == 0 ? "exited with status 0 (the guest powered off, or QEMU was told to quit)"
-                    : status > 128 ? "was killed by signal \(status - 128)"
-                    : "exited with status \(status)"
+                    : status == 0 ? "exited (status 0: the guest powered off, or QEMU was told to quit)"
+                    : "exited (\(QEMUExit.describe(status)))"
                 var message = "dts: VM \(boot.vm): QEMU (pid \(instance.pid)) \(how) while the VM was up"
                 // Stopping brings the VM's logs into its local directory (from the DUT, for a remote one).
                 await kvm.stop()

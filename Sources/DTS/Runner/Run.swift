@@ -48,6 +48,9 @@ public actor Run {
     private var entries: [Entry] = []
     private var nextID = 0
     private var log: [String] = []
+    /// The run's VMs that are up (started and not yet stopped), by the token ``vmUp(_:)`` gave.
+    private var upVMs: Set<Token> = []
+    private var faults: [(fault: VMFault, vm: Token)] = []
 
     /// Creates a run. Nothing is made on disk until a VM needs the run directory.
     ///
@@ -146,6 +149,41 @@ public actor Run {
         let ran = await cleanUpAll(timeout: timeout)
         place.remove()
         return ran
+    }
+
+    // MARK: VM faults
+
+    /// A VM of the run came up: its faults may come until ``vmStopped(_:)``.
+    func vmUp() -> Token {
+        nextID += 1
+        let token = Token(id: nextID)
+        upVMs.insert(token)
+        return token
+    }
+
+    /// The VM of `token` was stopped: what happened to it before is no longer "now".
+    func vmStopped(_ token: Token) { upVMs.remove(token) }
+
+    /// The VM of `token` failed while it was up.
+    func record(_ fault: VMFault, of token: Token) { faults.append((fault, token)) }
+
+    /// A fault of a VM of the run, and whether that VM is still up (not stopped since).
+    public struct FaultRecord: Sendable {
+        /// What happened.
+        public var fault: VMFault
+        /// Whether the VM it happened to has not been stopped since.
+        public var vmStillUp: Bool
+    }
+
+    /// Every fault of the run's VMs so far (QEMU exited unasked, a guest panicked), oldest first.
+    /// If there are no more than `count` and a VM is up, waits up to `settling` for one more: an
+    /// error of a case (a lost SSH channel) often arrives a moment before QEMU's exit is seen.
+    public func vmFaults(newerThan count: Int = 0, settling: Duration = .zero) async -> [FaultRecord] {
+        let deadline = ContinuousClock.now + settling
+        while faults.count <= count, !upVMs.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return faults.map { FaultRecord(fault: $0.fault, vmStillUp: upVMs.contains($0.vm)) }
     }
 
     private func runBounded(_ entry: Entry, timeout: Duration) async {

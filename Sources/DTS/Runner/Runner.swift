@@ -60,6 +60,8 @@ public final class Runner: Sendable {
     private let redactor: Redactor
     /// The run every DUT of the plan belongs to (cleanups, VM directory, boot timeline).
     private let current: Run
+    /// The run's VM faults already reported, and the case (`suite/case`) or hook each broke first.
+    private let faultsReported = Mutex<[String]>([])
 
     /// A connector for the local machine only, through ``LocalSession``; a remote DUT throws
     /// ``RunnerError/remoteNeedsSSH(crb:address:)``. (The default is ``DUTConnectors/standard(outputDirectory:)``.)
@@ -248,7 +250,10 @@ public final class Runner: Sendable {
         case .timedOut: blocked = (.blocked, "setUpAll did not finish within \(options.setUpAllTimeout)")
         case .interrupted: blocked = (.blocked, "setUpAll interrupted by \(control.stopReason?.description ?? "a stop request")")
         }
-        if let (status, full) = blocked {
+        if var (status, full) = blocked {
+            if status != .skipped, let found = await cause(of: full, in: "\(S.name) setUpAll", logger: logger) {
+                (status, full) = (.error, found)
+            }
             logger.error("\(full)")
             let reason = Self.shortReason(full)
             if status != .skipped { result.setUpAllError = reason }
@@ -273,6 +278,8 @@ public final class Runner: Sendable {
                 progress.note("\(S.name): \(problem)")
             }
         }
+        // A VM that died without breaking a case (during tearDownAll, say) is logged all the same.
+        _ = await cause(of: "", in: "\(S.name) tearDownAll", logger: logger, settling: .zero)
         result.duration = (ContinuousClock.now - suiteStart).seconds
         return result
     }
@@ -319,6 +326,11 @@ public final class Runner: Sendable {
                 logger.error("\(problem)")
                 if status == .passed || status == .skipped { status = .error; reason = problem } else { reason = (reason ?? "") + "; " + problem }
             }
+            // A case broken by a VM's death (a lost SSH channel, a closed QMP socket) says so.
+            if status != .passed && status != .skipped, control.stopReason == nil,
+               let found = await cause(of: reason ?? "", in: "\(S.name)/\(testCase.name)", logger: logger) {
+                (status, reason) = (.error, found)
+            }
             // The log gets the whole reason, the results one or two lines of it.
             logger.info("=== \(S.name)/\(testCase.name) \(status.rawValue)\(reason.map { ": \($0)" } ?? "")")
             let attempt = CaseAttempt(status: status, reason: reason.map(Self.shortReason), start: startDate,
@@ -336,6 +348,31 @@ public final class Runner: Sendable {
         let last = attempts.last!
         return CaseResult(name: testCase.name, kind: testCase.kind, status: last.status, reason: last.reason, attempts: attempts,
                           log: logPath, perf: perf, artifacts: artifacts)
+    }
+
+    /// The VM fault behind a failure whose own `reason` is only its symptom, or `nil` if there is
+    /// none. A fault not reported before (QEMU exited, a guest panicked) is logged with its
+    /// details, and becomes the reason of `step`, the first one it broke; a fault reported before
+    /// whose VM is still down is named in front of the reasons of the steps after. Waits up to
+    /// `settling` for a fault while a VM is up: the symptom often comes a moment before the exit.
+    private func cause(of reason: String, in step: String, logger: Logger, settling: Duration = .seconds(1)) async -> String? {
+        let seen = faultsReported.withLock { $0.count }
+        let faults = await current.vmFaults(newerThan: seen, settling: settling)
+        let brokeFirst = faultsReported.withLock { reported in
+            while reported.count < faults.count { reported.append(step) }
+            return reported
+        }
+        let new = faults.dropFirst(seen)
+        for record in new {
+            logger.error("\(record.fault.details)")
+            progress.note(record.fault.description)
+        }
+        if let first = new.first {
+            return first.fault.description + (reason.isEmpty ? "" : "\n(then: \(reason))")
+        }
+        guard !reason.isEmpty, let index = faults.lastIndex(where: \.vmStillUp) else { return nil }
+        let fault = faults[index].fault
+        return "VM \(fault.vm) is down (\(fault.summary), during \(brokeFirst[index])): \(reason)"
     }
 
     /// Tear-downs get `hookTimeout`, but at most `interruptedTearDownTimeout` once a stop was requested.

@@ -6,7 +6,7 @@ import Synchronization
 /// guest kernel panicked. The VM's watcher records it with the run (``Run/vmFaults(settling:)``)
 /// at once, and the runner gives it as the reason of the first case it broke (and in `dts.log`),
 /// instead of that case's symptom (a lost SSH channel, a closed QMP socket).
-public struct VMFault: Error, Sendable, Equatable, CustomStringConvertible {
+public struct VMFault: DetailedError, Sendable, Equatable, CustomStringConvertible {
     /// What happened.
     public enum Kind: Sendable, Equatable {
         /// QEMU exited with `status` (128 + N for signal N; unknown for a daemon).
@@ -21,30 +21,62 @@ public struct VMFault: Error, Sendable, Equatable, CustomStringConvertible {
     public var kind: Kind
     /// When dts saw it.
     public var at: Date
-    /// The last lines of QEMU's standard error (a few, for the reason).
+    /// The end of QEMU's standard error (its last lines go into the description).
     public var qemuStderr: String
+    /// The end of the console.
+    public var consoleTail: String
     /// Where the VM's logs (console, QEMU's stderr) are kept.
     public var logDirectory: String
 
+    /// Creates a fault.
+    public init(vm: String, kind: Kind, at: Date, qemuStderr: String, consoleTail: String, logDirectory: String) {
+        self.vm = vm
+        self.kind = kind
+        self.at = at
+        self.qemuStderr = qemuStderr
+        self.consoleTail = consoleTail
+        self.logDirectory = logDirectory
+    }
+
+    /// What happened, in a few words (`QEMU exited (signal 9 SIGKILL)`).
+    public var summary: String {
+        switch kind {
+        case .qemuExited(let status, let daemon): return "QEMU exited " + (daemon ? "(a daemon: its status is unknown)" : "(\(QEMUExit.describe(status)))")
+        case .guestPanicked(let line): return "the guest kernel panicked: \(line)"
+        }
+    }
+
     /// One or two lines: what happened, the end of QEMU's stderr, where the logs are.
     public var description: String {
-        var text = "VM \(vm): "
-        switch kind {
-        case .qemuExited(let status, let daemon):
-            text += "QEMU exited " + (daemon ? "(a daemon: its status is unknown)" : "(\(QEMUExit.describe(status)))") + " while the VM was up"
+        var text = "VM \(vm): \(summary) while the VM was up"
+        if case .qemuExited = kind {
             let last = QEMUExit.lastLines(qemuStderr, 2)
             if !last.isEmpty { text += "; qemu stderr: " + last }
-        case .guestPanicked(let line):
-            text += "the guest kernel panicked: \(line)"
         }
         return text + " (logs: \(logDirectory))"
     }
+
+    /// ``description`` with the end of QEMU's stderr and of the console.
+    public var details: String {
+        var text = description
+        if !qemuStderr.isEmpty { text += "\n--- qemu stderr (end) ---\n" + qemuStderr }
+        if !consoleTail.isEmpty { text += "\n--- console (end) ---\n" + consoleTail }
+        return text
+    }
+}
+
+/// What ends a VM's stage, or its life while it is up, besides dts itself.
+enum VMInterruption: Sendable {
+    /// QEMU exited with this status (128 + N for signal N).
+    case exited(Int32)
+    /// The guest printed this kernel panic line.
+    case panicked(String)
 }
 
 /// QEMU's exit, in words.
-enum QEMUExit {
+public enum QEMUExit {
     /// `signal 9 SIGKILL` for 128 + 9, `status 1` otherwise (the convention of ``ChildProcess/exitStatus``).
-    static func describe(_ status: Int32) -> String {
+    public static func describe(_ status: Int32) -> String {
         status > 128 && status < 128 + 65 ? "signal \(status - 128) \(SignalName.describe(status - 128))" : "status \(status)"
     }
 
@@ -152,8 +184,8 @@ enum ConsoleSearch {
 }
 
 /// QEMU's exit or a guest panic, whichever comes first; `nil` when the calling task is cancelled.
-func firstInterruption(qemu: any QEMUProcess, console: ConsoleWatch, every interval: Duration) async -> StageInterruption? {
-    await withTaskGroup(of: StageInterruption?.self) { group in
+func firstInterruption(qemu: any QEMUProcess, console: ConsoleWatch, every interval: Duration) async -> VMInterruption? {
+    await withTaskGroup(of: VMInterruption?.self) { group in
         group.addTask { await qemu.waitForExit().map { .exited($0) } }
         group.addTask { await console.waitForPanic(every: interval).map { .panicked($0) } }
         defer { group.cancelAll() }

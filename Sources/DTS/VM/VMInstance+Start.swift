@@ -181,7 +181,11 @@ extension VMInstance {
     private func interruptionWatcher() -> @Sendable () async -> StageInterruption? {
         guard let qemu = parts({ $0.qemu }) else { return { nil } }
         return { [console, deadlines] in
-            await firstInterruption(qemu: qemu, console: console, every: deadlines.consoleInterval)
+            switch await firstInterruption(qemu: qemu, console: console, every: deadlines.consoleInterval) {
+            case .exited(let status)?: .exited(status)
+            case .panicked(let line)?: .panicked(line)
+            case nil: nil
+            }
         }
     }
 
@@ -223,6 +227,8 @@ struct VMDeadlines: Sendable {
     var pciMap: Duration
     /// How often the console is searched for a kernel panic: 0.2 s; 1 s on a remote host (a round trip each).
     var consoleInterval: Duration
+    /// The same once the VM is up: 0.5 s; 2 s on a remote host.
+    var consoleWhileUp: Duration
     /// For an error reply to the guest agent's power-off (none comes on success): 2 s.
     var agentShutdownReply: Duration
     /// After the guest agent's power-off, for QEMU to exit: 10 s.
@@ -247,6 +253,7 @@ struct VMDeadlines: Sendable {
         sshAttempt = scaled(5)
         pciMap = scaled(10)
         consoleInterval = launchesDaemonized ? .seconds(1) : .milliseconds(200)
+        consoleWhileUp = launchesDaemonized ? .seconds(2) : .milliseconds(500)
         agentShutdownReply = scaled(2)
         agentShutdown = scaled(10)
         quitReply = scaled(3)

@@ -81,6 +81,38 @@ extension RealGuestTests {
             #expect(qemuProcesses(matching: out.path).isEmpty)
         }
 
+        /// QEMU killed (SIGKILL) while the suite's VM is up: the first case it breaks says so, with
+        /// QEMU's status, instead of a lost SSH channel or a closed QMP socket; so does dts.log.
+        @Test func qemuKilledMidSuiteIsTheReasonOfTheFirstBrokenCase() async throws {
+            try VMFixture.requireGuestImage()
+            let out = try TempDir("dts-e2e-vmkill")
+            let root = out.path + "/run-root"
+            let dts = try DTSProcessHarness.start(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
+                                                  environment: ["DTS_RUN_ROOT": root], log: out.path + "/stdout")
+            defer { dts.killIfRunning() }
+            var qemu: [Int32] = []
+            _ = await dts.waitUntil(timeout: .seconds(180), every: .milliseconds(50)) {
+                qemu = qemuProcesses(matching: root)
+                return !qemu.isEmpty && FileManager.default.fileExists(atPath: out.path + "/r/virt_basic/test_vm_kernel.log")
+            }
+            try #require(qemu.count == 1, "the VM never came up: \(dts.output)")
+            kill(qemu[0], SIGKILL)
+            let status = await dts.process.waitForExit(timeout: .seconds(300))
+            #expect(status == DTSExitCode.infrastructureError.rawValue, "\(dts.output)")
+            let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/r/results.json")))
+            let cases = report.executions.flatMap { $0.suites.flatMap(\.cases) }
+            let broken = cases.filter { $0.status != .passed }
+            let first = try #require(broken.first, "no case failed after QEMU was killed: \(cases.map(\.status))")
+            #expect(first.status == .error)
+            #expect(first.reason?.contains("VM vm0: QEMU exited (signal 9 SIGKILL) while the VM was up") == true, "\(first.name): \(first.reason ?? "")")
+            for later in broken.dropFirst() {
+                #expect(later.reason?.contains("QEMU exited (signal 9 SIGKILL)") == true, "\(later.name): \(later.reason ?? "")")
+            }
+            let log = try String(contentsOfFile: out.path + "/r/dts.log", encoding: .utf8)
+            #expect(log.contains("VM vm0: QEMU exited (signal 9 SIGKILL) while the VM was up"))
+            #expect(qemuProcesses(matching: root).isEmpty)
+        }
+
         @Test func sigintDuringAVMCaseLeavesNoQEMU() async throws {
             try VMFixture.requireGuestImage()
             let out = try TempDir("dts-e2e-vmint")

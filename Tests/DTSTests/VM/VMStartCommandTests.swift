@@ -106,7 +106,7 @@ extension RealGuestTests {
             kill(qemu, SIGKILL)
             let status = try await dts.waitForExit(within: .seconds(60))
             #expect(status == 3, "\(dts.printed)")
-            #expect(dts.printed.contains("dts: VM vm0: QEMU (pid \(qemu)) was killed by signal 9 while the VM was up"), "\(dts.printed)")
+            #expect(dts.printed.contains("dts: VM vm0: QEMU (pid \(qemu)) exited (signal 9 SIGKILL) while the VM was up"), "\(dts.printed)")
             #expect(dts.runDirectories.isEmpty, "run directory left behind: \(dts.runDirectories)")
         }
     }
