@@ -47,9 +47,10 @@ public struct RunnerOptions: Sendable {
 
 /// Runs a ``RunPlan``: suites, hooks and cases with deadlines, re-runs, logs; then reports.
 ///
-/// States: PASSED, FAILED (`verify`), SKIPPED (`skip`), BLOCKED (`setUpAll` or `setUp` failed),
-/// ERROR (anything else: unexpected errors, timeouts, interruption). `tearDown` follows every
-/// case and `tearDownAll` every suite, even after failures and signals; the ``Run`` is torn down
+/// States: PASSED, FAILED (`verify`), SKIPPED (`skip`), BLOCKED (`setUpAll` or `setUp` failed for
+/// a reason of the test), ERROR (anything else: unexpected errors, timeouts, interruption, and
+/// `setUpAll` or `setUp` ended by an ``InfrastructureError`` such as a VM that did not boot).
+/// `tearDown` follows every case and `tearDownAll` every suite, even after failures and signals; the ``Run`` is torn down
 /// (its cleanups, then its directory) on every path.
 public final class Runner: Sendable {
     private let plan: RunPlan
@@ -246,7 +247,7 @@ public final class Runner: Sendable {
         switch setUp {
         case .finished(.success): break
         case .finished(.failure(let skip as TestSkip)): blocked = (.skipped, skip.reason)
-        case .finished(.failure(let error)): blocked = (.blocked, "setUpAll failed: \(Self.describe(error))")
+        case .finished(.failure(let error)): blocked = (Self.blockedOrError(error), "setUpAll failed: \(Self.describe(error))")
         case .timedOut: blocked = (.blocked, "setUpAll did not finish within \(options.setUpAllTimeout)")
         case .interrupted: blocked = (.blocked, "setUpAll interrupted by \(control.stopReason?.description ?? "a stop request")")
         }
@@ -311,7 +312,7 @@ public final class Runner: Sendable {
             case .finished(.failure(let skip as TestSkip)):
                 (status, reason) = (.skipped, skip.reason)
             case .finished(.failure(let error)):
-                (status, reason) = (.blocked, "setUp failed: \(Self.describe(error))")
+                (status, reason) = (Self.blockedOrError(error), "setUp failed: \(Self.describe(error))")
             case .timedOut:
                 (status, reason) = (.blocked, "setUp did not finish within \(options.hookTimeout)")
             case .interrupted:
@@ -403,6 +404,12 @@ public final class Runner: Sendable {
         case .finished(.failure(let error)): return "\(hook) failed: \(describe(error))"
         case .timedOut, .interrupted: return "\(hook) did not finish within \(timeout)"
         }
+    }
+
+    /// What a failed `setUpAll` or `setUp` makes of its cases: ERROR when outside the tests
+    /// (``InfrastructureError``: a VM that did not boot, a lost DUT), BLOCKED otherwise.
+    static func blockedOrError(_ error: any Error) -> CaseStatus {
+        error is any InfrastructureError ? .error : .blocked
     }
 
     /// The whole text of `error`, for the log: its type and description, or its

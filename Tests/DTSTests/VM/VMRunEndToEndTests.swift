@@ -65,11 +65,14 @@ extension RealGuestTests {
             let result = try await DTSBinary.run(["run", "--suite", "virt_basic", "--conf-dir", conf, "--accel", "tcg", "--output", out.file("r")],
                                                  environment: ["DTS_RUN_ROOT": out.file("run-root")])
             #expect(ContinuousClock.now - begin < .seconds(75), "took \(ContinuousClock.now - begin)")
+            // A VM that does not boot is an infrastructure failure, not a test's.
+            #expect(result.status == DTSExitCode.infrastructureError.rawValue, "\(result.output)")
             let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.file("r/results.json"))))
             let cases = report.executions.flatMap { $0.suites.flatMap(\.cases) }
             #expect(cases.count == 5, "\(result.output)")
             for result in cases {
                 let reason = result.reason ?? ""
+                #expect(result.status == .error)
                 #expect(reason.contains("Kernel panic - not syncing"), "\(result.name): \(reason)")
                 #expect(reason.split(separator: "\n").count <= 2 && reason.count < 600, "\(result.name): a long reason:\n\(reason)")
             }
