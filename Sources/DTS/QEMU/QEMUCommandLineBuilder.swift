@@ -87,7 +87,8 @@ public enum QEMUCommandLineBuilder {
         if draft.context.hasVhostUser, draft.context.memoryMiB == nil {
             draft.fail(vmLocation, "mem", "vhost-user devices need shared guest memory: add 'mem = size=<MiB>;'")
         }
-        if draft.ports.ssh == nil {
+        // Without a port for the forward there is none; that error is the one to report.
+        if draft.ports.ssh == nil, !draft.failedAllocations.contains("net") {
             draft.fail(params.last { $0.name == "net" }?.location ?? vmLocation, "net",
                        "no management network: dts reaches the guest over SSH through a 'type=user' net with a forward to guest port 22 (the default net has one)")
         }
@@ -126,7 +127,7 @@ public enum QEMUCommandLineBuilder {
             cpuPinning: draft.cpuPinning, startsPaused: !draft.cpuPinning.isEmpty,
             daemonize: draft.daemonize, memoryMiB: draft.context.memoryMiB, hugepageMount: draft.hugepageMount,
             filesQEMUOpens: draft.filesQEMUOpens, hasGuestAgent: draft.guestAgentConfigured,
-            passthrough: draft.passthrough, defaultDriver: draft.defaultDriver)
+            passthrough: draft.passthrough, defaultDriver: draft.defaultDriver, fixedPorts: draft.fixedPorts)
     }
 }
 

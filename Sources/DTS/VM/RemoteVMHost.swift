@@ -174,6 +174,9 @@ final class RemoteVMHost: VMHost, Sendable {
     }
 
     func prepare(vm: String, command: QEMUCommandLine) async throws {
+        if let taken = command.fixedPorts.first(where: { remoteAllocator.isListening($0.port) }) {
+            throw ResourceError(taken.taken(on: "\(label) (\(remoteAllocator.listenAddress))"))
+        }
         let dir = command.paths.runtimeDirectory
         let sockets = [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket,
                        command.paths.serialSocket, command.paths.pidFile].compactMap { $0 }
@@ -345,6 +348,9 @@ final class RemoteResourceAllocator: VMResourceAllocator, Sendable {
     }
 
     func setListening(_ listening: Set<Int>) { ports.withLock { $0.listening = listening } }
+
+    /// Whether the DUT listened on `port` when last refreshed.
+    func isListening(_ port: Int) -> Bool { ports.withLock { $0.listening.contains(port) } }
 
     /// TCP ports in LISTEN state (`st` 0A) in `/proc/net/tcp` / `tcp6` text.
     static func listeningPorts(procNetTCP text: String) -> Set<Int> {

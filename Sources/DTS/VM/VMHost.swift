@@ -63,6 +63,10 @@ final class LocalVMHost: VMHost {
     func refresh() async throws {}
 
     func prepare(vm: String, command: QEMUCommandLine) async throws {
+        let address = hostAllocator.listenAddress
+        if let taken = command.fixedPorts.first(where: { !HostResourceAllocator.canBind(port: $0.port, address: address) }) {
+            throw ResourceError(taken.taken(on: address))
+        }
         for path in [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket, command.paths.serialSocket, command.paths.pidFile] {
             guard let path else { continue }
             try? FileManager.default.removeItem(atPath: path)
@@ -122,6 +126,14 @@ final class LocalVMHost: VMHost {
             if let path { try? FileManager.default.removeItem(atPath: path) }
         }
         hostAllocator.release(vm: vm)
+    }
+}
+
+extension QEMUCommandLine.FixedPort {
+    /// Why a start stops when this port is taken on `host`.
+    func taken(on host: String) -> String {
+        "port \(port) (\(what), fixed by '\(param)' at \(location)) is taken on \(host): free it, or leave the port to dts "
+            + "(it then picks a free one); fresh ports cannot help with a port the config fixes"
     }
 }
 

@@ -57,6 +57,7 @@ public enum NetParameter: VMParameterHandler {
             var note: String?
             if let text = entry["opt_hostfwd"], let parsed = ValueKind.parseHostForward(text) {
                 forward = parsed
+                draft.fixed(port: parsed.hostPort, "the host forward \(text)", at: entry.location(of: "opt_hostfwd"), spec.name)
             } else {
                 let address = draft.allocator.listenAddress
                 guard let port = draft.allocate("a host port for SSH", at: entry.location, spec.name, { allocator, vm in
