@@ -228,10 +228,11 @@ struct VMCommand: ParsableCommand {
             abstract: "Boot a VM, run a command in it over SSH, print its output, stop the VM; exit with the command's status.")
         @OptionGroup var boot: BootOptions
         @Option(name: .long, help: "Seconds the command may run.") var timeout: Int = 600
-        @Argument(parsing: .captureForPassthrough, help: "The command to run in the guest (after --).") var command: [String] = []
+        /// Only what follows `--`: every word before it is an option of dts (an unknown one is an error).
+        @Argument(parsing: .postTerminator, help: "The command to run in the guest, after --.") var command: [String] = []
 
         func run() async throws {
-            let words = command.first == "--" ? Array(command.dropFirst()) : command
+            let words = command
             guard !words.isEmpty else { throw ValidationError("give the command to run after --") }
             let trap = SignalTrap()
             let (kvm, dut, run) = try await boot.boot(trap)
