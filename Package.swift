@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(
             name: "DTSTests",
             dependencies: ["DTS", "DTSControl", "DTSProcess", "DTSTestSupport", "Suites"],
-            exclude: ["Golden"]
+            exclude: ["Golden", "Fixtures"]
         ),
         .testTarget(name: "DTSSSHTests", dependencies: ["DTSSSH", "DTSProcess", "DTSTestSupport"]),
         .testTarget(name: "DTSControlTests", dependencies: ["DTSControl", "DTSProcess", "DTSTestSupport"]),

@@ -44,6 +44,7 @@ struct VMCommand: ParsableCommand {
             } catch let errors as ConfigErrors {
                 throw reportConfigErrors(errors)
             }
+            reportConfigWarnings(command.warnings)
             if shell {
                 print(command.shellLine)
                 return
@@ -120,6 +121,7 @@ struct VMCommand: ParsableCommand {
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
             do {
+                try await awaitCryptoBackend(kvm)
                 let dut = try await kvm.start(options)
                 await interrupt.disarm()
                 return (kvm, dut, run)
@@ -132,6 +134,23 @@ struct VMCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("dts: \(text)\n".utf8))
                 throw ExitCode(.infrastructureError)
             }
+        }
+    }
+
+    /// With `crypto` devices, QEMU connects to the backend's sockets: they are printed, and the
+    /// start waits (up to a minute) until a backend (DPDK's vhost_crypto) listens on them.
+    static func awaitCryptoBackend(_ kvm: QEMUKvm) async throws {
+        let sockets = try await kvm.cryptoSocketPaths()
+        guard !sockets.isEmpty else { return }
+        FileHandle.standardError.write(Data("\(kvm.vmName): start the vhost-user crypto backend on: \(sockets.joined(separator: " "))\n".utf8))
+        let deadline = ContinuousClock.now + .seconds(60)
+        // On the VM's host: this machine or the DUT.
+        let listening = ["sh", "-c", "for s; do [ -S \"$s\" ] || exit 1; done", "sh"] + sockets
+        while !(try await kvm.dut.exec(argv: listening)).succeeded {
+            guard ContinuousClock.now < deadline else {
+                throw ResourceError("no vhost-user crypto backend listens on \(sockets.joined(separator: ", ")) after 60 s")
+            }
+            try await Task.sleep(for: .milliseconds(500))
         }
     }
 
@@ -175,6 +194,8 @@ struct VMCommand: ParsableCommand {
                   console:  \(command.paths.consoleLog)\(onDUT)
                   QMP:      \(command.paths.qmpSocket)\(onDUT)
                 """ + (command.paths.monitorSocket.map { "\n  monitor:  socat - UNIX-CONNECT:\($0)" } ?? "")
+                + (command.ports.monitor.map { "\n  monitor:  telnet 127.0.0.1 \($0)\(onDUT)" } ?? "")
+                + (command.paths.cryptoSockets.isEmpty ? "" : "\n  crypto:   " + command.paths.cryptoSockets.joined(separator: " ") + onDUT)
                 + (command.ports.vncDisplay.map { "\n  VNC:      \(command.ports.sshAddress ?? "127.0.0.1"):\($0)" } ?? "")
                 + "\nPress Ctrl-C to stop it.")
             // Readers behind a pipe or a file see it now, not when the VM stops.

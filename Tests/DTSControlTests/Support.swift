@@ -123,9 +123,10 @@ final class FakeConnection {
 
     init(fd: Int32) { self.fd = fd }
 
-    /// Reads one line (without the newline); leading 0xFF bytes are dropped. `nil` on EOF or after 5 s.
+    /// Reads one line (without the newline); leading 0xFF bytes are dropped. `nil` on EOF or after
+    /// ``FakePeer/patience``.
     func readLine() -> String? {
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = Date().addingTimeInterval(FakePeer.patience)
         while true {
             if let newline = pending.firstIndex(of: 0x0A) {
                 let line = pending[..<newline].filter { $0 != 0xFF }
@@ -166,12 +167,19 @@ final class FakePeer: Sendable {
         listenFD = try UnixSocket.listen(at: path, backlog: 4)
     }
 
-    /// Accepts one connection (within 5 s) and runs `script` on it, then closes it.
+    /// How long the peer waits for the client to connect or to send a line. Long on purpose: the
+    /// client under test runs on Swift's cooperative pool, which other tests in the same process
+    /// can keep busy for seconds on a 2-core machine; a short window then fails a test for a delay
+    /// that is not the client's. A client that behaves ends the script at once (it sends, or it
+    /// closes the socket), so a passing test never waits this long.
+    static let patience: TimeInterval = 30
+
+    /// Accepts one connection (within ``patience``) and runs `script` on it, then closes it.
     func serve(_ script: @escaping @Sendable (FakeConnection) throws -> Void) {
         let thread = Thread { [self] in
             var descriptor = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
             var problem: String?
-            if poll(&descriptor, 1, 5000) > 0 {
+            if poll(&descriptor, 1, Int32(Self.patience * 1000)) > 0 {
                 let fd = accept(listenFD, nil, nil)
                 if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
                 if fd >= 0 {
@@ -181,7 +189,7 @@ final class FakePeer: Sendable {
                     problem = "accept failed"
                 }
             } else {
-                problem = "no client within 5 s"
+                problem = "no client within \(Int(Self.patience)) s"
             }
             outcome.withLock { $0 = (true, problem) }
         }
@@ -189,7 +197,7 @@ final class FakePeer: Sendable {
     }
 
     /// Waits until the script finished; returns its failure, if any.
-    func waitDone(timeout: Duration = .seconds(10)) async -> String? {
+    func waitDone(timeout: Duration = .seconds(Int64(patience) + 10)) async -> String? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let (done, problem) = outcome.withLock { $0 }

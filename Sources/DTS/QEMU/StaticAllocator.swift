@@ -12,26 +12,41 @@ public final class StaticAllocator: VMResourceAllocator, Sendable {
     public let hugepageMount: String?
     public let imageDirectory: String
     public let hostArchitecture: String
+    public let onlineCPUs: [Int]?
+    /// The files that count as executable (golden tests); `nil`: this machine's files.
+    private let executables: Set<String>?
 
     /// - Parameters:
     ///   - runtimeRoot: VM runtime directories are `<runtimeRoot>/<vm>`.
+    ///   - onlineCPUs: the host's online CPUs; `nil` (the default) does not hold `cpupin` to any host.
+    ///   - executables: the paths that count as executable files; `nil` looks at this machine.
     public init(runtimeRoot: String, listenAddress: String = "127.0.0.1", hugepageMount: String? = "/dev/hugepages",
-                imageDirectory: String = "/var/cache/dts/images", hostArchitecture: String = "x86_64") {
+                imageDirectory: String = "/var/cache/dts/images", hostArchitecture: String = "x86_64",
+                onlineCPUs: [Int]? = nil, executables: Set<String>? = nil) {
         self.runtimeRoot = runtimeRoot
         self.listenAddress = listenAddress
         self.hugepageMount = hugepageMount
         self.imageDirectory = imageDirectory
         self.hostArchitecture = hostArchitecture
+        self.onlineCPUs = onlineCPUs
+        self.executables = executables
+    }
+
+    public func isExecutable(path: String) -> Bool {
+        executables.map { $0.contains(path) } ?? HostFacts.isExecutableFile(path)
     }
 
     /// The allocator of `dts vm cmdline` and `dts config check`: this host's hugetlbfs mount,
-    /// image directory and architecture, so that both accept and refuse the same configs.
+    /// image directory, architecture and files, so that both accept and refuse the same configs.
+    /// `cpupin` is not held to this host's CPUs: a config written for a lab's DUT checks here.
     public static func forThisHost(runtimeRoot: String) -> StaticAllocator {
         StaticAllocator(runtimeRoot: runtimeRoot, hugepageMount: HostFacts.hugetlbfsMount(),
                         imageDirectory: HostFacts.imageDirectory, hostArchitecture: HostFacts.architecture)
     }
 
     public func runtimeDirectory(vm: String) -> String { "\(runtimeRoot)/\(vm)" }
+
+    public var sharedDirectory: String { runtimeRoot }
 
     public func hostForwardPort(vm: String, guestPort: Int) throws -> Int {
         next.withLock { next in defer { next.ssh += 1 }; return next.ssh }

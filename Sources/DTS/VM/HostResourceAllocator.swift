@@ -50,6 +50,8 @@ public final class HostResourceAllocator: VMResourceAllocator, Sendable {
 
     public func runtimeDirectory(vm: String) -> String { run.vmPath(vm) }
 
+    public var sharedDirectory: String { run.path }
+
     public func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try reservePort(in: ranges.ssh, vm: vm, what: "SSH forward") }
 
     public func vncDisplay(vm: String) throws -> Int {
@@ -63,6 +65,9 @@ public final class HostResourceAllocator: VMResourceAllocator, Sendable {
     public func migrationPort(vm: String) throws -> Int { try reservePort(in: ranges.migration, vm: vm, what: "migration") }
 
     public func macAddress(vm: String, index: Int) -> String { MACAddress.derived(vm: vm, index: index, salt: run.id) }
+
+    /// This machine's online CPUs now: `cpu cpupin=` uses those listed that are online.
+    public var onlineCPUs: [Int]? { HostFacts.onlineCPUs() }
 
     /// Ports currently reserved for `vm`.
     public func ports(of vm: String) -> [Int] { held.withLock { $0[vm]?.map(\.port) ?? [] } }

@@ -74,6 +74,7 @@ final class RemoteVMHost: VMHost, Sendable {
         self.root = root
         self.label = "DUT [\(dut.name)] at \(dut.address)"
         self.remoteAllocator = RemoteResourceAllocator(root: root, listenAddress: address, hugepageMount: facts.hugetlbfsMount,
+                                                       onlineCPUs: facts.onlineCPUs,
                                                        imageDirectory: facts.home + "/.cache/dts/images",
                                                        hostArchitecture: facts.architecture, salt: salt)
     }
@@ -201,7 +202,11 @@ final class RemoteVMHost: VMHost, Sendable {
             }
             try Hugepages.check(memoryMiB: memoryMiB, mount: mount, pageKB: numbers[0], free: numbers[1])
         }
-        try command.checkPinning(online: facts.onlineCPUs, host: label)
+    }
+
+    func probeExecutables(_ paths: [String]) async {
+        guard let found = try? await dut.executableFiles(paths) else { return }
+        remoteAllocator.learnExecutables(paths, found: found)
     }
 
     /// Copies the guest image files the command line uses to the DUT when they are missing there
@@ -333,14 +338,20 @@ final class RemoteResourceAllocator: VMResourceAllocator, Sendable {
     let hugepageMount: String?
     let imageDirectory: String
     let hostArchitecture: String
+    /// The DUT's online CPUs: `cpu cpupin=` uses those listed that are online.
+    let onlineCPUs: [Int]?
     private let salt: String
     private let ranges = HostResourceAllocator.Ranges()
     /// The ports the DUT listens on, and those handed out per VM.
     private let ports = Mutex((listening: Set<Int>(), held: [String: [Int]]()))
+    /// Paths probed on the DUT (``RemoteVMHost/probeExecutables(_:)``): whether each is an executable file.
+    private let executables = Mutex<[String: Bool]>([:])
 
-    init(root: String, listenAddress: String, hugepageMount: String?, imageDirectory: String, hostArchitecture: String, salt: String) {
+    init(root: String, listenAddress: String, hugepageMount: String?, onlineCPUs: [Int]? = nil, imageDirectory: String,
+         hostArchitecture: String, salt: String) {
         self.root = root
         self.listenAddress = listenAddress
+        self.onlineCPUs = onlineCPUs
         self.hugepageMount = hugepageMount
         self.imageDirectory = imageDirectory
         self.hostArchitecture = hostArchitecture
@@ -351,6 +362,14 @@ final class RemoteResourceAllocator: VMResourceAllocator, Sendable {
 
     /// Whether the DUT listened on `port` when last refreshed.
     func isListening(_ port: Int) -> Bool { ports.withLock { $0.listening.contains(port) } }
+
+    /// Records which of `paths` the DUT has as executable files (`found`).
+    func learnExecutables(_ paths: [String], found: Set<String>) {
+        executables.withLock { known in for path in paths { known[path] = found.contains(path) } }
+    }
+
+    /// What the DUT said of `path`; a path never probed counts as there (QEMU's launch tells).
+    func isExecutable(path: String) -> Bool { executables.withLock { $0[path] } ?? true }
 
     /// TCP ports in LISTEN state (`st` 0A) in `/proc/net/tcp` / `tcp6` text.
     static func listeningPorts(procNetTCP text: String) -> Set<Int> {
@@ -365,6 +384,8 @@ final class RemoteResourceAllocator: VMResourceAllocator, Sendable {
     }
 
     func runtimeDirectory(vm: String) -> String { "\(root)/\(vm)" }
+
+    var sharedDirectory: String { root }
 
     func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try reserve(in: ranges.ssh, vm: vm, what: "SSH forward") }
 

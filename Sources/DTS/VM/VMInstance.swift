@@ -116,10 +116,11 @@ public final class VMInstance: Sendable {
 
     /// Builds the command line, starts QEMU on `host` and walks the readiness stages; a port that
     /// QEMU could not bind after all means a new command line with fresh ports.
-    static func launch(vmName: String, params: [VirtParam], accelerator: Accelerator?, run: Run, host: any VMHost,
+    static func launch(vmName: String, params: [VirtParam], buildOptions: QEMUBuildOptions, run: Run, host: any VMHost,
                        options: VMStartOptions) async throws(VMStartError) -> VMInstance {
         // QEMU on a remote DUT daemonizes: the launching command returns once it runs.
-        let buildOptions = QEMUBuildOptions(accelerator: accelerator, daemonize: host.launchesDaemonized)
+        var buildOptions = buildOptions
+        buildOptions.daemonize = host.launchesDaemonized
         var attempt = 0
         while true {
             let instance = try await prepare(vmName: vmName, params: params, buildOptions: buildOptions, run: run, host: host, options: options)

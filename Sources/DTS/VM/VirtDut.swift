@@ -75,6 +75,10 @@ public final class VirtDut: DUTSession, Sendable {
         }
     }
 
+    /// DTS's `def_driver`: the driver DPDK binds this VM's test NICs to (name, and mode for
+    /// vfio-pci), from the VM's config; `nil` when the config names none.
+    public var defaultDriver: QEMUCommandLine.DefaultDriver? { command.defaultDriver }
+
     /// The guest PCI address of a passthrough device (`pt_0`).
     public func guestPCIAddress(of id: String) throws -> PCIAddress { try pciMap.address(of: id) }
 

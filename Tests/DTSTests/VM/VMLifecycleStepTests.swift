@@ -35,7 +35,7 @@ import Glibc
         options.portRetries = portRetries
         var failure: VMStartError?
         do {
-            let instance = try await VMInstance.launch(vmName: "vm0", params: params, accelerator: .tcg, run: run, host: host, options: options)
+            let instance = try await VMInstance.launch(vmName: "vm0", params: params, buildOptions: QEMUBuildOptions(accelerator: .tcg), run: run, host: host, options: options)
             Issue.record("a scripted VM came up (no SSH server exists for it)")
             await instance.stop()
         } catch {
