@@ -49,20 +49,12 @@ public struct VMFault: DetailedError, Sendable, Equatable, CustomStringConvertib
     /// One or two lines: what happened, the end of QEMU's stderr, where the logs are.
     public var description: String {
         var text = "VM \(vm): \(summary) while the VM was up"
-        if case .qemuExited = kind {
-            let last = QEMUExit.lastLines(qemuStderr, 2)
-            if !last.isEmpty { text += "; qemu stderr: " + last }
-        }
+        if case .qemuExited = kind { text += QEMUExit.lastWords(qemuStderr) }
         return text + " (logs: \(logDirectory))"
     }
 
     /// ``description`` with the end of QEMU's stderr and of the console.
-    public var details: String {
-        var text = description
-        if !qemuStderr.isEmpty { text += "\n--- qemu stderr (end) ---\n" + qemuStderr }
-        if !consoleTail.isEmpty { text += "\n--- console (end) ---\n" + consoleTail }
-        return text
-    }
+    public var details: String { QEMUExit.withTails(description, qemuStderr: qemuStderr, consoleTail: consoleTail) }
 }
 
 /// What ends a VM's stage, or its life while it is up, besides dts itself.
@@ -78,6 +70,20 @@ public enum QEMUExit {
     /// `signal 9 SIGKILL` for 128 + 9, `status 1` otherwise (the convention of ``ChildProcess/exitStatus``).
     public static func describe(_ status: Int32) -> String {
         status > 128 && status < 128 + 65 ? "signal \(status - 128) \(SignalName.describe(status - 128))" : "status \(status)"
+    }
+
+    /// `; qemu stderr: <its last two lines>`, or nothing when QEMU said nothing.
+    static func lastWords(_ qemuStderr: String) -> String {
+        let last = lastLines(qemuStderr, 2)
+        return last.isEmpty ? "" : "; qemu stderr: " + last
+    }
+
+    /// `text`, then the end of QEMU's stderr and of the console, each under a heading.
+    static func withTails(_ text: String, qemuStderr: String, consoleTail: String) -> String {
+        var text = text
+        if !qemuStderr.isEmpty { text += "\n--- qemu stderr (end) ---\n" + qemuStderr }
+        if !consoleTail.isEmpty { text += "\n--- console (end) ---\n" + consoleTail }
+        return text
     }
 
     /// The last `count` non-empty lines of `text`, joined with ` | `, each cut to 200 characters.

@@ -84,20 +84,12 @@ public struct VMStartError: DetailedError, Sendable, CustomStringConvertible {
     /// console and stderr in the log directory.
     public var description: String {
         var text = "VM \(vm) failed at stage '\(stage.rawValue)' after \(String(format: "%.1f", elapsed)) s: \(reason)"
-        if case .qemuExited = reason {
-            let last = QEMUExit.lastLines(qemuStderr, 2)
-            if !last.isEmpty { text += "; qemu stderr: " + last }
-        }
+        if case .qemuExited = reason { text += QEMUExit.lastWords(qemuStderr) }
         return text + "\n(logs: \(logDirectory): console.log, qemu.stderr)"
     }
 
     /// ``description`` with the end of QEMU's stderr and of the console, for logs and terminals.
-    public var details: String {
-        var text = description
-        if !qemuStderr.isEmpty { text += "\n--- qemu stderr (end) ---\n" + qemuStderr }
-        if !consoleTail.isEmpty { text += "\n--- console (end) ---\n" + consoleTail }
-        return text
-    }
+    public var details: String { QEMUExit.withTails(description, qemuStderr: qemuStderr, consoleTail: consoleTail) }
 }
 
 extension Duration {

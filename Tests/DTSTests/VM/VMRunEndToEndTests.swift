@@ -84,21 +84,31 @@ extension RealGuestTests {
             #expect(qemuProcesses(matching: out.path).isEmpty)
         }
 
+        /// `dts run --suite virt_basic` (output in `<out>/r`, run root `<out>/run-root`) started
+        /// and watched until its VM is up and its first case runs; returns dts and QEMU's pids.
+        static func virtBasicUpToItsFirstCase(out: TempDir) async throws -> (DTSProcessHarness, [Int32]) {
+            let root = out.path + "/run-root"
+            let dts = try DTSProcessHarness.start(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
+                                                  environment: ["DTS_RUN_ROOT": root], log: out.path + "/stdout")
+            var qemu: [Int32] = []
+            _ = await dts.waitUntil(timeout: .seconds(180), every: .milliseconds(50)) {
+                qemu = qemuProcesses(matching: root)
+                return !qemu.isEmpty && FileManager.default.fileExists(atPath: out.path + "/r/virt_basic/test_vm_kernel.log")
+            }
+            if qemu.isEmpty { dts.killIfRunning() }
+            try #require(!qemu.isEmpty, "the VM never came up: \(dts.output)")
+            return (dts, qemu)
+        }
+
         /// QEMU killed (SIGKILL) while the suite's VM is up: the first case it breaks says so, with
         /// QEMU's status, instead of a lost SSH channel or a closed QMP socket; so does dts.log.
         @Test func qemuKilledMidSuiteIsTheReasonOfTheFirstBrokenCase() async throws {
             try VMFixture.requireGuestImage()
             let out = try TempDir("dts-e2e-vmkill")
             let root = out.path + "/run-root"
-            let dts = try DTSProcessHarness.start(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
-                                                  environment: ["DTS_RUN_ROOT": root], log: out.path + "/stdout")
+            let (dts, qemu) = try await Self.virtBasicUpToItsFirstCase(out: out)
             defer { dts.killIfRunning() }
-            var qemu: [Int32] = []
-            _ = await dts.waitUntil(timeout: .seconds(180), every: .milliseconds(50)) {
-                qemu = qemuProcesses(matching: root)
-                return !qemu.isEmpty && FileManager.default.fileExists(atPath: out.path + "/r/virt_basic/test_vm_kernel.log")
-            }
-            try #require(qemu.count == 1, "the VM never came up: \(dts.output)")
+            try #require(qemu.count == 1, "\(qemu)")
             kill(qemu[0], SIGKILL)
             let status = await dts.process.waitForExit(timeout: .seconds(300))
             #expect(status == DTSExitCode.infrastructureError.rawValue, "\(dts.output)")
@@ -119,18 +129,8 @@ extension RealGuestTests {
         @Test func sigintDuringAVMCaseLeavesNoQEMU() async throws {
             try VMFixture.requireGuestImage()
             let out = try TempDir("dts-e2e-vmint")
-            let root = out.path + "/run-root"
-            let dts = try DTSProcessHarness.start(["run", "--suite", "virt_basic", "--accel", "tcg", "--output", out.path + "/r"],
-                                                  environment: ["DTS_RUN_ROOT": root], log: out.path + "/stdout")
+            let (dts, qemu) = try await Self.virtBasicUpToItsFirstCase(out: out)
             defer { dts.killIfRunning() }
-
-            // Wait until the VM is up and the first case runs.
-            var qemu: [Int32] = []
-            _ = await dts.waitUntil(timeout: .seconds(180), every: .milliseconds(200)) {
-                qemu = qemuProcesses(matching: root)
-                return !qemu.isEmpty && FileManager.default.fileExists(atPath: out.path + "/r/virt_basic/test_vm_kernel.log")
-            }
-            try #require(!qemu.isEmpty, "the VM never came up: \(dts.output)")
             let (status, _) = await dts.interrupt(waitingUpTo: .seconds(90))
             #expect(status == 130)
             for pid in qemu { #expect(!ProcessTable.isAlive(pid), "QEMU \(pid) survived the interrupted run") }
