@@ -242,6 +242,13 @@ struct SSHTests {
             _ = try await SSHConnection.connect(testOptions(port: server.port, auth: .password("not-the-password"), knownHosts: knownHosts))
         }
         #expect(String(describing: wrongPassword!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (password)"))
+        // A server does not tell a wrong password from an unknown user: the message says both, never one for sure.
+        #expect(String(describing: wrongPassword!).contains("the password is wrong, or there is no user 'dtstest' on the server"), "\(wrongPassword!)")
+        let unknownUser = await #expect(throws: SSHError.self) {
+            _ = try await SSHConnection.connect(testOptions(port: server.port, auth: .password(TestUsers.password), knownHosts: knownHosts,
+                                                            user: "no-such-user-dts"))
+        }
+        #expect(String(describing: unknownUser!).contains("or there is no user 'no-such-user-dts' on the server"), "\(unknownUser!)")
 
         let stranger = try ClientKey(in: dir, name: "unauthorized", passphrase: nil, authorize: false)
         let wrongKey = await #expect(throws: SSHError.self) {
@@ -520,6 +527,11 @@ struct SSHKeyboardInteractiveTests {
         let wrong = testOptions(port: server.port, auth: .keyboardInteractive(password: "wrong"), knownHosts: dir.file("known_hosts"))
         let error = await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(wrong) }
         #expect(String(describing: error!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (keyboard-interactive)"))
+        // This server takes no passwords: said so, with what it offers, rather than "wrong password".
+        let password = testOptions(port: server.port, auth: .password(TestUsers.password), knownHosts: dir.file("known_hosts"))
+        let refused = await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(password) }
+        #expect(String(describing: refused!).contains("the server does not accept password authentication (it offers: keyboard-interactive)"),
+                "\(refused!)")
     }
 }
 

@@ -123,7 +123,9 @@ final class RemoteVMHost: VMHost, Sendable {
 
     /// Kills the QEMUs and removes the directories that runs from this machine left on the DUT
     /// when their dts died (their owner's pid and start time no longer match a live process here).
-    /// A daemonized QEMU leads its own session, so its whole process group goes.
+    /// Only the processes the dead run recorded in its `processes` file (at launch: pid and start
+    /// time) are killed, and only while they still run with that start time. A daemonized QEMU
+    /// leads its own session, so its whole process group goes.
     static func cleanStale(on connection: SSHConnection, label: String, run: Run) async {
         let listing = try? await connection.exec(
             "for d in /tmp/dts-vms.*; do [ -f \"$d/owner\" ] && echo \"$d $(cat \"$d/owner\")\"; done; true", timeout: .seconds(30))
@@ -132,13 +134,17 @@ final class RemoteVMHost: VMHost, Sendable {
             guard fields.count == 4, fields[0].hasPrefix("/tmp/dts-vms."), fields[1] == RunDirectory.machineID,
                   let pid = Int32(fields[2]), let start = UInt64(fields[3]) else { continue }
             if ProcessTable.startTime(of: pid) == start { continue } // that run is alive
-            let script = "for f in \"$1\"/*/qemu.pid; do [ -f \"$f\" ] || continue; p=$(cat \"$f\"); "
-                + "grep -qaF -- \"$1\" /proc/\"$p\"/cmdline 2>/dev/null && "
-                + "{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\"; } && echo \"killed $p\"; done; rm -rf -- \"$1\""
+            let script = "if [ -f \"$1/processes\" ]; then while read -r p s rest; do [ \"$p\" -gt 1 ] 2>/dev/null || continue; "
+                + "[ \"$(\(startTimeOfP))\" = \"$s\" ] || continue; "
+                + "{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\"; } && echo \"killed $p ($rest)\"; done < \"$1/processes\"; fi; rm -rf -- \"$1\""
             let result = try? await connection.exec(ShellQuoting.join(["sh", "-c", script, "sh", fields[0]]), timeout: .seconds(30))
             run.logger.warning("\(label): removed \(fields[0]) of a dead run from this machine\((result?.output ?? "").isEmpty ? "" : ": " + (result?.output ?? "").replacingOccurrences(of: "\n", with: " "))")
         }
     }
+
+    /// Shell text printing the start time of process `$p` (field 22 of `/proc/$p/stat`, counted
+    /// after the command name, which may hold spaces and parentheses), as ``ProcessTable`` reads it.
+    static let startTimeOfP = "sed 's/.*) //' /proc/\"$p\"/stat 2>/dev/null | cut -d' ' -f20"
 
     /// `address` as an IPv4 literal (resolved if it is a name).
     static func resolveIPv4(_ address: String) -> String? {
@@ -169,6 +175,9 @@ final class RemoteVMHost: VMHost, Sendable {
     }
 
     func prepare(vm: String, command: QEMUCommandLine) async throws {
+        if let taken = command.fixedPorts.first(where: { remoteAllocator.isListening($0.port) }) {
+            throw ResourceError(taken.taken(on: "\(label) (\(remoteAllocator.listenAddress))"))
+        }
         let dir = command.paths.runtimeDirectory
         let sockets = [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket,
                        command.paths.serialSocket, command.paths.pidFile].compactMap { $0 }
@@ -237,7 +246,11 @@ final class RemoteVMHost: VMHost, Sendable {
         let script = "cd \"$1\" && shift && exec \"$@\" > qemu.stdout 2> qemu.stderr < /dev/null"
         let result = try await run(["sh", "-c", script, "sh", dir] + command.command, timeout: timeout)
         guard result.succeeded else { throw VMStartError.Reason.qemuExited(status: result.status) }
-        let text = try await connection.exec(ShellQuoting.join(["cat", pidFile]), timeout: .seconds(30))
+        // The pid, recorded with its start time in the run's directory there for a later run's
+        // stale cleanup (``cleanStale(on:label:run:)``).
+        let record = "p=$(cat \"$1\") || exit 1; s=$(\(Self.startTimeOfP)); "
+            + "[ -n \"$s\" ] && printf '%s %s %s\\n' \"$p\" \"$s\" \"$3\" >> \"$2/processes\"; echo \"$p\""
+        let text = try await connection.exec(ShellQuoting.join(["sh", "-c", record, "sh", pidFile, root, "qemu \(vm)"]), timeout: .seconds(30))
         guard let pid = Int32(text.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw VMStartError.Reason.failed("QEMU daemonized on the DUT but wrote no pid file \(pidFile)")
         }
@@ -258,6 +271,13 @@ final class RemoteVMHost: VMHost, Sendable {
             }
             return true
         }
+    }
+
+    /// One round trip: `grep` for the whole file (a console log stays small); `offset` is unused.
+    func search(_ path: String, for text: String, from offset: UInt64) async -> (line: String?, next: UInt64) {
+        let result = try? await connection.exec(ShellQuoting.join(["grep", "-a", "-m1", "-F", "--", text, path]), timeout: .seconds(10))
+        let line = result.flatMap { $0.succeeded ? $0.output.split(separator: "\n").first.map(String.init) : nil }
+        return (line, offset)
     }
 
     func signal(_ pid: Int32, _ signal: Int32) async {
@@ -339,6 +359,9 @@ final class RemoteResourceAllocator: VMResourceAllocator, Sendable {
     }
 
     func setListening(_ listening: Set<Int>) { ports.withLock { $0.listening = listening } }
+
+    /// Whether the DUT listened on `port` when last refreshed.
+    func isListening(_ port: Int) -> Bool { ports.withLock { $0.listening.contains(port) } }
 
     /// Records which of `paths` the DUT has as executable files (`found`).
     func learnExecutables(_ paths: [String], found: Set<String>) {
