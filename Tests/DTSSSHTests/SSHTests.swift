@@ -95,6 +95,28 @@ struct SSHTests {
         }
     }
 
+    /// A loaded DUT answers a channel open late. The exec times out, but the connection was never
+    /// broken: before, a deadline passing while the open was under way gave up on the connection
+    /// ("busy sending"), and every later exec on it failed.
+    @Test("a server that answers a channel open after the exec's deadline: a timeout, and the connection stays usable")
+    func lateChannelOpen() async throws {
+        try await withServer { server, ssh, _ in
+            _ = try await ssh.exec("true", timeout: .seconds(10))
+            let children = server.childPids()
+            try #require(!children.isEmpty, "no per-connection dropbear process")
+            for child in children { kill(child, SIGSTOP) }
+            let start = ContinuousClock.now
+            let error = await #expect(throws: SSHError.self) { _ = try await ssh.exec("echo late", timeout: .seconds(1)) }
+            #expect(elapsed(since: start) < .seconds(10))
+            if case .timeout = error {} else { Issue.record("expected a timeout, got \(String(describing: error))") }
+            try await Task.sleep(for: .seconds(2))
+            for child in children { kill(child, SIGCONT) }
+            #expect(await ssh.isUsable)
+            let again = try await ssh.exec("echo again", timeout: .seconds(20))
+            #expect(again.output == "again\n")
+        }
+    }
+
     @Test("cancelling the waiting task ends the operation at once")
     func cancellation() async throws {
         try await withServer { _, ssh, _ in

@@ -472,6 +472,14 @@ final class RemoteNamespaceHost: @unchecked Sendable {
         try startServer()
     }
 
+    /// Kills the server's session processes (SIGKILL): every SSH connection to it breaks, the
+    /// server keeps listening, and what the sessions started in the background (a daemonized
+    /// QEMU) keeps running.
+    func dropSessions() {
+        guard let server else { return }
+        for child in ProcessTable.children(of: server.pid) { kill(child, SIGKILL) }
+    }
+
     /// Waits up to `timeout` until the server has no session child left.
     func waitForNoSessions(timeout: Duration = .seconds(10)) -> Bool {
         guard let server else { return false }

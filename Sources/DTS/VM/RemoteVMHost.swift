@@ -55,7 +55,11 @@ final class RemoteVMHost: VMHost, Sendable {
 
     let dut: Dut
     let run: Run
-    let connection: SSHConnection
+    /// The DUT's SSH connection, or the one ``usableConnection()`` opened after it broke.
+    var connection: SSHConnection { link.withLock { $0.connection } }
+    private let link: Mutex<(connection: SSHConnection, lastAttempt: ContinuousClock.Instant?)>
+    /// The DUT session's connection (closed with the DUT).
+    private let original: SSHConnection
     let facts: Facts
     /// The run's directory on the DUT.
     let root: String
@@ -69,7 +73,8 @@ final class RemoteVMHost: VMHost, Sendable {
     private init(dut: Dut, salt: String, connection: SSHConnection, facts: Facts, root: String, address: String) {
         self.dut = dut
         self.run = dut.run
-        self.connection = connection
+        self.link = Mutex((connection: connection, lastAttempt: nil))
+        self.original = connection
         self.facts = facts
         self.root = root
         self.label = "DUT [\(dut.name)] at \(dut.address)"
@@ -259,17 +264,46 @@ final class RemoteVMHost: VMHost, Sendable {
     }
 
     func isAlive(_ pid: Int32) async -> Bool {
-        do {
-            return try await connection.exec("kill -0 \(pid)", timeout: .seconds(10)).succeeded
-        } catch {
-            // With the DUT unreachable nothing more can be done from here: say so and stop waiting
-            // (the next run from this machine on that DUT kills what this one left). A probe that
-            // merely failed counts as alive: the stop sequence escalates anyway.
-            guard await connection.isUsable else {
-                run.logger.error("\(label): lost the SSH connection; QEMU pid \(pid) may still run there (\(root)): \(error)")
-                return false
+        var lastError: (any Error)?
+        // A connection that breaks during the probe is reconnected once and the probe asked again.
+        for _ in 0..<2 {
+            let connection = await usableConnection()
+            do {
+                return try await connection.exec("kill -0 \(pid)", timeout: .seconds(10)).succeeded
+            } catch {
+                // A probe that merely failed counts as alive: the stop sequence escalates anyway.
+                if await connection.isUsable { return true }
+                lastError = error
             }
+        }
+        // With the DUT unreachable nothing more can be done from here: say so and stop waiting
+        // (the next run from this machine on that DUT kills what this one left).
+        run.logger.error("\(label): lost the SSH connection; QEMU pid \(pid) may still run there (\(root)): \(lastError.map { "\($0)" } ?? "")")
+        return false
+    }
+
+    /// The DUT's connection; once it broke (a network blip, a timed-out send), a new one with the
+    /// same options, so that QEMU is still watched, stopped and cleaned up there. One attempt per
+    /// 5 s at most; the broken connection is returned when the DUT cannot be reached again. QMP and
+    /// guest-agent relays of the broken connection are not restored.
+    func usableConnection() async -> SSHConnection {
+        let current = connection
+        if await current.isUsable { return current }
+        let now = ContinuousClock.now
+        let attempt = link.withLock { link -> Bool in
+            guard link.connection === current, link.lastAttempt.map({ now - $0 >= .seconds(5) }) ?? true else { return false }
+            link.lastAttempt = now
             return true
+        }
+        guard attempt else { return connection }
+        do {
+            let fresh = try await SSHConnection.connect(current.options)
+            link.withLock { $0.connection = fresh }
+            run.logger.warning("\(label): the SSH connection broke; reconnected to watch and clean up the VMs there")
+            return fresh
+        } catch {
+            run.logger.error("\(label): the SSH connection broke and reconnecting failed: \(error)")
+            return current
         }
     }
 
@@ -281,7 +315,10 @@ final class RemoteVMHost: VMHost, Sendable {
     }
 
     func signal(_ pid: Int32, _ signal: Int32) async {
-        _ = try? await run(["kill", "-\(signal)", String(pid)], timeout: .seconds(10))
+        let argv = ["kill", "-\(signal)", String(pid)]
+        if (try? await run(argv, timeout: .seconds(10))) == nil {
+            _ = try? await usableConnection().exec(argv: argv, timeout: .seconds(10))
+        }
     }
 
     func tail(of path: String) async -> String {
@@ -311,10 +348,11 @@ final class RemoteVMHost: VMHost, Sendable {
         let open = state.withLock { $0.forwards.removeValue(forKey: vm) ?? [] }
         for forward in open { await forward.close() }
         let dir = command.paths.runtimeDirectory
+        let connection = await usableConnection()
         for file in ["console.log", "qemu.stderr", "qemu.stdout"] {
             try? await connection.download(remotePath: dir + "/" + file, localPath: localDirectory + "/" + file)
         }
-        _ = try? await run(["rm", "-rf", "--", dir])
+        _ = try? await connection.exec(argv: ["rm", "-rf", "--", dir], timeout: .seconds(30))
         remoteAllocator.release(vm: vm)
     }
 
@@ -324,7 +362,10 @@ final class RemoteVMHost: VMHost, Sendable {
         let first = state.withLock { state -> Bool in defer { state.removed = true }; return !state.removed }
         guard first else { return }
         dut.vmHost.forget()
+        let connection = await usableConnection()
         _ = try? await connection.exec(ShellQuoting.join(["rm", "-rf", "--", root]), timeout: .seconds(30))
+        // A connection opened after the DUT's own broke is this host's to close.
+        if connection !== original { await connection.close() }
     }
 }
 

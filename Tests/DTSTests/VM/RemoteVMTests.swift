@@ -134,6 +134,48 @@ extension RealGuestTests {
             #expect(host.waitForNoSessions(), "dropbear still serves a connection after the DUT closed")
         }
 
+        /// The DUT's SSH connection breaks while its VM is up (its server-side session killed, as a
+        /// network blip or a send that timed out would): stopping the VM reconnects to the DUT and
+        /// kills QEMU there, and the run's directory there still goes. Before, QEMU stayed on the
+        /// DUT until a later run from this machine cleaned it up.
+        @Test func aBrokenDUTConnectionStillStopsTheVMThere() async throws {
+            try VMFixture.requireGuestImage()
+            let host = try RemoteNamespaceHost()
+            defer { host.tearDown() }
+            let fixture = try VMFixture(["vm0": VMFixture.guest])
+            let scratch = try TempDir("dts-remote-vmbreak")
+            let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
+                                                                      vmLogDirectory: scratch.path + "/vms"),
+                                           run: testRun(), knownHostsPath: scratch.path + "/known_hosts")
+            let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)
+            _ = try await kvm.start()
+            let instance = try #require(kvm.instance)
+            let qemu = instance.pid
+            let root = (instance.command.paths.runtimeDirectory as NSString).deletingLastPathComponent
+            defer { kill(qemu, SIGKILL) }
+
+            host.dropSessions()
+            let remote = try #require(dut.underlyingSession as? RemoteHostSession)
+            var usable = true
+            for _ in 0..<100 where usable {
+                try await Task.sleep(for: .milliseconds(100))
+                usable = await remote.connection.isUsable
+            }
+            try #require(!usable, "the DUT's connection survived its server session")
+            #expect(ProcessTable.isAlive(qemu), "QEMU went with the SSH session")
+
+            await kvm.stop()
+            var alive = ProcessTable.isAlive(qemu)
+            for _ in 0..<100 where alive {
+                try await Task.sleep(for: .milliseconds(100))
+                alive = ProcessTable.isAlive(qemu) && Self.status(qemu, "State") != "Z"
+            }
+            #expect(!alive, "QEMU \(qemu) still runs on the DUT after stop()")
+            await dut.run.tearDown()
+            #expect(!FileManager.default.fileExists(atPath: root), "\(root) left on the DUT")
+            await dut.close()
+        }
+
         /// `dts run --suite virt_basic --dut NAME` with a crbs.cfg DUT in the namespace: every case
         /// passes with the VM on the remote DUT, the case logs show the VM's commands on its
         /// forwarded port at the DUT's address, the VM logs are collected, and nothing stays.
