@@ -8,7 +8,7 @@ struct DTSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dts",
         abstract: "DPDK virtualization test suites: VMs from DTS configs, booted with QEMU.",
-        subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self])
+        subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self, ImageCommand.self])
 }
 
 extension ExitCode {
@@ -24,20 +24,27 @@ struct VMOptions: ParsableArguments {
     @Option(name: .long, help: "Accelerator for every VM, overriding enable_kvm (kvm|tcg). Default: $DTS_ACCEL, else the config.")
     var accel: Accelerator?
 
+    @Option(name: .long, help: "How every VM boots, overriding 'start warm=' (warm: restore from a snapshot where safe; cold: from scratch, no snapshot). Default: $DTS_BOOT, else the config (warm).")
+    var boot: BootMode?
+
     func settings() throws -> RunSettings {
         Log.bootstrap
-        var accelerator = accel
-        if accelerator == nil, let env = ProcessInfo.processInfo.environment["DTS_ACCEL"], !env.isEmpty {
-            guard let parsed = Accelerator(rawValue: env) else {
-                throw ValidationError("DTS_ACCEL=\(env): expected kvm or tcg")
-            }
-            accelerator = parsed
+        return RunSettings(confDirectory: confDir, accelerator: try accel ?? Self.environment("DTS_ACCEL"),
+                           boot: try boot ?? Self.environment("DTS_BOOT"))
+    }
+
+    /// The value of environment variable `name`, if set and not empty.
+    private static func environment<Value: RawRepresentable & CaseIterable>(_ name: String) throws -> Value? where Value.RawValue == String {
+        guard let text = ProcessInfo.processInfo.environment[name], !text.isEmpty else { return nil }
+        guard let value = Value(rawValue: text) else {
+            throw ValidationError("\(name)=\(text): expected " + Value.allCases.map(\.rawValue).joined(separator: " or "))
         }
-        return RunSettings(confDirectory: confDir, accelerator: accelerator)
+        return value
     }
 }
 
 extension Accelerator: ExpressibleByArgument {}
+extension BootMode: ExpressibleByArgument {}
 
 /// Prints config errors to standard error and exits with the config-error status.
 func reportConfigErrors(_ errors: ConfigErrors) -> ExitCode {

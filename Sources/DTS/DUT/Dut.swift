@@ -6,11 +6,21 @@ public struct RunSettings: Sendable {
     public var accelerator: Accelerator?
     /// Where VMs keep their logs after they stop (`<dir>/<vm>`); `dts run` sets `<output>/vms`.
     public var vmLogDirectory: String?
+    /// Overrides every VM's `start warm=` (`--boot`, `DTS_BOOT`).
+    public var boot: BootMode?
+    /// This machine's snapshot cache (warm boot); a remote DUT's is in its home directory.
+    public var snapshots: SnapshotCache
+    /// Sees every start stage of the run's VMs (the live progress line), unless a start names its
+    /// own ``VMStartOptions/onStage``.
+    public var onVMStage: (@Sendable (VMStageEvent) -> Void)?
 
-    public init(confDirectory: String = "conf", accelerator: Accelerator? = nil, vmLogDirectory: String? = nil) {
+    public init(confDirectory: String = "conf", accelerator: Accelerator? = nil, vmLogDirectory: String? = nil,
+                boot: BootMode? = nil, snapshots: SnapshotCache = SnapshotCache()) {
         self.confDirectory = confDirectory
         self.accelerator = accelerator
         self.vmLogDirectory = vmLogDirectory
+        self.boot = boot
+        self.snapshots = snapshots
     }
 }
 

@@ -70,7 +70,8 @@ public final class QEMUKvm {
     /// Builds the QEMU command line (pure: no process is started, nothing is reserved beyond what
     /// `allocator` does).
     public func commandLine(allocator: any VMResourceAllocator) throws(ConfigErrors) -> QEMUCommandLine {
-        try QEMUCommandLineBuilder.build(vmName: vmName, params: params, options: QEMUBuildOptions(accelerator: dut.settings.accelerator),
+        try QEMUCommandLineBuilder.build(vmName: vmName, params: params,
+                                         options: QEMUBuildOptions(accelerator: dut.settings.accelerator, boot: dut.settings.boot),
                                          allocator: allocator)
     }
 

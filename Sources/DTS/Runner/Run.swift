@@ -42,6 +42,8 @@ public actor Run {
     public nonisolated let logger: Logger
     /// The VM start stages recorded in this run (for the report's timeline).
     public nonisolated let timeline = BootTimeline()
+    /// What warm boot remembers during the run (reasons said, snapshots that failed to restore).
+    nonisolated let warmBoot = WarmBootLedger()
 
     private nonisolated let place: RunPlace
     private var entries: [Entry] = []

@@ -5,6 +5,12 @@ extension QEMUKvm {
     /// Boots the VM and returns its VM DUT once every readiness stage passed:
     /// QEMU up → QMP → vCPU pinning (paused) → guest agent → management address → SSH → PCI map.
     ///
+    /// With warm boot (the default where it is safe: `start warm=`, ``VMStartOptions/boot``,
+    /// ``RunSettings/boot``), a VM whose machine was booted before is restored from the snapshot
+    /// taken then, in place of the guest's boot: QEMU up → QMP → restore → continue → guest agent →
+    /// clock and entropy → management address → SSH → PCI map. If anything in that fails, the same
+    /// call boots cold and the snapshot is dropped (docs/virtualization.md#warm-boot).
+    ///
     /// Unlike DTS, a failure throws a ``VMStartError`` naming the stage, the time spent, the end of
     /// QEMU's stderr and of the console; nothing is left running.
     ///
@@ -16,6 +22,8 @@ extension QEMUKvm {
         let host = try await vmHost()
         var options = options
         if options.sessionLog == nil { options.sessionLog = dut.sessionLog }
+        if options.onStage == nil { options.onStage = dut.settings.onVMStage }
+        if options.boot == nil { options.boot = dut.settings.boot }
         if options.logDirectory == nil, let root = dut.settings.vmLogDirectory {
             options.logDirectory = Self.freshDirectory(root + "/" + vmName)
         }
@@ -30,7 +38,7 @@ extension QEMUKvm {
     nonisolated(nonsending) private func vmHost() async throws(VMStartError) -> any VMHost {
         do {
             if dut.isRemote { return try await RemoteVMHost.host(for: dut) }
-            return LocalVMHost(allocator: try dut.run.allocator)
+            return LocalVMHost(allocator: try dut.run.allocator, snapshots: dut.settings.snapshots)
         } catch {
             throw VMStartError(vm: vmName, stage: .prepare, reason: .failed("\(error)"),
                                logDirectory: (try? dut.run.directory.vmPath(vmName)) ?? "")

@@ -43,6 +43,12 @@ protocol VMHost: AnyObject, Sendable {
     /// After QEMU stopped: frees the VM's ports, ends forwards, brings the host-side logs into
     /// `localDirectory` and removes the VM's files on the host.
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async
+    /// The host's snapshot cache (warm boot), or `nil` where VMs always boot cold.
+    var snapshots: (any SnapshotStore)? { get }
+}
+
+extension VMHost {
+    var snapshots: (any SnapshotStore)? { nil }
 }
 
 /// This machine as the VM host: QEMU is a supervised child of dts (killed with dts), files and
@@ -52,9 +58,13 @@ final class LocalVMHost: VMHost {
     var allocator: any VMResourceAllocator { hostAllocator }
     var launchesDaemonized: Bool { false }
     var label: String { "this host" }
+    let snapshots: (any SnapshotStore)?
 
-    /// This machine, with the run's allocator (``Run/allocator``).
-    init(allocator: HostResourceAllocator) { hostAllocator = allocator }
+    /// This machine, with the run's allocator (``Run/allocator``) and snapshot cache.
+    init(allocator: HostResourceAllocator, snapshots: SnapshotCache? = nil) {
+        hostAllocator = allocator
+        self.snapshots = snapshots
+    }
 
     func refresh() async throws {}
 

@@ -14,9 +14,12 @@ public struct VMStartOptions: Sendable {
     public var portRetries: Int = 2
     /// Where the VM DUT's commands and outputs are logged (the host DUT's case logs by default).
     public var sessionLog: (any SessionLogSink)?
+    /// Overrides `start warm=` for this start (else the run's ``RunSettings/boot``).
+    public var boot: BootMode?
 
-    public init(logDirectory: String? = nil, onStage: (@Sendable (VMStageEvent) -> Void)? = nil) {
+    public init(logDirectory: String? = nil, boot: BootMode? = nil, onStage: (@Sendable (VMStageEvent) -> Void)? = nil) {
         self.logDirectory = logDirectory
+        self.boot = boot
         self.onStage = onStage
     }
 }
@@ -27,15 +30,17 @@ public struct VMStartOptions: Sendable {
 ///
 /// ```
 /// launch     prepare (build the command line, check the host), then bringUp; on a port clash, again
-/// bringUp    spawnQEMU → connectQMP → pinVCPUs → awaitGuestAgent → awaitManagementAddress → loginSSH → readPCIMap
+/// bringUp    spawnQEMU → connectQMP → pinVCPUs → awaitGuestAgent → awaitManagementAddress → [saveSnapshot] → loginSSH → readPCIMap
+/// restoreUp  spawnQEMU → connectQMP → restoreSnapshot → pinVCPUs → awaitGuestAgent → refreshGuest → awaitManagementAddress → loginSSH → readPCIMap
 /// stop       softShutdown (guest agent power-off, QMP quit) → hardShutdown (SIGTERM, SIGKILL) → collectLogs
 /// ```
 ///
 /// Each start step is one stage (``VMStage``): it races its deadline and QEMU's exit, and whatever
 /// ends it becomes a ``VMStartError`` in one place (`stage(_:_:_:)`). Other starts are other
 /// sequences of the same steps: an incoming migration stops after `connectQMP`; a restore from a
-/// snapshot spawns QEMU with `-incoming defer`, loads the state over QMP after `connectQMP`, and
-/// `pinVCPUs` continues the guest as on a cold boot.
+/// snapshot (warm boot, ``BootPlan``) spawns QEMU with `-incoming defer`, loads the state over QMP
+/// after `connectQMP`, and `pinVCPUs` continues the guest as on a cold boot; a failed restore
+/// ends in a cold `bringUp` in the same `launch`.
 ///
 /// QEMU runs on a ``VMHost``: this machine, or a remote host DUT reached over SSH. The VM's own
 /// local files (argv, QMP and guest-agent transcripts, the guest's SSH host key) are in
@@ -51,6 +56,8 @@ public final class VMInstance: @unchecked Sendable {
     let options: VMStartOptions
     let deadlines: VMDeadlines
     let started = ContinuousClock.now
+    /// Cold boot (and whether to take a snapshot), or restore.
+    let plan: BootPlan
 
     /// What the steps made so far, and whether the VM is being stopped.
     struct Parts {
@@ -64,13 +71,17 @@ public final class VMInstance: @unchecked Sendable {
         var logDirectory: String
         var cleanup: Run.Token?
         var stopping = false
+        /// While restoring: when the restore's budget runs out.
+        var restoreDeadline: ContinuousClock.Instant?
     }
     private let lock = NSLock()
     private var state: Parts
 
-    private init(vmName: String, command: QEMUCommandLine, run: Run, host: any VMHost, localDirectory: String, options: VMStartOptions) {
+    private init(vmName: String, command: QEMUCommandLine, run: Run, host: any VMHost, localDirectory: String, options: VMStartOptions,
+                 plan: BootPlan) {
         self.vmName = vmName
         self.command = command
+        self.plan = plan
         self.run = run
         self.host = host
         self.localDirectory = localDirectory
@@ -108,14 +119,17 @@ public final class VMInstance: @unchecked Sendable {
     // MARK: The lifecycle
 
     /// Builds the command line, starts QEMU on `host` and walks the readiness stages; a port that
-    /// QEMU could not bind after all means a new command line with fresh ports.
+    /// QEMU could not bind after all means a new command line with fresh ports; a restore from a
+    /// snapshot that fails means a cold boot (and the snapshot dropped).
     static func launch(vmName: String, params: [VirtParam], accelerator: Accelerator?, run: Run, host: any VMHost,
                        options: VMStartOptions) async throws(VMStartError) -> VMInstance {
         // QEMU on a remote DUT daemonizes: the launching command returns once it runs.
-        let buildOptions = QEMUBuildOptions(accelerator: accelerator, daemonize: host.launchesDaemonized)
+        let buildOptions = QEMUBuildOptions(accelerator: accelerator, daemonize: host.launchesDaemonized, boot: options.boot)
         var attempt = 0
+        var restoreAllowed = true
         while true {
-            let instance = try await prepare(vmName: vmName, params: params, buildOptions: buildOptions, run: run, host: host, options: options)
+            let instance = try await prepare(vmName: vmName, params: params, buildOptions: buildOptions, run: run, host: host, options: options,
+                                             restoreAllowed: restoreAllowed)
             // The run stops the VM on every exit path, even when its owner's tear-down is not reached.
             let token = await run.register("VM \(vmName) on \(host.label)") { await instance.stop() }
             instance.parts { $0.cleanup = token }
@@ -123,10 +137,17 @@ public final class VMInstance: @unchecked Sendable {
                 try await instance.bringUp()
                 return instance
             } catch {
+                // Stopped by someone else (the run's tear-down on Ctrl-C): no retry of any kind.
+                let interrupted = instance.parts { $0.stopping } || Task.isCancelled
                 await instance.stop()
-                if error.isPortClash, attempt < options.portRetries {
+                if error.isPortClash, attempt < options.portRetries, !interrupted {
                     attempt += 1
                     run.logger.warning("VM \(vmName): a port was taken after all; retrying with new ports (\(attempt))")
+                    continue
+                }
+                if case .restore(let target, _) = instance.plan, !interrupted {
+                    await instance.dropSnapshot(target, after: error)
+                    restoreAllowed = false
                     continue
                 }
                 var moved = error
@@ -136,13 +157,16 @@ public final class VMInstance: @unchecked Sendable {
         }
     }
 
-    /// A cold boot: every readiness stage, in order.
+    /// The start sequence of the ``plan``: a cold boot (every readiness stage, in order, and a
+    /// snapshot once the guest is ready when one is wanted), or a restore.
     func bringUp() async throws(VMStartError) {
+        if let entry = plan.restoring { return try await restoreUp(entry) }
         try await spawnQEMU()
         try await connectQMP()
         try await pinVCPUs()
         try await awaitGuestAgent()
         try await awaitManagementAddress()
+        if case .cold(let target?) = plan { await saveSnapshot(target) }
         try await loginSSH()
         try await readPCIMap()
         makeVirtDut()
@@ -163,22 +187,26 @@ public final class VMInstance: @unchecked Sendable {
     // MARK: Prepare
 
     /// The `prepare` stage: the command line built with the host's allocator, the VM's local
-    /// directory made, and what QEMU will need checked on the host.
+    /// directory made, what QEMU will need checked on the host, and the boot planned (a restore
+    /// starts QEMU waiting for the saved state).
     private static func prepare(vmName: String, params: [VirtParam], buildOptions: QEMUBuildOptions, run: Run, host: any VMHost,
-                                options: VMStartOptions) async throws(VMStartError) -> VMInstance {
-        let command: QEMUCommandLine
+                                options: VMStartOptions, restoreAllowed: Bool) async throws(VMStartError) -> VMInstance {
+        var command: QEMUCommandLine
         let localDirectory: String
+        let plan: BootPlan
         do {
             localDirectory = try run.directory.vmDirectory(vmName)
             try await host.refresh()
             command = try QEMUCommandLineBuilder.build(vmName: vmName, params: params, options: buildOptions, allocator: host.allocator)
             try await host.prepare(vm: vmName, command: command)
+            plan = await WarmBoot.plan(vmName: vmName, command: command, host: host, run: run, restoreAllowed: restoreAllowed)
+            if plan.restoring != nil { command = command.waitingForIncomingState() }
             try (command.command.joined(separator: "\n") + "\n").write(toFile: localDirectory + "/argv", atomically: true, encoding: .utf8)
         } catch {
             host.release(vm: vmName)
             throw VMStartError(vm: vmName, stage: .prepare, reason: .failed("\(error)"), logDirectory: (try? run.directory.vmPath(vmName)) ?? "")
         }
-        return VMInstance(vmName: vmName, command: command, run: run, host: host, localDirectory: localDirectory, options: options)
+        return VMInstance(vmName: vmName, command: command, run: run, host: host, localDirectory: localDirectory, options: options, plan: plan)
     }
 }
 
