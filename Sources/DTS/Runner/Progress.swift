@@ -30,10 +30,14 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
     /// The VM start shown on the live line: its current stage, and when its start began.
     private var vmLine: (text: String, start: ContinuousClock.Instant)?
     private var ticker: (any DispatchSourceTimer)?
+    private let write: @Sendable (String) -> Void
 
-    /// `interactive` defaults to whether standard output is a terminal.
-    public init(interactive: Bool = isatty(STDOUT_FILENO) == 1) {
+    /// `interactive` defaults to whether standard output is a terminal; `write` to writing to
+    /// standard output.
+    public init(interactive: Bool = isatty(STDOUT_FILENO) == 1,
+                write: @escaping @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }) {
         self.interactive = interactive
+        self.write = write
         if interactive {
             // Redraw the live line with the time spent so far.
             let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dts-progress"))
@@ -50,12 +54,12 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
         lock.withLock {
             if let vm = vmLine {
                 let elapsed = (ContinuousClock.now - vm.start).seconds
-                FileHandle.standardOutput.write(Data("\r\u{1B}[K\(vm.text) \(String(format: "%.1f", elapsed)) s".utf8))
+                write("\r\u{1B}[K\(vm.text) \(String(format: "%.1f", elapsed)) s")
                 return
             }
             guard let line = liveLine else { return }
             let elapsed = (ContinuousClock.now - liveStart).components.seconds
-            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line) \(elapsed) s".utf8))
+            write("\r\u{1B}[K\(line) \(elapsed) s")
         }
     }
 
@@ -77,7 +81,7 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
                 if event.stage == .pciMap { vmLine = nil }
             }
             if vmLine == nil, let line = liveLine {
-                FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line)".utf8))
+                write("\r\u{1B}[K\(line)")
             }
         }
     }
@@ -92,7 +96,7 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
             if interactive {
                 liveLine = text
                 liveStart = ContinuousClock.now
-                FileHandle.standardOutput.write(Data(text.utf8))
+                write(text)
             }
         }
     }
@@ -112,7 +116,7 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
             liveLine = nil
             vmLine = nil
             out += line + "\n"
-            FileHandle.standardOutput.write(Data(out.utf8))
+            write(out)
         }
     }
 

@@ -23,6 +23,8 @@ import Glibc
 ///   DUT's `~/.cache/dts/images/NAME` when missing there or different (size and modification time).
 /// - On stop the console log and QEMU's output are copied back into the VM's local log directory,
 ///   then the VM's directory on the DUT is removed.
+/// - Warm boot keeps the DUT's snapshots in the DUT user's `~/.cache/dts/snapshots`
+///   (``RemoteSnapshotStore``), with the size cap of this machine's cache.
 final class RemoteVMHost: VMHost, @unchecked Sendable {
     /// What dts learns about the DUT once.
     struct Facts: Sendable, Equatable {
@@ -62,6 +64,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     var allocator: any VMResourceAllocator { remoteAllocator }
     var launchesDaemonized: Bool { true }
     let label: String
+    let snapshots: (any SnapshotStore)?
     private let lock = NSLock()
     private var forwards: [String: [SSHSocketForward]] = [:]
     private var removed = false
@@ -76,6 +79,9 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         self.remoteAllocator = RemoteResourceAllocator(root: root, listenAddress: address, hugepageMount: facts.hugetlbfsMount,
                                                        imageDirectory: facts.home + "/.cache/dts/images",
                                                        hostArchitecture: facts.architecture, salt: salt)
+        self.snapshots = RemoteSnapshotStore(exec: { argv in try await connection.exec(ShellQuoting.join(argv), timeout: .seconds(300)) },
+                                             directory: facts.home + "/.cache/dts/snapshots",
+                                             capacity: dut.settings.snapshots.capacity, label: label)
     }
 
     /// The remote host of `dut`: created (and the run's directory made on the DUT) on first use,

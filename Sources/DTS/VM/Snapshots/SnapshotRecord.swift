@@ -56,18 +56,27 @@ public struct SnapshotEntry: Sendable, Equatable {
     public var bytes: Int64
     /// When a start last used it (or it was taken): the eviction order.
     public var lastUsed: Date
+
+    var usage: SnapshotUsage { SnapshotUsage(key: record.key, bytes: bytes, lastUsed: lastUsed) }
+}
+
+/// What eviction needs to know of a snapshot.
+struct SnapshotUsage: Sendable, Equatable {
+    var key: String
+    var bytes: Int64
+    var lastUsed: Date
 }
 
 /// Which snapshots go when a cache is over its size cap: the least recently used first, until
 /// the rest fits; `keep` (the one just taken) never goes.
 enum SnapshotEviction {
-    static func victims(_ entries: [SnapshotEntry], capacity: Int64, keep: String?) -> [SnapshotEntry] {
-        var total = entries.reduce(Int64(0)) { $0 + $1.bytes }
-        var victims: [SnapshotEntry] = []
-        for entry in entries.sorted(by: { ($0.lastUsed, $0.record.key) < ($1.lastUsed, $1.record.key) }) where total > capacity {
-            if entry.record.key == keep { continue }
-            victims.append(entry)
-            total -= entry.bytes
+    static func victims(_ snapshots: [SnapshotUsage], capacity: Int64, keep: String?) -> [SnapshotUsage] {
+        var total = snapshots.reduce(Int64(0)) { $0 + $1.bytes }
+        var victims: [SnapshotUsage] = []
+        for snapshot in snapshots.sorted(by: { ($0.lastUsed, $0.key) < ($1.lastUsed, $1.key) }) where total > capacity {
+            if snapshot.key == keep { continue }
+            victims.append(snapshot)
+            total -= snapshot.bytes
         }
         return victims
     }

@@ -98,10 +98,11 @@ public struct SnapshotCache: SnapshotStore {
     @discardableResult
     public func evict(keep: String? = nil) -> [SnapshotEntry] {
         withLock {
-            let victims = SnapshotEviction.victims(list(), capacity: capacity, keep: keep)
-            for victim in victims { removeFiles(victim.record.key) }
+            let entries = list()
+            let victims = Set(SnapshotEviction.victims(entries.map(\.usage), capacity: capacity, keep: keep).map(\.key))
+            for key in victims { removeFiles(key) }
             removeStalePartials()
-            return victims
+            return entries.filter { victims.contains($0.record.key) }
         }
     }
 
