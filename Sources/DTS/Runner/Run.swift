@@ -38,8 +38,10 @@ public actor Run {
 
     /// Multiplies every VM deadline (`DTS_TIMEOUT_FACTOR`, default 1, at least 0.1; slow hosts and TCG may want more).
     public nonisolated let timeoutFactor: Double
-    /// The run's logger.
+    /// The run's logger: what it was made with and, while a ``Runner`` runs it, the run log
+    /// (`dts.log`) too (``attachLog(_:)``).
     public nonisolated let logger: Logger
+    private nonisolated let relay: LogRelay
     /// The VM start stages recorded in this run (for the report's timeline).
     public nonisolated let timeline = BootTimeline()
     /// What warm boot remembers during the run (reasons said, snapshots that failed to restore).
@@ -62,8 +64,9 @@ public actor Run {
                 timeoutFactor: Double? = nil, logger: Logger = Logger(label: "dts.run")) {
         let env = ProcessInfo.processInfo.environment["DTS_TIMEOUT_FACTOR"].flatMap(Double.init)
         self.timeoutFactor = max(0.1, timeoutFactor ?? env ?? 1)
-        self.logger = logger
-        place = RunPlace(root: root, listenAddress: listenAddress, hugepageMount: hugepageMount, logger: logger)
+        relay = LogRelay(primary: logger)
+        self.logger = relay.logger()
+        place = RunPlace(root: root, listenAddress: listenAddress, hugepageMount: hugepageMount, logger: self.logger)
     }
 
     // MARK: Directory and allocator
@@ -77,6 +80,9 @@ public actor Run {
     public nonisolated var allocator: HostResourceAllocator {
         get throws { try place.made().allocator }
     }
+
+    /// Sends what ``logger`` logs to `log` as well (the run log), or stops with `nil`.
+    public nonisolated func attachLog(_ log: Logger?) { relay.attach(log) }
 
     /// Removes the run directory, if it was made (``tearDown(timeout:)`` does this after the cleanups).
     nonisolated func removeDirectory() { place.remove() }

@@ -31,12 +31,19 @@ extension VMInstance {
     func restoreSnapshot(_ entry: SnapshotEntry) async throws(VMStartError) {
         guard let qmp = parts({ $0.qmp }) else { return }
         let deadline = WarmBoot.loadDeadline(entry, factor: run.timeoutFactor)
+        let begin = ContinuousClock.now
         try await stage(.restore, deadline) {
             try await qmp.migrateSetCapabilities(["events": true])
             try await qmp.migrateIncoming(uri: "exec:" + ShellQuoting.join(["cat", entry.statePath]))
             try await qmp.waitForMigration(timeout: deadline)
         }
-        if case .restore(let target, _) = plan { await target.store.markUsed(entry.record.key) }
+        await target?.store.markUsed(entry.record.key)
+        run.logger.info("VM \(vmName): restored snapshot \(String(entry.record.key.prefix(12))) (\(SnapshotCache.size(entry.record.stateBytes)) in \(String(format: "%.2f", (ContinuousClock.now - begin).seconds)) s) in place of its boot")
+    }
+
+    private var target: SnapshotTarget? {
+        if case .restore(let target, _) = plan { return target }
+        return nil
     }
 
     /// `guest-refresh`: a restored guest's clock is the snapshot's; it is set to the host's time,
