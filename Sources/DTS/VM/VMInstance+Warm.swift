@@ -6,15 +6,13 @@ import Foundation
 /// guest's boot, refreshing a restored guest, and taking the snapshot on a machine's first boot.
 extension VMInstance {
     /// A restore: QEMU started with `-incoming defer`, the saved state loaded, the guest continued
-    /// and refreshed, then the readiness stages of a cold boot. From `cont` until the management
-    /// address is seen the stages share one budget (``WarmBoot/readyBudget(loadSeconds:factor:)``).
+    /// and refreshed, then the readiness stages of a cold boot. Until the management address is
+    /// seen the stages share one budget (``WarmBoot/restoreBudget(_:factor:)``).
     func restoreUp(_ entry: SnapshotEntry) async throws(VMStartError) {
+        parts { $0.restoreDeadline = started + WarmBoot.restoreBudget(entry, factor: run.timeoutFactor) }
         try await spawnQEMU()
         try await connectQMP()
-        let loadStart = ContinuousClock.now
         try await restoreSnapshot(entry)
-        let budget = WarmBoot.readyBudget(loadSeconds: (ContinuousClock.now - loadStart).seconds, factor: run.timeoutFactor)
-        parts { $0.restoreDeadline = ContinuousClock.now + budget }
         try await pinVCPUs()
         try await awaitGuestAgent()
         try await refreshGuest()
@@ -30,7 +28,7 @@ extension VMInstance {
     /// cannot load makes it exit, which ends the stage at once with QEMU's error.
     func restoreSnapshot(_ entry: SnapshotEntry) async throws(VMStartError) {
         guard let qmp = parts({ $0.qmp }) else { return }
-        let deadline = WarmBoot.loadDeadline(entry, factor: run.timeoutFactor)
+        let deadline = budgeted(deadlines.snapshot)
         let begin = ContinuousClock.now
         try await stage(.restore, deadline) {
             try await qmp.migrateSetCapabilities(["events": true])

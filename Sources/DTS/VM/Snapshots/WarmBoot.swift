@@ -128,20 +128,13 @@ enum WarmBoot {
         if run.warmBoot.firstTime(text) { run.logger.notice("\(text)") }
     }
 
-    /// How long loading a snapshot may take: as long as the cold boot it replaces took when the
-    /// snapshot was taken, at least 2 s, scaled by the run's deadline factor. A load that takes
-    /// longer saves nothing; one that fails makes QEMU exit, which ends it at once.
-    static func loadDeadline(_ entry: SnapshotEntry, factor: Double) -> Duration {
-        Duration.milliseconds(Int64(max(2, entry.record.coldBootSeconds) * 1000)).scaled(factor)
-    }
-
-    /// How long a restored guest may take, from `cont` until its agent answers, it is refreshed
-    /// and its management address is seen: 1 s, or three times what loading the snapshot took if
-    /// that is more (a busy host is slow at both), scaled by the run's deadline factor. Past it,
-    /// dts gives up on the restore and boots cold; so a start whose restored guest hangs costs
-    /// about a second more than a cold boot on an idle host.
-    static func readyBudget(loadSeconds: Double, factor: Double) -> Duration {
-        Duration.milliseconds(Int64(max(1, 3 * loadSeconds) * 1000)).scaled(factor)
+    /// How long a restore may take, from launching QEMU until the restored guest's agent answers,
+    /// it is refreshed and its management address is seen: as long as the cold boot it replaces
+    /// took when the snapshot was taken, plus a second, scaled by the run's deadline factor. So a
+    /// restore is never slower than a cold boot plus a second: past that, dts stops it and boots
+    /// cold. (A restore that fails outright, QEMU refusing the state, ends at once.)
+    static func restoreBudget(_ entry: SnapshotEntry, factor: Double) -> Duration {
+        Duration.milliseconds(Int64((entry.record.coldBootSeconds + 1) * 1000)).scaled(factor)
     }
 }
 
