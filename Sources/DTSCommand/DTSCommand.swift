@@ -27,9 +27,14 @@ struct VMOptions: ParsableArguments {
     @Option(name: .long, help: "How every VM boots, overriding 'start warm=' (warm: restore from a snapshot where safe; cold: from scratch, no snapshot). Default: $DTS_BOOT, else the config (warm).")
     var boot: BootMode?
 
+    @Option(name: .long, help: ArgumentHelp("Emulator for every VM, overriding the config's qemu path= (it must be an executable file on the VM's host).",
+                                            valueName: "path"))
+    var qemu: String?
+
     func settings() throws -> RunSettings {
         Log.bootstrap
-        return RunSettings(confDirectory: confDir, accelerator: try accel ?? Self.environment("DTS_ACCEL"),
+        if let qemu, qemu.isEmpty { throw ValidationError("--qemu: give the emulator's path") }
+        return RunSettings(confDirectory: confDir, accelerator: try accel ?? Self.environment("DTS_ACCEL"), qemuPath: qemu,
                            boot: try boot ?? Self.environment("DTS_BOOT"))
     }
 
@@ -45,6 +50,12 @@ struct VMOptions: ParsableArguments {
 
 extension Accelerator: ExpressibleByArgument {}
 extension BootMode: ExpressibleByArgument {}
+
+/// Prints config warnings to standard error, one per line.
+func reportConfigWarnings(_ warnings: [ConfigWarning]) {
+    guard !warnings.isEmpty else { return }
+    FileHandle.standardError.write(Data(warnings.map { $0.description + "\n" }.joined().utf8))
+}
 
 /// Prints config errors to standard error and exits with the config-error status.
 func reportConfigErrors(_ errors: ConfigErrors) -> ExitCode {

@@ -13,15 +13,21 @@ public struct RunSettings: Sendable {
     /// Sees every start stage of the run's VMs (the live progress line), unless a start names its
     /// own ``VMStartOptions/onStage``.
     public var onVMStage: (@Sendable (VMStageEvent) -> Void)?
+    /// The emulator for every VM, overriding `qemu path=` (`--qemu PATH`).
+    public var qemuPath: String?
 
     public init(confDirectory: String = "conf", accelerator: Accelerator? = nil, vmLogDirectory: String? = nil,
-                boot: BootMode? = nil, snapshots: SnapshotCache = SnapshotCache()) {
+                qemuPath: String? = nil, boot: BootMode? = nil, snapshots: SnapshotCache = SnapshotCache()) {
         self.confDirectory = confDirectory
         self.accelerator = accelerator
         self.vmLogDirectory = vmLogDirectory
+        self.qemuPath = qemuPath
         self.boot = boot
         self.snapshots = snapshots
     }
+
+    /// What these settings ask of every VM's command line: the accelerator, the emulator and the boot.
+    public var buildOptions: QEMUBuildOptions { QEMUBuildOptions(accelerator: accelerator, emulator: qemuPath, boot: boot) }
 }
 
 /// The host DUT (device under test): the machine QEMU runs on.

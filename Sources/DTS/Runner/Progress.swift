@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Receives the runner's progress (terminal output, tests).
 public protocol RunProgress: Sendable {
@@ -22,14 +23,18 @@ extension RunProgress {
 /// and a summary table at the end. While a VM starts, the live line shows its current stage and
 /// the time since its start began (`vm0: guest-agent 3.2 s`, `vm0: restore 0.4 s`); without a
 /// terminal, each stage that ends is a plain line (`vm0: restore passed (0.42 s)`).
-public final class TerminalProgress: RunProgress, @unchecked Sendable {
-    private let lock = NSLock()
+public final class TerminalProgress: RunProgress, Sendable {
     private let interactive: Bool
-    private var liveLine: String?
-    private var liveStart = ContinuousClock.now
-    /// The VM start shown on the live line: its current stage, and when its start began.
-    private var vmLine: (text: String, start: ContinuousClock.Instant)?
-    private var ticker: (any DispatchSourceTimer)?
+    /// The running case's line (interactive only) and when it began, and the VM start shown in
+    /// its place while a VM starts: its current stage, and when its start began.
+    private struct Live {
+        var line: String?
+        var start = ContinuousClock.now
+        var vm: (text: String, start: ContinuousClock.Instant)?
+    }
+    private let live = Mutex(Live())
+    /// Redraws the live line (interactive only). Dispatch sources are thread-safe, not marked `Sendable`.
+    nonisolated(unsafe) private let ticker: (any DispatchSourceTimer)?
     private let write: @Sendable (String) -> Void
 
     /// `interactive` defaults to whether standard output is a terminal; `write` to writing to
@@ -38,27 +43,24 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
                 write: @escaping @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }) {
         self.interactive = interactive
         self.write = write
-        if interactive {
-            // Redraw the live line with the time spent so far.
-            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dts-progress"))
-            timer.schedule(deadline: .now() + 0.2, repeating: 0.2)
-            timer.setEventHandler { [weak self] in self?.tick() }
-            timer.resume()
-            ticker = timer
-        }
+        // Redraw the live line with the time spent so far (tenths of a second while a VM starts).
+        ticker = interactive ? DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dts-progress")) : nil
+        ticker?.schedule(deadline: .now() + 0.2, repeating: 0.2)
+        ticker?.setEventHandler { [weak self] in self?.tick() }
+        ticker?.resume()
     }
 
     deinit { ticker?.cancel() }
 
     private func tick() {
-        lock.withLock {
-            if let vm = vmLine {
+        live.withLock { live in
+            if let vm = live.vm {
                 let elapsed = (ContinuousClock.now - vm.start).seconds
                 write("\r\u{1B}[K\(vm.text) \(String(format: "%.1f", elapsed)) s")
                 return
             }
-            guard let line = liveLine else { return }
-            let elapsed = (ContinuousClock.now - liveStart).components.seconds
+            guard let line = live.line else { return }
+            let elapsed = (ContinuousClock.now - live.start).components.seconds
             write("\r\u{1B}[K\(line) \(elapsed) s")
         }
     }
@@ -69,18 +71,18 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
             emit("   \(event.vm): \(event.stage.rawValue) \(event.outcome.rawValue)" + (event.duration.map { String(format: " (%.2f s)", $0) } ?? ""))
             return
         }
-        lock.withLock {
+        live.withLock { live in
             switch event.outcome {
             case .started:
-                let start = vmLine?.start ?? ContinuousClock.now - Duration.milliseconds(Int64(event.at * 1000))
-                vmLine = ("   \(event.vm): \(event.stage.rawValue)", start)
+                let start = live.vm?.start ?? ContinuousClock.now - Duration.milliseconds(Int64(event.at * 1000))
+                live.vm = ("   \(event.vm): \(event.stage.rawValue)", start)
             case .failed:
-                vmLine = nil
+                live.vm = nil
             case .passed, .skipped:
                 // The last stage ends the VM's start: the case's own line comes back.
-                if event.stage == .pciMap { vmLine = nil }
+                if event.stage == .pciMap { live.vm = nil }
             }
-            if vmLine == nil, let line = liveLine {
+            if live.vm == nil, let line = live.line {
                 write("\r\u{1B}[K\(line)")
             }
         }
@@ -92,10 +94,10 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
 
     public func caseStarted(_ suite: String, _ name: String, attempt: Int) {
         let text = "   \(suite)/\(name)" + (attempt > 1 ? " (attempt \(attempt))" : "") + " ..."
-        lock.withLock {
+        live.withLock { live in
             if interactive {
-                liveLine = text
-                liveStart = ContinuousClock.now
+                live.line = text
+                live.start = ContinuousClock.now
                 write(text)
             }
         }
@@ -110,11 +112,11 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
     public func note(_ text: String) { emit("   " + text) }
 
     private func emit(_ line: String) {
-        lock.withLock {
+        live.withLock { live in
             var out = ""
-            if interactive, liveLine != nil || vmLine != nil { out += "\r\u{1B}[K" }
-            liveLine = nil
-            vmLine = nil
+            if interactive, live.line != nil || live.vm != nil { out += "\r\u{1B}[K" }
+            live.line = nil
+            live.vm = nil
             out += line + "\n"
             write(out)
         }

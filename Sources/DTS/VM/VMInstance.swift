@@ -2,6 +2,7 @@ import DTSControl
 import DTSProcess
 import DTSSSH
 import Foundation
+import Synchronization
 
 /// How to start a VM.
 public struct VMStartOptions: Sendable {
@@ -45,7 +46,7 @@ public struct VMStartOptions: Sendable {
 /// QEMU runs on a ``VMHost``: this machine, or a remote host DUT reached over SSH. The VM's own
 /// local files (argv, QMP and guest-agent transcripts, the guest's SSH host key) are in
 /// ``localDirectory`` either way; on this machine that is also QEMU's runtime directory.
-public final class VMInstance: @unchecked Sendable {
+public final class VMInstance: Sendable {
     /// The command line it runs.
     public let command: QEMUCommandLine
     let vmName: String
@@ -74,8 +75,7 @@ public final class VMInstance: @unchecked Sendable {
         /// While restoring: when the restore's budget runs out.
         var restoreDeadline: ContinuousClock.Instant?
     }
-    private let lock = NSLock()
-    private var state: Parts
+    private let state: Mutex<Parts>
 
     private init(vmName: String, command: QEMUCommandLine, run: Run, host: any VMHost, localDirectory: String, options: VMStartOptions,
                  plan: BootPlan) {
@@ -87,11 +87,11 @@ public final class VMInstance: @unchecked Sendable {
         self.localDirectory = localDirectory
         self.options = options
         deadlines = VMDeadlines(start: command.start, launchesDaemonized: host.launchesDaemonized, factor: run.timeoutFactor)
-        state = Parts(logDirectory: localDirectory)
+        state = Mutex(Parts(logDirectory: localDirectory))
     }
 
     /// Reads or changes what the steps made.
-    func parts<T>(_ body: (inout Parts) -> T) -> T { lock.withLock { body(&state) } }
+    func parts<T: Sendable>(_ body: (inout Parts) -> T) -> T { state.withLock { body(&$0) } }
 
     /// The VM DUT, once the VM is up.
     public var dut: VirtDut? { parts { $0.dut } }
@@ -121,10 +121,12 @@ public final class VMInstance: @unchecked Sendable {
     /// Builds the command line, starts QEMU on `host` and walks the readiness stages; a port that
     /// QEMU could not bind after all means a new command line with fresh ports; a restore from a
     /// snapshot that fails means a cold boot (and the snapshot dropped).
-    static func launch(vmName: String, params: [VirtParam], accelerator: Accelerator?, run: Run, host: any VMHost,
+    static func launch(vmName: String, params: [VirtParam], buildOptions: QEMUBuildOptions, run: Run, host: any VMHost,
                        options: VMStartOptions) async throws(VMStartError) -> VMInstance {
         // QEMU on a remote DUT daemonizes: the launching command returns once it runs.
-        let buildOptions = QEMUBuildOptions(accelerator: accelerator, daemonize: host.launchesDaemonized, boot: options.boot)
+        var buildOptions = buildOptions
+        buildOptions.daemonize = host.launchesDaemonized
+        if let boot = options.boot { buildOptions.boot = boot }
         var attempt = 0
         var restoreAllowed = true
         while true {
