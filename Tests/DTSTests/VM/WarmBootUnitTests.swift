@@ -311,6 +311,25 @@ import Testing
         }
         #expect(out.lines == ["   vm0: restore passed (0.42 s)\n"])
     }
+
+    /// On a terminal the live line shows the VM's stage and the time since its start began, and
+    /// gives the case's line back once the start ended.
+    @Test func bootProgressOnATerminalIsTheLiveLine() async throws {
+        let out = Messages()
+        let progress = TerminalProgress(interactive: true, write: { out.append($0) })
+        progress.caseStarted("vxlan_sample", "test_vxlan_sample_encap", attempt: 1)
+        progress.vmStage(VMStageEvent(vm: "vm0", stage: .guestAgent, outcome: .started, at: 3.0, duration: nil))
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !out.lines.contains(where: { $0.hasPrefix("\r\u{1B}[K   vm0: guest-agent 3.") }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(out.lines.contains { $0.hasPrefix("\r\u{1B}[K   vm0: guest-agent 3.") && $0.hasSuffix(" s") }, "\(out.lines)")
+        progress.vmStage(VMStageEvent(vm: "vm0", stage: .pciMap, outcome: .passed, at: 3.5, duration: 0.01))
+        let lines = out.lines
+        let lastVM = try #require(lines.lastIndex { $0.contains("vm0: guest-agent") })
+        #expect(lines[(lastVM + 1)...].first?.hasPrefix("\r\u{1B}[K   vxlan_sample/test_vxlan_sample_encap ...") == true, "\(lines)")
+        progress.note("done")
+    }
 }
 
 /// Lines written by a logger or a progress printer.
