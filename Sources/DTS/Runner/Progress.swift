@@ -80,7 +80,7 @@ public final class TerminalProgress: RunProgress, Sendable {
                 live.vm = nil
             case .passed, .skipped:
                 // The last stage ends the VM's start: the case's own line comes back.
-                if event.stage == .pciMap { live.vm = nil }
+                if event.stage == .pciMap || event.stage == .incoming { live.vm = nil }
             }
             if live.vm == nil, let line = live.line {
                 write("\r\u{1B}[K\(line)")

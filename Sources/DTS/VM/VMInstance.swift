@@ -33,6 +33,8 @@ public struct VMStartOptions: Sendable {
 /// launch     prepare (build the command line, check the host), then bringUp; on a port clash, again
 /// bringUp    spawnQEMU → connectQMP → pinVCPUs → awaitGuestAgent → awaitManagementAddress → [saveSnapshot] → loginSSH → readPCIMap
 /// restoreUp  spawnQEMU → connectQMP → restoreSnapshot → pinVCPUs → awaitGuestAgent → refreshGuest → awaitManagementAddress → loginSSH → readPCIMap
+/// incomingUp spawnQEMU → connectQMP → awaitIncoming                      (then, once migrated:)
+/// migratedUp awaitMigrated → pinVCPUs → awaitGuestAgent → awaitManagementAddress → loginSSH → readPCIMap
 /// stop       softShutdown (guest agent power-off, QMP quit) → hardShutdown (SIGTERM, SIGKILL) → collectLogs
 /// ```
 ///
@@ -74,6 +76,10 @@ public final class VMInstance: Sendable {
         var stopping = false
         /// While restoring: when the restore's budget runs out.
         var restoreDeadline: ContinuousClock.Instant?
+        /// The incoming VM of the outgoing migration started last.
+        var migratingTo: String?
+        /// The guest migrated away to another QEMU: this one only has to quit.
+        var migratedAway = false
     }
     private let state: Mutex<Parts>
 
@@ -122,7 +128,7 @@ public final class VMInstance: Sendable {
     /// QEMU could not bind after all means a new command line with fresh ports; a restore from a
     /// snapshot that fails means a cold boot (and the snapshot dropped).
     static func launch(vmName: String, params: [VirtParam], buildOptions: QEMUBuildOptions, run: Run, host: any VMHost,
-                       options: VMStartOptions) async throws(VMStartError) -> VMInstance {
+                       options: VMStartOptions, incoming: Bool = false) async throws(VMStartError) -> VMInstance {
         // QEMU on a remote DUT daemonizes: the launching command returns once it runs.
         var buildOptions = buildOptions
         buildOptions.daemonize = host.launchesDaemonized
@@ -131,12 +137,12 @@ public final class VMInstance: Sendable {
         var restoreAllowed = true
         while true {
             let instance = try await prepare(vmName: vmName, params: params, buildOptions: buildOptions, run: run, host: host, options: options,
-                                             restoreAllowed: restoreAllowed)
+                                             restoreAllowed: restoreAllowed, incoming: incoming)
             // The run stops the VM on every exit path, even when its owner's tear-down is not reached.
             let token = await run.register("VM \(vmName) on \(host.label)") { await instance.stop() }
             instance.parts { $0.cleanup = token }
             do {
-                try await instance.bringUp()
+                if incoming { try await instance.incomingUp() } else { try await instance.bringUp() }
                 return instance
             } catch {
                 // Stopped by someone else (the run's tear-down on Ctrl-C): no retry of any kind.
@@ -192,7 +198,7 @@ public final class VMInstance: Sendable {
     /// directory made, what QEMU will need checked on the host, and the boot planned (a restore
     /// starts QEMU waiting for the saved state).
     private static func prepare(vmName: String, params: [VirtParam], buildOptions: QEMUBuildOptions, run: Run, host: any VMHost,
-                                options: VMStartOptions, restoreAllowed: Bool) async throws(VMStartError) -> VMInstance {
+                                options: VMStartOptions, restoreAllowed: Bool, incoming: Bool) async throws(VMStartError) -> VMInstance {
         var command: QEMUCommandLine
         let localDirectory: String
         let plan: BootPlan
@@ -201,7 +207,9 @@ public final class VMInstance: Sendable {
             try await host.refresh()
             command = try QEMUCommandLineBuilder.build(vmName: vmName, params: params, options: buildOptions, allocator: host.allocator)
             try await host.prepare(vm: vmName, command: command)
-            plan = await WarmBoot.plan(vmName: vmName, command: command, host: host, run: run, restoreAllowed: restoreAllowed)
+            // A VM waiting for an incoming migration gets its state from the source, not a snapshot.
+            plan = incoming ? .cold(save: nil)
+                : await WarmBoot.plan(vmName: vmName, command: command, host: host, run: run, restoreAllowed: restoreAllowed)
             if plan.restoring != nil { command = command.waitingForIncomingState() }
             try (command.command.joined(separator: "\n") + "\n").write(toFile: localDirectory + "/argv", atomically: true, encoding: .utf8)
         } catch {

@@ -12,6 +12,12 @@ public enum VMStage: String, Sendable, CaseIterable {
     /// Warm boot: the guest's saved state loaded from a snapshot (QMP `migrate-incoming`); it
     /// takes the place of the guest's own boot.
     case restore
+    /// Live migration: QEMU waits for the migration stream (QMP `query-status` says `inmigrate`);
+    /// the start of an incoming VM ends here.
+    case incoming
+    /// Live migration: the incoming migration completed on this QEMU (`query-migrate`), which now
+    /// runs the guest.
+    case migrated
     /// vCPU threads pinned while the guest is paused, then the guest continued.
     case pinning
     /// The guest agent answers `guest-ping`.

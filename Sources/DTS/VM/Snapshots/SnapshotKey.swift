@@ -58,11 +58,17 @@ public struct SnapshotKey: Sendable, Equatable {
     /// The command's options that shape the machine, host-only values normalised, one per item
     /// (`-m 256`, `-device e1000,netdev=hostnet0,id=nic0,mac=52:54:00:c4:b4:42,addr=1f`).
     static func machineArguments(of command: QEMUCommandLine, digests: [String: String]) -> [String] {
+        machineArguments(of: command) { digests[$0].map { "sha256:" + $0 } }
+    }
+
+    /// The command's options that shape the machine, host-only values normalised; a file QEMU
+    /// opens appears as `naming` says (its digest), else as its path.
+    static func machineArguments(of command: QEMUCommandLine, naming: (String) -> String?) -> [String] {
         let run = command.paths.runtimeDirectory
         func hostFree(_ text: String) -> String {
             run.isEmpty ? text : text.replacingOccurrences(of: run, with: "<run>")
         }
-        func file(_ path: String) -> String { digests[path].map { "sha256:" + $0 } ?? hostFree(path) }
+        func file(_ path: String) -> String { naming(path) ?? hostFree(path) }
         var result: [String] = []
         for option in command.options where !lifecycleOptions.contains(option.name) {
             guard let value = option.value else {
