@@ -120,6 +120,42 @@ extension RealGuestTests {
             for pid in pids { #expect(kill(pid, 0) != 0, "QEMU \(pid) still runs") }
         }
 
+        /// The incoming VM on a remote DUT (the namespace host): QEMU there listens on the DUT's
+        /// address, the local source migrates to it, and the guest answers through the DUT's forward.
+        @Test func aMigrationToAVMOnARemoteDUT() async throws {
+            try VMFixture.requireGuestImage()
+            let namespace = try RemoteNamespaceHost()
+            defer { namespace.tearDown() }
+            let fixture = try VMFixture(["host": VMFixture.guest, "backup": Self.incoming])
+            let scratch = try TempDir("dts-remote-migration")
+            let logs = scratch.path + "/vms"
+            let run = testRun()
+            try await withTearDown(run) {
+                let remote = try await Dut.remote(namespace.crb("ns-dut"),
+                                                  settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg, vmLogDirectory: logs, boot: .cold),
+                                                  run: run, knownHostsPath: scratch.path + "/known_hosts")
+                let host = try vm(fixture, "host", run: run, logs: logs)
+                let backup = try QEMUKvm(dut: remote, vmName: "backup", suite: fixture.suite)
+                let source = try await host.start()
+                let marker = UUID().uuidString
+                #expect(try await source.exec("echo \(marker) > /root/marker", timeout: .seconds(20)).succeeded)
+
+                let incoming = try await backup.startIncoming()
+                #expect(incoming.uri.hasPrefix("tcp:\(remote.address):"), "\(incoming.uri)")
+                #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(incoming.instance.pid)/ns/net") == namespace.namespaceInode)
+                try await host.migrate(to: incoming)
+                try await host.waitMigration(timeout: .seconds(120))
+                let moved = try await backup.migratedStart()
+                #expect(try await moved.exec("cat /root/marker", timeout: .seconds(20)).output == marker + "\n")
+                #expect(try #require(backup.instance).command.ports.sshAddress == remote.address)
+                await backup.stop()
+            }
+            for file in ["host/qmp.log", "backup/qmp.log", "backup/console.log", "backup/qemu.stderr"] {
+                #expect(FileManager.default.fileExists(atPath: "\(logs)/\(file)"), "\(file)")
+            }
+            #expect(qemuProcesses(matching: "dts-remote-migration").isEmpty)
+        }
+
         static func uptime(_ dut: VirtDut) async throws -> Double {
             let text = try await dut.exec("cat /proc/uptime", timeout: .seconds(20)).output
             return try #require(Double(text.split(separator: " ").first.map(String.init) ?? ""), "\(text)")
