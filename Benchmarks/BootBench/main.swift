@@ -70,7 +70,7 @@ struct BootBench {
 
     /// QEMUKvm.start() until the VM DUT is returned.
     static func dtsBoot(conf: String, vm: String, boot: BootMode, snapshots: SnapshotCache) async throws -> (Double, [VMStageEvent]) {
-        let run = Run(root: "/tmp/dts-bench-runs")
+        let run = Run.isolated(prefix: "dts-bench")
         do {
             let settings = RunSettings(confDirectory: conf, accelerator: .tcg, boot: boot, snapshots: snapshots)
             let kvm = try QEMUKvm(dut: Dut(settings: settings, run: run), vmName: vm, suite: "bench")
@@ -89,7 +89,7 @@ struct BootBench {
 
     /// The same command line, started directly, with SSH logins attempted every 20 ms.
     static func rawBoot(conf: String) async throws -> Double {
-        let run = Run(root: "/tmp/dts-bench-runs")
+        let run = Run.isolated(prefix: "dts-bench")
         do {
             let seconds = try await rawBoot(conf: conf, run: run)
             await run.tearDown()

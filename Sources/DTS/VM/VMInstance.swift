@@ -61,6 +61,8 @@ public final class VMInstance: Sendable {
     let started = ContinuousClock.now
     /// Cold boot (and whether to take a snapshot), or restore.
     let plan: BootPlan
+    /// Watches the guest's console for a kernel panic.
+    let console: ConsoleWatch
 
     /// What the steps made so far, and whether the VM is being stopped.
     struct Parts {
@@ -80,6 +82,10 @@ public final class VMInstance: Sendable {
         var migratingTo: String?
         /// The guest migrated away to another QEMU: this one only has to quit.
         var migratedAway = false
+        /// Registered with the run while the VM is up (``Run/vmUp()``).
+        var upToken: Run.Token?
+        /// Watches QEMU and the console while the VM is up.
+        var watch: Task<Void, Never>?
     }
     private let state: Mutex<Parts>
 
@@ -94,6 +100,7 @@ public final class VMInstance: Sendable {
         self.options = options
         deadlines = VMDeadlines(start: command.start, launchesDaemonized: host.launchesDaemonized, factor: run.timeoutFactor)
         state = Mutex(Parts(logDirectory: localDirectory))
+        console = ConsoleWatch(path: command.paths.consoleLog, host: host)
     }
 
     /// Reads or changes what the steps made.
@@ -142,7 +149,13 @@ public final class VMInstance: Sendable {
             let token = await run.register("VM \(vmName) on \(host.label)") { await instance.stop() }
             instance.parts { $0.cleanup = token }
             do {
-                if incoming { try await instance.incomingUp() } else { try await instance.bringUp() }
+                if incoming {
+                    // Not up yet: the guest arrives with the migration (``migratedUp``).
+                    try await instance.incomingUp()
+                } else {
+                    try await instance.bringUp()
+                    await instance.watchWhileUp()
+                }
                 return instance
             } catch {
                 // Stopped by someone else (the run's tear-down on Ctrl-C): no retry of any kind.
@@ -186,10 +199,46 @@ public final class VMInstance: Sendable {
     /// Idempotent; safe after a crash and after a failed start.
     public func stop() async {
         guard parts({ state in defer { state.stopping = true }; return !state.stopping }) else { return }
+        let (watch, up) = parts { ($0.watch, $0.upToken) }
+        watch?.cancel()
+        if let up { await run.vmStopped(up) }
         await closeSessions()
         if !(await softShutdown()) { await hardShutdown() }
         await collectLogs()
         if let token = parts({ $0.cleanup }) { await run.unregister(token) }
+    }
+
+    // MARK: While up
+
+    /// From now until ``stop()``: if QEMU exits or the guest kernel panics, the run records a
+    /// ``VMFault`` at once (the runner gives it as the cause of what it breaks).
+    func watchWhileUp() async {
+        guard let qemu = parts({ $0.qemu }) else { return }
+        let token = await run.vmUp()
+        let task = Task { [self] in
+            guard let interruption = await firstInterruption(qemu: qemu, console: console, every: deadlines.consoleWhileUp),
+                  !parts({ $0.stopping }) else { return }
+            let fault = await fault(from: interruption)
+            guard !parts({ $0.stopping }) else { return }
+            await run.record(fault, of: token)
+        }
+        parts { $0.upToken = token; $0.watch = task }
+    }
+
+    /// What `interruption` means while the VM is up, with QEMU's last words.
+    private func fault(from interruption: VMInterruption) async -> VMFault {
+        let kind: VMFault.Kind
+        switch interruption {
+        case .exited(let status):
+            kind = .qemuExited(status: status, daemon: command.daemonize || host.launchesDaemonized)
+            // Give QEMU's stderr a moment to be complete.
+            try? await Task.sleep(for: .milliseconds(50))
+        case .panicked(let line): kind = .guestPanicked(line: line)
+        }
+        return VMFault(vm: vmName, kind: kind, at: Date(),
+                       qemuStderr: await host.tail(of: command.paths.runtimeDirectory + "/qemu.stderr"),
+                       consoleTail: await host.tail(of: command.paths.consoleLog),
+                       logDirectory: options.logDirectory ?? localDirectory)
     }
 
     // MARK: Prepare

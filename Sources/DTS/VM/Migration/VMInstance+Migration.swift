@@ -29,7 +29,8 @@ extension VMInstance {
 
     /// The incoming VM after the migration: the migration seen completed here, the guest running
     /// (continued, after vCPU pinning, when QEMU started paused), then the readiness stages of a
-    /// cold boot through this QEMU's own forward: guest agent, management address, SSH, PCI map.
+    /// cold boot through this QEMU's own forward: guest agent, management address, SSH, PCI map;
+    /// from then on QEMU and the console are watched as for any VM that is up.
     func migratedUp(timeout: Duration) async throws(VMStartError) {
         try await awaitMigrated(timeout: timeout)
         try await pinVCPUs()
@@ -38,6 +39,7 @@ extension VMInstance {
         try await loginSSH()
         try await readPCIMap()
         makeVirtDut()
+        await watchWhileUp()
     }
 
     /// `migrated`: `query-migrate` on this QEMU says `completed` (QEMU's error when it failed);
