@@ -66,7 +66,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let fm = FileManager.default
         let confDir = options.confDir
-        let settings = try options.settings()
+        var settings = try options.settings()
         let outputDirectory = output ?? ProcessInfo.processInfo.environment["DTS_OUTPUT"].flatMap { $0.isEmpty ? nil : $0 } ?? "output"
 
         let problems = SuiteInfo.validate(SuiteRegistry.all)
@@ -100,6 +100,8 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         let progress = TerminalProgress()
+        // VM boots show on the live progress line (stage and time so far).
+        settings.onVMStage = { progress.vmStage($0) }
         let control = RunControl()
         let trap = SignalTrap.stopping(control) { progress.note($0) }
         defer { trap.uninstall() }

@@ -24,9 +24,13 @@ struct VMFixture: Sendable {
         try text.write(toFile: dir.path + "/\(suite).cfg", atomically: true, encoding: .utf8)
     }
 
-    /// VM `name` on this machine as a DUT of `run`.
-    func vm(_ name: String = "vm0", run: Run) throws -> QEMUKvm {
-        try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: confDirectory, accelerator: .tcg), run: run), vmName: name, suite: suite)
+    /// VM `name` on this machine as a DUT of `run`. Cold boots unless asked (tests of other things
+    /// should not depend on what an earlier test left in a snapshot cache); warm boots use the
+    /// given cache.
+    func vm(_ name: String = "vm0", run: Run, boot: BootMode = .cold, snapshots: SnapshotCache? = nil) throws -> QEMUKvm {
+        let settings = RunSettings(confDirectory: confDirectory, accelerator: .tcg, boot: boot,
+                                   snapshots: snapshots ?? SnapshotCache(directory: dir.path + "/snapshots"))
+        return try QEMUKvm(dut: Dut(settings: settings, run: run), vmName: name, suite: suite)
     }
 
     static let guest = """
