@@ -11,25 +11,37 @@ public protocol RunProgress: Sendable {
     func caseFinished(_ suite: String, _ name: String, attempt: CaseAttempt)
     /// A free-form note (setUpAll failed, interrupted, cleanup).
     func note(_ text: String)
+    /// The progress of one DUT's worker when DUTs run in parallel: what it reports is that DUT's
+    /// (a terminal keeps one live line per DUT, plain lines name the DUT). Default: `self`.
+    func forDUT(_ name: String) -> any RunProgress
+    /// The worker of this DUT (a ``forDUT(_:)`` progress) is done. Default: nothing.
+    func dutFinished()
 }
 
-/// Progress on the terminal: a live line per case when stdout is a TTY, plain lines otherwise (CI),
-/// and a summary table at the end.
+extension RunProgress {
+    public func forDUT(_ name: String) -> any RunProgress { self }
+    public func dutFinished() {}
+}
+
+/// Progress on the terminal: a live line per running DUT when stdout is a TTY (the case it runs
+/// and the time spent so far; one line in a run with one DUT), plain lines otherwise (CI), and a
+/// summary table at the end.
 public final class TerminalProgress: RunProgress, Sendable {
     private let interactive: Bool
-    /// The running case's line (interactive only) and when it began.
+    /// The live lines (interactive only): one per DUT that runs something, in the order they began.
     private struct Live {
-        var line: String?
-        var start = ContinuousClock.now
+        var lines: [(dut: String, text: String, start: ContinuousClock.Instant)] = []
+        /// How many live lines are on the screen; the cursor is at the end of the last one.
+        var drawn = 0
     }
     private let live = Mutex(Live())
-    /// Redraws the live line (interactive only). Dispatch sources are thread-safe, not marked `Sendable`.
+    /// Redraws the live lines (interactive only). Dispatch sources are thread-safe, not marked `Sendable`.
     nonisolated(unsafe) private let ticker: (any DispatchSourceTimer)?
 
     /// `interactive` defaults to whether standard output is a terminal.
     public init(interactive: Bool = isatty(STDOUT_FILENO) == 1) {
         self.interactive = interactive
-        // Redraw the live line every second with the time spent so far.
+        // Redraw the live lines every second with the time spent so far.
         ticker = interactive ? DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dts-progress")) : nil
         ticker?.schedule(deadline: .now() + 1, repeating: 1)
         ticker?.setEventHandler { [weak self] in self?.tick() }
@@ -40,43 +52,116 @@ public final class TerminalProgress: RunProgress, Sendable {
 
     private func tick() {
         live.withLock { live in
-            guard let line = live.line else { return }
-            let elapsed = (ContinuousClock.now - live.start).components.seconds
-            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line) \(elapsed) s".utf8))
+            guard !live.lines.isEmpty else { return }
+            FileHandle.standardOutput.write(Data((Self.erase(&live) + Self.draw(&live, clock: true)).utf8))
         }
     }
 
     public func suiteStarted(_ suite: String, dut: String, target: String) {
-        emit("== \(suite) on \(dut) (\(target))")
+        emit("== \(suite) on \(dut) (\(target))", dut: nil)
     }
 
     public func caseStarted(_ suite: String, _ name: String, attempt: Int) {
-        let text = "   \(suite)/\(name)" + (attempt > 1 ? " (attempt \(attempt))" : "") + " ..."
-        live.withLock { live in
-            if interactive {
-                live.line = text
-                live.start = ContinuousClock.now
-                FileHandle.standardOutput.write(Data(text.utf8))
-            }
-        }
+        started(suite, name, attempt: attempt, dut: nil)
     }
 
     public func caseFinished(_ suite: String, _ name: String, attempt: CaseAttempt) {
-        var text = "   \(suite)/\(name) \(attempt.status.rawValue) (\(String(format: "%.2f", attempt.duration)) s)"
-        if let reason = attempt.reason, attempt.status != .passed { text += ": " + (reason.split(separator: "\n").first.map(String.init) ?? "") }
-        emit(text)
+        emit(Self.finishedLine(suite, name, attempt: attempt), dut: nil)
     }
 
-    public func note(_ text: String) { emit("   " + text) }
+    public func note(_ text: String) { emit("   " + text, dut: nil) }
 
-    private func emit(_ line: String) {
+    public func forDUT(_ name: String) -> any RunProgress { DUTLane(parent: self, dut: name) }
+
+    /// One DUT's worker: its running case has a live line of its own; its plain lines start with `[dut]`.
+    private struct DUTLane: RunProgress {
+        let parent: TerminalProgress
+        let dut: String
+        func suiteStarted(_ suite: String, dut: String, target: String) {
+            parent.emit("== \(suite) on \(dut) (\(target))", dut: self.dut)
+            parent.started(suite, "set_up_all", attempt: 1, dut: self.dut)
+        }
+        func caseStarted(_ suite: String, _ name: String, attempt: Int) { parent.started(suite, name, attempt: attempt, dut: dut) }
+        func caseFinished(_ suite: String, _ name: String, attempt: CaseAttempt) {
+            parent.emit(TerminalProgress.finishedLine(suite, name, attempt: attempt), dut: dut)
+        }
+        func note(_ text: String) { parent.emit("   " + text, dut: dut) }
+        func forDUT(_ name: String) -> any RunProgress { parent.forDUT(name) }
+        func dutFinished() { parent.removeLine(dut: dut) }
+    }
+
+    private static func finishedLine(_ suite: String, _ name: String, attempt: CaseAttempt) -> String {
+        var text = "   \(suite)/\(name) \(attempt.status.rawValue) (\(String(format: "%.2f", attempt.duration)) s)"
+        if let reason = attempt.reason, attempt.status != .passed { text += ": " + (reason.split(separator: "\n").first.map(String.init) ?? "") }
+        return text
+    }
+
+    /// A case (or a suite's set-up) began: its DUT's live line shows it (interactive only).
+    private func started(_ suite: String, _ name: String, attempt: Int, dut: String?) {
+        guard interactive else { return }
+        let text = (dut.map { "[\($0)] " } ?? "") + "   \(suite)/\(name)" + (attempt > 1 ? " (attempt \(attempt))" : "") + " ..."
         live.withLock { live in
-            var out = ""
-            if interactive, live.line != nil { out += "\r\u{1B}[K" }
-            live.line = nil
-            out += line + "\n"
+            var out = Self.erase(&live)
+            let key = dut ?? ""
+            if let index = live.lines.firstIndex(where: { $0.dut == key }) {
+                live.lines[index] = (key, text, ContinuousClock.now)
+            } else {
+                live.lines.append((key, text, ContinuousClock.now))
+            }
+            out += Self.draw(&live, clock: false)
             FileHandle.standardOutput.write(Data(out.utf8))
         }
+    }
+
+    /// A worker ended: its live line goes.
+    private func removeLine(dut: String) {
+        guard interactive else { return }
+        live.withLock { live in
+            var out = Self.erase(&live)
+            live.lines.removeAll { $0.dut == dut }
+            out += Self.draw(&live, clock: true)
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+    }
+
+    /// Prints a permanent line above the live lines. A DUT's line ends its live line until its next case.
+    private func emit(_ line: String, dut: String?) {
+        live.withLock { live in
+            var out = Self.erase(&live)
+            if interactive { live.lines.removeAll { $0.dut == (dut ?? "") } }
+            out += (dut.map { "[\($0)] " } ?? "") + line + "\n"
+            if interactive { out += Self.draw(&live, clock: true) }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+    }
+
+    /// Escape sequences that erase the live lines on the screen and leave the cursor where the first began.
+    private static func erase(_ live: inout Live) -> String {
+        guard live.drawn > 0 else { return "" }
+        var out = "\r\u{1B}[K"
+        for _ in 1..<live.drawn { out += "\u{1B}[1A\u{1B}[K" }
+        live.drawn = 0
+        return out
+    }
+
+    /// The live lines, the last one without a newline (the cursor stays on it).
+    private static func draw(_ live: inout Live, clock: Bool) -> String {
+        let now = ContinuousClock.now
+        // A line wider than the terminal would wrap and the next erase would miss its first part.
+        let width = max(20, terminalColumns() - 1)
+        let lines = live.lines.map { line in
+            let text = clock ? line.text + " \((now - line.start).components.seconds) s" : line.text
+            return text.count > width ? String(text.prefix(width - 1)) + "…" : text
+        }
+        live.drawn = lines.count
+        return lines.joined(separator: "\n")
+    }
+
+    /// The width of the terminal on standard output (80 when it cannot be read).
+    private static func terminalColumns() -> Int {
+        var size = winsize()
+        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        return Int(size.ws_col)
     }
 
     /// The end-of-run summary table.

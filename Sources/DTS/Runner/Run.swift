@@ -65,6 +65,15 @@ public actor Run {
         place = RunPlace(root: root, listenAddress: listenAddress, hugepageMount: hugepageMount, logger: logger)
     }
 
+    /// Another run under the same root, with the same listen address, hugepage mount, deadline
+    /// factor and logger, and its own directory, cleanups and timeline: what one DUT's worker
+    /// uses when DUTs run in parallel, so that ending one DUT's execution tears down only what
+    /// was started on that DUT. Ports stay unique across runs (the allocator's locks are per root).
+    public nonisolated func sibling() -> Run {
+        Run(root: place.root, listenAddress: place.listenAddress, hugepageMount: place.hugepageMount,
+            timeoutFactor: timeoutFactor, logger: logger)
+    }
+
     // MARK: Directory and allocator
 
     /// The run's private directory; made on first use, after ``RunDirectory/cleanStale(root:logger:)``.
