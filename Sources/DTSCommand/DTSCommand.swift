@@ -8,7 +8,7 @@ struct DTSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dts",
         abstract: "DPDK virtualization test suites: VMs from DTS configs, booted with QEMU.",
-        subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self])
+        subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self, ReportCommand.self])
 }
 
 extension ExitCode {

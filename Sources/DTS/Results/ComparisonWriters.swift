@@ -12,6 +12,11 @@ extension ReportWriters {
         try encoder.encode(comparison)
     }
 
+    /// Reads a `compare.json`.
+    public static func readComparison(_ data: Data) throws -> RunComparison {
+        try JSONDecoder().decode(RunComparison.self, from: data)
+    }
+
     /// The categories of a comparison with their titles, in the order they are shown.
     static func categories(_ comparison: RunComparison) -> [(title: String, cases: [CaseChange])] {
         [("New failures", comparison.newFailures), ("Fixed", comparison.fixed), ("Still failing", comparison.stillFailing),

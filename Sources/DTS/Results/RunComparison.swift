@@ -123,6 +123,18 @@ public struct RunComparison: Sendable, Codable, Equatable {
         }
     }
 
+    /// Makes every case log path relative to another directory: `base` is the new run's directory
+    /// seen from there (`dts report compare --output`).
+    public mutating func relocateLogs(under base: String) {
+        guard base != "." else { return }
+        func move(_ changes: inout [CaseChange]) {
+            for i in changes.indices {
+                if let log = changes[i].log, !log.hasPrefix("/") { changes[i].log = base + "/" + log }
+            }
+        }
+        move(&newFailures); move(&fixed); move(&stillFailing); move(&newlySkipped); move(&added); move(&notRun)
+    }
+
     /// The perf figures that dropped beyond their tolerance.
     public var perfDrops: [PerfDelta] { perf.filter(\.regressed) }
 
