@@ -136,6 +136,12 @@ struct SeededGenerator: RandomNumberGenerator {
         #expect(shards.sorted() == planned.sorted())
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/out"))
 
+        // Four shards of three suites: the fourth has nothing to do, contacts no DUT, writes empty results.
+        let empty = try await DTSBinary.run(["run", "--config-file", execution, "--crbs", crbs, "--output", dir.path + "/empty", "--shard", "4/4"])
+        #expect(empty.status == 0, "\(empty.output)")
+        let nothing = try ReportWriters.readResults(directory: dir.path + "/empty")
+        #expect(nothing.allCases.isEmpty && nothing.shard?.planUnits == planned.count)
+
         let bad = try await DTSBinary.run(base + ["--shard", "4/3"])
         #expect(bad.status == 64 || bad.status == 2, "\(bad.status)")
         #expect(bad.stderr.contains("--shard"))

@@ -156,7 +156,7 @@ public final class Runner: Sendable {
                 next += 1
                 group.addTask { await self.runWorker(dut: dut, executions: indexes, parallel: parallel, log: log) }
             }
-            while next < jobs { startNext() }
+            while next < min(jobs, groups.count) { startNext() }
             for await outcome in group {
                 for (index, result) in outcome.results { executions[index] = result }
                 cleaned += outcome.cleaned
