@@ -55,7 +55,7 @@ struct BootBench {
 
     /// QEMUKvm.start() until the VM DUT is returned.
     static func dtsBoot(conf: String, vm: String) async throws -> (Double, [VMStageEvent]) {
-        let run = Run(root: "/tmp/dts-bench-runs")
+        let run = Run.isolated(prefix: "dts-bench")
         do {
             let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: conf, accelerator: .tcg), run: run), vmName: vm, suite: "bench")
             let begin = ContinuousClock.now
@@ -73,7 +73,7 @@ struct BootBench {
 
     /// The same command line, started directly, with SSH logins attempted every 20 ms.
     static func rawBoot(conf: String) async throws -> Double {
-        let run = Run(root: "/tmp/dts-bench-runs")
+        let run = Run.isolated(prefix: "dts-bench")
         do {
             let seconds = try await rawBoot(conf: conf, run: run)
             await run.tearDown()

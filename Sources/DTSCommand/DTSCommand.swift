@@ -9,6 +9,23 @@ struct DTSCommand: AsyncParsableCommand {
         commandName: "dts",
         abstract: "DPDK virtualization test suites: VMs from DTS configs, booted with QEMU.",
         subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self, ReportCommand.self])
+
+    /// Runs the command; invalid options or arguments exit with ``DTSExitCode/configError`` (2),
+    /// as every dts command documents, instead of the argument parser's `EX_USAGE` (64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(DTSExitCode.configError.rawValue)
+        }
+    }
 }
 
 extension ExitCode {

@@ -17,7 +17,7 @@ struct RunCommand: AsyncParsableCommand {
             Exit status: \(DTSExitCode.success.rawValue) every case passed or was skipped; \
             \(DTSExitCode.testFailures.rawValue) a case FAILED or was BLOCKED; \
             \(DTSExitCode.configError.rawValue) invalid config or options (nothing ran); \
-            \(DTSExitCode.infrastructureError.rawValue) a case ended in ERROR (infrastructure); \
+            \(DTSExitCode.infrastructureError.rawValue) a case ended in ERROR (infrastructure: a VM did not boot or died, a DUT is unreachable); \
             \(DTSExitCode.interrupted.rawValue)/\(DTSExitCode.terminated.rawValue) interrupted by SIGINT/SIGTERM \
             (partial results written). With --baseline and --fail-on-regression: 1 only for new failures \
             and perf drops against the baseline, 0 otherwise (interruptions and config errors keep theirs).

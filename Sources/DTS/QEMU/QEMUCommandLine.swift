@@ -27,6 +27,18 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var monitor: Int?
     }
 
+    /// A host TCP port the config fixes (rather than leaving it to the allocator), and where.
+    public struct FixedPort: Sendable, Equatable {
+        /// The TCP port.
+        public var port: Int
+        /// What it is for (`a telnet port`, `the SSH forward`).
+        public var what: String
+        /// The parameter that fixes it.
+        public var param: String
+        /// Where the config fixes it.
+        public var location: SourceLocation
+    }
+
     /// Guest login credentials (`login` parameter).
     public struct Login: Sendable, Equatable {
         public var user: String
@@ -109,6 +121,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var defaultDriver: DefaultDriver?
     /// What the config says that dts accepts but does not follow to the letter, in parameter order.
     public var warnings: [ConfigWarning]
+    /// Host ports the config fixes; the VM's host checks them before QEMU runs.
+    public var fixedPorts: [FixedPort] = []
 
     /// The emulator and its arguments: ``binary``, then every option's ``QEMUOption/arguments``.
     public var argv: [String] { [binary] + options.flatMap(\.arguments) }

@@ -107,7 +107,8 @@ public enum QEMUCommandLineBuilder {
             draft.fail(vmLocation, "mem", "vhost-user devices (net or crypto) need shared guest memory: add 'mem = size=<MiB>;'")
         }
         NetParameter.addManagementIfMissing(into: &draft, params: params)
-        if draft.ports.ssh == nil {
+        // Without a port for the forward there is none; that error is the one to report.
+        if draft.ports.ssh == nil, !draft.failedAllocations.contains("net") {
             draft.fail(params.last { $0.name == "net" }?.location ?? vmLocation, "net",
                        "no management network: dts reaches the guest over SSH through a 'type=user' net with a forward to guest port 22 (the default net has one)")
         }
@@ -146,7 +147,7 @@ public enum QEMUCommandLineBuilder {
             cpuPinning: draft.cpuPinning, startsPaused: !draft.cpuPinning.isEmpty,
             daemonize: draft.daemonize, memoryMiB: draft.context.memoryMiB, hugepageMount: draft.hugepageMount,
             filesQEMUOpens: draft.filesQEMUOpens, hasGuestAgent: draft.guestAgentConfigured,
-            passthrough: draft.passthrough, defaultDriver: draft.defaultDriver, warnings: draft.warnings)
+            passthrough: draft.passthrough, defaultDriver: draft.defaultDriver, warnings: draft.warnings, fixedPorts: draft.fixedPorts)
     }
 }
 

@@ -120,8 +120,10 @@ public struct RunPlan: Sendable {
                     var crb = crbs?.crb(crbName)
                     if crb == nil, CRBConfig.isLocalAddress(crbName) { crb = .implicitLocal(crbName) }
                     guard let crb else {
+                        // A name from --dut is the command line's mistake (once), not the execution section's.
+                        if !duts.isEmpty, errors.contains(where: { $0.key == "--dut" && $0.message.contains("'\(crbName)'") }) { continue }
                         let known = crbs?.crbs.map(\.name) ?? []
-                        errors.append(ConfigError(section.location, key: "crbs",
+                        errors.append(ConfigError(duts.isEmpty ? section.location : commandLine, key: duts.isEmpty ? "crbs" : "--dut",
                                                   crbs == nil ? "DUT '\(crbName)' is not this machine and there is no crbs.cfg describing it"
                                                              : Spelling.unknown("DUT", crbName, known: known, context: " (no such section in \(crbs!.path))")))
                         continue

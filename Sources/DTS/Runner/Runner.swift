@@ -58,9 +58,10 @@ public struct RunnerOptions: Sendable {
 
 /// Runs a ``RunPlan``: suites, hooks and cases with deadlines, re-runs, logs; then reports.
 ///
-/// States: PASSED, FAILED (`verify`), SKIPPED (`skip`), BLOCKED (`setUpAll` or `setUp` failed),
-/// ERROR (anything else: unexpected errors, timeouts, interruption). `tearDown` follows every
-/// case and `tearDownAll` every suite, even after failures and signals; the ``Run`` is torn down
+/// States: PASSED, FAILED (`verify`), SKIPPED (`skip`), BLOCKED (`setUpAll` or `setUp` failed for
+/// a reason of the test), ERROR (anything else: unexpected errors, timeouts, interruption, and
+/// `setUpAll` or `setUp` ended by an ``InfrastructureError`` such as a VM that did not boot).
+/// `tearDown` follows every case and `tearDownAll` every suite, even after failures and signals; the ``Run`` is torn down
 /// (its cleanups, then its directory) on every path.
 public final class Runner: Sendable {
     private let plan: RunPlan
@@ -71,6 +72,9 @@ public final class Runner: Sendable {
     private let redactor: Redactor
     /// The run every DUT of the plan belongs to (cleanups, VM directory, boot timeline).
     private let current: Run
+    /// Per run (the run, or a DUT worker's sibling run): its VM faults already reported, and the
+    /// case (`suite/case`) or hook each broke first.
+    private let faultsReported = Mutex<[ObjectIdentifier: [String]]>([:])
 
     /// A connector for the local machine only, through ``LocalSession``; a remote DUT throws
     /// ``RunnerError/remoteNeedsSSH(crb:address:)``. (The default is ``DUTConnectors/standard(outputDirectory:)``.)
@@ -263,8 +267,8 @@ public final class Runner: Sendable {
             if settings.vmLogDirectory == nil { settings.vmLogDirectory = options.outputDirectory + "/" + vmLogs }
             dut = Dut(name: planned.crb.name, settings: settings, session: session, run: lane.run)
         } catch {
-            let reason = "DUT \(planned.crb.name): \(error)"
-            logger.error("\(reason)")
+            logger.error("DUT \(planned.crb.name): \(error)")
+            let reason = Self.shortReason("DUT \(planned.crb.name): \(error)")
             progress.note(reason)
             result.suites = planned.suites.map { selection in
                 let names = selection.caseNames(parameters: planned.parameters)
@@ -351,13 +355,17 @@ public final class Runner: Sendable {
         switch setUp {
         case .finished(.success): break
         case .finished(.failure(let skip as TestSkip)): blocked = (.skipped, skip.reason)
-        case .finished(.failure(let error)): blocked = (.blocked, "setUpAll failed: \(Self.describe(error))")
+        case .finished(.failure(let error)): blocked = (Self.blockedOrError(error), "setUpAll failed: \(Self.describe(error))")
         case .timedOut: blocked = (.blocked, "setUpAll did not finish within \(options.setUpAllTimeout)")
         case .interrupted: blocked = (.blocked, "setUpAll interrupted by \(control.stopReason?.description ?? "a stop request")")
         }
-        if let (status, reason) = blocked {
+        if var (status, full) = blocked {
+            if status != .skipped, let found = await cause(of: full, in: "\(S.name) setUpAll", lane: lane, logger: logger) {
+                (status, full) = (.error, found)
+            }
+            logger.error("\(full)")
+            let reason = Self.shortReason(full)
             if status != .skipped { result.setUpAllError = reason }
-            logger.error("\(reason)")
             progress.note("\(S.name): \(reason)")
             result.cases = allCases(status, reason)
         } else if let suite = holder.value {
@@ -374,11 +382,13 @@ public final class Runner: Sendable {
                 try await suite.tearDownAll()
             }
             if let problem = Self.hookProblem(outcome, hook: "tearDownAll", timeout: bound) {
-                result.tearDownAllError = problem
+                result.tearDownAllError = Self.shortReason(problem)
                 logger.error("\(problem)")
                 progress.note("\(S.name): \(problem)")
             }
         }
+        // A VM that died without breaking a case (during tearDownAll, say) is logged all the same.
+        _ = await cause(of: "", in: "\(S.name) tearDownAll", lane: lane, logger: logger, settling: .zero)
         result.duration = (ContinuousClock.now - suiteStart).seconds
         return result
     }
@@ -412,7 +422,7 @@ public final class Runner: Sendable {
             case .finished(.failure(let skip as TestSkip)):
                 (status, reason) = (.skipped, skip.reason)
             case .finished(.failure(let error)):
-                (status, reason) = (.blocked, "setUp failed: \(Self.describe(error))")
+                (status, reason) = (Self.blockedOrError(error), "setUp failed: \(Self.describe(error))")
             case .timedOut:
                 (status, reason) = (.blocked, "setUp did not finish within \(options.hookTimeout)")
             case .interrupted:
@@ -427,12 +437,19 @@ public final class Runner: Sendable {
                 logger.error("\(problem)")
                 if status == .passed || status == .skipped { status = .error; reason = problem } else { reason = (reason ?? "") + "; " + problem }
             }
-            let attempt = CaseAttempt(status: status, reason: reason, start: startDate, duration: (ContinuousClock.now - start).seconds)
+            // A case broken by a VM's death (a lost SSH channel, a closed QMP socket) says so.
+            if status != .passed && status != .skipped, control.stopReason == nil,
+               let found = await cause(of: reason ?? "", in: "\(S.name)/\(testCase.name)", lane: lane, logger: logger) {
+                (status, reason) = (.error, found)
+            }
+            // The log gets the whole reason, the results one or two lines of it.
+            logger.info("=== \(S.name)/\(testCase.name) \(status.rawValue)\(reason.map { ": \($0)" } ?? "")")
+            let attempt = CaseAttempt(status: status, reason: reason.map(Self.shortReason), start: startDate,
+                                      duration: (ContinuousClock.now - start).seconds)
             attempts.append(attempt)
             let recorded = context.recorder.take()
             perf += recorded.perf
             artifacts += recorded.artifacts.map { Self.relative($0, to: options.outputDirectory) }
-            logger.info("=== \(S.name)/\(testCase.name) \(status.rawValue)\(reason.map { ": \($0)" } ?? "")")
             log.endCase()
             progress.caseFinished(S.name, testCase.name, attempt: attempt)
             context.recorder.begin(nil)
@@ -442,6 +459,37 @@ public final class Runner: Sendable {
         let last = attempts.last!
         return CaseResult(name: testCase.name, kind: testCase.kind, status: last.status, reason: last.reason, attempts: attempts,
                           log: logPath, perf: perf, artifacts: artifacts)
+    }
+
+    /// The VM fault behind a failure whose own `reason` is only its symptom, or `nil` if there is
+    /// none. A fault not reported before (QEMU exited, a guest panicked) is logged with its
+    /// details, and becomes the reason of `step`, the first one it broke; a fault reported before
+    /// whose VM is still down is named in front of the reasons of the steps after. Waits up to
+    /// `settling` for a fault while a VM is up: the symptom often comes a moment before the exit.
+    /// The faults are those of the lane's run (a DUT worker's own when DUTs run in parallel).
+    private func cause(of reason: String, in step: String, lane: Lane, logger: Logger,
+                       settling: Duration = .seconds(1)) async -> String? {
+        let run = ObjectIdentifier(lane.run)
+        let progress = lane.progress
+        let seen = faultsReported.withLock { $0[run]?.count ?? 0 }
+        let faults = await lane.run.vmFaults(newerThan: seen, settling: settling)
+        let brokeFirst = faultsReported.withLock { reported in
+            var steps = reported[run] ?? []
+            while steps.count < faults.count { steps.append(step) }
+            reported[run] = steps
+            return steps
+        }
+        let new = faults.dropFirst(seen)
+        for record in new {
+            logger.error("\(record.fault.details)")
+            progress.note(record.fault.description)
+        }
+        if let first = new.first {
+            return first.fault.description + (reason.isEmpty ? "" : "\n(then: \(reason))")
+        }
+        guard !reason.isEmpty, let index = faults.lastIndex(where: \.vmStillUp) else { return nil }
+        let fault = faults[index].fault
+        return "VM \(fault.vm) is down (\(fault.summary), during \(brokeFirst[index])): \(reason)"
     }
 
     /// Tear-downs get `hookTimeout`, but at most `interruptedTearDownTimeout` once a stop was requested.
@@ -474,10 +522,36 @@ public final class Runner: Sendable {
         }
     }
 
+    /// What a failed `setUpAll` or `setUp` makes of its cases: ERROR when outside the tests
+    /// (``InfrastructureError``: a VM that did not boot, a lost DUT), BLOCKED otherwise.
+    static func blockedOrError(_ error: any Error) -> CaseStatus {
+        error is any InfrastructureError ? .error : .blocked
+    }
+
+    /// The whole text of `error`, for the log: its type and description, or its
+    /// ``DetailedError/details`` (a VM's start failure with the end of its console and stderr).
     static func describe(_ error: any Error) -> String {
         if error is CancellationError { return "cancelled" }
-        let text = String(describing: error)
+        let text = (error as? any DetailedError)?.details ?? String(describing: error)
         return "\(type(of: error)): \(text)"
+    }
+
+    /// At most this many lines of a reason go into the results.
+    static let reasonLines = 2
+    /// At most this many characters of each.
+    static let reasonLineLength = 300
+
+    /// A reason as the results keep it: its first ``reasonLines`` non-empty lines, each cut to
+    /// ``reasonLineLength`` characters; what was left out is in the log (`dts.log` and the case's).
+    static func shortReason(_ text: String) -> String {
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        var cut = lines.count > reasonLines
+        let kept = lines.prefix(reasonLines).map { line -> String in
+            guard line.count > reasonLineLength else { return line }
+            cut = true
+            return String(line.prefix(reasonLineLength)) + "…"
+        }
+        return kept.joined(separator: "\n") + (cut ? " (more in the log)" : "")
     }
 
     static func relative(_ path: String, to directory: String) -> String {

@@ -144,15 +144,16 @@ extension VMInstance {
 
     // MARK: One stage
 
-    /// Runs one stage: its deadline and QEMU's exit race the work, and whatever ends it (the
-    /// deadline, QEMU's exit, an error) becomes a ``VMStartError`` naming the stage, with the end
-    /// of QEMU's stderr and of the console. The one place a start fails.
+    /// Runs one stage: its deadline, QEMU's exit and a guest kernel panic on the console race the
+    /// work, and whatever ends it (the deadline, QEMU's exit, a panic, an error) becomes a
+    /// ``VMStartError`` naming the stage, with the end of QEMU's stderr and of the console. The one
+    /// place a start fails.
     func stage<T: Sendable>(_ stage: VMStage, _ deadline: Duration,
                             _ body: @escaping @Sendable () async throws -> T) async throws(VMStartError) -> T {
         emit(stage, .started)
         let begin = ContinuousClock.now
         do {
-            let value = try await race(deadline: deadline, exited: exitWatcher(), body)
+            let value = try await race(deadline: deadline, interrupted: interruptionWatcher(), body)
             emit(stage, .passed, duration: (ContinuousClock.now - begin).seconds)
             return value
         } catch {
@@ -161,6 +162,7 @@ extension VMInstance {
             switch error {
             case StageInterruption.timedOut(let d): reason = .timedOut(d)
             case StageInterruption.exited(let status): reason = .qemuExited(status: status)
+            case StageInterruption.panicked(let line): reason = .guestPanicked(line)
             case let r as VMStartError.Reason: reason = r
             default: reason = .failed("\(error)")
             }
@@ -173,11 +175,18 @@ extension VMInstance {
         }
     }
 
-    /// Returns QEMU's exit status once it exits, `nil` if cancelled first. Before QEMU was
-    /// launched there is nothing to watch: the launch itself reports a failed start.
-    private func exitWatcher() -> @Sendable () async -> Int32? {
+    /// Returns what ends a stage besides its work and deadline: QEMU's exit, or a kernel panic on
+    /// the guest's console; `nil` if cancelled first. Before QEMU was launched there is nothing to
+    /// watch: the launch itself reports a failed start.
+    private func interruptionWatcher() -> @Sendable () async -> StageInterruption? {
         guard let qemu = parts({ $0.qemu }) else { return { nil } }
-        return { await qemu.waitForExit() }
+        return { [console, deadlines] in
+            switch await firstInterruption(qemu: qemu, console: console, every: deadlines.consoleInterval) {
+            case .exited(let status)?: .exited(status)
+            case .panicked(let line)?: .panicked(line)
+            case nil: nil
+            }
+        }
     }
 
     var elapsed: Double { (ContinuousClock.now - started).seconds }
@@ -216,6 +225,10 @@ struct VMDeadlines: Sendable {
     var sshAttempt: Duration
     /// Reading the PCI map: 10 s.
     var pciMap: Duration
+    /// How often the console is searched for a kernel panic: 0.2 s; 1 s on a remote host (a round trip each).
+    var consoleInterval: Duration
+    /// The same once the VM is up: 0.5 s; 2 s on a remote host.
+    var consoleWhileUp: Duration
     /// For an error reply to the guest agent's power-off (none comes on success): 2 s.
     var agentShutdownReply: Duration
     /// After the guest agent's power-off, for QEMU to exit: 10 s.
@@ -239,6 +252,8 @@ struct VMDeadlines: Sendable {
         login = scaled(start.loginTimeout)
         sshAttempt = scaled(5)
         pciMap = scaled(10)
+        consoleInterval = launchesDaemonized ? .seconds(1) : .milliseconds(200)
+        consoleWhileUp = launchesDaemonized ? .seconds(2) : .milliseconds(500)
         agentShutdownReply = scaled(2)
         agentShutdown = scaled(10)
         quitReply = scaled(3)

@@ -52,6 +52,8 @@ public final class VMInstance: Sendable {
     let options: VMStartOptions
     let deadlines: VMDeadlines
     let started = ContinuousClock.now
+    /// Watches the guest's console for a kernel panic.
+    let console: ConsoleWatch
 
     /// What the steps made so far, and whether the VM is being stopped.
     struct Parts {
@@ -65,6 +67,10 @@ public final class VMInstance: Sendable {
         var logDirectory: String
         var cleanup: Run.Token?
         var stopping = false
+        /// Registered with the run while the VM is up (``Run/vmUp()``).
+        var upToken: Run.Token?
+        /// Watches QEMU and the console while the VM is up.
+        var watch: Task<Void, Never>?
     }
     private let state: Mutex<Parts>
 
@@ -77,6 +83,7 @@ public final class VMInstance: Sendable {
         self.options = options
         deadlines = VMDeadlines(start: command.start, launchesDaemonized: host.launchesDaemonized, factor: run.timeoutFactor)
         state = Mutex(Parts(logDirectory: localDirectory))
+        console = ConsoleWatch(path: command.paths.consoleLog, host: host)
     }
 
     /// Reads or changes what the steps made.
@@ -122,6 +129,7 @@ public final class VMInstance: Sendable {
             instance.parts { $0.cleanup = token }
             do {
                 try await instance.bringUp()
+                await instance.watchWhileUp()
                 return instance
             } catch {
                 await instance.stop()
@@ -155,10 +163,46 @@ public final class VMInstance: Sendable {
     /// Idempotent; safe after a crash and after a failed start.
     public func stop() async {
         guard parts({ state in defer { state.stopping = true }; return !state.stopping }) else { return }
+        let (watch, up) = parts { ($0.watch, $0.upToken) }
+        watch?.cancel()
+        if let up { await run.vmStopped(up) }
         await closeSessions()
         if !(await softShutdown()) { await hardShutdown() }
         await collectLogs()
         if let token = parts({ $0.cleanup }) { await run.unregister(token) }
+    }
+
+    // MARK: While up
+
+    /// From now until ``stop()``: if QEMU exits or the guest kernel panics, the run records a
+    /// ``VMFault`` at once (the runner gives it as the cause of what it breaks).
+    func watchWhileUp() async {
+        guard let qemu = parts({ $0.qemu }) else { return }
+        let token = await run.vmUp()
+        let task = Task { [self] in
+            guard let interruption = await firstInterruption(qemu: qemu, console: console, every: deadlines.consoleWhileUp),
+                  !parts({ $0.stopping }) else { return }
+            let fault = await fault(from: interruption)
+            guard !parts({ $0.stopping }) else { return }
+            await run.record(fault, of: token)
+        }
+        parts { $0.upToken = token; $0.watch = task }
+    }
+
+    /// What `interruption` means while the VM is up, with QEMU's last words.
+    private func fault(from interruption: VMInterruption) async -> VMFault {
+        let kind: VMFault.Kind
+        switch interruption {
+        case .exited(let status):
+            kind = .qemuExited(status: status, daemon: command.daemonize || host.launchesDaemonized)
+            // Give QEMU's stderr a moment to be complete.
+            try? await Task.sleep(for: .milliseconds(50))
+        case .panicked(let line): kind = .guestPanicked(line: line)
+        }
+        return VMFault(vm: vmName, kind: kind, at: Date(),
+                       qemuStderr: await host.tail(of: command.paths.runtimeDirectory + "/qemu.stderr"),
+                       consoleTail: await host.tail(of: command.paths.consoleLog),
+                       logDirectory: options.logDirectory ?? localDirectory)
     }
 
     // MARK: Prepare

@@ -42,9 +42,10 @@ struct VMFixture: Sendable {
     }
 }
 
-/// A run under a private root, so that tests never touch another run's files; deadlines × 1.5.
+/// A run under a root of its own (`/tmp/dts-test-XXXXXX`, removed by its teardown), so that tests
+/// never touch another run's files; deadlines × 1.5.
 func testRun(timeoutFactor: Double = 1.5, hugepageMount: String? = HostFacts.hugetlbfsMount()) -> Run {
-    Run(root: "/tmp/dts-test-runs", hugepageMount: hugepageMount, timeoutFactor: timeoutFactor)
+    Run.isolated(prefix: "dts-test", hugepageMount: hugepageMount, timeoutFactor: timeoutFactor)
 }
 
 func qemuProcesses(matching text: String) -> [Int32] {
@@ -62,6 +63,7 @@ extension RealGuestTests {
         try VMFixture.requireGuestImage()
         let fixture = try VMFixture(["vm0": VMFixture.guest])
         let run = testRun()
+        let root = try run.directory.root
         try await withTearDown(run) {
             let vm = try fixture.vm(run: run)
             let dut = try await vm.start()
@@ -95,7 +97,11 @@ extension RealGuestTests {
             #expect(try run.allocator.ports(of: "vm0").isEmpty)
             #expect(await run.pending.isEmpty, "the stopped VM is still registered with the run")
             await vm.stop() // idempotent
+            // Nothing but the run's directory in its root: no lock files of the ports it held.
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: root)) == [(try run.directory.path as NSString).lastPathComponent])
         }
+        // The run's root was its own, and went with it.
+        #expect(root.hasPrefix("/tmp/dts-test-") && !FileManager.default.fileExists(atPath: root), "\(root)")
     }
 
     @Test func vcpusArePinnedBeforeTheGuestRuns() async throws {

@@ -54,7 +54,8 @@ public enum NetParameter: VMParameterHandler {
     /// management pair of the built-in defaults, added after the config's own NICs, with a
     /// warning (its NIC at guest slot 0x1f, unless the config put a device there).
     static func addManagementIfMissing(into draft: inout CommandLineDraft, params: [VirtParam]) {
-        guard draft.ports.ssh == nil, let net = params.last(where: { $0.name == spec.name }),
+        // A net whose forward found no free port has its error already: no second NIC for it.
+        guard draft.ports.ssh == nil, !draft.failedAllocations.contains(spec.name), let net = params.last(where: { $0.name == spec.name }),
               let management = VirtConfig.builtInDefaults(vm: draft.context.vmName).last(where: { $0.name == spec.name }),
               var nic = management.entries.first(where: { $0["type"] == "nic" }),
               let user = management.entries.first(where: { $0["type"] == "user" }) else { return }
@@ -79,6 +80,7 @@ public enum NetParameter: VMParameterHandler {
             var note: String?
             if let text = entry["opt_hostfwd"], let parsed = ValueKind.parseHostForward(text) {
                 forward = parsed
+                draft.fixed(port: parsed.hostPort, "the host forward \(text)", at: entry.location(of: "opt_hostfwd"), spec.name)
             } else {
                 let address = draft.allocator.listenAddress
                 guard let port = draft.allocate("a host port for SSH", at: entry.location, spec.name, { allocator, vm in
