@@ -4,7 +4,6 @@ import PackageDescription
 
 let package = Package(
     name: "dts",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "dts", targets: ["DTSCommand"]),
         .library(name: "DTS", targets: ["DTS"]),
@@ -31,9 +30,9 @@ let package = Package(
         .target(name: "CSystemShims"),
         // Starting child processes (posix_spawn: process group, clean signal state, redirections,
         // no leaked descriptors) and reading /proc: used by the framework, the tests and the benchmarks.
-        .target(name: "DTSProcess", dependencies: ["CSystemShims"]),
+        .target(name: "DTSProcess", dependencies: ["CSystemShims", "DTSSession"]),
         // What every DUT session speaks (host DUT, VM DUT, local or SSH): exec, sendExpect, file copy;
-        // and the helpers every module shares (Duration in seconds and as text).
+        // and the helpers every module shares (Duration in seconds and as text, a value tasks wait for).
         .target(name: "DTSSession"),
         // SSH sessions on libssh2: exec, interactive shell (sendExpect), file copy, host keys.
         .target(
@@ -81,8 +80,8 @@ let package = Package(
             dependencies: ["DTS", "DTSSSH", "DTSProcess"],
             path: "Benchmarks/BootBench"
         ),
-        // What every test target shares: scratch directories, running a program, free ports,
-        // "require this program", and the shell conformance cases.
+        // What every test target shares: scratch directories, running a program, free ports, unix
+        // sockets, "require this program", a locked box, and the shell conformance cases.
         .target(
             name: "DTSTestSupport",
             dependencies: ["DTSProcess", "DTSSession"],
@@ -91,7 +90,7 @@ let package = Package(
         .testTarget(
             name: "DTSTests",
             dependencies: ["DTS", "DTSControl", "DTSProcess", "DTSTestSupport", "Suites"],
-            exclude: ["Golden"]
+            exclude: ["Golden", "Fixtures"]
         ),
         .testTarget(name: "DTSSSHTests", dependencies: ["DTSSSH", "DTSProcess", "DTSTestSupport"]),
         .testTarget(name: "DTSControlTests", dependencies: ["DTSControl", "DTSProcess", "DTSTestSupport"]),

@@ -1,5 +1,6 @@
 import DTS
 import Foundation
+import Synchronization
 
 /// `host_basic`: the host DUT works as suites need it: commands, an interactive shell, file copy,
 /// and a QEMU that runs. Uses only the host DUT (no VM), so it runs anywhere dts does.
@@ -113,9 +114,8 @@ final class HostBasic: TestSuite {
 }
 
 /// The last progress report of a copy.
-private final class ProgressBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var last: (Int64, Int64) = (-1, -1)
-    func set(_ done: Int64, _ total: Int64) { lock.withLock { last = (done, total) } }
-    var value: (Int64, Int64) { lock.withLock { last } }
+private final class ProgressBox: Sendable {
+    private let last = Mutex<(Int64, Int64)>((-1, -1))
+    func set(_ done: Int64, _ total: Int64) { last.withLock { $0 = (done, total) } }
+    var value: (Int64, Int64) { last.withLock { $0 } }
 }

@@ -11,9 +11,11 @@ struct ConfigCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate config files and print every error (exit status 2 on any).",
             discussion: """
-                Each VM section of a suite config is built as `dts vm cmdline` builds it (with the \
-                virt_global.cfg beside it, --accel, and this host's hugetlbfs mount and image directory): \
-                a file is OK only if `dts vm cmdline` accepts every VM in it.
+                Each VM section of a suite config ([vm*] and the sections DTS suites name as VMs) is built \
+                as `dts vm cmdline` builds it (with the virt_global.cfg beside it, --accel, --qemu, and this \
+                host's hugetlbfs mount and image directory): a file is OK only if `dts vm cmdline` accepts \
+                every VM in it, and both print the same warnings. Only [KVM] of virt_global.cfg is read; a \
+                suite's own sections and conf/scene/ are not VM configs and are not checked.
                 """)
 
         @Argument(help: "Files to check. Default: every .cfg in --conf-dir.")
@@ -31,13 +33,17 @@ struct ConfigCommand: ParsableCommand {
             } else {
                 paths = files
             }
-            let errors = ConfigChecker.check(paths: paths, options: QEMUBuildOptions(accelerator: settings.accelerator)) {
+            let report = ConfigChecker.report(paths: paths, options: settings.buildOptions) {
                 StaticAllocator.forThisHost(runtimeRoot: ConfigChecker.checkRuntimeRoot)
             }
-            guard errors.isEmpty else {
-                throw reportConfigErrors(ConfigErrors(errors))
+            // Notes (what is not read) on standard output; warnings and errors on standard error.
+            for note in report.notes { print(note.description) }
+            reportConfigWarnings(report.warnings)
+            guard report.errors.isEmpty else {
+                throw reportConfigErrors(ConfigErrors(report.errors))
             }
-            print("\(paths.count) file\(paths.count == 1 ? "" : "s") OK: " + paths.joined(separator: ", "))
+            let warned = report.warnings.isEmpty ? "" : " (\(report.warnings.count) warning\(report.warnings.count == 1 ? "" : "s"))"
+            print("\(paths.count) file\(paths.count == 1 ? "" : "s") OK\(warned): " + paths.joined(separator: ", "))
         }
     }
 

@@ -24,6 +24,10 @@ struct VMOptions: ParsableArguments {
     @Option(name: .long, help: "Accelerator for every VM, overriding enable_kvm (kvm|tcg). Default: $DTS_ACCEL, else the config.")
     var accel: Accelerator?
 
+    @Option(name: .long, help: ArgumentHelp("Emulator for every VM, overriding the config's qemu path= (it must be an executable file on the VM's host).",
+                                            valueName: "path"))
+    var qemu: String?
+
     func settings() throws -> RunSettings {
         Log.bootstrap
         var accelerator = accel
@@ -33,11 +37,18 @@ struct VMOptions: ParsableArguments {
             }
             accelerator = parsed
         }
-        return RunSettings(confDirectory: confDir, accelerator: accelerator)
+        if let qemu, qemu.isEmpty { throw ValidationError("--qemu: give the emulator's path") }
+        return RunSettings(confDirectory: confDir, accelerator: accelerator, qemuPath: qemu)
     }
 }
 
 extension Accelerator: ExpressibleByArgument {}
+
+/// Prints config warnings to standard error, one per line.
+func reportConfigWarnings(_ warnings: [ConfigWarning]) {
+    guard !warnings.isEmpty else { return }
+    FileHandle.standardError.write(Data(warnings.map { $0.description + "\n" }.joined().utf8))
+}
 
 /// Prints config errors to standard error and exits with the config-error status.
 func reportConfigErrors(_ errors: ConfigErrors) -> ExitCode {

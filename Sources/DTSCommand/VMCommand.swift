@@ -42,6 +42,7 @@ struct VMCommand: ParsableCommand {
             } catch let errors as ConfigErrors {
                 throw reportConfigErrors(errors)
             }
+            reportConfigWarnings(command.warnings)
             if shell {
                 print(command.shellLine)
                 return
@@ -118,6 +119,7 @@ struct VMCommand: ParsableCommand {
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }
             do {
+                try await awaitCryptoBackend(kvm)
                 let dut = try await kvm.start(options)
                 await interrupt.disarm()
                 return (kvm, dut, run)
@@ -128,6 +130,23 @@ struct VMCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
                 throw ExitCode(.infrastructureError)
             }
+        }
+    }
+
+    /// With `crypto` devices, QEMU connects to the backend's sockets: they are printed, and the
+    /// start waits (up to a minute) until a backend (DPDK's vhost_crypto) listens on them.
+    static func awaitCryptoBackend(_ kvm: QEMUKvm) async throws {
+        let sockets = try await kvm.cryptoSocketPaths()
+        guard !sockets.isEmpty else { return }
+        FileHandle.standardError.write(Data("\(kvm.vmName): start the vhost-user crypto backend on: \(sockets.joined(separator: " "))\n".utf8))
+        let deadline = ContinuousClock.now + .seconds(60)
+        // On the VM's host: this machine or the DUT.
+        let listening = ["sh", "-c", "for s; do [ -S \"$s\" ] || exit 1; done", "sh"] + sockets
+        while !(try await kvm.dut.exec(argv: listening)).succeeded {
+            guard ContinuousClock.now < deadline else {
+                throw ResourceError("no vhost-user crypto backend listens on \(sockets.joined(separator: ", ")) after 60 s")
+            }
+            try await Task.sleep(for: .milliseconds(500))
         }
     }
 
@@ -171,6 +190,8 @@ struct VMCommand: ParsableCommand {
                   console:  \(command.paths.consoleLog)\(onDUT)
                   QMP:      \(command.paths.qmpSocket)\(onDUT)
                 """ + (command.paths.monitorSocket.map { "\n  monitor:  socat - UNIX-CONNECT:\($0)" } ?? "")
+                + (command.ports.monitor.map { "\n  monitor:  telnet 127.0.0.1 \($0)\(onDUT)" } ?? "")
+                + (command.paths.cryptoSockets.isEmpty ? "" : "\n  crypto:   " + command.paths.cryptoSockets.joined(separator: " ") + onDUT)
                 + (command.ports.vncDisplay.map { "\n  VNC:      \(command.ports.sshAddress ?? "127.0.0.1"):\($0)" } ?? "")
                 + "\nPress Ctrl-C to stop it.")
             // Readers behind a pipe or a file see it now, not when the VM stops.
@@ -178,15 +199,15 @@ struct VMCommand: ParsableCommand {
 
             // The first of QEMU's exit and a signal ends the wait; the other is ignored. (A task
             // group would also wait for the loser: QEMU's exit, which only comes once the VM is stopped.)
-            let ending = FirstEvent<Ending>()
+            let ending = Latch<Ending>()
             let watchers: [Task<Void, Never>] = [
                 Task {
                     let status = await instance.waitForExit()
-                    ending.deliver(.qemuExited(status))
+                    ending.set(.qemuExited(status))
                 },
                 Task {
                     guard let signal = await trap.wait() else { return }
-                    ending.deliver(.signal(signal))
+                    ending.set(.signal(signal))
                 },
             ]
             let end = await ending.wait()

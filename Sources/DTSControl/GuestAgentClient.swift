@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// `guest-info` (QAPI `GuestAgentInfo`).
 public struct GuestAgentInfo: Sendable, Hashable, Decodable {
@@ -178,7 +179,7 @@ public enum GuestShutdownMode: String, Sendable, Hashable {
 /// Power commands (`guest-shutdown`, `guest-suspend-*`) are refused when the peer of the socket is a
 /// `qemu-ga` process on this host (that would power off the host itself), and when the client was
 /// made with `allowPowerCommands: false`.
-public final class GuestAgentClient: @unchecked Sendable {
+public final class GuestAgentClient: Sendable {
     /// The socket this client talks to.
     public let endpoint: ControlEndpoint
     /// Whether power commands may be sent at all.
@@ -186,8 +187,7 @@ public final class GuestAgentClient: @unchecked Sendable {
 
     private let channel: JSONLineChannel
     private let logger: Logger
-    private let lock = NSLock()
-    private var needsSync = true
+    private let needsSync = Mutex(true)
 
     /// Commands that stop or suspend the guest.
     public static let powerCommands: Set<String> = [
@@ -239,7 +239,7 @@ public final class GuestAgentClient: @unchecked Sendable {
                 message, prefix: [0xFF], what: "reply to guest-sync-delimited", timeout: timeout,
                 matcher: { $0["return"] == .int(syncID) || $0["id"] == .string("sync-\(syncID)") })
             try channel.checkError(reply, command: "guest-sync-delimited")
-            lock.withLock { needsSync = false }
+            needsSync.withLock { $0 = false }
         } catch {
             markNeedsSync()
             throw error
@@ -424,17 +424,9 @@ public final class GuestAgentClient: @unchecked Sendable {
 
     // MARK: - Internals
 
-    private var syncNeeded: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return needsSync
-    }
+    private var syncNeeded: Bool { needsSync.withLock { $0 } }
 
-    private func markNeedsSync() {
-        lock.lock()
-        needsSync = true
-        lock.unlock()
-    }
+    private func markNeedsSync() { needsSync.withLock { $0 = true } }
 
     private func checkPowerCommand(_ command: String) throws {
         guard Self.powerCommands.contains(command) else { return }

@@ -2,6 +2,7 @@ import DTSSession
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -14,16 +15,15 @@ import Glibc
 /// `onUnmatched`. A 0xFF byte (the guest agent's sync delimiter) discards any partial line.
 /// Waiters have deadlines (scheduled on Dispatch); when the peer closes the socket every waiter
 /// fails at once with ``ControlError/peerClosed(_:)``.
-final class JSONLineChannel: @unchecked Sendable {
+final class JSONLineChannel: Sendable {
     typealias Message = ControlMessage
     typealias Matcher = @Sendable (Message) -> Bool
 
-    private struct Waiter {
-        var token: UInt64
+    /// What a waiter waits for.
+    private struct Awaited: Sendable {
         var matcher: Matcher
         var what: String
         var timeout: Duration
-        var continuation: CheckedContinuation<Message, any Error>
     }
 
     let endpoint: ControlEndpoint
@@ -31,19 +31,19 @@ final class JSONLineChannel: @unchecked Sendable {
     private let transcript: ControlTranscript?
     private let logger: Logger
 
-    // State below is guarded by `lock`.
-    private let lock = NSLock()
-    private var fdOpen = true
-    private var started = false
-    private var terminalError: ControlError?
-    private var waiters: [Waiter] = []
-    private var nextToken: UInt64 = 0
-    private var nextCommandID: UInt64 = 0
-    private var unmatchedHandler: (@Sendable (Message) -> Void)?
-    private var closeHandler: (@Sendable (ControlError) -> Void)?
+    private struct State {
+        var fdOpen = true
+        var started = false
+        var terminalError: ControlError?
+        var waiters = WaiterQueue<Message, Awaited>()
+        var nextCommandID: UInt64 = 0
+        var unmatchedHandler: (@Sendable (Message) -> Void)?
+        var closeHandler: (@Sendable (ControlError) -> Void)?
+    }
+    private let state = Mutex(State())
 
     /// Serializes writers; the reader takes it before closing the descriptor.
-    private let writeLock = NSLock()
+    private let writeLock = Mutex(())
 
     private init(fd: Int32, endpoint: ControlEndpoint, transcript: ControlTranscript?, logger: Logger) {
         self.fd = fd
@@ -107,21 +107,21 @@ final class JSONLineChannel: @unchecked Sendable {
     func setHandlers(
         unmatched: (@Sendable (Message) -> Void)?, closed: (@Sendable (ControlError) -> Void)?
     ) {
-        lock.lock()
-        unmatchedHandler = unmatched
-        closeHandler = closed
-        let alreadyClosed = started && !fdOpen ? terminalError : nil
-        lock.unlock()
+        let alreadyClosed = state.withLock { state in
+            state.unmatchedHandler = unmatched
+            state.closeHandler = closed
+            return state.started && !state.fdOpen ? state.terminalError : nil
+        }
         // The reader already finished: report the close now rather than never.
         if let alreadyClosed { closed?(alreadyClosed) }
     }
 
     /// Starts the reader thread (once).
     func start() {
-        lock.lock()
-        let already = started
-        started = true
-        lock.unlock()
+        let already = state.withLock { state in
+            defer { state.started = true }
+            return state.started
+        }
         guard !already else { return }
         let thread = Thread { [self] in self.readLoop() }
         thread.name = "dts-control-reader"
@@ -130,44 +130,41 @@ final class JSONLineChannel: @unchecked Sendable {
 
     /// The pid of the process on the other end of the socket (`SO_PEERCRED`), if known.
     func peerPID() -> Int32? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard fdOpen else { return nil }
-        var credentials = [Int32](repeating: 0, count: 3)  // struct ucred { pid_t; uid_t; gid_t; }
-        var length = socklen_t(MemoryLayout<Int32>.size * 3)
-        let rc = credentials.withUnsafeMutableBytes {
-            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, $0.baseAddress, &length)
+        state.withLock { state in
+            guard state.fdOpen else { return nil }
+            var credentials = [Int32](repeating: 0, count: 3)  // struct ucred { pid_t; uid_t; gid_t; }
+            var length = socklen_t(MemoryLayout<Int32>.size * 3)
+            let rc = credentials.withUnsafeMutableBytes {
+                getsockopt(fd, SOL_SOCKET, SO_PEERCRED, $0.baseAddress, &length)
+            }
+            guard rc == 0, credentials[0] > 0 else { return nil }
+            return credentials[0]
         }
-        guard rc == 0, credentials[0] > 0 else { return nil }
-        return credentials[0]
     }
 
     /// Writes raw bytes (serialized with other writers). Records `transcriptText` as sent.
     func write(_ bytes: [UInt8], transcriptText: String?) throws {
-        writeLock.lock()
-        defer { writeLock.unlock() }
-        lock.lock()
-        let open = fdOpen
-        let failure = terminalError
-        lock.unlock()
-        if let failure { throw failure }
-        guard open else { throw ControlError.closed(endpoint) }
-        if let transcriptText { transcript?(ControlTranscriptLine(direction: .sent, text: transcriptText)) }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-            }
-            if written < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if code == EPIPE || code == ECONNRESET { throw ControlError.peerClosed(endpoint) }
-                if code == EAGAIN || code == EWOULDBLOCK {
-                    throw ControlError.ioFailed(endpoint, operation: "write (peer not reading for 10 s)", errno: code)
+        try writeLock.withLock { _ in
+            let (open, failure) = state.withLock { ($0.fdOpen, $0.terminalError) }
+            if let failure { throw failure }
+            guard open else { throw ControlError.closed(endpoint) }
+            if let transcriptText { transcript?(ControlTranscriptLine(direction: .sent, text: transcriptText)) }
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes.withUnsafeBytes { raw in
+                    send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
                 }
-                throw ControlError.ioFailed(endpoint, operation: "write", errno: code)
+                if written < 0 {
+                    let code = errno
+                    if code == EINTR { continue }
+                    if code == EPIPE || code == ECONNRESET { throw ControlError.peerClosed(endpoint) }
+                    if code == EAGAIN || code == EWOULDBLOCK {
+                        throw ControlError.ioFailed(endpoint, operation: "write (peer not reading for 10 s)", errno: code)
+                    }
+                    throw ControlError.ioFailed(endpoint, operation: "write", errno: code)
+                }
+                offset += written
             }
-            offset += written
         }
     }
 
@@ -179,41 +176,34 @@ final class JSONLineChannel: @unchecked Sendable {
         _ message: JSONValue?, prefix: [UInt8] = [], what: String, timeout: Duration, startReader: Bool = false,
         matcher: @escaping Matcher
     ) async throws -> Message {
-        let token = lock.withLock {
-            nextToken += 1
-            return nextToken
-        }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Message, any Error>) in
-                lock.lock()
-                if let failure = terminalError {
-                    lock.unlock()
-                    continuation.resume(throwing: failure)
-                    return
-                }
-                waiters.append(
-                    Waiter(token: token, matcher: matcher, what: what, timeout: timeout, continuation: continuation))
-                lock.unlock()
-                if startReader { start() }
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) {
-                    [weak self] in
-                    guard let self else { return }
-                    self.fail(token: token, with: ControlError.noReply(self.endpoint, what: what, timeout: timeout))
-                }
-                guard let message else { return }
-                do {
-                    var bytes = prefix
-                    let text = message.jsonText()
-                    bytes.append(contentsOf: Array(text.utf8))
-                    bytes.append(0x0A)
-                    let noted = prefix.isEmpty ? text : "<0xFF> " + text
-                    try write(bytes, transcriptText: noted)
-                } catch {
-                    fail(token: token, with: error)
-                }
+        let token = state.withLock { $0.waiters.newToken() }
+        return try await awaitWaiter(timeout: timeout) { continuation in
+            let failure: ControlError? = state.withLock { state in
+                if let failure = state.terminalError { return failure }
+                state.waiters.append(token, Awaited(matcher: matcher, what: what, timeout: timeout), continuation)
+                return nil
             }
-        } onCancel: {
-            self.fail(token: token, with: CancellationError())
+            if let failure {
+                continuation.resume(throwing: failure)
+                return false
+            }
+            if startReader { start() }
+            return true
+        } then: {
+            guard let message else { return }
+            do {
+                var bytes = prefix
+                let text = message.jsonText()
+                bytes.append(contentsOf: Array(text.utf8))
+                bytes.append(0x0A)
+                let noted = prefix.isEmpty ? text : "<0xFF> " + text
+                try write(bytes, transcriptText: noted)
+            } catch {
+                fail(token: token, with: error)
+            }
+        } expire: { [weak self] timedOut in
+            guard let self else { return }
+            fail(token: token, with: timedOut ? ControlError.noReply(endpoint, what: what, timeout: timeout) : CancellationError())
         }
     }
 
@@ -246,9 +236,9 @@ final class JSONLineChannel: @unchecked Sendable {
     /// Sends `{"execute": command, "arguments": ..., "id": "dts-N"}` (N unique on this channel) and
     /// waits up to `timeout` for the reply carrying that id.
     func execute(_ command: String, arguments: [String: JSONValue]?, timeout: Duration) async throws -> Message {
-        let id = lock.withLock {
-            nextCommandID += 1
-            return "dts-\(nextCommandID)"
+        let id = state.withLock { state in
+            state.nextCommandID += 1
+            return "dts-\(state.nextCommandID)"
         }
         var message: [String: JSONValue] = ["execute": .string(command), "id": .string(id)]
         if let arguments { message["arguments"] = .object(arguments) }
@@ -280,7 +270,7 @@ final class JSONLineChannel: @unchecked Sendable {
     func waitUntilClosed(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let closed = lock.withLock { terminalError != nil && !fdOpen }
+            let closed = state.withLock { $0.terminalError != nil && !$0.fdOpen }
             if closed { return true }
             if ContinuousClock.now >= deadline { return false }
             do { try await Task.sleep(for: .milliseconds(20)) } catch { return false }
@@ -288,20 +278,15 @@ final class JSONLineChannel: @unchecked Sendable {
     }
 
     /// Whether the socket is still open (neither side closed it).
-    var isOpen: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return terminalError == nil
-    }
+    var isOpen: Bool { state.withLock { $0.terminalError == nil } }
 
     /// Closes the socket locally: pending waiters fail with ``ControlError/closed(_:)``.
     func close() {
-        lock.lock()
-        if terminalError == nil { terminalError = .closed(endpoint) }
-        let wasStarted = started
-        let open = fdOpen
-        if open { _ = shutdown(fd, Int32(SHUT_RDWR)) }
-        lock.unlock()
+        let (wasStarted, open) = state.withLock { state in
+            if state.terminalError == nil { state.terminalError = .closed(endpoint) }
+            if state.fdOpen { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+            return (state.started, state.fdOpen)
+        }
         failAll(with: .closed(endpoint))
         if !wasStarted && open {
             // No reader thread owns the descriptor: close it here.
@@ -310,41 +295,32 @@ final class JSONLineChannel: @unchecked Sendable {
     }
 
     deinit {
-        if fdOpen { Glibc.close(fd) }
+        if state.withLock({ $0.fdOpen }) { Glibc.close(fd) }
     }
 
     // MARK: - Internals
 
     private func fail(token: UInt64, with error: any Error) {
-        lock.lock()
-        guard let index = waiters.firstIndex(where: { $0.token == token }) else {
-            lock.unlock()
-            return
-        }
-        let waiter = waiters.remove(at: index)
-        lock.unlock()
+        guard let waiter = state.withLock({ $0.waiters.remove(token: token) }) else { return }
         if let error = error as? ControlError, case .noReply = error {
-            transcript?(ControlTranscriptLine(direction: .note, text: "no \(waiter.what) within \(waiter.timeout.secondsText)"))
+            transcript?(ControlTranscriptLine(direction: .note, text: "no \(waiter.tag.what) within \(waiter.tag.timeout.secondsText)"))
         }
         waiter.continuation.resume(throwing: error)
     }
 
     private func failAll(with error: ControlError) {
-        lock.lock()
-        let failing = waiters
-        waiters.removeAll()
-        lock.unlock()
+        let failing = state.withLock { $0.waiters.removeAll() }
         for waiter in failing { waiter.continuation.resume(throwing: error) }
     }
 
     private func finishDescriptor() {
-        writeLock.lock()
-        lock.lock()
-        let open = fdOpen
-        fdOpen = false
-        lock.unlock()
-        if open { Glibc.close(fd) }
-        writeLock.unlock()
+        writeLock.withLock { _ in
+            let open = state.withLock { state in
+                defer { state.fdOpen = false }
+                return state.fdOpen
+            }
+            if open { Glibc.close(fd) }
+        }
     }
 
     private func readLoop() {
@@ -383,12 +359,11 @@ final class JSONLineChannel: @unchecked Sendable {
             transcript?(ControlTranscriptLine(
                 direction: .note, text: "discarded partial line at close: \(String(decoding: line, as: UTF8.self))"))
         }
-        lock.lock()
-        let localClose = terminalError != nil
-        if terminalError == nil { terminalError = .peerClosed(endpoint) }
-        let error = terminalError!
-        let onClose = closeHandler
-        lock.unlock()
+        let (localClose, error, onClose) = state.withLock { state in
+            let localClose = state.terminalError != nil
+            if state.terminalError == nil { state.terminalError = .peerClosed(endpoint) }
+            return (localClose, state.terminalError!, state.closeHandler)
+        }
         if !localClose {
             let detail = readErrno == 0 ? "" : " (\(String(cString: strerror(readErrno))))"
             logger.debug("peer closed \(endpoint.socketDescription)\(detail)")
@@ -411,16 +386,13 @@ final class JSONLineChannel: @unchecked Sendable {
             return
         }
         let message = ControlMessage(members: members, text: data)
-        lock.lock()
-        if let index = waiters.firstIndex(where: { $0.matcher(message) }) {
-            let waiter = waiters.remove(at: index)
-            lock.unlock()
-            waiter.continuation.resume(returning: message)
-            return
+        let (waiter, handler): (WaiterQueue<Message, Awaited>.Waiter?, (@Sendable (Message) -> Void)?) = state.withLock { state in
+            if let waiter = state.waiters.removeFirst(where: { $0.matcher(message) }) { return (waiter, nil) }
+            return (nil, state.unmatchedHandler)
         }
-        let handler = unmatchedHandler
-        lock.unlock()
-        if let handler {
+        if let waiter {
+            waiter.continuation.resume(returning: message)
+        } else if let handler {
             handler(message)
         } else {
             logger.debug("\(endpoint): ignoring unmatched message \(text)")

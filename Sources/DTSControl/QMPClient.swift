@@ -1,6 +1,7 @@
 import DTSSession
 import Foundation
 import Logging
+import Synchronization
 
 /// A client of the QEMU Machine Protocol over a unix socket (`-qmp unix:PATH,server=on,wait=off`).
 ///
@@ -13,7 +14,7 @@ import Logging
 /// Events are kept in a small buffer (the last 256) so ``waitForEvent(named:after:recentWithin:timeout:)``
 /// also sees an event that arrived just before the call (a `RESUME` racing the `cont` reply), and
 /// every ``events()`` stream receives the events that arrive after it was made.
-public final class QMPClient: @unchecked Sendable {
+public final class QMPClient: Sendable {
     /// The socket this client talks to.
     public let endpoint: ControlEndpoint
     /// The greeting QEMU sent (its version).
@@ -22,11 +23,10 @@ public final class QMPClient: @unchecked Sendable {
     private let channel: JSONLineChannel
     private let logger: Logger
 
-    private struct EventWaiter {
-        var token: UInt64
+    /// What an event waiter waits for: an event named `name` after sequence number `after`.
+    private struct WantedEvent: Sendable {
         var name: String
-        var after: UInt64?
-        var continuation: CheckedContinuation<QMPEvent, any Error>
+        var after: UInt64
     }
 
     private struct BufferedEvent {
@@ -34,15 +34,16 @@ public final class QMPClient: @unchecked Sendable {
         var consumed: Bool
     }
 
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    /// Tokens of event waiters and keys of event streams.
-    private var nextID: UInt64 = 0
-    private var lastSequence: UInt64 = 0
-    private var buffer: [BufferedEvent] = []
-    private var eventWaiters: [EventWaiter] = []
-    private var streams: [UInt64: AsyncStream<QMPEvent>.Continuation] = [:]
-    private var closedError: ControlError?
+    private struct State {
+        var lastSequence: UInt64 = 0
+        var buffer: [BufferedEvent] = []
+        var eventWaiters = WaiterQueue<QMPEvent, WantedEvent>()
+        /// Keys of event streams.
+        var lastStreamKey: UInt64 = 0
+        var streams: [UInt64: AsyncStream<QMPEvent>.Continuation] = [:]
+        var closedError: ControlError?
+    }
+    private let state = Mutex(State())
     private static let bufferLimit = 256
 
     private init(channel: JSONLineChannel, greeting: QMPGreeting, logger: Logger) {
@@ -203,16 +204,12 @@ public final class QMPClient: @unchecked Sendable {
     /// A cursor at the newest event received so far; pass it to
     /// ``waitForEvent(named:after:recentWithin:timeout:)`` to wait only for later events.
     public func eventCursor() -> QMPEventCursor {
-        lock.lock()
-        defer { lock.unlock() }
-        return QMPEventCursor(sequence: lastSequence)
+        QMPEventCursor(sequence: state.withLock { $0.lastSequence })
     }
 
     /// The buffered events (the last 256), oldest first.
     public func recentEvents() -> [QMPEvent] {
-        lock.lock()
-        defer { lock.unlock() }
-        return buffer.map(\.event)
+        state.withLock { $0.buffer.map(\.event) }
     }
 
     /// Waits for an event named `name` (`SHUTDOWN`, `STOP`, `RESUME`, `POWERDOWN`, ...).
@@ -228,84 +225,61 @@ public final class QMPClient: @unchecked Sendable {
         timeout: Duration = .seconds(10)
     ) async throws -> QMPEvent {
         let now = ContinuousClock.now
-        let found: Result<QMPEvent, ControlError>? = lock.withLock {
-            if let index = buffer.firstIndex(where: { entry in
+        let found: Result<QMPEvent, ControlError>? = state.withLock { state in
+            if let index = state.buffer.firstIndex(where: { entry in
                 guard entry.event.name == name else { return false }
                 if let cursor { return entry.event.sequence > cursor.sequence }
                 return !entry.consumed && now - entry.event.receivedAt <= recentWithin
             }) {
-                buffer[index].consumed = true
-                return .success(buffer[index].event)
+                state.buffer[index].consumed = true
+                return .success(state.buffer[index].event)
             }
-            if let closedError { return .failure(closedError) }
+            if let closedError = state.closedError { return .failure(closedError) }
             return nil
         }
         if let found { return try found.get() }
-        let (token, after) = lock.withLock {
-            nextID += 1
-            return (nextID, cursor?.sequence ?? lastSequence)
-        }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<QMPEvent, any Error>) in
-                lock.lock()
-                if let closedError {
-                    lock.unlock()
-                    continuation.resume(throwing: closedError)
-                    return
-                }
+        let (token, after) = state.withLock { ($0.eventWaiters.newToken(), cursor?.sequence ?? $0.lastSequence) }
+        return try await awaitWaiter(timeout: timeout) { continuation in
+            let found: Result<QMPEvent, ControlError>? = state.withLock { state in
+                if let closedError = state.closedError { return .failure(closedError) }
                 // An event may have arrived between the buffer check and now.
-                if let index = buffer.firstIndex(where: { $0.event.name == name && $0.event.sequence > after }) {
-                    buffer[index].consumed = true
-                    let event = buffer[index].event
-                    lock.unlock()
-                    continuation.resume(returning: event)
-                    return
+                if let index = state.buffer.firstIndex(where: { $0.event.name == name && $0.event.sequence > after }) {
+                    state.buffer[index].consumed = true
+                    return .success(state.buffer[index].event)
                 }
-                eventWaiters.append(EventWaiter(token: token, name: name, after: after, continuation: continuation))
-                lock.unlock()
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) {
-                    [weak self] in
-                    guard let self else { return }
-                    self.failEventWaiter(
-                        token: token, with: ControlError.noReply(self.endpoint, what: "\(name) event", timeout: timeout))
-                }
+                state.eventWaiters.append(token, WantedEvent(name: name, after: after), continuation)
+                return nil
             }
-        } onCancel: {
-            self.failEventWaiter(token: token, with: CancellationError())
+            guard let found else { return true }
+            continuation.resume(with: found)
+            return false
+        } expire: { [weak self] timedOut in
+            guard let self else { return }
+            failEventWaiter(token: token, with: timedOut ? ControlError.noReply(endpoint, what: "\(name) event", timeout: timeout) : CancellationError())
         }
     }
 
     /// A stream of the events received from now on; it finishes when the connection closes.
     public func events() -> AsyncStream<QMPEvent> {
         let (stream, continuation) = AsyncStream<QMPEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
-        lock.lock()
-        if closedError != nil {
-            lock.unlock()
+        let key: UInt64? = state.withLock { state in
+            guard state.closedError == nil else { return nil }
+            state.lastStreamKey += 1
+            state.streams[state.lastStreamKey] = continuation
+            return state.lastStreamKey
+        }
+        guard let key else {
             continuation.finish()
             return stream
         }
-        nextID += 1
-        let key = nextID
-        streams[key] = continuation
-        lock.unlock()
         continuation.onTermination = { [weak self] _ in
-            guard let self else { return }
-            self.lock.lock()
-            self.streams[key] = nil
-            self.lock.unlock()
+            self?.state.withLock { _ = $0.streams.removeValue(forKey: key) }
         }
         return stream
     }
 
     private func failEventWaiter(token: UInt64, with error: any Error) {
-        lock.lock()
-        guard let index = eventWaiters.firstIndex(where: { $0.token == token }) else {
-            lock.unlock()
-            return
-        }
-        let waiter = eventWaiters.remove(at: index)
-        lock.unlock()
-        waiter.continuation.resume(throwing: error)
+        state.withLock { $0.eventWaiters.remove(token: token) }?.continuation.resume(throwing: error)
     }
 
     private func handleUnmatched(_ message: ControlMessage) {
@@ -314,35 +288,27 @@ public final class QMPClient: @unchecked Sendable {
             return
         }
         let name = received.event
-        lock.lock()
-        lastSequence += 1
-        let event = QMPEvent(
-            name: name, data: received.data ?? .null, timestamp: received.date, sequence: lastSequence,
-            receivedAt: ContinuousClock.now)
-        var woken: [EventWaiter] = []
-        eventWaiters.removeAll { waiter in
-            guard waiter.name == name, event.sequence > (waiter.after ?? 0) else { return false }
-            woken.append(waiter)
-            return true
+        let (event, woken, sinks) = state.withLock { state in
+            state.lastSequence += 1
+            let event = QMPEvent(
+                name: name, data: received.data ?? .null, timestamp: received.date, sequence: state.lastSequence,
+                receivedAt: ContinuousClock.now)
+            let woken = state.eventWaiters.removeAll { $0.name == name && event.sequence > $0.after }
+            state.buffer.append(BufferedEvent(event: event, consumed: !woken.isEmpty))
+            if state.buffer.count > Self.bufferLimit { state.buffer.removeFirst(state.buffer.count - Self.bufferLimit) }
+            return (event, woken, Array(state.streams.values))
         }
-        buffer.append(BufferedEvent(event: event, consumed: !woken.isEmpty))
-        if buffer.count > Self.bufferLimit { buffer.removeFirst(buffer.count - Self.bufferLimit) }
-        let sinks = Array(streams.values)
-        lock.unlock()
         logger.debug("\(endpoint): event \(name)")
         for waiter in woken { waiter.continuation.resume(returning: event) }
         for sink in sinks { sink.yield(event) }
     }
 
     private func handleClosed(_ error: ControlError) {
-        lock.lock()
-        if closedError == nil { closedError = error }
-        let failing = eventWaiters
-        eventWaiters.removeAll()
-        let sinks = Array(streams.values)
-        streams.removeAll()
-        let reason = closedError!
-        lock.unlock()
+        let (failing, sinks, reason) = state.withLock { state in
+            if state.closedError == nil { state.closedError = error }
+            defer { state.streams.removeAll() }
+            return (state.eventWaiters.removeAll(), Array(state.streams.values), state.closedError!)
+        }
         for waiter in failing { waiter.continuation.resume(throwing: reason) }
         for sink in sinks { sink.finish() }
     }

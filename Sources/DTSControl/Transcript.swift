@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One line of a control-channel transcript: something sent, received, or a note (connect, close, garbage).
 public struct ControlTranscriptLine: Sendable, Hashable {
@@ -40,11 +41,10 @@ public typealias ControlTranscript = @Sendable (ControlTranscriptLine) -> Void
 /// Appends transcript lines to a file (one ``ControlTranscriptLine/formatted`` line each).
 ///
 /// `let file = try TranscriptFile(path: "out/vm0.qmp.log"); let qmp = try await QMPClient.connect(path: sock, transcript: file.sink)`
-public final class TranscriptFile: @unchecked Sendable {
+public final class TranscriptFile: Sendable {
     /// The file path.
     public let path: String
-    private let lock = NSLock()
-    private var handle: FileHandle?
+    private let handle: Mutex<FileHandle?>
 
     /// Creates (or appends to) the file at `path`; its directory must exist.
     public init(path: String) throws {
@@ -56,19 +56,17 @@ public final class TranscriptFile: @unchecked Sendable {
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try handle.seekToEnd()
-        self.handle = handle
+        self.handle = Mutex(handle)
     }
 
     deinit {
-        try? handle?.close()
+        handle.withLock { try? $0?.close() }
     }
 
     /// Appends one line.
     public func write(_ line: ControlTranscriptLine) {
         let data = Data((line.formatted + "\n").utf8)
-        lock.lock()
-        defer { lock.unlock() }
-        try? handle?.write(contentsOf: data)
+        handle.withLock { try? $0?.write(contentsOf: data) }
     }
 
     /// The hook to pass as `transcript:` to ``QMPClient/connect(path:timeout:transcript:logger:)`` or
@@ -79,9 +77,9 @@ public final class TranscriptFile: @unchecked Sendable {
 
     /// Closes the file; later lines are dropped.
     public func close() {
-        lock.lock()
-        defer { lock.unlock() }
-        try? handle?.close()
-        handle = nil
+        handle.withLock { handle in
+            try? handle?.close()
+            handle = nil
+        }
     }
 }

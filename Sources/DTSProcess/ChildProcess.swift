@@ -1,3 +1,4 @@
+import DTSSession
 import Foundation
 
 #if canImport(Glibc)
@@ -25,7 +26,7 @@ public enum SignalScope: Sendable, Equatable {
 ///   spawning thread lives exactly as long as the child;
 /// - a signal never reaches a reused pid: the child is only reaped once it is marked as exited,
 ///   and ``signal(_:)`` sends nothing after that.
-public final class ChildProcess: @unchecked Sendable {
+public final class ChildProcess: Sendable {
     /// The child's pid (also its process group id, and session id, when it leads one).
     public let pid: pid_t
     /// The argv it was started with.
@@ -83,31 +84,11 @@ public final class ChildProcess: @unchecked Sendable {
     public var isRunning: Bool { exitStatus == nil }
 
     /// Waits until the child exits and returns its status.
-    public func waitForExit() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            state.add(Waiter(id: state.nextID(), continuation: continuation, timed: false))
-        }!
-    }
+    public func waitForExit() async -> Int32 { await state.exited.wait() }
 
     /// Waits until the child exits, up to `timeout`; returns its status, or `nil` if it still runs
     /// at the deadline or the calling task is cancelled (both return at once, nothing polls).
-    public func waitForExit(timeout: Duration) async -> Int32? {
-        let id = state.nextID()
-        let timer = Task { [state] in
-            try? await Task.sleep(for: timeout)
-            state.expire(id)
-        }
-        defer { timer.cancel() }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                state.add(Waiter(id: id, continuation: continuation, timed: true))
-                // A task cancelled before the waiter was registered never runs the handler for it.
-                if Task.isCancelled { state.expire(id) }
-            }
-        } onCancel: { [state] in
-            state.expire(id)
-        }
-    }
+    public func waitForExit(timeout: Duration) async -> Int32? { await state.exited.wait(timeout: timeout) }
 
     /// Blocks the calling thread until the child exits; for synchronous cleanup paths (a `defer`)
     /// after SIGKILL. Never call it on Swift's cooperative pool while the child may keep running.
@@ -145,23 +126,16 @@ public final class ChildProcess: @unchecked Sendable {
     }
 }
 
-/// One task waiting for the exit; `timed` waiters may be resumed with `nil` (deadline, cancellation).
-private struct Waiter {
-    let id: UInt64
-    let continuation: CheckedContinuation<Int32?, Never>
-    let timed: Bool
-}
-
 /// A child's start result and exit status, shared by the thread that spawns and reaps it and the
 /// ``ChildProcess`` callers.
 private final class ExitState: @unchecked Sendable {
+    // Not a Mutex: the caller of `spawn` and `waitUntilExit` block their thread until the
+    // spawning thread signals the start or the exit.
     private let condition = NSCondition()
     private var start: Result<pid_t, SpawnError>?
     private var exit: Int32?
-    private var waiters: [Waiter] = []
-    private var lastID: UInt64 = 0
-
-    func nextID() -> UInt64 { condition.withLock { lastID += 1; return lastID } }
+    /// The exit status, for the tasks that wait for it.
+    let exited = Latch<Int32>()
 
     func started(_ result: Result<pid_t, SpawnError>) {
         condition.withLock {
@@ -182,33 +156,15 @@ private final class ExitState: @unchecked Sendable {
     func reap(_ pid: pid_t) {
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
-        let resumed: [Waiter] = condition.withLock {
+        let status: Int32 = condition.withLock {
             exit = WaitStatus.wait(for: pid) ?? 0
             condition.broadcast()
-            defer { waiters = [] }
-            return waiters
+            return exit!
         }
-        for waiter in resumed { waiter.continuation.resume(returning: exit) }
+        exited.set(status)
     }
 
     var status: Int32? { condition.withLock { exit } }
-
-    func add(_ waiter: Waiter) {
-        let done: Int32? = condition.withLock {
-            if exit == nil { waiters.append(waiter) }
-            return exit
-        }
-        if let done { waiter.continuation.resume(returning: done) }
-    }
-
-    /// Resumes timed waiter `id` with `nil`, if it still waits.
-    func expire(_ id: UInt64) {
-        let expired: Waiter? = condition.withLock {
-            guard let index = waiters.firstIndex(where: { $0.id == id && $0.timed }) else { return nil }
-            return waiters.remove(at: index)
-        }
-        expired?.continuation.resume(returning: nil)
-    }
 
     func block() -> Int32 {
         condition.withLock {

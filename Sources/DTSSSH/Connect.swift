@@ -2,6 +2,7 @@ import CLibSSH2
 import DTSSession
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -195,7 +196,7 @@ enum ServerQuirks {
 /// Known-hosts verification with libssh2's knownhost API, serialized process-wide because
 /// several connections may share one file.
 enum KnownHosts {
-    private static let fileLock = NSLock()
+    private static let fileLock = Mutex(())
 
     static func verify(
         session: OpaquePointer, host: String, port: Int, hostPort: String, keyBlob: [UInt8], keyType: Int32,
@@ -205,55 +206,55 @@ enum KnownHosts {
         guard let presented = Fingerprint.presented(by: session) else {
             throw SSHError.handshakeFailed(hostPort: hostPort, reason: "libssh2 has no SHA-256 hash of the host key")
         }
-        fileLock.lock()
-        defer { fileLock.unlock() }
-        guard let hosts = libssh2_knownhost_init(session) else {
-            throw SSHError.knownHostsFailed(path: path, reason: "libssh2_knownhost_init failed")
-        }
-        defer { libssh2_knownhost_free(hosts) }
-        if FileManager.default.fileExists(atPath: path) {
-            let rc = libssh2_knownhost_readfile(hosts, path, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
-            if rc < 0 { throw SSHError.knownHostsFailed(path: path, reason: "cannot parse (libssh2 error \(rc))") }
-        }
-        let keyBits: Int32 = (keyType + 1) << LIBSSH2_KNOWNHOST_KEY_SHIFT
-        let typemask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | keyBits
-        var found: UnsafeMutablePointer<libssh2_knownhost>?
-        let check = keyBlob.withUnsafeBufferPointer { blob in
-            blob.withMemoryRebound(to: CChar.self) {
-                libssh2_knownhost_checkp(hosts, host, Int32(port), $0.baseAddress, $0.count, typemask, &found)
+        try fileLock.withLock { _ in
+            guard let hosts = libssh2_knownhost_init(session) else {
+                throw SSHError.knownHostsFailed(path: path, reason: "libssh2_knownhost_init failed")
             }
-        }
-        switch check {
-        case LIBSSH2_KNOWNHOST_CHECK_MATCH:
-            return
-        case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-            var known = "unknown"
-            if let entry = found?.pointee, let keyText = entry.key,
-               let stored = Fingerprint.sha256(ofBase64Key: String(cString: keyText)) {
-                known = stored
+            defer { libssh2_knownhost_free(hosts) }
+            if FileManager.default.fileExists(atPath: path) {
+                let rc = libssh2_knownhost_readfile(hosts, path, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
+                if rc < 0 { throw SSHError.knownHostsFailed(path: path, reason: "cannot parse (libssh2 error \(rc))") }
             }
-            throw SSHError.hostKeyMismatch(hostPort: hostPort, knownFingerprint: known, presentedFingerprint: presented, knownHosts: path)
-        case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-            guard policy.recordsUnknown else {
-                throw SSHError.hostKeyUnknown(hostPort: hostPort, presentedFingerprint: presented, knownHosts: path)
-            }
-            let name = port == 22 ? host : "[\(host)]:\(port)"
-            let comment = "dts"
-            let rc = keyBlob.withUnsafeBufferPointer { blob in
+            let keyBits: Int32 = (keyType + 1) << LIBSSH2_KNOWNHOST_KEY_SHIFT
+            let typemask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | keyBits
+            var found: UnsafeMutablePointer<libssh2_knownhost>?
+            let check = keyBlob.withUnsafeBufferPointer { blob in
                 blob.withMemoryRebound(to: CChar.self) {
-                    libssh2_knownhost_addc(hosts, name, nil, $0.baseAddress, $0.count, comment, comment.utf8.count, typemask, nil)
+                    libssh2_knownhost_checkp(hosts, host, Int32(port), $0.baseAddress, $0.count, typemask, &found)
                 }
             }
-            if rc < 0 { throw SSHError.knownHostsFailed(path: path, reason: "cannot add \(name) (libssh2 error \(rc))") }
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            switch check {
+            case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+                return
+            case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+                var known = "unknown"
+                if let entry = found?.pointee, let keyText = entry.key,
+                   let stored = Fingerprint.sha256(ofBase64Key: String(cString: keyText)) {
+                    known = stored
+                }
+                throw SSHError.hostKeyMismatch(hostPort: hostPort, knownFingerprint: known, presentedFingerprint: presented, knownHosts: path)
+            case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+                guard policy.recordsUnknown else {
+                    throw SSHError.hostKeyUnknown(hostPort: hostPort, presentedFingerprint: presented, knownHosts: path)
+                }
+                let name = port == 22 ? host : "[\(host)]:\(port)"
+                let comment = "dts"
+                let rc = keyBlob.withUnsafeBufferPointer { blob in
+                    blob.withMemoryRebound(to: CChar.self) {
+                        libssh2_knownhost_addc(hosts, name, nil, $0.baseAddress, $0.count, comment, comment.utf8.count, typemask, nil)
+                    }
+                }
+                if rc < 0 { throw SSHError.knownHostsFailed(path: path, reason: "cannot add \(name) (libssh2 error \(rc))") }
+                let directory = (path as NSString).deletingLastPathComponent
+                if !directory.isEmpty {
+                    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                }
+                let wrc = libssh2_knownhost_writefile(hosts, path, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
+                if wrc < 0 { throw SSHError.knownHostsFailed(path: path, reason: "cannot write (libssh2 error \(wrc))") }
+                logger.info("recorded host key \(presented) for \(hostPort) in \(path)")
+            default:
+                throw SSHError.knownHostsFailed(path: path, reason: "host key check failed for \(hostPort)")
             }
-            let wrc = libssh2_knownhost_writefile(hosts, path, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
-            if wrc < 0 { throw SSHError.knownHostsFailed(path: path, reason: "cannot write (libssh2 error \(wrc))") }
-            logger.info("recorded host key \(presented) for \(hostPort) in \(path)")
-        default:
-            throw SSHError.knownHostsFailed(path: path, reason: "host key check failed for \(hostPort)")
         }
     }
 }

@@ -2,6 +2,7 @@ import CLibSSH2
 import DTSSession
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -67,10 +68,12 @@ final class ConnectionCore: @unchecked Sendable {
     let endpoint: String
     let logger: Logger
 
-    // Cross-thread: guarded by `lock`.
-    private let lock = NSLock()
-    private var jobs: [@Sendable (ConnectionCore) -> Void] = []
-    private var loopExited = false
+    /// What callers on other threads hand to the connection thread.
+    private struct Inbox {
+        var jobs: [@Sendable (ConnectionCore) -> Void] = []
+        var loopExited = false
+    }
+    private let inbox = Mutex(Inbox())
     private let wakeReadFD: Int32
     private let wakeWriteFD: Int32
 
@@ -125,13 +128,13 @@ final class ConnectionCore: @unchecked Sendable {
     /// Queues `job` for the connection thread. Returns `false` if the thread has ended.
     @discardableResult
     func submit(_ job: @escaping @Sendable (ConnectionCore) -> Void) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if loopExited { return false }
-        jobs.append(job)
-        var one: UInt8 = 1
-        _ = write(wakeWriteFD, &one, 1)
-        return true
+        inbox.withLock { inbox in
+            if inbox.loopExited { return false }
+            inbox.jobs.append(job)
+            var one: UInt8 = 1
+            _ = write(wakeWriteFD, &one, 1)
+            return true
+        }
     }
 
     /// Runs an operation built on the connection thread and waits for its result. Cancelling the
@@ -181,10 +184,10 @@ final class ConnectionCore: @unchecked Sendable {
 
     private func runLoop() {
         while true {
-            lock.lock()
-            let batch = jobs
-            jobs.removeAll()
-            lock.unlock()
+            let batch = inbox.withLock { inbox in
+                defer { inbox.jobs.removeAll() }
+                return inbox.jobs
+            }
             for job in batch { job(self) }
             if stopRequested { break }
 
@@ -369,13 +372,13 @@ final class ConnectionCore: @unchecked Sendable {
             close(sock)
             sock = -1
         }
-        lock.lock()
-        loopExited = true
-        let leftovers = jobs
-        jobs.removeAll()
-        close(wakeReadFD)
-        close(wakeWriteFD)
-        lock.unlock()
+        let leftovers = inbox.withLock { inbox in
+            inbox.loopExited = true
+            defer { inbox.jobs.removeAll() }
+            close(wakeReadFD)
+            close(wakeWriteFD)
+            return inbox.jobs
+        }
         // Jobs that raced with the close still resume their waiters.
         closing = true
         for job in leftovers { job(self) }

@@ -2,6 +2,7 @@ import CLibSSH2
 import DTSSession
 import Foundation
 import Logging
+import Synchronization
 
 /// An SSH connection on libssh2: commands (`exec`), interactive shells and SFTP file copy.
 ///
@@ -9,10 +10,9 @@ import Logging
 /// mode, waiting in `poll(2)` with a deadline per operation. The async API hands work to that
 /// thread, so callers never block Swift's cooperative pool, and several commands and shells on one
 /// connection interleave safely. Close it with ``close()`` when done.
-public final class SSHConnection: DUTSession, @unchecked Sendable {
+public final class SSHConnection: DUTSession, Sendable {
     let core: ConnectionCore
-    private let closeLock = NSLock()
-    private var isClosed = false
+    private let isClosed = Mutex(false)
 
     /// `user@host:port`.
     public var endpoint: String { core.endpoint }
@@ -105,10 +105,9 @@ public final class SSHConnection: DUTSession, @unchecked Sendable {
 
     /// Disconnects, failing any pending operation with ``SSHError/closed(endpoint:)``. Idempotent.
     public func close() async {
-        let already = closeLock.withLock {
-            let was = isClosed
-            isClosed = true
-            return was
+        let already = isClosed.withLock { closed in
+            defer { closed = true }
+            return closed
         }
         if already { return }
         _ = try? await core.onLoop { core in core.requestClose() }
@@ -116,6 +115,6 @@ public final class SSHConnection: DUTSession, @unchecked Sendable {
 
     deinit {
         // A forgotten connection still ends its thread.
-        if !isClosed { _ = core.submit { $0.requestClose() } }
+        if !isClosed.withLock({ $0 }) { _ = core.submit { $0.requestClose() } }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One thing that happened on a DUT session, for the run's logs.
 public struct SessionLogEvent: Sendable {
@@ -46,9 +47,8 @@ public protocol SessionLogSink: Sendable {
 /// in text about to be logged.
 ///
 /// Thread-safe; share one per run (``Redactor/shared`` is the process-wide default).
-public final class Redactor: @unchecked Sendable {
-    private let lock = NSLock()
-    private var secrets: Set<String> = []
+public final class Redactor: Sendable {
+    private let secrets = Mutex<Set<String>>([])
 
     /// The process-wide redactor sessions use unless given another.
     public static let shared = Redactor()
@@ -59,17 +59,14 @@ public final class Redactor: @unchecked Sendable {
     /// Adds a secret. Empty strings and one-character strings are ignored (they would redact everything).
     public func register(_ secret: String) {
         guard secret.unicodeScalars.count >= 2 else { return }
-        lock.lock(); defer { lock.unlock() }
-        secrets.insert(secret)
+        secrets.withLock { _ = $0.insert(secret) }
     }
 
     /// The text with every occurrence of a registered secret replaced by `***`; longest secrets
     /// first. Occurrences are found in the UTF-8 bytes, not by Swift `Character`: a secret whose
     /// last character is followed by a combining mark in the text is still found.
     public func redact(_ text: String) -> String {
-        lock.lock()
-        let current = secrets.map { Array($0.utf8) }.sorted { $0.count > $1.count }
-        lock.unlock()
+        let current = secrets.withLock { $0.map { Array($0.utf8) } }.sorted { $0.count > $1.count }
         var result = Array(text.utf8)
         for secret in current { result = Self.replace(secret, in: result) }
         return String(decoding: result, as: UTF8.self)

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @_spi(Testing) @testable import DTSControl
+import Synchronization
 
 /// The guest agent client against the host's real qemu-ga (power commands disabled with -b, and
 /// the client made with allowPowerCommands: false: a guest-shutdown can never reach it).
@@ -277,13 +278,12 @@ import Testing
 }
 
 /// Collects transcript lines (thread-safe).
-final class LineCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
+final class LineCollector: Sendable {
+    private let lines = Mutex<[String]>([])
 
-    func add(_ line: String) { lock.withLock { lines.append(line) } }
+    func add(_ line: String) { lines.withLock { $0.append(line) } }
 
-    var received: [String] { lock.withLock { lines } }
+    var received: [String] { lines.withLock { $0 } }
 
     var sink: ControlTranscript {
         { [self] line in if line.direction == .received { self.add(line.text) } }

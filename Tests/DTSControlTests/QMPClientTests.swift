@@ -272,6 +272,14 @@ import Glibc
     }
 }
 
+extension FakeConnection {
+    /// Sends QMP's greeting and reads the client's `qmp_capabilities`; returns its id (`nil`: none came).
+    func greetQMP() -> String? {
+        write(QMPFakePeerTests.greeting + "\n")
+        return readMessage()?["id"] as? String
+    }
+}
+
 /// QMP protocol edge cases against a scripted peer.
 @Suite struct QMPFakePeerTests {
     static let greeting = #"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}"#
@@ -295,8 +303,7 @@ import Glibc
         defer { dir.remove() }
         let peer = try FakePeer(path: dir.file("qmp.sock"))
         peer.serve { connection in
-            connection.write(Self.greeting + "\n")
-            guard let capabilities = connection.readMessage(), let id = capabilities["id"] as? String else { return }
+            guard let id = connection.greetQMP() else { return }
             // An event and a stale reply before the real one must not confuse the client.
             connection.write(#"{"event": "POWERDOWN", "timestamp": {"seconds": 1, "microseconds": 2}}"# + "\n")
             connection.write(#"{"return": {}, "id": "stale-1"}"# + "\n")
@@ -321,8 +328,7 @@ import Glibc
         defer { dir.remove() }
         let peer = try FakePeer(path: dir.file("qmp.sock"))
         peer.serve { connection in
-            connection.write(Self.greeting + "\n")
-            guard let capabilities = connection.readMessage(), let id = capabilities["id"] as? String else { return }
+            guard let id = connection.greetQMP() else { return }
             connection.write(#"{"return": {}, "id": "\#(id)"}"# + "\n")
             _ = connection.readLine()
             _ = connection.readLine()  // wait for the client to close

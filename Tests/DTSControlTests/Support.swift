@@ -2,6 +2,7 @@ import DTSProcess
 import DTSTestSupport
 import Foundation
 import Testing
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -122,9 +123,10 @@ final class FakeConnection {
 
     init(fd: Int32) { self.fd = fd }
 
-    /// Reads one line (without the newline); leading 0xFF bytes are dropped. `nil` on EOF or after 5 s.
+    /// Reads one line (without the newline); leading 0xFF bytes are dropped. `nil` on EOF or after
+    /// ``FakePeer/patience``.
     func readLine() -> String? {
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = Date().addingTimeInterval(FakePeer.patience)
         while true {
             if let newline = pending.firstIndex(of: 0x0A) {
                 let line = pending[..<newline].filter { $0 != 0xFF }
@@ -148,53 +150,36 @@ final class FakeConnection {
         return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
     }
 
-    func write(_ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if written <= 0 { return }
-            offset += written
-        }
-    }
+    func write(_ bytes: [UInt8]) { _ = UnixSocket.sendAll(bytes, to: fd) }
 
     func write(_ text: String) { write(Array(text.utf8)) }
 }
 
 /// A unix socket server that accepts one connection and runs a script on a dedicated thread.
-final class FakePeer: @unchecked Sendable {
+final class FakePeer: Sendable {
     let path: String
     private let listenFD: Int32
-    private let lock = NSLock()
-    private var finished = false
-    private var failure: String?
+    /// Whether the script finished, and its failure.
+    private let outcome = Mutex((finished: false, failure: String?.none))
 
     init(path: String) throws {
         self.path = path
-        unlink(path)
-        listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard listenFD >= 0, bound == 0, listen(listenFD, 4) == 0 else {
-            throw TestSetupError(description: "fake peer cannot listen on \(path): \(String(cString: strerror(errno)))")
-        }
+        listenFD = try UnixSocket.listen(at: path, backlog: 4)
     }
 
-    /// Accepts one connection (within 5 s) and runs `script` on it, then closes it.
+    /// How long the peer waits for the client to connect or to send a line. Long on purpose: the
+    /// client under test runs on Swift's cooperative pool, which other tests in the same process
+    /// can keep busy for seconds on a 2-core machine; a short window then fails a test for a delay
+    /// that is not the client's. A client that behaves ends the script at once (it sends, or it
+    /// closes the socket), so a passing test never waits this long.
+    static let patience: TimeInterval = 30
+
+    /// Accepts one connection (within ``patience``) and runs `script` on it, then closes it.
     func serve(_ script: @escaping @Sendable (FakeConnection) throws -> Void) {
         let thread = Thread { [self] in
             var descriptor = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
             var problem: String?
-            if poll(&descriptor, 1, 5000) > 0 {
+            if poll(&descriptor, 1, Int32(Self.patience * 1000)) > 0 {
                 let fd = accept(listenFD, nil, nil)
                 if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
                 if fd >= 0 {
@@ -204,21 +189,18 @@ final class FakePeer: @unchecked Sendable {
                     problem = "accept failed"
                 }
             } else {
-                problem = "no client within 5 s"
+                problem = "no client within \(Int(Self.patience)) s"
             }
-            lock.withLock {
-                finished = true
-                failure = problem
-            }
+            outcome.withLock { $0 = (true, problem) }
         }
         thread.start()
     }
 
     /// Waits until the script finished; returns its failure, if any.
-    func waitDone(timeout: Duration = .seconds(10)) async -> String? {
+    func waitDone(timeout: Duration = .seconds(Int64(patience) + 10)) async -> String? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let (done, problem) = lock.withLock { (finished, failure) }
+            let (done, problem) = outcome.withLock { $0 }
             if done { return problem }
             try? await Task.sleep(for: .milliseconds(10))
         }

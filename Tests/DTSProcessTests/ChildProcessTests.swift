@@ -112,29 +112,21 @@ import Glibc
     /// fire when the caller's thread ends, only when the child is gone.
     @Test func parentDeathSignalOutlivesTheCallingThread() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "setpriv (util-linux) is missing")
-        let box = ChildBox()
+        let box = LockedBox<ChildProcess?>(nil)
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
-            box.child = try? ChildProcess.spawn(["/bin/sleep", "30"], stdout: "/dev/null", stderr: "/dev/null", dieWithParent: true)
+            box.set(try? ChildProcess.spawn(["/bin/sleep", "30"], stdout: "/dev/null", stderr: "/dev/null", dieWithParent: true))
             done.signal()
         }
         thread.start()
         done.wait()
-        let child = try #require(box.child)
+        let child = try #require(box.get())
         defer { child.signal(SIGKILL); child.waitUntilExit() }
         try await Task.sleep(for: .milliseconds(300))
         #expect(child.isRunning, "the child died with the thread that asked for it")
         #expect(ProcessTable.commandLine(of: child.pid) == ["/bin/sleep", "30"])
     }
 
-    final class ChildBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private var stored: ChildProcess?
-        var child: ChildProcess? {
-            get { lock.withLock { stored } }
-            set { lock.withLock { stored = newValue } }
-        }
-    }
 }
 
 /// The `/proc` reader.

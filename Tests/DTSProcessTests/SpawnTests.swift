@@ -107,16 +107,16 @@ import Glibc
     /// when the thread that spawned it ends.
     @Test func parentDeathSignal() throws {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "setpriv (util-linux) is missing")
-        let box = PidBox()
+        let box = LockedBox<Result<pid_t, any Error>?>(nil)
         let release = DispatchSemaphore(value: 0)
         let thread = Thread {
-            box.result = Result { try Spawn.start(["/bin/sleep", "30"], SpawnOptions(parentDeathSignal: SIGKILL)) }
+            box.set(Result { try Spawn.start(["/bin/sleep", "30"], SpawnOptions(parentDeathSignal: SIGKILL)) })
             release.wait()
         }
         thread.start()
         var pid: pid_t?
         for _ in 0..<500 where pid == nil {
-            if let result = box.result { pid = try result.get() } else { usleep(10_000) }
+            if let result = box.get() { pid = try result.get() } else { usleep(10_000) }
         }
         let child = try #require(pid)
         defer { kill(child, SIGKILL); _ = WaitStatus.wait(for: child) }
@@ -137,14 +137,6 @@ import Glibc
         #expect(status == 128 + SIGKILL)
     }
 
-    final class PidBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private var stored: Result<pid_t, any Error>?
-        var result: Result<pid_t, any Error>? {
-            get { lock.withLock { stored } }
-            set { lock.withLock { stored = newValue } }
-        }
-    }
 }
 
 /// Signal names come from glibc's table.

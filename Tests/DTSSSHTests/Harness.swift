@@ -5,6 +5,7 @@ import DTSTestSupport
 import Foundation
 import Logging
 import Testing
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -89,12 +90,12 @@ final class DropbearServer: @unchecked Sendable {
 }
 
 /// ed25519 client keys made with ssh-keygen, authorized for the test user while the value lives.
-final class ClientKey: @unchecked Sendable {
+final class ClientKey: Sendable {
     let privateKeyPath: String
     let publicKeyPath: String
     let passphrase: String?
     private let line: String
-    private static let fileLock = NSLock()
+    private static let fileLock = Mutex(())
     static let authorizedKeys = TestUsers.home + "/.ssh/authorized_keys"
 
     init(in dir: TempDir, name: String, passphrase: String?, authorize: Bool = true) throws {
@@ -119,19 +120,19 @@ final class ClientKey: @unchecked Sendable {
     }
 
     private static func edit(_ change: ([String]) -> [String]) throws {
-        fileLock.lock()
-        defer { fileLock.unlock() }
-        let text = (try? String(contentsOfFile: authorizedKeys, encoding: .utf8)) ?? ""
-        let lines = text.split(separator: "\n").map(String.init)
-        let kept = change(lines)
-        let updated = kept.isEmpty ? "" : kept.joined(separator: "\n") + "\n"
-        // Rewrite in place so owner and mode stay as the setup script made them.
-        guard let handle = FileHandle(forUpdatingAtPath: authorizedKeys) else {
-            throw TestSetupError(description: "cannot open \(authorizedKeys): run scripts/setup.d/ssh.sh")
+        try fileLock.withLock { _ in
+            let text = (try? String(contentsOfFile: authorizedKeys, encoding: .utf8)) ?? ""
+            let lines = text.split(separator: "\n").map(String.init)
+            let kept = change(lines)
+            let updated = kept.isEmpty ? "" : kept.joined(separator: "\n") + "\n"
+            // Rewrite in place so owner and mode stay as the setup script made them.
+            guard let handle = FileHandle(forUpdatingAtPath: authorizedKeys) else {
+                throw TestSetupError(description: "cannot open \(authorizedKeys): run scripts/setup.d/ssh.sh")
+            }
+            defer { try? handle.close() }
+            try handle.truncate(atOffset: 0)
+            try handle.write(contentsOf: Data(updated.utf8))
         }
-        defer { try? handle.close() }
-        try handle.truncate(atOffset: 0)
-        try handle.write(contentsOf: Data(updated.utf8))
     }
 }
 

@@ -3,6 +3,7 @@ import DTSSession
 import DTSTestSupport
 import Foundation
 import Testing
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -532,19 +533,16 @@ func bytesSent(toPort port: Int) throws -> Int {
     return Int(output[range.upperBound...].prefix { $0.isNumber }) ?? -1
 }
 
-final class ProgressLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var last: (Int64, Int64) = (0, 0)
-    private var calls = 0
-    func add(_ done: Int64, _ total: Int64) { lock.withLock { last = (done, total); calls += 1 } }
-    func snapshot() -> (Int64, Int64, Int) { lock.withLock { (last.0, last.1, calls) } }
+final class ProgressLog: Sendable {
+    private let state = Mutex((last: (Int64(0), Int64(0)), calls: 0))
+    func add(_ done: Int64, _ total: Int64) { state.withLock { $0.last = (done, total); $0.calls += 1 } }
+    func snapshot() -> (Int64, Int64, Int) { state.withLock { ($0.last.0, $0.last.1, $0.calls) } }
 }
 
-final class TranscriptLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var list: [SSHTranscriptEvent] = []
-    func add(_ event: SSHTranscriptEvent) { lock.withLock { list.append(event) } }
-    func events() -> [SSHTranscriptEvent] { lock.withLock { list } }
+final class TranscriptLog: Sendable {
+    private let list = Mutex<[SSHTranscriptEvent]>([])
+    func add(_ event: SSHTranscriptEvent) { list.withLock { $0.append(event) } }
+    func events() -> [SSHTranscriptEvent] { list.withLock { $0 } }
 }
 
 /// The result of an async throwing call, as a value.

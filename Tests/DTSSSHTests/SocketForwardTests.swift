@@ -20,30 +20,10 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 struct UnixClient: Sendable {
     let fd: Int32
 
-    init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: Array(path.utf8))
-            raw[path.utf8.count] = 0
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            Glibc.close(fd)
-            throw TestSetupError(description: "connect \(path): \(String(cString: strerror(errno)))")
-        }
-    }
+    init(path: String) throws { fd = try UnixSocket.connect(to: path) }
 
     func write(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw TestSetupError(description: "send: \(String(cString: strerror(errno)))") }
-            offset += n
-        }
+        guard UnixSocket.sendAll(bytes, to: fd) else { throw TestSetupError(description: "send: \(String(cString: strerror(errno)))") }
     }
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }

@@ -9,9 +9,12 @@ import Testing
     /// Every golden case and every shipped suite config, with the accelerator its case asks for.
     static var configs: [(path: String, accel: String?)] {
         let golden = GoldenCase.all.map { ($0.configPath, $0.directives.last { $0.0 == "accel" }?.1) }
-        let shipped = ((try? ConfigChecker.configFiles(in: DTSBinary.packageRoot + "/conf")) ?? [])
-            .filter { !["virt_global.cfg", "crbs.cfg", "execution.cfg", "ports.cfg"].contains(($0 as NSString).lastPathComponent) }
-            .map { ($0, nil as String?) }
+        let special = ["virt_global.cfg", "crbs.cfg", "execution.cfg", "ports.cfg"]
+        let shipped = [DTSBinary.packageRoot + "/conf", DTSConfDirectoryTests.fixture].flatMap { directory in
+            ((try? ConfigChecker.configFiles(in: directory)) ?? [])
+                .filter { !special.contains(($0 as NSString).lastPathComponent) }
+                .map { ($0, nil as String?) }
+        }
         return golden + shipped
     }
 
@@ -27,8 +30,10 @@ import Testing
             let check = try await DTSBinary.run(["config", "check", path] + accelArguments)
             var cmdlineStatus: Int32 = 0
             var cmdlineErrors = Set<String>()
-            // A file that does not parse fails for any VM: vm0 stands for all.
-            let vms = (try? ConfFile(contentsOf: path).sections.map(\.name).filter { $0 != "suite" }) ?? ["vm0"]
+            // A file that does not parse fails for any VM: vm0 stands for all. Only VM sections
+            // are VMs ([vm*], and those a suite names); a file with none has nothing to compare.
+            let read = ConfFile.lenient(contentsOf: path).file
+            let vms = read.map { $0.sections.map(\.name).filter { VirtConfig.isVMSection($0, suite: suite) } } ?? ["vm0"]
             for vm in vms {
                 let cmdline = try await DTSBinary.run(["vm", "cmdline", "--conf-dir", directory, "--suite", suite, "--vm", vm] + accelArguments)
                 #expect([0, 2].contains(cmdline.status), "\(suite) [\(vm)]: \(cmdline.stderr)")

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 import Testing
 
@@ -190,14 +191,16 @@ import Testing
         #expect(bidi == #"s.cfg:1: got 'a\u{202E}b'"#)
     }
 
-    @Test func longValuesAreCut() throws {
+    @Test func longValuesAreCut() async throws {
         let huge = String(repeating: "x", count: 1 << 20)
-        let errors = try Self.check("[vm0]\nmem = size=\(huge)\n\(huge) = 1\n[\(huge)]\ncpu = number=x\n")
+        // The section name (a VM section: its name starts with "vm") is 2 characters longer.
+        // Seconds of parsing in a debug build: on a thread of its own, not the cooperative pool's.
+        let errors = try await offPool { try Self.check("[vm0]\nmem = size=\(huge)\n\(huge) = 1\n[vm\(huge)]\ncpu = number=x\n") }
         #expect(errors.count == 3)
         for error in errors {
             let text = error.description
             #expect(text.unicodeScalars.count < 1000, "\(text.prefix(300))...")
-            #expect(text.contains("1048576 characters"), "\(text.prefix(300))...")
+            #expect(text.contains("1048576 characters") || text.contains("1048578 characters"), "\(text.prefix(300))...")
         }
         // The start of the message, before the value, is kept.
         #expect(errors.first?.description.hasPrefix("s.cfg:2: [vm0] mem: option 'size': expected a size in MiB") == true)

@@ -13,6 +13,7 @@ import Testing
             #expect(!golden.expectsError, "\(golden.name) should fail but built:\n\(command.goldenText)")
             try compare(command.goldenText, golden.argsPath)
             try compare(command.goldenFacts, golden.factsPath)
+            try compareOptional(command.goldenWarnings, golden.warnPath)
         case .failure(let errors):
             #expect(golden.expectsError, "\(golden.name) failed:\n\(errors)")
             try compare(errors.description + "\n", golden.errPath)
@@ -122,13 +123,24 @@ import Testing
             let environment = ["DTS_IMAGE_DIR": "/var/cache/dts/images"]
             let first = try await DTSBinary.run(arguments, environment: environment)
             let second = try await DTSBinary.run(arguments, environment: environment)
-            // The command reads this host's hugetlbfs mount: `#@ hugepages none` cannot be reproduced.
-            if !golden.directives.contains(where: { $0.0 == "hugepages" }) {
+            // The command reads this host's hugetlbfs mount and does not hold cpupin to this
+            // host's CPUs: `#@ hugepages none` and `#@ online` cannot be reproduced.
+            if !golden.directives.contains(where: { $0.0 == "hugepages" || $0.0 == "online" }) {
                 #expect(first.status == (golden.expectsError ? 2 : 0), "\(golden.name): \(first.stderr)")
             }
             #expect(first.stdout == second.stdout && first.stderr == second.stderr && first.status == second.status,
                     "\(golden.name): two processes differ:\n\(first.stdout)\(first.stderr)---\n\(second.stdout)\(second.stderr)")
         }
+    }
+
+    /// Like ``compare(_:_:)`` for a file that exists only when `actual` is not empty.
+    private func compareOptional(_ actual: String, _ path: String) throws {
+        if actual.isEmpty {
+            if GoldenCase.updating { try? FileManager.default.removeItem(atPath: path) }
+            #expect(!FileManager.default.fileExists(atPath: path), "\(path) exists but the build gives no warnings")
+            return
+        }
+        try compare(actual, path)
     }
 
     private func compare(_ actual: String, _ path: String) throws {

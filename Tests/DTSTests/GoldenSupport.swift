@@ -5,6 +5,7 @@ import Foundation
 /// A golden command-line case: `Golden/cmdline/<name>.cfg` in, `<name>.args` and `<name>.facts`
 /// or `<name>.err` out.
 ///
+/// A `.warn` file, present only when the build warns, holds its warnings, one per line.
 /// An `.args` file holds one option with its value per line, shell-quoted where needed (as
 /// libvirt's qemuxml2argv files): the command prefix (`taskset -c ...`) on its own line, the
 /// binary, then each option (`-name vm0,debug-threads=on`; a lone flag such as `-S`). A `.facts`
@@ -15,7 +16,10 @@ import Foundation
 /// `virt_global.cfg`. Comment lines starting with `#@` steer the test:
 /// `#@ accel tcg|kvm`, `#@ device <entry>` (as `setVMDevice`), `#@ vm <name>` (default vm0),
 /// `#@ hugepages none` (no hugetlbfs mount on the fake host), `#@ daemonize` (the VM's host
-/// launches QEMU daemonized, as a remote DUT does).
+/// launches QEMU daemonized, as a remote DUT does), `#@ executable <path>` (a file that counts as
+/// an executable on the fake host; none does otherwise), `#@ online <cpus>` (the fake host's
+/// online CPUs; unknown otherwise), `#@ listen <address>` (the address forwarded ports listen
+/// on, the DUT's own for a remote DUT; 127.0.0.1 otherwise).
 struct GoldenCase: CustomStringConvertible, Sendable {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Golden/cmdline").path
@@ -35,6 +39,7 @@ struct GoldenCase: CustomStringConvertible, Sendable {
     var argsPath: String { "\(Self.directory)/\(name).args" }
     var errPath: String { "\(Self.directory)/\(name).err" }
     var factsPath: String { "\(Self.directory)/\(name).facts" }
+    var warnPath: String { "\(Self.directory)/\(name).warn" }
     var expectsError: Bool { name.hasPrefix("err_") }
 
     var directives: [(String, String)] {
@@ -60,6 +65,9 @@ struct GoldenCase: CustomStringConvertible, Sendable {
         var hugepages = true
         var daemonize = false
         var devices: [String] = []
+        var executables: Set<String> = []
+        var online: [Int]?
+        var listen = "127.0.0.1"
         for (key, value) in directives {
             switch key {
             case "accel": accelerator = Accelerator(rawValue: value)
@@ -67,18 +75,27 @@ struct GoldenCase: CustomStringConvertible, Sendable {
             case "vm": vm = value
             case "hugepages": hugepages = value != "none"
             case "daemonize": daemonize = true
+            case "executable": executables.insert(value)
+            case "online": online = ValueKind.parseCPUList(value)
+            case "listen": listen = value
             default: break
             }
         }
         let allocator = makeAllocator?(hugepages) ?? StaticAllocator(
-            runtimeRoot: runtimeRoot, hugepageMount: hugepages ? "/dev/hugepages" : nil,
-            imageDirectory: "/var/cache/dts/images", hostArchitecture: "x86_64")
+            runtimeRoot: runtimeRoot, listenAddress: listen, hugepageMount: hugepages ? "/dev/hugepages" : nil,
+            imageDirectory: "/var/cache/dts/images", hostArchitecture: "x86_64", onlineCPUs: online, executables: executables)
         do throws(ConfigErrors) {
             let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: scratch, accelerator: accelerator), run: Run()), vmName: vm, suite: name)
             for (index, device) in devices.enumerated() { try kvm.setVMDevice(device, source: "device #\(index + 1)") }
-            return .success(try QEMUCommandLineBuilder.build(vmName: vm, params: kvm.params,
-                                                             options: QEMUBuildOptions(accelerator: accelerator, daemonize: daemonize),
-                                                             allocator: allocator))
+            var command = try QEMUCommandLineBuilder.build(vmName: vm, params: kvm.params,
+                                                           options: QEMUBuildOptions(accelerator: accelerator, daemonize: daemonize),
+                                                           allocator: allocator)
+            command.warnings = command.warnings.map { w in
+                var w = w
+                w.location.file = w.location.file.replacingOccurrences(of: scratch + "/", with: "")
+                return w
+            }
+            return .success(command)
         } catch {
             let cleaned = ConfigErrors(error.errors.map { e in
                 var e = e
@@ -101,6 +118,9 @@ extension QEMUCommandLine {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// The warnings, one per line; empty when there are none.
+    var goldenWarnings: String { warnings.map { $0.description + "\n" }.joined() }
+
     /// Everything but argv, one `key: value` per line; absent facts are left out.
     var goldenFacts: String {
         var lines = ["vm: \(vmName)", "architecture: \(architecture)", "accelerator: \(accelerator.rawValue)"]
@@ -116,17 +136,19 @@ extension QEMUCommandLine {
         add("guest agent socket", paths.guestAgentSocket)
         add("serial socket", paths.serialSocket)
         add("pid file", paths.pidFile)
+        for socket in paths.cryptoSockets { add("crypto socket", socket) }
         add("console log", paths.consoleLog)
         add("guest agent", hasGuestAgent ? "yes" : nil)
         add("ssh", ports.ssh.map { "\(ports.sshAddress ?? "?"):\($0)" })
         add("vnc display", ports.vncDisplay.map(String.init))
         add("telnet port", ports.telnet.map(String.init))
         add("migration port", ports.migration.map(String.init))
+        add("monitor port", ports.monitor.map(String.init))
         add("login", login.map { "\($0.user)" + ($0.password.map { " password \($0)" } ?? " (no password)") })
         add("start", "wait \(start.waitSeconds) s, login \(start.loginTimeout) s, prompts '\(start.loginPrompt)' '\(start.passwordPrompt)'")
         add("cpu pinning", cpuPinning.isEmpty ? nil : cpuPinning.map(String.init).joined(separator: ","))
         for device in passthrough { add("passthrough", "\(device.id) \(device.hostAddress) \(device.driver)") }
-        add("default driver", defaultDriver)
+        add("default driver", defaultDriver?.description)
         return lines.joined(separator: "\n") + "\n"
     }
 }

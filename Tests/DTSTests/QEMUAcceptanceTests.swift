@@ -37,7 +37,8 @@ extension RealGuestTests {
         try FileManager.default.createDirectory(atPath: built.paths.runtimeDirectory, withIntermediateDirectories: true)
         var argv = try substituteFiles(in: built.argv, scratch: scratch.path)
         argv = dropHardwareDevices(argv)
-        argv[0] = "qemu-system-x86_64"
+        // The emulator the build chose among several `qemu path=` runs when it is here.
+        if !HostFacts.isExecutableFile(argv[0]) { argv[0] = "qemu-system-x86_64" }
         argv = forceTCGPaused(argv)
 
         // Sockets the config places outside the runtime directory move into the scratch directory.
@@ -55,6 +56,13 @@ extension RealGuestTests {
         }
         let backend = vhostSockets.isEmpty ? nil : try await VhostBackend.start(sockets: vhostSockets, scratch: scratch.path)
         defer { backend?.stop() }
+        // crypto devices connect to DPDK's vhost_crypto, which listens on their sockets.
+        let crypto = built.paths.cryptoSockets.isEmpty ? nil
+            : try await VhostCryptoBackend.start(sockets: built.paths.cryptoSockets, log: scratch.path + "/vhost-crypto.log")
+        // The whole QEMU runs under the build's taskset when this host has its CPUs.
+        let pinned = built.prefix.count == 3 && built.prefix[0] == "taskset"
+            && (ValueKind.parseCPUList(built.prefix[2]) ?? []).allSatisfy(HostFacts.onlineCPUs().contains)
+        if pinned { argv = built.prefix + argv }
 
         // TAP and bridge backends run in a private network and mount namespace with the bridges
         // they name and a bridge-helper ACL that allows them.
@@ -81,11 +89,29 @@ extension RealGuestTests {
         } catch {
             let stderr = (try? String(contentsOfFile: scratch.path + "/qemu.err", encoding: .utf8)) ?? ""
             Issue.record("\(golden.name): QEMU did not come up: \(error)\nqemu stderr:\n\(stderr)\nargv:\n\(argv.joined(separator: "\n"))")
+            await crypto?.stop()
             return
         }
         try await checkMachine(qmp, argv: argv, golden: golden)
+        if pinned, bridges.isEmpty {
+            // taskset exec'd QEMU: its main thread may run on the listed CPUs only.
+            let allowed = CPUAffinity.allowedList(pid: qemu.pid, thread: qemu.pid)
+            #expect(Set(allowed) == Set(ValueKind.parseCPUList(built.prefix[2]) ?? []), "\(golden.name): QEMU runs on \(allowed)")
+        }
+        if let port = built.ports.monitor {
+            // The TCP human monitor answers on loopback.
+            let reply = try await HumanMonitor.command("info status", port: port)
+            #expect(reply.contains("VM status: paused"), "\(golden.name): monitor on port \(port) said \(reply)")
+        }
+        if let crypto {
+            // QEMU spoke vhost-user to the backend on every socket.
+            for socket in built.paths.cryptoSockets {
+                #expect(crypto.output.contains("(\(socket)) read message VHOST_USER_SET_OWNER"), "\(golden.name): no vhost-user session on \(socket)")
+            }
+        }
         try await qmp.quit()
         let status = await qemu.waitForExit(timeout: .seconds(10))
+        await crypto?.stop()
         #expect(status == 0, "\(golden.name): qemu exit status \(String(describing: status))")
         #expect(!FileManager.default.fileExists(atPath: built.paths.qmpSocket) || status == 0)
     }
@@ -142,6 +168,9 @@ extension RealGuestTests {
             #expect(e1000 != nil, "\(golden.name): nothing at slot 0x1f")
             if device.hasPrefix("e1000,") { #expect(e1000?.vendorID == 0x8086 && e1000?.deviceID == 0x100e) }
         }
+        // virtio-crypto devices on the PCI bus (1af4:1054), one per -device.
+        let cryptoDevices = values(of: "-device").filter { $0.hasPrefix("virtio-crypto-pci,") }.count
+        #expect(pci.filter { $0.vendorID == 0x1af4 && $0.deviceID == 0x1054 }.count == cryptoDevices, "\(golden.name): virtio-crypto devices")
         // Paused until dts says otherwise.
         #expect(try await qmp.queryStatus().running == false)
     }
@@ -226,6 +255,7 @@ final class FreePortAllocator: VMResourceAllocator, @unchecked Sendable {
     }
 
     func runtimeDirectory(vm: String) -> String { "\(runtimeRoot)/\(vm)" }
+    var sharedDirectory: String { runtimeRoot }
     func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try freePort() }
     func vncDisplay(vm: String) throws -> Int {
         for display in 10...99 where HostResourceAllocator.canBind(port: 5900 + display, address: "127.0.0.1") { return display }

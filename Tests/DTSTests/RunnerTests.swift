@@ -3,16 +3,16 @@ import DTSTestSupport
 import Foundation
 import Suites
 import Testing
+import Synchronization
 
 // MARK: fake suites for the runner's state machine (the DUT under them is the real local session)
 
 /// What the fake suites did, in order.
-final class RunnerEventLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [String] = []
-    func add(_ event: String) { lock.withLock { storage.append(event) } }
-    var events: [String] { lock.withLock { storage } }
-    func reset() { lock.withLock { storage = [] } }
+final class RunnerEventLog: Sendable {
+    private let storage = Mutex<[String]>([])
+    func add(_ event: String) { storage.withLock { $0.append(event) } }
+    var events: [String] { storage.withLock { $0 } }
+    func reset() { storage.withLock { $0 = [] } }
 }
 
 struct RunnerInfrastructureProblem: Error, CustomStringConvertible {
@@ -472,44 +472,18 @@ func runnerLocalPlan(_ selections: [SuiteSelection], parameters: [String: String
     }
 }
 
-/// A continuation set by one side and resumed by the other, whichever comes first.
-final class RunnerRelease: @unchecked Sendable {
-    private let lock = NSLock()
-    private var waiter: CheckedContinuation<Void, Never>?
-    private var released = false
-
-    func set(_ continuation: CheckedContinuation<Void, Never>) {
-        let resumeNow = lock.withLock { () -> Bool in
-            if released { return true }
-            waiter = continuation
-            return false
-        }
-        if resumeNow { continuation.resume() }
-    }
-
-    func release() {
-        let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-            released = true
-            defer { waiter = nil }
-            return waiter
-        }
-        waiting?.resume()
-    }
-}
-
 final class RunnerStubbornSuite: TestSuite {
     static let name = "fake_stubborn"
     nonisolated static let events = RunnerEventLog()
-    nonisolated static let release = RunnerRelease()
+    /// Set by the test once the run has ended.
+    nonisolated static let release = Latch<Void>()
     static let cases: [TestCase<RunnerStubbornSuite>] = [
         // Ignores cancellation until the test releases it (a wait that cancellation does not end,
         // not a busy loop, which would hold the suite's actor): the runner gives up on it after the
         // grace period. No fixed delay: the test releases it once the run has ended, however
         // loaded the machine is.
         .functional("test_ignores_cancel", timeout: .milliseconds(300)) { _ in
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                RunnerStubbornSuite.release.set(done)
-            }
+            await RunnerStubbornSuite.release.wait()
             RunnerStubbornSuite.events.add("case ended")
         },
     ]
@@ -531,7 +505,7 @@ final class RunnerStubbornSuite: TestSuite {
         #expect(result.reason?.contains("did not stop within 0.5 seconds of cancellation") == true)
         #expect(RunnerStubbornSuite.events.events == ["tearDown"])
         // Released now, the abandoned case finishes on its own, after the run.
-        RunnerStubbornSuite.release.release()
+        RunnerStubbornSuite.release.set(())
         for _ in 0..<100 where RunnerStubbornSuite.events.events.count < 2 {
             try await Task.sleep(for: .milliseconds(50))
         }

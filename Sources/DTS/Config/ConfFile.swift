@@ -60,18 +60,31 @@ public struct ConfFile: Sendable {
 
     /// Reads and parses a file, which must be UTF-8 (ASCII is).
     public init(contentsOf path: String) throws(ConfigErrors) {
+        let (file, errors) = Self.lenient(contentsOf: path)
+        guard let file, errors.isEmpty else { throw ConfigErrors(errors) }
+        self = file
+    }
+
+    /// Reads and parses a file, keeping what could be read: the sections and items of every
+    /// well-formed line, and the problems of the others (each located in the section it falls
+    /// in). `file` is `nil` when the file cannot be read at all or is not UTF-8.
+    ///
+    /// `dts config check` reads DTS's `conf/` this way: a suite's own sections may hold text
+    /// that is not `key = value` (a Python literal spanning lines), which matters only in the
+    /// sections dts reads.
+    public static func lenient(contentsOf path: String) -> (file: ConfFile?, errors: [ConfigError]) {
         let bytes: [UInt8]
         do {
             bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
-            throw ConfigErrors([ConfigError(SourceLocation(file: path, line: 0), "cannot read file: \(Self.reason(error))")])
+            return (nil, [ConfigError(SourceLocation(file: path, line: 0), "cannot read file: \(Self.reason(error))")])
         }
         switch ConfigText.decodeUTF8(bytes) {
         case .success(let scalars):
-            try self.init(scalars: scalars, path: path)
+            return parse(scalars: scalars, path: path)
         case .failure(let bad):
-            throw ConfigErrors([ConfigError(SourceLocation(file: path, line: bad.line),
-                                            "not valid UTF-8: byte \(bad.byteText) at column \(bad.column); save the file as UTF-8")])
+            return (nil, [ConfigError(SourceLocation(file: path, line: bad.line),
+                                      "not valid UTF-8: byte \(bad.byteText) at column \(bad.column); save the file as UTF-8")])
         }
     }
 
@@ -80,11 +93,21 @@ public struct ConfFile: Sendable {
         try self.init(scalars: Array(text.unicodeScalars), path: path)
     }
 
+    init(scalars: [Unicode.Scalar], path: String) throws(ConfigErrors) {
+        let (file, errors) = Self.parse(scalars: scalars, path: path)
+        guard errors.isEmpty else { throw ConfigErrors(errors) }
+        self = file
+    }
+
+    private init(path: String, sections: [Section]) {
+        self.path = path
+        self.sections = sections
+    }
+
     /// Parses the scalars of a file. Lines end at `\r\n`, `\r` or `\n` (Python's universal
     /// newlines); a leading byte-order mark is skipped. Every test is on Unicode scalars, never
     /// on `Character`s (docs/platform-notes.md).
-    init(scalars: [Unicode.Scalar], path: String) throws(ConfigErrors) {
-        self.path = path
+    static func parse(scalars: [Unicode.Scalar], path: String) -> (ConfFile, [ConfigError]) {
         var sections: [Section] = []
         var errors = ConfigErrorList()
         var lastKeyInSection = false
@@ -158,8 +181,7 @@ public struct ConfFile: Sendable {
             sections[s].items.append(Item(key: key, line: number, lines: [ValueLine(line: number, text: value)]))
             lastKeyInSection = true
         }
-        self.sections = sections
-        if !errors.isEmpty { throw ConfigErrors(errors.list(more: SourceLocation(file: path, line: 0))) }
+        return (ConfFile(path: path, sections: sections), errors.list(more: SourceLocation(file: path, line: 0)))
     }
 
     static func reason(_ error: any Error) -> String {

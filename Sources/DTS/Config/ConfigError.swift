@@ -41,12 +41,51 @@ public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// `file:line: [section] key: message`, safe to print: control characters are escaped and
     /// long values cut (``ConfigText/printable(_:valueLimit:totalLimit:)``), whatever the config holds.
-    public var description: String {
+    public var description: String { Self.line(location, key, message, label: nil) }
+
+    /// One diagnostic line: `file:line: [label: ][section] key: message`, made safe to print.
+    static func line(_ location: SourceLocation, _ key: String?, _ message: String, label: String?) -> String {
         var text = ConfigText.printable(location.description) + ":"
+        if let label { text += " \(label):" }
         if let section = location.section { text += " [\(ConfigText.printable(section, totalLimit: 120))]" }
         if let key { text += " \(ConfigText.printable(key, totalLimit: 120)):" }
         return text + " " + ConfigText.printable(message)
     }
+}
+
+/// Something a config says that dts accepts but reads differently from its letter: a key DTS's
+/// configs or suites use that has no effect here, a DTS rule dts follows with a twist, or a
+/// section dts does not read. Never a reason to refuse the config.
+///
+/// Warnings name the file and line like errors do; `note`s only inform (`dts config check` says
+/// which sections it does not read).
+public struct ConfigWarning: Sendable, Hashable, CustomStringConvertible {
+    /// How much attention it needs.
+    public enum Severity: String, Sendable, Hashable {
+        /// Accepted, but dts does something other than what the text literally says.
+        case warning
+        /// For information: what dts does not read, and why.
+        case note
+    }
+
+    /// Where the config says it.
+    public var location: SourceLocation
+    /// The parameter or key involved, if any.
+    public var key: String?
+    /// What dts does instead, and why.
+    public var message: String
+    /// Warning or note.
+    public var severity: Severity
+
+    public init(_ location: SourceLocation, key: String? = nil, _ message: String, severity: Severity = .warning) {
+        self.location = location
+        self.key = key
+        self.message = message
+        self.severity = severity
+    }
+
+    /// `file:line: warning: [section] key: message` (or `note:`), safe to print.
+    public var description: String { ConfigError.line(location, key, message, label: severity.rawValue) }
 }
 
 /// Several config errors, reported together so that one run shows every problem.

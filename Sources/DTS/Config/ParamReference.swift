@@ -27,7 +27,8 @@ public enum ParamReference {
         var out = "| option | type | default | required | meaning |\n|---|---|---|---|---|\n"
         for option in options {
             let cells = [
-                "`\(option.name)`", option.kind.expected, option.defaultValue.map { "`\($0)`" } ?? "", option.required ? "yes" : "",
+                "`\(option.name)`", option.ignored == nil ? option.kind.expected : "anything (warns)",
+                option.defaultValue.map { "`\($0)`" } ?? "", option.required ? "yes" : "",
                 option.summary,
             ].map { $0.replacingAll("|", with: "\\|") }
             out += "| " + cells.joined(separator: " | ") + " |\n"

@@ -12,6 +12,9 @@ public enum ValueKind: Sendable, Equatable {
     case sizeMiB
     /// `yes`/`no` (also `true`/`false`, `on`/`off`, `1`/`0`, any case; DTS writes `True`).
     case boolean
+    /// Who listens on a vhost-user socket: a ``boolean`` (yes: QEMU), or `server`, which DTS
+    /// suites write (`opt_server=server`) because DTS passed the word to QEMU as a chardev flag.
+    case serverMode
     /// An Ethernet MAC address `xx:xx:xx:xx:xx:xx`.
     case mac
     /// A host PCI address: `08:00.0` or `0000:08:00.0`.
@@ -20,6 +23,8 @@ public enum ValueKind: Sendable, Equatable {
     case pciSlot
     /// A TCP/UDP port, 1...65535.
     case port
+    /// A TCP port, or nothing: one is allocated (DTS's `monitor = port=;`).
+    case portOrEmpty
     /// Host CPUs: `24 25 26 27`, `0-3`, `0,2` (DTS writes spaces).
     case cpuList
     /// One of a fixed set of words.
@@ -39,10 +44,12 @@ public enum ValueKind: Sendable, Equatable {
         case .integer(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
         case .sizeMiB: return "a size in MiB such as 2048, 512M or 2G"
         case .boolean: return "yes or no"
+        case .serverMode: return "yes, no or server"
         case .mac: return "a MAC address such as 00:00:20:00:00:20"
         case .pciAddress: return "a host PCI address such as 0000:08:00.0"
         case .pciSlot: return "a guest PCI slot in hex such as 1f or 04.0"
         case .port: return "a port from 1 to 65535"
+        case .portOrEmpty: return "a port from 1 to 65535, or nothing to allocate one"
         case .cpuList: return "a list of host CPUs such as '2 3' or 2-3"
         case .choice(let words): return "one of: " + words.joined(separator: ", ")
         case .hostForward: return "a forward such as tcp:127.0.0.1:6000-:22"
@@ -63,13 +70,16 @@ public enum ValueKind: Sendable, Equatable {
             return ValueKind.parseSizeMiB(value) == nil ? "expected \(expected), got '\(value)'" : nil
         case .boolean:
             return ValueKind.parseBool(value) == nil ? "expected \(expected), got '\(value)'" : nil
+        case .serverMode:
+            return ValueKind.parseServerMode(value) == nil ? "expected \(expected), got '\(value)'" : nil
         case .mac:
             return ValueKind.isMAC(value) ? nil : "expected \(expected), got '\(value)'"
         case .pciAddress:
             return ValueKind.normalizedPCIAddress(value) == nil ? "expected \(expected), got '\(value)'" : nil
         case .pciSlot:
             return ValueKind.normalizedSlot(value) == nil ? "expected \(expected), got '\(value)'" : nil
-        case .port:
+        case .port, .portOrEmpty:
+            if self == .portOrEmpty, value.isEmpty { return nil }
             guard let n = ConfigText.decimal(value), (1...65535).contains(n) else { return "expected \(expected), got '\(value)'" }
             return nil
         case .cpuList:
@@ -112,6 +122,11 @@ public enum ValueKind: Sendable, Equatable {
         case "no", "false", "off", "0", "n": return false
         default: return nil
         }
+    }
+
+    /// `opt_server`: a boolean, or `server` (true), as DTS suites write it.
+    public static func parseServerMode(_ value: String) -> Bool? {
+        value.lowercased() == "server" ? true : parseBool(value)
     }
 
     static func isMAC(_ value: String) -> Bool {
@@ -265,6 +280,9 @@ public struct OptionSpec: Sendable {
     public var defaultValue: String?
     /// One line on what it does.
     public var summary: String
+    /// Set for an option DTS's configs or suites write but dts does not use: what dts does
+    /// instead. Any value is accepted, with a warning saying so.
+    public var ignored: String?
 
     public init(_ name: String, _ kind: ValueKind, required: Bool = false, default defaultValue: String? = nil, _ summary: String) {
         self.name = name
@@ -272,6 +290,14 @@ public struct OptionSpec: Sendable {
         self.required = required
         self.defaultValue = defaultValue
         self.summary = summary
+    }
+
+    /// An option DTS's configs or suites write that dts accepts with a warning and ignores;
+    /// `instead` says what dts does instead.
+    public static func ignored(_ name: String, _ instead: String) -> OptionSpec {
+        var spec = OptionSpec(name, .text, "accepted for DTS configs and ignored: " + instead)
+        spec.ignored = instead
+        return spec
     }
 }
 
@@ -327,8 +353,13 @@ public struct ParamSpec: Sendable {
     }
 
     /// Checks every entry of `param`; returns all problems found.
-    public func validate(_ param: VirtParam) -> [ConfigError] {
+    public func validate(_ param: VirtParam) -> [ConfigError] { check(param).errors }
+
+    /// Checks every entry of `param`: the problems found, and the warnings for what is accepted
+    /// but not used as written (options marked ``OptionSpec/ignored``).
+    public func check(_ param: VirtParam) -> (errors: [ConfigError], warnings: [ConfigWarning]) {
         var errors = ConfigErrorList()
+        var warnings: [ConfigWarning] = []
         if !repeatable, param.entries.count > 1 {
             errors.append(ConfigError(param.entries[1].location, key: name,
                                       "takes one entry, got \(param.entries.count); remove the extra ';'-separated entries"))
@@ -363,7 +394,11 @@ public struct ParamSpec: Sendable {
                         Spelling.unknown("option", option.key, known: known, context: context)))
                     continue
                 }
-                if let problem = spec.kind.problem(with: option.value) {
+                if let instead = spec.ignored {
+                    let context = discriminator.flatMap { d in entry[d].map { " of \(d)=\($0)" } } ?? ""
+                    warnings.append(ConfigWarning(option.location, key: name,
+                        "option '\(option.key)'\(context) is accepted for DTS configs and ignored: \(instead)"))
+                } else if let problem = spec.kind.problem(with: option.value) {
                     errors.append(ConfigError(option.location, key: name, "option '\(option.key)': \(problem)"))
                 }
             }
@@ -371,7 +406,7 @@ public struct ParamSpec: Sendable {
                 errors.append(ConfigError(entry.location, key: name, "entry '\(entry.text)' lacks required option '\(spec.name)' (\(spec.summary))"))
             }
         }
-        return errors.list(more: param.location, key: name)
+        return (errors.list(more: param.location, key: name), Array(warnings.prefix(ConfigErrorList.limit)))
     }
 }
 

@@ -7,7 +7,7 @@
 public enum VMParamSchema {
     /// Every parameter's spec, in documentation order.
     public static let all: [ParamSpec] = [
-        qemu, name, enableKVM, machine, pidFile, daemon, monitor, cpu, mem, disk, kernel, net, device, vnc,
+        qemu, virtType, name, enableKVM, machine, pidFile, daemon, monitor, cpu, mem, disk, kernel, net, device, crypto, vnc,
         control, qga, login, start, defDriver, userCmd, migration,
     ]
 
@@ -20,10 +20,13 @@ public enum VMParamSchema {
     }
 
     /// Validates a parameter: its name and every entry's options and values.
-    public static func validate(_ param: VirtParam) -> [ConfigError] {
+    public static func validate(_ param: VirtParam) -> [ConfigError] { check(param).errors }
+
+    /// Validates a parameter, and says what it accepts but does not use as written.
+    public static func check(_ param: VirtParam) -> (errors: [ConfigError], warnings: [ConfigWarning]) {
         guard let spec = spec(named: param.name) else {
-            return [ConfigError(param.location, Spelling.unknown("parameter", param.name, known: names))]
+            return ([ConfigError(param.location, Spelling.unknown("parameter", param.name, known: names))], [])
         }
-        return spec.validate(param)
+        return spec.check(param)
     }
 }

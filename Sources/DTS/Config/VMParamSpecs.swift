@@ -3,9 +3,17 @@
 /// These say what a config may write; what QEMU arguments a parameter becomes is its handler's job.
 extension VMParamSchema {
     /// `qemu`: the emulator binary.
-    public static let qemu = ParamSpec(name: "qemu", summary: "the emulator binary", options: [
+    public static let qemu = ParamSpec(name: "qemu", summary: "the emulator binary", repeatable: true, options: [
         OptionSpec("path", .path, required: true, default: "qemu-system-<arch>",
-                   "path of the QEMU binary; its name also selects the guest architecture"),
+                   "path of the QEMU binary; of several entries the last that is an executable file on the host runs; its name selects the guest architecture"),
+    ])
+
+    /// `virt_type`: the hypervisor (DTS's choice between its QEMU/KVM and libvirt back ends).
+    public static let virtType = ParamSpec(name: "virt_type", summary: "the hypervisor", discriminator: "virt_type", repeatable: false, variants: [
+        .init("KVM", "QEMU/KVM, the only hypervisor dts runs (the default)", []),
+    ], removed: [
+        "LIBVIRT": "dts runs VMs with QEMU/KVM only; the libvirt hypervisor (LibvirtKvm in DTS) is not available; remove virt_type or write virt_type=KVM",
+        "XEN": "dts runs VMs with QEMU/KVM only; the Xen hypervisor is not available; remove virt_type or write virt_type=KVM",
     ])
 
     /// `name`: the VM's name.
@@ -34,16 +42,17 @@ extension VMParamSchema {
         OptionSpec("enable", .boolean, required: true, default: "no", "yes: -daemonize"),
     ])
 
-    /// `monitor`: human monitor socket.
-    public static let monitor = ParamSpec(name: "monitor", summary: "human monitor socket", options: [
+    /// `monitor`: the human monitor.
+    public static let monitor = ParamSpec(name: "monitor", summary: "the human monitor (HMP)", options: [
         OptionSpec("path", .path, default: "<runtime dir>/monitor.sock", "unix socket path of the human monitor"),
+        OptionSpec("port", .portOrEmpty, "also a human monitor on loopback TCP port N (DTS 2015's monitor = port=N;); empty: one is allocated"),
     ])
 
     /// `cpu`: vCPU model, count and pinning.
     public static let cpu = ParamSpec(name: "cpu", summary: "vCPU model, count and pinning", options: [
         OptionSpec("model", .text, default: "host", "QEMU CPU model; 'host' becomes 'max' under TCG"),
         OptionSpec("number", .integer(1...288), default: "1", "vCPU count (-smp)"),
-        OptionSpec("cpupin", .cpuList, "host CPU for each vCPU, in order (as many as 'number')"),
+        OptionSpec("cpupin", .cpuList, "host CPUs QEMU runs on; vCPU i is pinned to the (i mod count)-th online one (DTS lists as many as 'number', or not)"),
     ])
 
     /// `mem`: guest memory.
@@ -83,6 +92,7 @@ extension VMParamSchema {
                 OptionSpec("opt_macaddr", .mac, default: "allocated", "MAC address"),
                 OptionSpec("opt_vectors", .integer(0...2048), "MSI-X vectors (virtio-net-pci only)"),
                 OptionSpec("opt_name", .text, default: "nicN", "device id (for monitor commands)"),
+                .ignored("netdev", "dts pairs each nic with a backend by opt_vlan and order; DTS ignored netdev= too"),
             ]),
             .init("user", "QEMU user networking (DHCP 10.0.2.x, port forwards)", [
                 vlan,
@@ -113,7 +123,7 @@ extension VMParamSchema {
         return ParamSpec(name: "device", summary: "emulated and passed-through devices", discriminator: "driver", variants: [
             .init("vhost-user", "virtio-net on a vhost-user socket (DPDK, OVS-DPDK backends)", [
                 OptionSpec("opt_path", .path, required: true, "unix socket of the vhost-user backend"),
-                OptionSpec("opt_server", .boolean, default: "no", "yes: QEMU listens on the socket (backend is the client)"),
+                OptionSpec("opt_server", .serverMode, default: "no", "yes (or server, as DTS suites write it): QEMU listens on the socket (backend is the client)"),
                 OptionSpec("opt_queue", .integer(1...64), default: "1", "queue pairs (multiqueue when > 1)"),
                 mac, legacy, settings, addr,
             ]),
@@ -128,6 +138,13 @@ extension VMParamSchema {
             "vhost-cuse": "vhost-cuse was removed from DPDK (16.11) and never was in upstream QEMU; use driver=vhost-user",
         ])
     }()
+
+    /// `crypto`: virtio-crypto devices on vhost-user sockets.
+    public static let crypto = ParamSpec(name: "crypto", summary: "virtio-crypto devices on vhost-user sockets", options: [
+        OptionSpec("enable", .boolean, required: true, "yes: add the devices"),
+        OptionSpec("opt_num", .integer(1...32), default: "1",
+                   "device count; device i connects to <runtime dir>/<vm>_crypto<i>.sock, where the backend listens"),
+    ])
 
     /// `vnc`: VNC display.
     public static let vnc = ParamSpec(name: "vnc", summary: "VNC display", options: [
@@ -165,9 +182,12 @@ extension VMParamSchema {
         OptionSpec("password_prompt", .text, default: "Password:", "kept for DTS configs; dts logs in over SSH"),
     ])
 
-    /// `def_driver`: host driver for passthrough devices.
-    public static let defDriver = ParamSpec(name: "def_driver", summary: "host driver for passthrough devices", options: [
-        OptionSpec("driver_name", .choice(["vfio-pci", "igb_uio", "uio_pci_generic", "pci-stub"]), required: true, "driver name"),
+    /// `def_driver`: the guest driver of the VM DUT's test NICs.
+    public static let defDriver = ParamSpec(name: "def_driver", summary: "the guest driver DPDK binds the VM's test NICs to", repeatable: true, options: [
+        OptionSpec("driver_name", .choice(["vfio-pci", "uio_pci_generic", "igb_uio"]),
+                   "driver for the guest's NICs other than the management NIC (entries merge key by key)"),
+        OptionSpec("driver_mode", .choice(["noiommu", "iommu"]),
+                   "vfio-pci only: noiommu turns on vfio's enable_unsafe_noiommu_mode in the guest (it has no vIOMMU)"),
     ])
 
     /// `usercmd`: raw QEMU arguments.

@@ -11,10 +11,25 @@ import Foundation
 /// A parameter set by a later layer replaces the whole parameter of an earlier one, keeping its
 /// position. Every parameter and option is validated; all problems are reported together.
 public enum VirtConfig {
-    /// The section of `virt_global.cfg` that holds defaults for QEMU/KVM VMs.
+    /// The section of `virt_global.cfg` that holds defaults for QEMU/KVM VMs. Its other sections
+    /// (DTS ships `[LIBVIRT]` and `[XEN]`) belong to other hypervisors: dts does not read them.
     public static let globalSection = "KVM"
-    /// Sections of a suite config that hold the suite's own parameters, not a VM.
-    public static let suiteSections: Set<String> = ["suite"]
+    /// VM sections of DTS suite configs whose names do not start with `vm`, by suite: the names
+    /// those suites give `QEMUKvm` (DTS's `vhost_user_live_migration` migrates `host` to `backup`).
+    public static let suiteVMSections: [String: Set<String>] = ["vhost_user_live_migration": ["host", "backup"]]
+
+    /// Whether section `name` of `<suite>.cfg` describes a VM: its name starts with `vm` (as
+    /// DTS's `vm0`, `vm1`, ...), or the suite names it as a VM (``suiteVMSections``). Every other
+    /// section (`[suite]`, `[test_*]`, `[TREX]`, `[mount_info]`, ...) is the suite's own.
+    public static func isVMSection(_ name: String, suite: String) -> Bool {
+        name.unicodeScalars.starts(with: "vm".unicodeScalars) || suiteVMSections[suite]?.contains(name) == true
+    }
+
+    /// The problems of a leniently read file (``ConfFile/lenient(contentsOf:)``) that matter to
+    /// the sections dts reads (`reads`): those inside such a section, and those outside any.
+    static func relevant(_ errors: [ConfigError], reads: (String) -> Bool) -> [ConfigError] {
+        errors.filter { error in error.location.section.map(reads) ?? true }
+    }
 
     /// The defaults dts adds in code before reading any file (as DTS did).
     public static func builtInDefaults(vm: String) -> [VirtParam] {
@@ -44,35 +59,36 @@ public enum VirtConfig {
         var (global, errors) = globalLayer(confDirectory: confDirectory)
         var params: [VirtParam] = []
         let suitePath = "\(confDirectory)/\(suite).cfg"
-        do {
-            let file = try ConfFile(contentsOf: suitePath)
+        let (read, readErrors) = ConfFile.lenient(contentsOf: suitePath)
+        // Problems in the suite's own sections are not the VM's (DTS never read them as VMs).
+        let readProblems = relevant(readErrors) { $0 == vm || isVMSection($0, suite: suite) }
+        errors += readProblems
+        if readProblems.isEmpty, let file = read {
             if let section = file.section(vm) {
                 let (layer, problems) = parameters(of: section, in: file)
                 errors += problems
                 params = layered(vm: vm, global: global, section: layer)
             } else {
-                let vms = file.sections.map(\.name).filter { !suiteSections.contains($0) }
+                let vms = file.sections.map(\.name).filter { isVMSection($0, suite: suite) }
                 errors.append(ConfigError(SourceLocation(file: suitePath, line: 0),
                                           "no section [\(vm)]; VM sections in this file: " + (vms.joined(separator: ", ").nonEmpty ?? "none")))
             }
-        } catch { errors += error.errors }
+        }
 
         guard errors.isEmpty else { throw ConfigErrors(errors) }
         return params
     }
 
     /// The parameters of `[KVM]` in `<confDirectory>/virt_global.cfg` (none when the file or the
-    /// section is absent), and the problems found in them.
+    /// section is absent), and the problems found in them. Other sections are not read.
     public static func globalLayer(confDirectory: String) -> ([VirtParam], [ConfigError]) {
         let globalPath = "\(confDirectory)/virt_global.cfg"
         guard FileManager.default.fileExists(atPath: globalPath) else { return ([], []) }
-        do {
-            let file = try ConfFile(contentsOf: globalPath)
-            guard let section = file.section(globalSection) else { return ([], []) }
-            return parameters(of: section, in: file)
-        } catch {
-            return ([], error.errors)
-        }
+        let (read, readErrors) = ConfFile.lenient(contentsOf: globalPath)
+        let errors = relevant(readErrors) { $0 == globalSection }
+        guard errors.isEmpty, let file = read else { return ([], errors) }
+        guard let section = file.section(globalSection) else { return ([], []) }
+        return parameters(of: section, in: file)
     }
 
     /// A VM's parameters from its layers: the built-in defaults, then `global`, then its own section.

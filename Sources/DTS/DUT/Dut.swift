@@ -6,12 +6,19 @@ public struct RunSettings: Sendable {
     public var accelerator: Accelerator?
     /// Where VMs keep their logs after they stop (`<dir>/<vm>`); `dts run` sets `<output>/vms`.
     public var vmLogDirectory: String?
+    /// The emulator for every VM, overriding `qemu path=` (`--qemu PATH`).
+    public var qemuPath: String?
 
-    public init(confDirectory: String = "conf", accelerator: Accelerator? = nil, vmLogDirectory: String? = nil) {
+    public init(confDirectory: String = "conf", accelerator: Accelerator? = nil, vmLogDirectory: String? = nil,
+                qemuPath: String? = nil) {
         self.confDirectory = confDirectory
         self.accelerator = accelerator
         self.vmLogDirectory = vmLogDirectory
+        self.qemuPath = qemuPath
     }
+
+    /// What these settings ask of every VM's command line: the accelerator and the emulator.
+    public var buildOptions: QEMUBuildOptions { QEMUBuildOptions(accelerator: accelerator, emulator: qemuPath) }
 }
 
 /// The host DUT (device under test): the machine QEMU runs on.

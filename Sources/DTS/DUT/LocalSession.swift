@@ -1,5 +1,6 @@
 import DTSProcess
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -110,9 +111,8 @@ public final class LocalSession: DUTSession {
 }
 
 /// The shells a session opened, closed with it.
-private final class ShellList: @unchecked Sendable {
-    private let lock = NSLock()
-    private var shells: [LocalShell] = []
-    func add(_ shell: LocalShell) { lock.lock(); shells.append(shell); lock.unlock() }
-    func takeAll() -> [LocalShell] { lock.lock(); defer { lock.unlock() }; let all = shells; shells = []; return all }
+private final class ShellList: Sendable {
+    private let shells = Mutex<[LocalShell]>([])
+    func add(_ shell: LocalShell) { shells.withLock { $0.append(shell) } }
+    func takeAll() -> [LocalShell] { shells.withLock { shells in defer { shells = [] }; return shells } }
 }

@@ -1,5 +1,6 @@
 import DTSProcess
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,7 @@ import Glibc
 /// output returned is only what commands print; a program that echoes input itself (testpmd) has its
 /// echo of the command removed. The prompt is set to a unique marker ending in `# ` (``prompt``), so
 /// DTS's habit of expecting `"# "` works and ``run(_:timeout:)`` can wait for the real prompt.
-public final class LocalShell: InteractiveSession, @unchecked Sendable {
+public final class LocalShell: InteractiveSession, Sendable {
     /// The shell's prompt, unique to this shell (e.g. `dts-3f9a1c02# `).
     public let prompt: String
     private let endpoint: String
@@ -20,24 +21,37 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
     private let master: Int32
     private let child: ChildProcess
 
-    private let lock = NSLock()
-    private var output = ShellOutput()
-    private var eof = false
-    private var closed = false
-    private var waiter: Waiter?
-    private var busy = false
+    private let state = Mutex(State())
 
-    private final class Waiter {
+    private struct Waiter: Sendable {
         let id = UUID()
         let command: String
         let expected: Expectation
         let pattern: ShellPattern
         let timeout: Duration
         let continuation: CheckedContinuation<String, any Error>
-        init(command: String, expected: Expectation, pattern: ShellPattern, timeout: Duration,
-             continuation: CheckedContinuation<String, any Error>) {
-            self.command = command; self.expected = expected; self.pattern = pattern
-            self.timeout = timeout; self.continuation = continuation
+    }
+
+    private struct State {
+        var output = ShellOutput()
+        var eof = false
+        var closed = false
+        var waiter: Waiter?
+        var busy = false
+
+        /// Matches the registered waiter against the buffer; returns the resumption to run after unlocking.
+        mutating func resolve() -> (@Sendable () -> Void)? {
+            guard let waiter else { return nil }
+            if let before = output.match(waiter.pattern) {
+                self.waiter = nil
+                return { waiter.continuation.resume(returning: before) }
+            }
+            if eof || closed {
+                self.waiter = nil
+                let partial = output.text
+                return { waiter.continuation.resume(throwing: LocalSessionError.shellExited(command: waiter.command, output: partial)) }
+            }
+            return nil
         }
     }
 
@@ -115,9 +129,9 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
     }
 
     public func close() async {
-        let (wasClosed, pendingWaiter, partial): (Bool, Waiter?, String) = lock.withLock {
-            defer { closed = true; waiter = nil }
-            return (closed, waiter, output.text)
+        let (wasClosed, pendingWaiter, partial): (Bool, Waiter?, String) = state.withLock { state in
+            defer { state.closed = true; state.waiter = nil }
+            return (state.closed, state.waiter, state.output.text)
         }
         pendingWaiter?.continuation.resume(throwing: LocalSessionError.shellExited(command: pendingWaiter?.command ?? "", output: partial))
         guard !wasClosed else { return }
@@ -130,13 +144,14 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
     // MARK: internals
 
     private func begin() throws {
-        lock.lock(); defer { lock.unlock() }
-        if busy { throw LocalSessionError.shellBusy }
-        if closed || eof { throw LocalSessionError.shellExited(command: "", output: output.text) }
-        busy = true
+        try state.withLock { state in
+            if state.busy { throw LocalSessionError.shellBusy }
+            if state.closed || state.eof { throw LocalSessionError.shellExited(command: "", output: state.output.text) }
+            state.busy = true
+        }
     }
 
-    private func end() { lock.lock(); busy = false; lock.unlock() }
+    private func end() { state.withLock { $0.busy = false } }
 
     private func sendExpectRaw(_ command: String, _ expected: Expectation, timeout: Duration, logCommand: Bool) async throws -> String {
         let pattern: ShellPattern
@@ -153,18 +168,19 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         let before: String = try await withCheckedThrowingContinuation { continuation in
             let waiter = Waiter(command: redactor.redact(command), expected: expected, pattern: pattern, timeout: timeout,
                                 continuation: continuation)
-            lock.lock()
-            self.waiter = waiter
-            let resolution = resolveLocked()
-            lock.unlock()
+            let resolution = state.withLock { state in
+                state.waiter = waiter
+                return state.resolve()
+            }
             resolution?()
             let id = waiter.id
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [self] in
-                lock.lock()
-                guard let current = self.waiter, current.id == id else { lock.unlock(); return }
-                self.waiter = nil
-                let partial = output.text
-                lock.unlock()
+                let expired: (Waiter, String)? = state.withLock { state in
+                    guard let current = state.waiter, current.id == id else { return nil }
+                    state.waiter = nil
+                    return (current, state.output.text)
+                }
+                guard let (current, partial) = expired else { return }
                 current.continuation.resume(throwing: LocalSessionError.expectTimeout(
                     command: current.command, expected: current.expected, after: current.timeout, output: partial))
             }
@@ -174,28 +190,13 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
         return reply
     }
 
-    /// Matches the registered waiter against the buffer; returns the resumption to run after unlocking.
-    private func resolveLocked() -> (() -> Void)? {
-        guard let waiter else { return nil }
-        if let before = output.match(waiter.pattern) {
-            self.waiter = nil
-            return { waiter.continuation.resume(returning: before) }
-        }
-        if eof || closed {
-            self.waiter = nil
-            let partial = output.text
-            return { waiter.continuation.resume(throwing: LocalSessionError.shellExited(command: waiter.command, output: partial)) }
-        }
-        return nil
-    }
-
     private func discardPending() {
-        let stale = lock.withLock { output.takeAll() }
+        let stale = state.withLock { $0.output.takeAll() }
         if !stale.isEmpty { log?.record(endpoint, .output, "(unread) " + stale, redactor: redactor) }
     }
 
     private func takeAll() -> String {
-        lock.withLock { output.takeAll() }
+        state.withLock { $0.output.takeAll() }
     }
 
     private func write(_ text: String) throws {
@@ -214,10 +215,7 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
     private func readLoop() {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            lock.lock()
-            let stop = closed
-            lock.unlock()
-            if stop { break }
+            if state.withLock({ $0.closed }) { break }
             var pfd = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, 200)
             if ready == 0 { continue }
@@ -231,20 +229,20 @@ public final class LocalShell: InteractiveSession, @unchecked Sendable {
                 break // EOF or EIO: the shell side is gone
             }
         }
-        lock.lock()
-        eof = true
-        output.finish()
-        let resolution = resolveLocked()
-        lock.unlock()
+        let resolution = state.withLock { state in
+            state.eof = true
+            state.output.finish()
+            return state.resolve()
+        }
         resolution?()
         Glibc.close(master)
     }
 
     private func append(_ bytes: ArraySlice<UInt8>) {
-        lock.lock()
-        output.append(bytes)
-        let resolution = resolveLocked()
-        lock.unlock()
+        let resolution = state.withLock { state in
+            state.output.append(bytes)
+            return state.resolve()
+        }
         resolution?()
     }
 }

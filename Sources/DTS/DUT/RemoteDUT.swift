@@ -1,5 +1,6 @@
 import DTSSSH
 import Foundation
+import Synchronization
 
 /// Why a remote host DUT (a `crbs.cfg` section whose `dut_ip` is not this machine) could not be
 /// used. Every message names the section, `dut_ip`, the port and `dut_user`; never a password.
@@ -201,20 +202,18 @@ public final class RemoteHostSession: DUTSession {
 }
 
 /// Reusable slot numbers for the pid files of concurrent execs.
-private final class PidFileSlots: @unchecked Sendable {
-    private let lock = NSLock()
-    private var free: [Int] = []
-    private var next = 0
+private final class PidFileSlots: Sendable {
+    private let state = Mutex((free: [Int](), next: 0))
 
     func take() -> Int {
-        lock.withLock {
-            if let slot = free.popLast() { return slot }
-            next += 1
-            return next
+        state.withLock { state in
+            if let slot = state.free.popLast() { return slot }
+            state.next += 1
+            return state.next
         }
     }
 
-    func give(_ slot: Int) { lock.withLock { free.append(slot) } }
+    func give(_ slot: Int) { state.withLock { $0.free.append(slot) } }
 }
 
 extension Dut {

@@ -13,6 +13,7 @@ public struct CommandLineDraft {
     var binary: String
     var options: [QEMUOption] = []
     var errors: [ConfigError] = []
+    var warnings: [ConfigWarning] = []
     var paths: QEMUCommandLine.Paths
     var ports = QEMUCommandLine.Ports()
     var login: QEMUCommandLine.Login?
@@ -23,7 +24,7 @@ public struct CommandLineDraft {
     var hugepageMount: String?
     var filesQEMUOpens: [QEMUCommandLine.InputFile] = []
     var passthrough: [QEMUCommandLine.Passthrough] = []
-    var defaultDriver: String?
+    var defaultDriver: QEMUCommandLine.DefaultDriver?
     var serialConfigured = false
     var guestAgentConfigured = false
     var netdevIDs: Set<String> = []
@@ -34,7 +35,7 @@ public struct CommandLineDraft {
     init(context: BuildContext, allocator: any VMResourceAllocator) {
         self.context = context
         self.allocator = allocator
-        self.binary = context.architecture.binary
+        self.binary = context.emulator.binary ?? context.architecture.binary
         let run = allocator.runtimeDirectory(vm: context.vmName)
         self.paths = QEMUCommandLine.Paths(
             runtimeDirectory: run, qmpSocket: "\(run)/qmp.sock", monitorSocket: nil, guestAgentSocket: nil,
@@ -63,6 +64,12 @@ public struct CommandLineDraft {
     /// Records a problem with the config; building goes on to find the others.
     public mutating func fail(_ location: SourceLocation, _ param: String, _ message: String) {
         errors.append(ConfigError(location, key: param, message))
+    }
+
+    /// Records something the config says that dts accepts but does not follow to the letter.
+    public mutating func warn(_ location: SourceLocation, _ param: String, _ message: String) {
+        let warning = ConfigWarning(location, key: param, message)
+        if !warnings.contains(warning) { warnings.append(warning) }
     }
 
     /// Registers a netdev id so that devices can refer to it.

@@ -10,6 +10,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var serialSocket: String?
         public var pidFile: String?
         public var consoleLog: String
+        /// The vhost-user crypto sockets QEMU connects to (`crypto`), in device order.
+        public var cryptoSockets: [String] = []
     }
 
     /// Host ports and displays the VM listens on.
@@ -21,6 +23,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var vncDisplay: Int?
         public var telnet: Int?
         public var migration: Int?
+        /// The loopback TCP port of the human monitor (`monitor = port=N;`), if any.
+        public var monitor: Int?
     }
 
     /// Guest login credentials (`login` parameter).
@@ -52,6 +56,22 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var driver: String
     }
 
+    /// DTS's `def_driver`: the guest driver for the VM DUT's test NICs.
+    public struct DefaultDriver: Sendable, Equatable, CustomStringConvertible {
+        /// `vfio-pci`, `uio_pci_generic` or `igb_uio` (DTS's `driver_name`).
+        public var name: String
+        /// `noiommu` (vfio's `enable_unsafe_noiommu_mode=1`) or `iommu`, for vfio-pci (DTS's `driver_mode`).
+        public var mode: String?
+
+        public init(name: String, mode: String? = nil) {
+            self.name = name
+            self.mode = mode
+        }
+
+        /// `vfio-pci` or `vfio-pci (noiommu)`.
+        public var description: String { name + (mode.map { " (\($0))" } ?? "") }
+    }
+
     /// The VM's name.
     public var vmName: String
     /// The guest architecture.
@@ -68,7 +88,7 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var ports: Ports
     public var login: Login?
     public var start: StartSettings
-    /// Host CPUs for vCPU i, when pinned.
+    /// The host CPU of each vCPU (vCPU i at index i), when pinned.
     public var cpuPinning: [Int]
     /// QEMU starts with `-S` (paused) so that vCPUs can be pinned before the guest runs.
     public var startsPaused: Bool
@@ -85,8 +105,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var hasGuestAgent: Bool
     /// Passthrough devices in order (`pt_0`, `pt_1`, ...).
     public var passthrough: [Passthrough]
-    /// The default driver for passthrough devices (`def_driver`), if set.
-    public var defaultDriver: String?
+    /// The driver the guest's test NICs are bound to for DPDK (`def_driver`), if set.
+    public var defaultDriver: DefaultDriver?
+    /// What the config says that dts accepts but does not follow to the letter, in parameter order.
+    public var warnings: [ConfigWarning]
 
     /// The emulator and its arguments: ``binary``, then every option's ``QEMUOption/arguments``.
     public var argv: [String] { [binary] + options.flatMap(\.arguments) }

@@ -6,9 +6,14 @@ public struct QEMUBuildOptions: Sendable, Equatable {
     /// where the launching command must return once QEMU runs).
     public var daemonize: Bool
 
-    public init(accelerator: Accelerator? = nil, daemonize: Bool = false) {
+    /// A run-wide choice of emulator (`--qemu PATH`, ``QEMUKvm/setQemuEmulator(_:)``), winning
+    /// over `qemu path=`.
+    public var emulator: String?
+
+    public init(accelerator: Accelerator? = nil, daemonize: Bool = false, emulator: String? = nil) {
         self.accelerator = accelerator
         self.daemonize = daemonize
+        self.emulator = emulator
     }
 }
 
@@ -16,8 +21,10 @@ public struct QEMUBuildOptions: Sendable, Equatable {
 public struct BuildContext: Sendable {
     /// The VM's name.
     public var vmName: String
-    /// The guest architecture (from `qemu path=` or the host).
+    /// The guest architecture (from the emulator's name, or the host's).
     public var architecture: Architecture
+    /// The emulator: a run-wide choice, or the one `qemu path=` names that is on the host.
+    public var emulator: QEMUPathParameter.Choice
     /// The accelerator, after the run-wide override.
     public var accelerator: Accelerator
     /// Why that accelerator was chosen, when it is not what `enable_kvm` says.
@@ -30,7 +37,8 @@ public struct BuildContext: Sendable {
     public var vcpus: Int?
     /// Guest memory from `mem size=`, if set.
     public var memoryMiB: Int?
-    /// Whether any `device driver=vhost-user` is configured (guest memory must then be shared).
+    /// Whether a vhost-user backend maps guest memory (a `device driver=vhost-user`, or `crypto`
+    /// devices): guest memory must then be shared.
     public var hasVhostUser: Bool
     /// What the caller asked for (``QEMUBuildOptions``).
     public var options: QEMUBuildOptions
@@ -47,12 +55,21 @@ public enum QEMUCommandLineBuilder {
     public static func build(vmName: String, params: [VirtParam], options: QEMUBuildOptions = QEMUBuildOptions(),
                              allocator: any VMResourceAllocator) throws(ConfigErrors) -> QEMUCommandLine {
         var errors: [ConfigError] = []
-        for param in params { errors += VMParamSchema.validate(param) }
+        var warnings: [ConfigWarning] = []
+        for param in params {
+            let checked = VMParamSchema.check(param)
+            errors += checked.errors
+            warnings += checked.warnings
+        }
+        if let chosen = options.emulator, !allocator.isExecutable(path: chosen) {
+            errors.append(ConfigError(.builtIn("run settings", section: vmName), key: "qemu",
+                                      "the emulator chosen for this run (--qemu or setQemuEmulator), \(chosen), is not an executable file on this host"))
+        }
         guard errors.isEmpty else { throw ConfigErrors(errors) }
 
         func param(_ name: String) -> VirtParam? { params.last { $0.name == name } }
-        let binary = param("qemu")?.entries.last?["path"]
-        let architecture = binary.flatMap(Architecture.forBinary)
+        let emulator = QEMUPathParameter.choose(param("qemu"), override: options.emulator, isExecutable: allocator.isExecutable(path:))
+        let architecture = emulator.architectureName.flatMap(Architecture.forBinary)
             ?? Architecture.named(allocator.hostArchitecture) ?? Architecture.all[0]
         let configured = EnableKVMParameter.configured(param("enable_kvm"))
         let accelerator = options.accelerator ?? configured
@@ -61,15 +78,17 @@ public enum QEMUCommandLineBuilder {
             note = "accelerator \(override.rawValue) chosen for this run (the config says enable=\(configured == .kvm ? "yes" : "no"))"
         }
         let context = BuildContext(
-            vmName: vmName, architecture: architecture, accelerator: accelerator, acceleratorNote: note,
+            vmName: vmName, architecture: architecture, emulator: emulator, accelerator: accelerator, acceleratorNote: note,
             machine: MachineParameter.configured(param("machine"), architecture: architecture),
             machineLocation: param("machine")?.entries.last?.option("machine")?.location,
             vcpus: param("cpu")?.entries.last?.int("number"),
             memoryMiB: MemParameter.sizeMiB(of: params),
-            hasVhostUser: param("device")?.entries.contains { $0["driver"] == "vhost-user" } ?? false,
+            hasVhostUser: (param("device")?.entries.contains { $0["driver"] == "vhost-user" } ?? false)
+                || CryptoParameter.deviceCount(param("crypto")) > 0,
             options: options)
 
         var draft = CommandLineDraft(context: context, allocator: allocator)
+        for warning in warnings { draft.warn(warning.location, warning.key ?? "", warning.message) }
         for param in params {
             VMParameters.handler(named: param.name)?.apply(param, to: &draft)
         }
@@ -85,8 +104,9 @@ public enum QEMUCommandLineBuilder {
                        "opt_netdev=\(reference.id) names no netdev; defined: " + (draft.netdevIDs.sorted().joined(separator: ", ").nonEmpty ?? "none"))
         }
         if draft.context.hasVhostUser, draft.context.memoryMiB == nil {
-            draft.fail(vmLocation, "mem", "vhost-user devices need shared guest memory: add 'mem = size=<MiB>;'")
+            draft.fail(vmLocation, "mem", "vhost-user devices (net or crypto) need shared guest memory: add 'mem = size=<MiB>;'")
         }
+        NetParameter.addManagementIfMissing(into: &draft, params: params)
         if draft.ports.ssh == nil {
             draft.fail(params.last { $0.name == "net" }?.location ?? vmLocation, "net",
                        "no management network: dts reaches the guest over SSH through a 'type=user' net with a forward to guest port 22 (the default net has one)")
@@ -126,7 +146,7 @@ public enum QEMUCommandLineBuilder {
             cpuPinning: draft.cpuPinning, startsPaused: !draft.cpuPinning.isEmpty,
             daemonize: draft.daemonize, memoryMiB: draft.context.memoryMiB, hugepageMount: draft.hugepageMount,
             filesQEMUOpens: draft.filesQEMUOpens, hasGuestAgent: draft.guestAgentConfigured,
-            passthrough: draft.passthrough, defaultDriver: draft.defaultDriver)
+            passthrough: draft.passthrough, defaultDriver: draft.defaultDriver, warnings: draft.warnings)
     }
 }
 

@@ -17,6 +17,12 @@ public final class QEMUKvm {
     public private(set) var params: [VirtParam]
     /// The running VM, between ``start(_:)`` and ``stop()``.
     public internal(set) var instance: VMInstance?
+    /// The emulators the config lists (`qemu = path=A; path=B;`), in written order; empty when
+    /// it names none. DTS suites that compare QEMU versions walk this list with
+    /// ``setQemuEmulator(_:)`` and ``qemuVersion(of:)``.
+    public let qemuPaths: [String]
+    /// The emulator chosen with ``setQemuEmulator(_:)``, winning over the config and `--qemu`.
+    public internal(set) var emulator: String?
 
     /// Loads the VM's parameters from the DUT's conf directory.
     ///
@@ -31,7 +37,17 @@ public final class QEMUKvm {
         self.dut = dut
         self.vmName = vmName
         self.suite = suite
-        self.params = try VirtConfig.load(vm: vmName, suite: suite, confDirectory: dut.settings.confDirectory)
+        let params = try VirtConfig.load(vm: vmName, suite: suite, confDirectory: dut.settings.confDirectory)
+        self.params = params
+        self.qemuPaths = params.last { $0.name == "qemu" }.map(QEMUPathParameter.paths(of:)) ?? []
+    }
+
+    /// What this VM's command line is built with: the DUT's run settings (accelerator, `--qemu`),
+    /// and the emulator chosen with ``setQemuEmulator(_:)``.
+    public var buildOptions: QEMUBuildOptions {
+        var options = dut.settings.buildOptions
+        if let emulator { options.emulator = emulator }
+        return options
     }
 
     /// Adds a device, as DTS's `set_vm_device(**options)`: the entry is appended to `device`.
@@ -70,8 +86,7 @@ public final class QEMUKvm {
     /// Builds the QEMU command line (pure: no process is started, nothing is reserved beyond what
     /// `allocator` does).
     public func commandLine(allocator: any VMResourceAllocator) throws(ConfigErrors) -> QEMUCommandLine {
-        try QEMUCommandLineBuilder.build(vmName: vmName, params: params, options: QEMUBuildOptions(accelerator: dut.settings.accelerator),
-                                         allocator: allocator)
+        try QEMUCommandLineBuilder.build(vmName: vmName, params: params, options: buildOptions, allocator: allocator)
     }
 
     /// Guest memory in MiB (`mem size=`), as the command line will have it; `nil` when not set.

@@ -1,31 +1,44 @@
 import Foundation
+import Synchronization
 
 /// A deterministic allocator: DTS's port bases (SSH forwards from 6000, VNC displays from 1,
 /// telnet from 7000, migration from 8000), counted up per request, and MACs derived from the
 /// VM name. It reserves nothing: it serves golden tests and `dts vm cmdline`, which only print.
-public final class StaticAllocator: VMResourceAllocator, @unchecked Sendable {
-    private let lock = NSLock()
-    private var next = (ssh: 6000, vnc: 1, serial: 7000, migration: 8000)
+public final class StaticAllocator: VMResourceAllocator, Sendable {
+    private let next = Mutex((ssh: 6000, vnc: 1, serial: 7000, migration: 8000))
     private let runtimeRoot: String
 
     public let listenAddress: String
     public let hugepageMount: String?
     public let imageDirectory: String
     public let hostArchitecture: String
+    public let onlineCPUs: [Int]?
+    /// The files that count as executable (golden tests); `nil`: this machine's files.
+    private let executables: Set<String>?
 
     /// - Parameters:
     ///   - runtimeRoot: VM runtime directories are `<runtimeRoot>/<vm>`.
+    ///   - onlineCPUs: the host's online CPUs; `nil` (the default) does not hold `cpupin` to any host.
+    ///   - executables: the paths that count as executable files; `nil` looks at this machine.
     public init(runtimeRoot: String, listenAddress: String = "127.0.0.1", hugepageMount: String? = "/dev/hugepages",
-                imageDirectory: String = "/var/cache/dts/images", hostArchitecture: String = "x86_64") {
+                imageDirectory: String = "/var/cache/dts/images", hostArchitecture: String = "x86_64",
+                onlineCPUs: [Int]? = nil, executables: Set<String>? = nil) {
         self.runtimeRoot = runtimeRoot
         self.listenAddress = listenAddress
         self.hugepageMount = hugepageMount
         self.imageDirectory = imageDirectory
         self.hostArchitecture = hostArchitecture
+        self.onlineCPUs = onlineCPUs
+        self.executables = executables
+    }
+
+    public func isExecutable(path: String) -> Bool {
+        executables.map { $0.contains(path) } ?? HostFacts.isExecutableFile(path)
     }
 
     /// The allocator of `dts vm cmdline` and `dts config check`: this host's hugetlbfs mount,
-    /// image directory and architecture, so that both accept and refuse the same configs.
+    /// image directory, architecture and files, so that both accept and refuse the same configs.
+    /// `cpupin` is not held to this host's CPUs: a config written for a lab's DUT checks here.
     public static func forThisHost(runtimeRoot: String) -> StaticAllocator {
         StaticAllocator(runtimeRoot: runtimeRoot, hugepageMount: HostFacts.hugetlbfsMount(),
                         imageDirectory: HostFacts.imageDirectory, hostArchitecture: HostFacts.architecture)
@@ -33,20 +46,22 @@ public final class StaticAllocator: VMResourceAllocator, @unchecked Sendable {
 
     public func runtimeDirectory(vm: String) -> String { "\(runtimeRoot)/\(vm)" }
 
+    public var sharedDirectory: String { runtimeRoot }
+
     public func hostForwardPort(vm: String, guestPort: Int) throws -> Int {
-        lock.withLock { defer { next.ssh += 1 }; return next.ssh }
+        next.withLock { next in defer { next.ssh += 1 }; return next.ssh }
     }
 
     public func vncDisplay(vm: String) throws -> Int {
-        lock.withLock { defer { next.vnc += 1 }; return next.vnc }
+        next.withLock { next in defer { next.vnc += 1 }; return next.vnc }
     }
 
     public func serialPort(vm: String) throws -> Int {
-        lock.withLock { defer { next.serial += 1 }; return next.serial }
+        next.withLock { next in defer { next.serial += 1 }; return next.serial }
     }
 
     public func migrationPort(vm: String) throws -> Int {
-        lock.withLock { defer { next.migration += 1 }; return next.migration }
+        next.withLock { next in defer { next.migration += 1 }; return next.migration }
     }
 
     public func macAddress(vm: String, index: Int) -> String {

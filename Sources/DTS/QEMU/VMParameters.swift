@@ -19,6 +19,7 @@ public enum VMParameters {
     public static var handlers: [any VMParameterHandler.Type] {
         [
         QEMUPathParameter.self,
+        VirtTypeParameter.self,
         NameParameter.self,
         EnableKVMParameter.self,
         MachineParameter.self,
@@ -31,6 +32,7 @@ public enum VMParameters {
         KernelParameter.self,
         NetParameter.self,
         DeviceParameter.self,
+        CryptoParameter.self,
         VNCParameter.self,
         ControlParameter.self,
         QGAParameter.self,

@@ -1,18 +1,22 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// The run's log files: `dts.log` gets everything; `<suite>.log` (in the suite directory) gets
 /// what happens while that suite runs; `<suite>/<case>.log` what happens during that case,
 /// including every command sent on DUT sessions and its output.
 ///
 /// It is a ``SessionLogSink`` (give it to sessions) and backs a swift-log `Logger` (``logger(label:)``).
-public final class RunLog: SessionLogSink, @unchecked Sendable {
+public final class RunLog: SessionLogSink, Sendable {
     /// The output directory.
     public let directory: String
-    private let lock = NSLock()
-    private let main: FileHandle
-    private var suite: FileHandle?
-    private var testCase: FileHandle?
+    /// The open logs: `dts.log`, the running suite's and the running case's.
+    private struct Files {
+        let main: FileHandle
+        var suite: FileHandle?
+        var testCase: FileHandle?
+    }
+    private let files: Mutex<Files>
     private let echo: (@Sendable (String) -> Void)?
     private let redactor: Redactor
 
@@ -21,7 +25,7 @@ public final class RunLog: SessionLogSink, @unchecked Sendable {
         self.directory = directory
         self.echo = echo
         self.redactor = redactor
-        main = try Self.open(directory + "/dts.log")
+        files = Mutex(Files(main: try Self.open(directory + "/dts.log")))
     }
 
     private static func open(_ path: String) throws -> FileHandle {
@@ -36,12 +40,12 @@ public final class RunLog: SessionLogSink, @unchecked Sendable {
     /// Starts writing the suite log at `relativePath` (under the output directory).
     func beginSuite(_ relativePath: String) throws {
         let handle = try Self.open(directory + "/" + relativePath)
-        lock.withLock { suite = handle }
+        files.withLock { $0.suite = handle }
     }
 
     /// Stops writing the suite log.
     func endSuite() {
-        lock.withLock { try? suite?.close(); suite = nil }
+        files.withLock { try? $0.suite?.close(); $0.suite = nil }
     }
 
     /// Starts (or, for a re-run, appends to) a case log at `relativePath`.
@@ -54,22 +58,22 @@ public final class RunLog: SessionLogSink, @unchecked Sendable {
         } else {
             handle = try Self.open(path)
         }
-        lock.withLock { testCase = handle }
+        files.withLock { $0.testCase = handle }
     }
 
     /// Stops writing the case log.
     func endCase() {
-        lock.withLock { try? testCase?.close(); testCase = nil }
+        files.withLock { try? $0.testCase?.close(); $0.testCase = nil }
     }
 
     /// Writes one line (timestamped) to every open log.
     public func write(_ text: String) {
         let line = Self.timestamp() + " " + text + (text.hasSuffix("\n") ? "" : "\n")
         let data = Data(line.utf8)
-        lock.withLock {
-            main.write(data)
-            suite?.write(data)
-            testCase?.write(data)
+        files.withLock { files in
+            files.main.write(data)
+            files.suite?.write(data)
+            files.testCase?.write(data)
         }
         echo?(line)
     }
@@ -97,10 +101,10 @@ public final class RunLog: SessionLogSink, @unchecked Sendable {
 
     /// Closes every file.
     public func close() {
-        lock.withLock {
-            try? testCase?.close(); testCase = nil
-            try? suite?.close(); suite = nil
-            try? main.close()
+        files.withLock { files in
+            try? files.testCase?.close(); files.testCase = nil
+            try? files.suite?.close(); files.suite = nil
+            try? files.main.close()
         }
     }
 

@@ -1,16 +1,16 @@
 import Foundation
+import Synchronization
 
 /// VM start stages, recorded by the VM layer: `timeline.record(vm: "vm0", stage: "boot", start:, end:)`.
-public final class BootTimeline: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [BootStageEvent] = []
+public final class BootTimeline: Sendable {
+    private let storage = Mutex<[BootStageEvent]>([])
 
     /// Creates an empty timeline.
     public init() {}
 
     /// Records one stage.
     public func record(vm: String, stage: String, start: Date, end: Date) {
-        lock.withLock { storage.append(BootStageEvent(vm: vm, stage: stage, start: start, end: end)) }
+        storage.withLock { $0.append(BootStageEvent(vm: vm, stage: stage, start: start, end: end)) }
     }
 
     /// Times `body` and records it as a stage.
@@ -21,5 +21,5 @@ public final class BootTimeline: @unchecked Sendable {
     }
 
     /// Every stage recorded so far.
-    public var events: [BootStageEvent] { lock.withLock { storage } }
+    public var events: [BootStageEvent] { storage.withLock { $0 } }
 }

@@ -1,36 +1,39 @@
 import DTSProcess
 import Foundation
+import Synchronization
 
 /// A one-shot result that can be waited for with a deadline, and woken early by a stop request.
 ///
 /// Used to race a case's task against its deadline without a task group (a group would wait for
 /// a case that ignores cancellation; the runner must be able to give up on it).
-final class Gate: @unchecked Sendable {
+final class Gate: Sendable {
     enum Wake { case done(Result<Void, any Error>), timeout, stop }
 
-    private let lock = NSLock()
-    private var result: Result<Void, any Error>?
-    private var stopped = false
-    private var waiter: (id: Int, continuation: CheckedContinuation<Wake, Never>)?
-    private var nextID = 0
+    private struct State {
+        var result: Result<Void, any Error>?
+        var stopped = false
+        var waiter: (id: Int, continuation: CheckedContinuation<Wake, Never>)?
+        var nextID = 0
+    }
+    private let state = Mutex(State())
 
     /// Stores the outcome and wakes the waiter.
     func finish(_ outcome: Result<Void, any Error>) {
-        let continuation: CheckedContinuation<Wake, Never>? = lock.withLock {
-            guard result == nil else { return nil }
-            result = outcome
-            defer { waiter = nil }
-            return waiter?.continuation
+        let continuation: CheckedContinuation<Wake, Never>? = state.withLock { state in
+            guard state.result == nil else { return nil }
+            state.result = outcome
+            defer { state.waiter = nil }
+            return state.waiter?.continuation
         }
         continuation?.resume(returning: .done(outcome))
     }
 
     /// Wakes the waiter with `.stop` (a signal arrived). Later waits return `.stop` at once unless done.
     func stop() {
-        let continuation: CheckedContinuation<Wake, Never>? = lock.withLock {
-            stopped = true
-            defer { waiter = nil }
-            return result == nil ? waiter?.continuation : nil
+        let continuation: CheckedContinuation<Wake, Never>? = state.withLock { state in
+            state.stopped = true
+            defer { state.waiter = nil }
+            return state.result == nil ? state.waiter?.continuation : nil
         }
         continuation?.resume(returning: .stop)
     }
@@ -38,18 +41,18 @@ final class Gate: @unchecked Sendable {
     /// Waits until the outcome is stored, `timeout` passes, or ``stop()`` is called.
     func wait(timeout: Duration, ignoreStop: Bool = false) async -> Wake {
         await withCheckedContinuation { (continuation: CheckedContinuation<Wake, Never>) in
-            let (immediate, id): (Wake?, Int) = lock.withLock {
-                if let result { return (.done(result), 0) }
-                if stopped && !ignoreStop { return (.stop, 0) }
-                nextID += 1
-                waiter = (nextID, continuation)
-                return (nil, nextID)
+            let (immediate, id): (Wake?, Int) = state.withLock { state in
+                if let result = state.result { return (.done(result), 0) }
+                if state.stopped && !ignoreStop { return (.stop, 0) }
+                state.nextID += 1
+                state.waiter = (state.nextID, continuation)
+                return (nil, state.nextID)
             }
             if let immediate { continuation.resume(returning: immediate); return }
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { [self] in
-                let expired: CheckedContinuation<Wake, Never>? = lock.withLock {
-                    guard let current = waiter, current.id == id else { return nil }
-                    waiter = nil
+                let expired: CheckedContinuation<Wake, Never>? = state.withLock { state in
+                    guard let current = state.waiter, current.id == id else { return nil }
+                    state.waiter = nil
                     return current.continuation
                 }
                 expired?.resume(returning: .timeout)
@@ -73,22 +76,24 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
 
 /// Lets a signal handler stop the run: it cancels the running step and makes the runner skip
 /// the remaining cases (tear-downs still run, bounded).
-public final class RunControl: @unchecked Sendable {
-    private let lock = NSLock()
-    private var reason: StopReason?
-    private var current: (gate: Gate, task: Task<Void, Never>)?
+public final class RunControl: Sendable {
+    private struct State {
+        var reason: StopReason?
+        var current: (gate: Gate, task: Task<Void, Never>)?
+    }
+    private let state = Mutex(State())
 
     /// Creates a control with no stop requested.
     public init() {}
 
     /// The stop reason, once requested.
-    public var stopReason: StopReason? { lock.withLock { reason } }
+    public var stopReason: StopReason? { state.withLock { $0.reason } }
 
     /// Requests a stop: the running step's task is cancelled and its wait ends.
     public func requestStop(_ why: StopReason) {
-        let running = lock.withLock { () -> (gate: Gate, task: Task<Void, Never>)? in
-            if reason == nil { reason = why }
-            return current
+        let running = state.withLock { state -> (gate: Gate, task: Task<Void, Never>)? in
+            if state.reason == nil { state.reason = why }
+            return state.current
         }
         running?.task.cancel()
         running?.gate.stop()
@@ -113,13 +118,13 @@ public final class RunControl: @unchecked Sendable {
             do { try await operation(); gate.finish(.success(())) } catch { gate.finish(.failure(error)) }
         }
         if interruptible {
-            let alreadyStopped = lock.withLock { () -> Bool in
-                current = (gate, task)
-                return reason != nil
+            let alreadyStopped = state.withLock { state -> Bool in
+                state.current = (gate, task)
+                return state.reason != nil
             }
             if alreadyStopped { task.cancel(); gate.stop() }
         }
-        defer { if interruptible { lock.withLock { current = nil } } }
+        defer { if interruptible { state.withLock { $0.current = nil } } }
         let wake = await gate.wait(timeout: timeout, ignoreStop: !interruptible)
         switch wake {
         case .done(let result):

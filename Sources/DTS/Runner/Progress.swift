@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Receives the runner's progress (terminal output, tests).
 public protocol RunProgress: Sendable {
@@ -14,32 +15,33 @@ public protocol RunProgress: Sendable {
 
 /// Progress on the terminal: a live line per case when stdout is a TTY, plain lines otherwise (CI),
 /// and a summary table at the end.
-public final class TerminalProgress: RunProgress, @unchecked Sendable {
-    private let lock = NSLock()
+public final class TerminalProgress: RunProgress, Sendable {
     private let interactive: Bool
-    private var liveLine: String?
-    private var liveStart = ContinuousClock.now
-    private var ticker: (any DispatchSourceTimer)?
+    /// The running case's line (interactive only) and when it began.
+    private struct Live {
+        var line: String?
+        var start = ContinuousClock.now
+    }
+    private let live = Mutex(Live())
+    /// Redraws the live line (interactive only). Dispatch sources are thread-safe, not marked `Sendable`.
+    nonisolated(unsafe) private let ticker: (any DispatchSourceTimer)?
 
     /// `interactive` defaults to whether standard output is a terminal.
     public init(interactive: Bool = isatty(STDOUT_FILENO) == 1) {
         self.interactive = interactive
-        if interactive {
-            // Redraw the live line every second with the time spent so far.
-            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dts-progress"))
-            timer.schedule(deadline: .now() + 1, repeating: 1)
-            timer.setEventHandler { [weak self] in self?.tick() }
-            timer.resume()
-            ticker = timer
-        }
+        // Redraw the live line every second with the time spent so far.
+        ticker = interactive ? DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dts-progress")) : nil
+        ticker?.schedule(deadline: .now() + 1, repeating: 1)
+        ticker?.setEventHandler { [weak self] in self?.tick() }
+        ticker?.resume()
     }
 
     deinit { ticker?.cancel() }
 
     private func tick() {
-        lock.withLock {
-            guard let line = liveLine else { return }
-            let elapsed = (ContinuousClock.now - liveStart).components.seconds
+        live.withLock { live in
+            guard let line = live.line else { return }
+            let elapsed = (ContinuousClock.now - live.start).components.seconds
             FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line) \(elapsed) s".utf8))
         }
     }
@@ -50,10 +52,10 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
 
     public func caseStarted(_ suite: String, _ name: String, attempt: Int) {
         let text = "   \(suite)/\(name)" + (attempt > 1 ? " (attempt \(attempt))" : "") + " ..."
-        lock.withLock {
+        live.withLock { live in
             if interactive {
-                liveLine = text
-                liveStart = ContinuousClock.now
+                live.line = text
+                live.start = ContinuousClock.now
                 FileHandle.standardOutput.write(Data(text.utf8))
             }
         }
@@ -68,10 +70,10 @@ public final class TerminalProgress: RunProgress, @unchecked Sendable {
     public func note(_ text: String) { emit("   " + text) }
 
     private func emit(_ line: String) {
-        lock.withLock {
+        live.withLock { live in
             var out = ""
-            if interactive, liveLine != nil { out += "\r\u{1B}[K" }
-            liveLine = nil
+            if interactive, live.line != nil { out += "\r\u{1B}[K" }
+            live.line = nil
             out += line + "\n"
             FileHandle.standardOutput.write(Data(out.utf8))
         }

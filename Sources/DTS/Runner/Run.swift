@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// One dts run: what every DUT, VM and backend of the run shares, and the one list of what to tear
 /// down on every exit path.
@@ -146,13 +147,12 @@ public actor Run {
 }
 
 /// The run directory and allocator, made once on first use.
-private final class RunPlace: @unchecked Sendable {
+private final class RunPlace: Sendable {
     let root: String
     let listenAddress: String
     let hugepageMount: String?
     let logger: Logger
-    private let lock = NSLock()
-    private var current: (directory: RunDirectory, allocator: HostResourceAllocator)?
+    private let current = Mutex<(directory: RunDirectory, allocator: HostResourceAllocator)?>(nil)
 
     init(root: String, listenAddress: String, hugepageMount: String?, logger: Logger) {
         self.root = root
@@ -162,7 +162,7 @@ private final class RunPlace: @unchecked Sendable {
     }
 
     func made() throws -> (directory: RunDirectory, allocator: HostResourceAllocator) {
-        try lock.withLock {
+        try current.withLock { current in
             if let current { return current }
             RunDirectory.cleanStale(root: root, logger: logger)
             let directory = try RunDirectory(root: root)
@@ -180,7 +180,7 @@ private final class RunPlace: @unchecked Sendable {
 
     /// Removes the directory; a later use makes a new one.
     func remove() {
-        let made = lock.withLock { () -> RunDirectory? in defer { current = nil }; return current?.directory }
+        let made = current.withLock { current -> RunDirectory? in defer { current = nil }; return current?.directory }
         made?.remove()
     }
 }

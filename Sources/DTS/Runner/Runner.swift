@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Opens the session to a DUT described by `crbs.cfg`. The SSH layer plugs in here; a session
 /// that does not log by itself is wrapped in a ``LoggingSession``.
@@ -378,9 +379,8 @@ public final class Runner: Sendable {
 }
 
 /// Holds the suite instance created inside the setUpAll step.
-private final class SuiteHolder<S: TestSuite>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var suite: S?
-    func set(_ value: S) { lock.withLock { suite = value } }
-    var value: S? { lock.withLock { suite } }
+private final class SuiteHolder<S: TestSuite>: Sendable {
+    private let suite = Mutex<S?>(nil)
+    func set(_ value: S) { suite.withLock { $0 = value } }
+    var value: S? { suite.withLock { $0 } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,14 +11,14 @@ import Glibc
 /// signal does beyond that is `onSignal`'s: `dts run` asks the runner to stop on the first and
 /// exits at once on the second (``stopping(_:note:)``); `dts vm start` and `dts vm run` wait for
 /// the signal and tear their run down.
-public final class SignalTrap: @unchecked Sendable {
-    private var sources: [any DispatchSourceSignal] = []
+public final class SignalTrap: Sendable {
+    /// Made by `init`, cancelled by ``uninstall()``. Dispatch sources are thread-safe, not marked `Sendable`.
+    nonisolated(unsafe) private var sources: [any DispatchSourceSignal] = []
     private let queue = DispatchQueue(label: "dts-signals")
-    private let lock = NSLock()
-    private var first: Int32?
-    private var count = 0
-    private var waiters: [Int: CheckedContinuation<Int32?, Never>] = [:]
-    private var nextWaiter = 0
+    /// The first signal.
+    private let first = Latch<Int32>()
+    /// How many signals arrived.
+    private let count = Mutex(0)
 
     /// Installs handlers for `signals` (their default action, ending the process, is turned off).
     /// `onSignal` gets each signal with how many have arrived so far, this one included.
@@ -53,45 +54,25 @@ public final class SignalTrap: @unchecked Sendable {
     }
 
     /// The first signal received, if any.
-    public var received: Int32? { lock.withLock { first } }
+    public var received: Int32? { first.value }
 
     /// Waits for the first signal; `nil` when the waiting task is cancelled before one arrives.
-    public func wait() async -> Int32? {
-        let id = lock.withLock { () -> Int in nextWaiter += 1; return nextWaiter }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Int32?, Never>) in
-                lock.lock()
-                if let first { lock.unlock(); continuation.resume(returning: first); return }
-                // Cancelled before the continuation was registered: the handler below found nothing to resume.
-                if Task.isCancelled { lock.unlock(); continuation.resume(returning: nil); return }
-                waiters[id] = continuation
-                lock.unlock()
-            }
-        } onCancel: {
-            let continuation = lock.withLock { waiters.removeValue(forKey: id) }
-            continuation?.resume(returning: nil)
-        }
-    }
+    public func wait() async -> Int32? { await first.wait(timeout: nil) }
 
     /// Removes the handlers and restores default signal behaviour.
     public func uninstall() {
         for source in sources { source.cancel() }
-        sources = []
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
     }
 
     /// Records a signal and wakes the waiters; returns how many signals arrived so far.
     private func fire(_ number: Int32) -> Int {
-        lock.lock()
-        count += 1
-        let seen = count
-        if first == nil { first = number }
-        let signal = first!
-        let pending = waiters.values
-        waiters = [:]
-        lock.unlock()
-        pending.forEach { $0.resume(returning: signal) }
+        let seen = count.withLock { count in
+            count += 1
+            return count
+        }
+        first.set(number)
         return seen
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// What a suite gets from the runner: the DUT, settings, its config, parameters, a logger and a
 /// place to record performance numbers and artifacts.
@@ -64,16 +65,18 @@ public final class TestContext: Sendable {
 }
 
 /// Collects what the running case records.
-final class CaseRecorder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var caseName: String?
-    private var tables: [PerfTable] = []
-    private var files: [String] = []
+final class CaseRecorder: Sendable {
+    private struct Record {
+        var caseName: String?
+        var tables: [PerfTable] = []
+        var files: [String] = []
+    }
+    private let record = Mutex(Record())
 
-    var current: String? { lock.withLock { caseName } }
+    var current: String? { record.withLock { $0.caseName } }
 
-    func begin(_ name: String?) { lock.withLock { caseName = name; tables = []; files = [] } }
-    func add(_ table: PerfTable) { lock.withLock { tables.append(table) } }
-    func attach(_ path: String) { lock.withLock { files.append(path) } }
-    func take() -> (perf: [PerfTable], artifacts: [String]) { lock.withLock { (tables, files) } }
+    func begin(_ name: String?) { record.withLock { $0 = Record(caseName: name) } }
+    func add(_ table: PerfTable) { record.withLock { $0.tables.append(table) } }
+    func attach(_ path: String) { record.withLock { $0.files.append(path) } }
+    func take() -> (perf: [PerfTable], artifacts: [String]) { record.withLock { ($0.tables, $0.files) } }
 }

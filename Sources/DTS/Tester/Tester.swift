@@ -1,5 +1,6 @@
 import DTSSession
 import Foundation
+import Synchronization
 
 /// The tester's link: a veth pair, one end in the tester's namespace.
 public struct VethSpec: Sendable, Equatable {
@@ -376,9 +377,8 @@ public struct TcpdumpCapture: Sendable, Equatable {
 }
 
 /// Set once when a background command ends.
-private final class EndFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
+private final class EndFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }

@@ -27,6 +27,19 @@ public enum HostFacts {
         }
     }
 
+    /// Whether `path` names an executable regular file here; a name without `/` is looked up in
+    /// `PATH`, as `execvp` would.
+    public static func isExecutableFile(_ path: String, searchPath: String? = ProcessInfo.processInfo.environment["PATH"]) -> Bool {
+        func executable(_ candidate: String) -> Bool {
+            var info = stat()
+            return stat(candidate, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && access(candidate, X_OK) == 0
+        }
+        guard !path.isEmpty else { return false }
+        if path.unicodeScalars.contains("/") { return executable(path) }
+        let directories = (searchPath ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":", omittingEmptySubsequences: false)
+        return directories.contains { executable(($0.isEmpty ? "." : String($0)) + "/" + path) }
+    }
+
     /// Online host CPUs (`/sys/devices/system/cpu/online`).
     public static func onlineCPUs() -> [Int] {
         let text = (try? String(contentsOfFile: "/sys/devices/system/cpu/online", encoding: .utf8)) ?? "0"

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +11,7 @@ import Glibc
 /// the lock keeps other dts processes off it (even across users of the same root), the bind check
 /// keeps off ports other programs hold. Locks die with the process, so a killed run frees its ports.
 /// Everything a VM reserved is freed by ``release(vm:)``.
-public final class HostResourceAllocator: VMResourceAllocator, @unchecked Sendable {
+public final class HostResourceAllocator: VMResourceAllocator, Sendable {
     /// Port ranges, as in DTS.
     public struct Ranges: Sendable {
         public var ssh = 6000...6999
@@ -29,8 +30,8 @@ public final class HostResourceAllocator: VMResourceAllocator, @unchecked Sendab
 
     private let ranges: Ranges
     private let lockDirectory: String
-    private let lock = NSLock()
-    private var held: [String: [(port: Int, fd: Int32)]] = [:]
+    /// The ports reserved per VM, with the descriptors holding their lock files.
+    private let held = Mutex<[String: [(port: Int, fd: Int32)]]>([:])
 
     public init(run: RunDirectory, listenAddress: String = "127.0.0.1", ranges: Ranges = Ranges(),
                 hugepageMount: String? = HostFacts.hugetlbfsMount(), imageDirectory: String = HostFacts.imageDirectory,
@@ -46,10 +47,12 @@ public final class HostResourceAllocator: VMResourceAllocator, @unchecked Sendab
     }
 
     deinit {
-        for reservations in held.values { for r in reservations { close(r.fd) } }
+        held.withLock { held in for reservations in held.values { for r in reservations { close(r.fd) } } }
     }
 
     public func runtimeDirectory(vm: String) -> String { run.vmPath(vm) }
+
+    public var sharedDirectory: String { run.path }
 
     public func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try reservePort(in: ranges.ssh, vm: vm, what: "SSH forward") }
 
@@ -65,18 +68,21 @@ public final class HostResourceAllocator: VMResourceAllocator, @unchecked Sendab
 
     public func macAddress(vm: String, index: Int) -> String { MACAddress.derived(vm: vm, index: index, salt: run.id) }
 
+    /// This machine's online CPUs now: `cpu cpupin=` uses those listed that are online.
+    public var onlineCPUs: [Int]? { HostFacts.onlineCPUs() }
+
     /// Ports currently reserved for `vm`.
-    public func ports(of vm: String) -> [Int] { lock.withLock { held[vm]?.map(\.port) ?? [] } }
+    public func ports(of vm: String) -> [Int] { held.withLock { $0[vm]?.map(\.port) ?? [] } }
 
     /// Frees everything reserved for `vm`. Idempotent.
     public func release(vm: String) {
-        let reservations = lock.withLock { held.removeValue(forKey: vm) ?? [] }
+        let reservations = held.withLock { $0.removeValue(forKey: vm) ?? [] }
         for r in reservations { close(r.fd) }
     }
 
     /// Frees a port that turned out to be unusable (QEMU could not bind it) and marks nothing.
     public func release(port: Int, vm: String) {
-        lock.withLock {
+        held.withLock { held in
             guard let index = held[vm]?.firstIndex(where: { $0.port == port }) else { return }
             close(held[vm]![index].fd)
             held[vm]!.remove(at: index)
@@ -93,7 +99,7 @@ public final class HostResourceAllocator: VMResourceAllocator, @unchecked Sendab
             guard fd >= 0 else { continue }
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); continue }
             guard Self.canBind(port: port, address: listenAddress) else { close(fd); continue }
-            lock.withLock { held[vm, default: []].append((port, fd)) }
+            held.withLock { $0[vm, default: []].append((port, fd)) }
             return port
         }
         throw ResourceError("no free port for the \(what) of \(vm) in \(range.lowerBound)-\(range.upperBound)")

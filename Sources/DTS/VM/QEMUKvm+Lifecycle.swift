@@ -1,3 +1,4 @@
+import DTSSession
 import Foundation
 
 /// Starting and stopping the VM (DTS's `QEMUKvm.start()` / `stop()`).
@@ -20,10 +21,47 @@ extension QEMUKvm {
             options.logDirectory = Self.freshDirectory(root + "/" + vmName)
         }
         // The VM registers its stop with the DUT's run and records its stages in the run's timeline.
-        let launched = try await VMInstance.launch(vmName: vmName, params: params, accelerator: dut.settings.accelerator,
+        await host.probeExecutables(qemuPaths + [buildOptions.emulator].compactMap { $0 })
+        let launched = try await VMInstance.launch(vmName: vmName, params: params, buildOptions: buildOptions,
                                                    run: dut.run, host: host, options: options)
         instance = launched
+        // What the config asked that dts reads its own way, and the monitor port it allocated,
+        // go to the run's log (the case log in `dts run`).
+        for warning in launched.command.warnings {
+            dut.run.logger.warning("VM \(vmName): \(warning)")
+            options.sessionLog?.record(SessionLogEvent(endpoint: vmName, kind: .status, text: "config \(warning)"))
+        }
+        if let port = launched.command.ports.monitor {
+            let text = "human monitor on TCP 127.0.0.1:\(port) of DUT \(dut.name) (monitor port=)"
+            dut.run.logger.info("VM \(vmName): \(text)")
+            options.sessionLog?.record(SessionLogEvent(endpoint: vmName, kind: .status, text: text))
+        }
         return launched.dut!
+    }
+
+    /// The vhost-user crypto sockets the VM will connect to (`crypto = enable=yes,opt_num=N;`), in
+    /// device order, with DTS's names: `<runtime dir>/<vm>_crypto<i>.sock` on the VM's host. The
+    /// backend (DPDK's `vhost_crypto`) must listen there before ``start(_:)``, so they are known
+    /// beforehand: the VM's runtime directory exists once this returns. Empty without `crypto`.
+    nonisolated(nonsending) public func cryptoSocketPaths() async throws -> [String] {
+        let count = CryptoParameter.deviceCount(params.last { $0.name == CryptoParameter.spec.name })
+        guard count > 0 else { return [] }
+        let host = try await vmHost()
+        let directory = host.allocator.runtimeDirectory(vm: vmName)
+        if dut.isRemote {
+            let made = try await dut.exec(argv: ["mkdir", "-p", "-m", "0700", directory])
+            guard made.succeeded else { throw ResourceError("cannot make \(directory) on DUT \(dut.name): \(made.errorOutput)") }
+        } else {
+            _ = try dut.run.directory.vmDirectory(vmName)
+        }
+        return CryptoParameter.socketPaths(vm: vmName, runtimeDirectory: directory, count: count)
+    }
+
+    /// The run's directory on the VM's host, which the suite and its backends share: a relative
+    /// vhost-user `opt_path` (DTS's `./vhost-net`) names a socket there, so start the backend
+    /// there too. It exists once this returns.
+    nonisolated(nonsending) public func sharedDirectory() async throws -> String {
+        try await vmHost().allocator.sharedDirectory
     }
 
     /// Where QEMU runs: this machine, or the remote DUT (the run's directory there made on first use).

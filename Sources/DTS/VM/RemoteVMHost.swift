@@ -2,6 +2,7 @@ import DTSProcess
 import DTSSSH
 import DTSSession
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,7 +24,7 @@ import Glibc
 ///   DUT's `~/.cache/dts/images/NAME` when missing there or different (size and modification time).
 /// - On stop the console log and QEMU's output are copied back into the VM's local log directory,
 ///   then the VM's directory on the DUT is removed.
-final class RemoteVMHost: VMHost, @unchecked Sendable {
+final class RemoteVMHost: VMHost, Sendable {
     /// What dts learns about the DUT once.
     struct Facts: Sendable, Equatable {
         var architecture: String
@@ -62,9 +63,8 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     var allocator: any VMResourceAllocator { remoteAllocator }
     var launchesDaemonized: Bool { true }
     let label: String
-    private let lock = NSLock()
-    private var forwards: [String: [SSHSocketForward]] = [:]
-    private var removed = false
+    /// The socket forwards of each VM, and whether ``remove()`` ran.
+    private let state = Mutex((forwards: [String: [SSHSocketForward]](), removed: false))
 
     private init(dut: Dut, salt: String, connection: SSHConnection, facts: Facts, root: String, address: String) {
         self.dut = dut
@@ -74,6 +74,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
         self.root = root
         self.label = "DUT [\(dut.name)] at \(dut.address)"
         self.remoteAllocator = RemoteResourceAllocator(root: root, listenAddress: address, hugepageMount: facts.hugetlbfsMount,
+                                                       onlineCPUs: facts.onlineCPUs,
                                                        imageDirectory: facts.home + "/.cache/dts/images",
                                                        hostArchitecture: facts.architecture, salt: salt)
     }
@@ -192,7 +193,11 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
             }
             try Hugepages.check(memoryMiB: memoryMiB, mount: mount, pageKB: numbers[0], free: numbers[1])
         }
-        try command.checkPinning(online: facts.onlineCPUs, host: label)
+    }
+
+    func probeExecutables(_ paths: [String]) async {
+        guard let found = try? await dut.executableFiles(paths) else { return }
+        remoteAllocator.learnExecutables(paths, found: found)
     }
 
     /// Copies the guest image files the command line uses to the DUT when they are missing there
@@ -267,7 +272,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     func reachSocket(_ path: String, vm: String, localDirectory: String) async throws -> String {
         let local = localDirectory + "/" + (path as NSString).lastPathComponent
         let forward = try await connection.forwardUnixSocket(localPath: local, remoteCommand: ShellQuoting.join(["socat", "-", "UNIX-CONNECT:" + path]))
-        lock.withLock { forwards[vm, default: []].append(forward) }
+        state.withLock { $0.forwards[vm, default: []].append(forward) }
         return local
     }
 
@@ -283,7 +288,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     func release(vm: String) { remoteAllocator.release(vm: vm) }
 
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async {
-        let open = lock.withLock { forwards.removeValue(forKey: vm) ?? [] }
+        let open = state.withLock { $0.forwards.removeValue(forKey: vm) ?? [] }
         for forward in open { await forward.close() }
         let dir = command.paths.runtimeDirectory
         for file in ["console.log", "qemu.stderr", "qemu.stdout"] {
@@ -296,7 +301,7 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
     /// Removes the run's directory on the DUT (after its VMs stopped). Idempotent. A later VM start
     /// on the DUT in the same run makes a new one.
     func remove() async {
-        let first = lock.withLock { () -> Bool in defer { removed = true }; return !removed }
+        let first = state.withLock { state -> Bool in defer { state.removed = true }; return !state.removed }
         guard first else { return }
         dut.vmHost.forget()
         _ = try? await connection.exec(ShellQuoting.join(["rm", "-rf", "--", root]), timeout: .seconds(30))
@@ -307,28 +312,41 @@ final class RemoteVMHost: VMHost, @unchecked Sendable {
 /// listen on (``setListening(_:)``, from its `/proc/net/tcp`) and this run did not hand out; a
 /// port another process takes in between makes QEMU fail to bind, and the start retries with
 /// fresh ports.
-final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
+final class RemoteResourceAllocator: VMResourceAllocator, Sendable {
     let root: String
     let listenAddress: String
     let hugepageMount: String?
     let imageDirectory: String
     let hostArchitecture: String
+    /// The DUT's online CPUs: `cpu cpupin=` uses those listed that are online.
+    let onlineCPUs: [Int]?
     private let salt: String
     private let ranges = HostResourceAllocator.Ranges()
-    private let lock = NSLock()
-    private var listening: Set<Int> = []
-    private var held: [String: [Int]] = [:]
+    /// The ports the DUT listens on, and those handed out per VM.
+    private let ports = Mutex((listening: Set<Int>(), held: [String: [Int]]()))
+    /// Paths probed on the DUT (``RemoteVMHost/probeExecutables(_:)``): whether each is an executable file.
+    private let executables = Mutex<[String: Bool]>([:])
 
-    init(root: String, listenAddress: String, hugepageMount: String?, imageDirectory: String, hostArchitecture: String, salt: String) {
+    init(root: String, listenAddress: String, hugepageMount: String?, onlineCPUs: [Int]? = nil, imageDirectory: String,
+         hostArchitecture: String, salt: String) {
         self.root = root
         self.listenAddress = listenAddress
+        self.onlineCPUs = onlineCPUs
         self.hugepageMount = hugepageMount
         self.imageDirectory = imageDirectory
         self.hostArchitecture = hostArchitecture
         self.salt = salt
     }
 
-    func setListening(_ ports: Set<Int>) { lock.withLock { listening = ports } }
+    func setListening(_ listening: Set<Int>) { ports.withLock { $0.listening = listening } }
+
+    /// Records which of `paths` the DUT has as executable files (`found`).
+    func learnExecutables(_ paths: [String], found: Set<String>) {
+        executables.withLock { known in for path in paths { known[path] = found.contains(path) } }
+    }
+
+    /// What the DUT said of `path`; a path never probed counts as there (QEMU's launch tells).
+    func isExecutable(path: String) -> Bool { executables.withLock { $0[path] } ?? true }
 
     /// TCP ports in LISTEN state (`st` 0A) in `/proc/net/tcp` / `tcp6` text.
     static func listeningPorts(procNetTCP text: String) -> Set<Int> {
@@ -344,6 +362,8 @@ final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
 
     func runtimeDirectory(vm: String) -> String { "\(root)/\(vm)" }
 
+    var sharedDirectory: String { root }
+
     func hostForwardPort(vm: String, guestPort: Int) throws -> Int { try reserve(in: ranges.ssh, vm: vm, what: "SSH forward") }
 
     func vncDisplay(vm: String) throws -> Int {
@@ -357,18 +377,18 @@ final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
     func macAddress(vm: String, index: Int) -> String { MACAddress.derived(vm: vm, index: index, salt: salt) }
 
     /// Ports handed out for `vm`.
-    func ports(of vm: String) -> [Int] { lock.withLock { held[vm] ?? [] } }
+    func ports(of vm: String) -> [Int] { ports.withLock { $0.held[vm] ?? [] } }
 
-    func release(vm: String) { _ = lock.withLock { held.removeValue(forKey: vm) } }
+    func release(vm: String) { _ = ports.withLock { $0.held.removeValue(forKey: vm) } }
 
     private func reserve(in range: ClosedRange<Int>, vm: String, what: String) throws -> Int {
-        try lock.withLock {
-            let taken = listening.union(held.values.joined())
+        try ports.withLock { ports in
+            let taken = ports.listening.union(ports.held.values.joined())
             let start = Int.random(in: 0..<range.count)
             for step in 0..<range.count {
                 let port = range.lowerBound + (start + step) % range.count
                 if taken.contains(port) { continue }
-                held[vm, default: []].append(port)
+                ports.held[vm, default: []].append(port)
                 return port
             }
             throw ResourceError("no free port on the DUT for the \(what) of \(vm) in \(range.lowerBound)-\(range.upperBound)")
@@ -377,14 +397,13 @@ final class RemoteResourceAllocator: VMResourceAllocator, @unchecked Sendable {
 }
 
 /// The remote VM host of a DUT, made on first use.
-final class VMHostSlot: @unchecked Sendable {
-    private let lock = NSLock()
-    private var made: Task<RemoteVMHost, any Error>?
+final class VMHostSlot: Sendable {
+    private let made = Mutex<Task<RemoteVMHost, any Error>?>(nil)
 
     /// The host, made by `make` once (concurrent callers share the first attempt; a failed attempt
     /// is forgotten so a later start tries again).
     func host(make: @escaping @Sendable () async throws -> RemoteVMHost) async throws -> RemoteVMHost {
-        let task = lock.withLock { () -> Task<RemoteVMHost, any Error> in
+        let task = made.withLock { made -> Task<RemoteVMHost, any Error> in
             if let made { return made }
             let created = Task { try await make() }
             made = created
@@ -393,13 +412,13 @@ final class VMHostSlot: @unchecked Sendable {
         do {
             return try await task.value
         } catch {
-            lock.withLock { if made == task { made = nil } }
+            made.withLock { if $0 == task { $0 = nil } }
             throw error
         }
     }
 
     /// Drops the host (its directory on the DUT is gone).
     func forget() {
-        lock.withLock { made = nil }
+        made.withLock { $0 = nil }
     }
 }

@@ -43,6 +43,14 @@ protocol VMHost: AnyObject, Sendable {
     /// After QEMU stopped: frees the VM's ports, ends forwards, brings the host-side logs into
     /// `localDirectory` and removes the VM's files on the host.
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async
+    /// Learns which of `paths` are executable files on the host, for the allocator's
+    /// ``VMResourceAllocator/isExecutable(path:)`` (the emulators `qemu path=` lists). A host
+    /// whose allocator looks at files itself does nothing.
+    func probeExecutables(_ paths: [String]) async
+}
+
+extension VMHost {
+    func probeExecutables(_ paths: [String]) async {}
 }
 
 /// This machine as the VM host: QEMU is a supervised child of dts (killed with dts), files and
@@ -74,7 +82,6 @@ final class LocalVMHost: VMHost {
         if let mount = command.hugepageMount, let memoryMiB = command.memoryMiB {
             try Hugepages.check(memoryMiB: memoryMiB, mount: mount)
         }
-        try command.checkPinning(online: HostFacts.onlineCPUs(), host: label)
     }
 
     func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> any QEMUProcess {
@@ -117,11 +124,3 @@ final class LocalVMHost: VMHost {
     }
 }
 
-extension QEMUCommandLine {
-    /// Fails when `cpu cpupin` names a CPU the host does not have online.
-    func checkPinning(online: [Int], host: String) throws {
-        let missing = cpuPinning.filter { !online.contains($0) }
-        guard !missing.isEmpty else { return }
-        throw ResourceError("cpu cpupin names host CPU \(missing.map(String.init).joined(separator: ",")) but \(host) has CPUs \(online.map(String.init).joined(separator: ","))")
-    }
-}

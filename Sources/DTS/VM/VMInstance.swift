@@ -2,6 +2,7 @@ import DTSControl
 import DTSProcess
 import DTSSSH
 import Foundation
+import Synchronization
 
 /// How to start a VM.
 public struct VMStartOptions: Sendable {
@@ -40,7 +41,7 @@ public struct VMStartOptions: Sendable {
 /// QEMU runs on a ``VMHost``: this machine, or a remote host DUT reached over SSH. The VM's own
 /// local files (argv, QMP and guest-agent transcripts, the guest's SSH host key) are in
 /// ``localDirectory`` either way; on this machine that is also QEMU's runtime directory.
-public final class VMInstance: @unchecked Sendable {
+public final class VMInstance: Sendable {
     /// The command line it runs.
     public let command: QEMUCommandLine
     let vmName: String
@@ -65,8 +66,7 @@ public final class VMInstance: @unchecked Sendable {
         var cleanup: Run.Token?
         var stopping = false
     }
-    private let lock = NSLock()
-    private var state: Parts
+    private let state: Mutex<Parts>
 
     private init(vmName: String, command: QEMUCommandLine, run: Run, host: any VMHost, localDirectory: String, options: VMStartOptions) {
         self.vmName = vmName
@@ -76,11 +76,11 @@ public final class VMInstance: @unchecked Sendable {
         self.localDirectory = localDirectory
         self.options = options
         deadlines = VMDeadlines(start: command.start, launchesDaemonized: host.launchesDaemonized, factor: run.timeoutFactor)
-        state = Parts(logDirectory: localDirectory)
+        state = Mutex(Parts(logDirectory: localDirectory))
     }
 
     /// Reads or changes what the steps made.
-    func parts<T>(_ body: (inout Parts) -> T) -> T { lock.withLock { body(&state) } }
+    func parts<T: Sendable>(_ body: (inout Parts) -> T) -> T { state.withLock { body(&$0) } }
 
     /// The VM DUT, once the VM is up.
     public var dut: VirtDut? { parts { $0.dut } }
@@ -109,10 +109,11 @@ public final class VMInstance: @unchecked Sendable {
 
     /// Builds the command line, starts QEMU on `host` and walks the readiness stages; a port that
     /// QEMU could not bind after all means a new command line with fresh ports.
-    static func launch(vmName: String, params: [VirtParam], accelerator: Accelerator?, run: Run, host: any VMHost,
+    static func launch(vmName: String, params: [VirtParam], buildOptions: QEMUBuildOptions, run: Run, host: any VMHost,
                        options: VMStartOptions) async throws(VMStartError) -> VMInstance {
         // QEMU on a remote DUT daemonizes: the launching command returns once it runs.
-        let buildOptions = QEMUBuildOptions(accelerator: accelerator, daemonize: host.launchesDaemonized)
+        var buildOptions = buildOptions
+        buildOptions.daemonize = host.launchesDaemonized
         var attempt = 0
         while true {
             let instance = try await prepare(vmName: vmName, params: params, buildOptions: buildOptions, run: run, host: host, options: options)

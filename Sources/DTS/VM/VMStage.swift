@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The stages a VM goes through on its way up, each with its own deadline.
 public enum VMStage: String, Sendable, CaseIterable {
@@ -120,18 +121,23 @@ func race<T: Sendable>(deadline: Duration, exited: @escaping @Sendable () async 
             guard let status = await exited(), !Task.isCancelled else { return }
             if once.claim() { continuation.resume(throwing: StageInterruption.exited(status)); once.cancelAll() }
         }
-        once.lock.withLock { once.tasks = [work, timer, watcher] }
-        if once.lock.withLock({ once.done }) { once.cancelAll() }
+        once.track([work, timer, watcher])
     }
 }
 
 /// The first finisher of a race claims it; the rest are cancelled.
-final class RaceOnce: @unchecked Sendable {
-    let lock = NSLock()
-    var done = false
-    var tasks: [Task<Void, Never>] = []
-    func claim() -> Bool { lock.withLock { if done { return false }; done = true; return true } }
-    func cancelAll() { lock.withLock { tasks }.forEach { $0.cancel() } }
+final class RaceOnce: Sendable {
+    private let state = Mutex((done: false, tasks: [Task<Void, Never>]()))
+    func claim() -> Bool { state.withLock { if $0.done { return false }; $0.done = true; return true } }
+    func cancelAll() { state.withLock { $0.tasks }.forEach { $0.cancel() } }
+    /// Keeps the racers to cancel; cancels them at once when the race is already over.
+    func track(_ tasks: [Task<Void, Never>]) {
+        let done = state.withLock { state in
+            state.tasks = tasks
+            return state.done
+        }
+        if done { cancelAll() }
+    }
 }
 
 enum StageInterruption: Error {

@@ -1,10 +1,11 @@
 import DTSControl
 import DTSSSH
 import Foundation
+import Synchronization
 
 /// A VM as a DUT (DTS's `VirtDut`): the same API as the host DUT (`exec`, `sendExpect`, file
 /// copy), over SSH through the VM's forwarded port, plus the VM's control channels.
-public final class VirtDut: DUTSession, @unchecked Sendable {
+public final class VirtDut: DUTSession, Sendable {
     /// The VM's name.
     public let vmName: String
     /// The SSH connection to the guest.
@@ -23,8 +24,7 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
     /// Commands and shells go through the same wrapper as a remote host DUT's: shells return
     /// output without the prompt's head, and commands that time out are killed in the guest.
     private let session: any DUTSession
-    private let lock = NSLock()
-    private var mainShell: (any InteractiveSession)?
+    private let mainShell = Mutex<(any InteractiveSession)?>(nil)
 
     init(vmName: String, ssh: SSHConnection, qmp: QMPClient, guestAgent: GuestAgentClient?, pciMap: PCIMap, command: QEMUCommandLine,
          log: (any SessionLogSink)? = nil) {
@@ -68,14 +68,18 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
     }
 
     private func shell() async throws -> any InteractiveSession {
-        if let existing = lock.withLock({ mainShell }) { return existing }
+        if let existing = mainShell.withLock({ $0 }) { return existing }
         let opened = try await session.openShell()
-        return lock.withLock {
+        return mainShell.withLock { mainShell in
             if let existing = mainShell { Task { await opened.close() }; return existing }
             mainShell = opened
             return opened
         }
     }
+
+    /// DTS's `def_driver`: the driver DPDK binds this VM's test NICs to (name, and mode for
+    /// vfio-pci), from the VM's config; `nil` when the config names none.
+    public var defaultDriver: QEMUCommandLine.DefaultDriver? { command.defaultDriver }
 
     /// The guest PCI address of a passthrough device (`pt_0`).
     public func guestPCIAddress(of id: String) throws -> PCIAddress { try pciMap.address(of: id) }
@@ -83,12 +87,12 @@ public final class VirtDut: DUTSession, @unchecked Sendable {
     /// DTS's `kill_all`: stops DPDK applications in the guest and closes the main shell.
     public func killAll() async {
         _ = try? await ssh.exec("pkill -9 -f dpdk- ; true", timeout: .seconds(10))
-        let shell = lock.withLock { () -> (any InteractiveSession)? in defer { mainShell = nil }; return mainShell }
+        let shell = mainShell.withLock { mainShell in defer { mainShell = nil }; return mainShell }
         await shell?.close()
     }
 
     public func close() async {
-        let shell = lock.withLock { () -> (any InteractiveSession)? in defer { mainShell = nil }; return mainShell }
+        let shell = mainShell.withLock { mainShell in defer { mainShell = nil }; return mainShell }
         await shell?.close()
         await session.close()
     }

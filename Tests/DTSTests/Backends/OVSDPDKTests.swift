@@ -6,6 +6,28 @@ import Testing
 
 extension HostBackendTests {
 @Suite struct OVSDPDKTests {
+    /// OVS-DPDK `name` in its own network namespace `switchNamespace` (it runs beside any other
+    /// userspace-datapath OVS on this host), and a tester in `namespace` whose veth's host end is there.
+    static func switchAndTester(ovs name: String, in switchNamespace: String, tester namespace: String, dir: String,
+                                dut: Dut) -> (OVSDPDKBackend, Tester) {
+        var options = OVSDPDKOptions(name: name, parentDirectory: dir)
+        options.networkNamespace = switchNamespace
+        let tester = Tester(session: dut.session, namespace: namespace, workDirectory: dir, cleanup: .run(dut.run),
+                            hostNamespace: switchNamespace)
+        return (OVSDPDKBackend(session: dut.session, options: options, cleanup: .run(dut.run)), tester)
+    }
+
+    /// The VTEP of NOTES.md: bridge `phy` with the veth's host end as af_packet port `phyPort` and the
+    /// VTEP address `local`/24, and bridge `integration` with VXLAN port `vxlanPort` (VNI 1000) to `remote`.
+    static func addVTEP(_ ovs: OVSDPDKBackend, phy: String, phyPort: String, hostEnd: String, integration: String,
+                        vxlanPort: String, local: String, remote: String) async throws {
+        try await ovs.addBridge(phy)
+        try await ovs.addAfPacketPort(bridge: phy, port: phyPort, interface: hostEnd)
+        try await ovs.setInternalAddress(local + "/24", bridge: phy)
+        try await ovs.addBridge(integration)
+        try await ovs.addVXLANPort(bridge: integration, port: vxlanPort, remoteIP: remote, localIP: local, key: 1000)
+    }
+
     /// The NOTES.md topology: tester namespace with a kernel VXLAN (VNI 1000) over a veth whose host end
     /// is an af_packet DPDK port of OVS bridge br-phy (VTEP 172.31.77.1); br-int holds the VXLAN port and
     /// an internal port 10.77.0.1 that the namespace pings through the tunnel.
@@ -16,17 +38,11 @@ extension HostBackendTests {
         let dir = try TemporaryDirectory("dts-ovs")
         let dut = Dut(run: testRun())   // the local host DUT: its session is a LocalSession
         let run = dut.run
-        let session = dut.session
         let hugepagesBefore = nrHugepages()
         let namespace = names.name("dtso"), hostEnd = names.name("dtoh"), nsEnd = names.name("dton")
         let phy = names.name("dbp"), integration = names.name("dbi"), vxlanPort = names.name("dbx")
-        // OVS in its own network namespace: it runs beside any other userspace-datapath OVS on this host.
         let switchNamespace = names.name("dtow")
-        var options = OVSDPDKOptions(name: names.name("t"), parentDirectory: dir.path)
-        options.networkNamespace = switchNamespace
-        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .run(run),
-                            hostNamespace: switchNamespace)
-        let ovs = OVSDPDKBackend(session: session, options: options, cleanup: .run(run))
+        let (ovs, tester) = Self.switchAndTester(ovs: names.name("t"), in: switchNamespace, tester: namespace, dir: dir.path, dut: dut)
         let othersBefore = otherDPDKSwitches()
         try await withTearDown(run) {
             try await ovs.start()
@@ -40,11 +56,8 @@ extension HostBackendTests {
             #expect(isMounted(ovs.hugepageDirectory))
             #expect(await ovs.reservedHugepages == ovs.options.hugepages)
 
-            try await ovs.addBridge(phy)
-            try await ovs.addAfPacketPort(bridge: phy, port: names.name("dbd"), interface: hostEnd)
-            try await ovs.setInternalAddress("172.31.77.1/24", bridge: phy)
-            try await ovs.addBridge(integration)
-            try await ovs.addVXLANPort(bridge: integration, port: vxlanPort, remoteIP: "172.31.77.2", localIP: "172.31.77.1", key: 1000)
+            try await Self.addVTEP(ovs, phy: phy, phyPort: names.name("dbd"), hostEnd: hostEnd, integration: integration,
+                                   vxlanPort: vxlanPort, local: "172.31.77.1", remote: "172.31.77.2")
             try await ovs.setInternalAddress("10.77.0.1/24", bridge: integration)
             #expect(try await ovs.vsctl(["get", "Bridge", phy, "datapath_type"]) == "netdev")
 
@@ -87,18 +100,13 @@ extension HostBackendTests {
         let dir = try TemporaryDirectory("dts-ovsg")
         let dut = Dut(run: testRun())   // the local host DUT: its session is a LocalSession
         let run = dut.run
-        let session = dut.session
         let hugepagesBefore = nrHugepages()
         let namespace = names.name("dtsg"), hostEnd = names.name("dtgh"), nsEnd = names.name("dtgn"), kernelVXLAN = names.name("dtgv")
         let phy = names.name("dgp"), integration = names.name("dgi"), vxlanPort = names.name("dgx"), vhostPort = names.name("dgu")
         let socket = dir.path + "/vhost-net"
         let guestMAC = "00:00:20:00:00:20"
         let switchNamespace = names.name("dtgw")
-        var options = OVSDPDKOptions(name: names.name("g"), parentDirectory: dir.path)
-        options.networkNamespace = switchNamespace
-        let tester = Tester(session: session, namespace: namespace, workDirectory: dir.path, cleanup: .run(run),
-                            hostNamespace: switchNamespace)
-        let ovs = OVSDPDKBackend(session: session, options: options, cleanup: .run(run))
+        let (ovs, tester) = Self.switchAndTester(ovs: names.name("g"), in: switchNamespace, tester: namespace, dir: dir.path, dut: dut)
         let othersBefore = otherDPDKSwitches()
         let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndevice = driver=vhost-user,opt_path=\(socket),opt_server=yes,opt_mac=\(guestMAC);"])
         let vm = try fixture.vm(run: run)
@@ -108,11 +116,8 @@ extension HostBackendTests {
             try await tester.setUp(veth: VethSpec(hostName: hostEnd, namespaceName: nsEnd, namespaceAddress: "172.31.78.2/24"))
             try await tester.addKernelVXLAN(KernelVXLANSpec(name: kernelVXLAN, vni: 1000, remote: "172.31.78.1", local: "172.31.78.2",
                                                             underlay: nsEnd, address: "10.78.0.2/24"))
-            try await ovs.addBridge(phy)
-            try await ovs.addAfPacketPort(bridge: phy, port: names.name("dgd"), interface: hostEnd)
-            try await ovs.setInternalAddress("172.31.78.1/24", bridge: phy)
-            try await ovs.addBridge(integration)
-            try await ovs.addVXLANPort(bridge: integration, port: vxlanPort, remoteIP: "172.31.78.2", localIP: "172.31.78.1", key: 1000)
+            try await Self.addVTEP(ovs, phy: phy, phyPort: names.name("dgd"), hostEnd: hostEnd, integration: integration,
+                                   vxlanPort: vxlanPort, local: "172.31.78.1", remote: "172.31.78.2")
             try await ovs.addVhostUserClientPort(bridge: integration, port: vhostPort, serverPath: socket)
 
             let guest = try await vm.start()

@@ -1,4 +1,6 @@
+import DTSTestSupport
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +12,7 @@ import Glibc
 /// Every connection gets `greeting` first (QMP's), then each request line is handed to `answer`,
 /// whose bytes (if any) are sent back. Leading `0xFF` bytes (a guest-agent client's parser reset)
 /// are skipped. Connections are served on their own threads until ``close()``.
-final class JSONLinePeer: @unchecked Sendable {
+final class JSONLinePeer: Sendable {
     /// Returns the bytes to send for one request, or `nil` to send nothing.
     typealias Answer = @Sendable (_ request: [String: Any]) -> [UInt8]?
 
@@ -18,31 +20,14 @@ final class JSONLinePeer: @unchecked Sendable {
     private let listenFD: Int32
     private let greeting: [UInt8]?
     private let answer: Answer
-    private let lock = NSLock()
-    private var connections: [Int32] = []
-    private var closed = false
+    /// Open connections, and whether ``close()`` ran.
+    private let state = Mutex((connections: [Int32](), closed: false))
 
     init(path: String, greeting: [String: Any]? = nil, answer: @escaping Answer) throws {
         self.path = path
         self.greeting = greeting.map(Self.line)
         self.answer = answer
-        unlink(path)
-        listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard listenFD >= 0, bound == 0, listen(listenFD, 8) == 0 else {
-            let reason = String(cString: strerror(errno))
-            Glibc.close(listenFD)
-            throw PeerError(description: "cannot listen on \(path): \(reason)")
-        }
+        listenFD = try UnixSocket.listen(at: path)
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "json-line-peer"
         thread.start()
@@ -62,11 +47,11 @@ final class JSONLinePeer: @unchecked Sendable {
 
     /// Stops accepting, ends every connection and removes the socket. Idempotent.
     func close() {
-        let open = lock.withLock { () -> [Int32]? in
-            guard !closed else { return nil }
-            closed = true
-            defer { connections = [] }
-            return connections
+        let open = state.withLock { state -> [Int32]? in
+            guard !state.closed else { return nil }
+            state.closed = true
+            defer { state.connections = [] }
+            return state.connections
         }
         guard let open else { return }
         shutdown(listenFD, Int32(SHUT_RDWR))
@@ -87,9 +72,9 @@ final class JSONLinePeer: @unchecked Sendable {
                 return
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            let accepted = lock.withLock { () -> Bool in
-                guard !closed else { return false }
-                connections.append(fd)
+            let accepted = state.withLock { state -> Bool in
+                guard !state.closed else { return false }
+                state.connections.append(fd)
                 return true
             }
             guard accepted else { Glibc.close(fd); return }
@@ -100,10 +85,10 @@ final class JSONLinePeer: @unchecked Sendable {
 
     private func serve(_ fd: Int32) {
         defer {
-            lock.withLock { connections.removeAll { $0 == fd } }
+            state.withLock { $0.connections.removeAll { $0 == fd } }
             Glibc.close(fd)
         }
-        if let greeting, !write(greeting, to: fd) { return }
+        if let greeting, !UnixSocket.sendAll(greeting, to: fd) { return }
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -114,22 +99,9 @@ final class JSONLinePeer: @unchecked Sendable {
                 let line = pending[..<newline].drop { $0 == 0xFF }
                 pending.removeSubrange(...newline)
                 guard let request = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else { continue }
-                if let bytes = answer(request), !write(bytes, to: fd) { return }
+                if let bytes = answer(request), !UnixSocket.sendAll(bytes, to: fd) { return }
             }
         }
     }
 
-    private func write(_ bytes: [UInt8], to fd: Int32) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if written <= 0 { return false }
-            offset += written
-        }
-        return true
-    }
-
-    struct PeerError: Error, CustomStringConvertible {
-        var description: String
-    }
 }

@@ -1,6 +1,7 @@
 @testable import DTS
 import DTSProcess
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +13,7 @@ import Glibc
 /// and either "exits" at once (a port clash) or starts a QMP monitor and, when the command line
 /// has one, a guest agent: real unix sockets speaking QMP's framing (``JSONLinePeer``), which the
 /// lifecycle reaches with its real clients. What the lifecycle asks for is recorded in ``events``.
-final class ScriptedVMHost: VMHost, @unchecked Sendable {
+final class ScriptedVMHost: VMHost, Sendable {
     /// What the scripted QEMU and its guest do.
     struct Script: Sendable {
         /// The first N launches fail as if QEMU could not bind a forwarded port.
@@ -46,11 +47,15 @@ final class ScriptedVMHost: VMHost, @unchecked Sendable {
     var launchesDaemonized: Bool { false }
     var label: String { "a scripted host" }
 
-    private let lock = NSLock()
-    private var log: [String] = []
-    private var launches: [QEMUCommandLine] = []
-    private var peers: [JSONLinePeer] = []
-    private(set) var current: ScriptedQEMU?
+    private struct State {
+        var log: [String] = []
+        var launches: [QEMUCommandLine] = []
+        var peers: [JSONLinePeer] = []
+        var current: ScriptedQEMU?
+    }
+    private let state = Mutex(State())
+    /// The QEMU launched last.
+    var current: ScriptedQEMU? { state.withLock { $0.current } }
 
     /// A host whose VMs' runtime directories are `<runDirectory>/<vm>`, as on this machine.
     init(_ script: Script, runDirectory: String) {
@@ -59,11 +64,11 @@ final class ScriptedVMHost: VMHost, @unchecked Sendable {
     }
 
     /// What the lifecycle did, in order: `launch 1 (ssh 6000)`, `guest-shutdown`, `quit`, `SIGTERM`, `finish`, ...
-    var events: [String] { lock.withLock { log } }
-    func record(_ event: String) { lock.withLock { log.append(event) } }
+    var events: [String] { state.withLock { $0.log } }
+    func record(_ event: String) { state.withLock { $0.log.append(event) } }
 
     /// The command lines launched, in order.
-    var launchedCommands: [QEMUCommandLine] { lock.withLock { launches } }
+    var launchedCommands: [QEMUCommandLine] { state.withLock { $0.launches } }
 
     func refresh() async throws {}
 
@@ -73,9 +78,9 @@ final class ScriptedVMHost: VMHost, @unchecked Sendable {
     }
 
     func launch(vm: String, command: QEMUCommandLine, localDirectory: String, timeout: Duration) async throws -> any QEMUProcess {
-        let attempt = lock.withLock { () -> Int in
-            launches.append(command)
-            return launches.count
+        let attempt = state.withLock { state -> Int in
+            state.launches.append(command)
+            return state.launches.count
         }
         record("launch \(attempt) (ssh \(command.ports.ssh ?? 0))")
         if let failure = script.launchFailure { throw ScriptError(description: failure) }
@@ -86,20 +91,20 @@ final class ScriptedVMHost: VMHost, @unchecked Sendable {
         try (stderr + "\n").write(toFile: dir + "/qemu.stderr", atomically: true, encoding: .utf8)
         try (script.console + "\n").write(toFile: command.paths.consoleLog, atomically: true, encoding: .utf8)
         let qemu = ScriptedQEMU(pid: 40_000 + Int32(attempt), host: self)
-        lock.withLock { current = qemu }
+        state.withLock { $0.current = qemu }
         if clash {
             qemu.exit(status: 1)
             return qemu
         }
         var started = [try qmpPeer(command.paths.qmpSocket, qemu: qemu)]
         if let socket = command.paths.guestAgentSocket { started.append(try agentPeer(socket, qemu: qemu)) }
-        lock.withLock { peers += started }
+        state.withLock { $0.peers += started }
         return qemu
     }
 
-    func isAlive(_ pid: Int32) async -> Bool { lock.withLock { current }.map { $0.pid == pid && $0.running } ?? false }
+    func isAlive(_ pid: Int32) async -> Bool { current.map { $0.pid == pid && $0.running } ?? false }
 
-    func signal(_ pid: Int32, _ signal: Int32) async { await lock.withLock { current }?.signal(signal) }
+    func signal(_ pid: Int32, _ signal: Int32) async { await current?.signal(signal) }
 
     func tail(of path: String) async -> String { DTS.tail(of: path) }
 
@@ -119,7 +124,7 @@ final class ScriptedVMHost: VMHost, @unchecked Sendable {
 
     /// Closes the scripted QMP monitor and guest agent (QEMU exited).
     func closePeers() {
-        let open = lock.withLock { () -> [JSONLinePeer] in defer { peers = [] }; return peers }
+        let open = state.withLock { state -> [JSONLinePeer] in defer { state.peers = [] }; return state.peers }
         for peer in open { peer.close() }
     }
 
@@ -181,10 +186,9 @@ final class ScriptedVMHost: VMHost, @unchecked Sendable {
 final class ScriptedQEMU: QEMUProcess, @unchecked Sendable {
     let pid: Int32
     private weak var host: ScriptedVMHost?
-    private let lock = NSLock()
-    private var status: Int32?
-    private var waiters: [Int: CheckedContinuation<Int32?, Never>] = [:]
-    private var nextWaiter = 0
+    /// The exit status, set before the sockets close; ``exited`` gets it after.
+    private let status = Mutex<Int32?>(nil)
+    private let exited = Latch<Int32>()
 
     init(pid: Int32, host: ScriptedVMHost) {
         self.pid = pid
@@ -192,18 +196,17 @@ final class ScriptedQEMU: QEMUProcess, @unchecked Sendable {
     }
 
     var localProcess: ChildProcess? { nil }
-    var running: Bool { lock.withLock { status == nil } }
+    var running: Bool { status.withLock { $0 == nil } }
 
     /// QEMU exits with `status` (once), and its QMP and guest-agent sockets close: at once, or
     /// after `delay` (so that an answer being sent goes out first).
     func exit(status code: Int32, closingSocketsAfter delay: Duration? = nil) {
-        let pending = lock.withLock { () -> [CheckedContinuation<Int32?, Never>]? in
-            guard status == nil else { return nil }
+        let first = status.withLock { status -> Bool in
+            guard status == nil else { return false }
             status = code
-            defer { waiters = [:] }
-            return Array(waiters.values)
+            return true
         }
-        guard let pending else { return }
+        guard first else { return }
         if let delay {
             Task { [host] in
                 try? await Task.sleep(for: delay)
@@ -212,29 +215,16 @@ final class ScriptedQEMU: QEMUProcess, @unchecked Sendable {
         } else {
             host?.closePeers()
         }
-        for waiter in pending { waiter.resume(returning: code) }
+        exited.set(code)
     }
 
     func waitUntilListening(qmpSocket path: String) async throws {
-        if let status = lock.withLock({ status }) { throw VMStartError.Reason.qemuExited(status: status) }
+        if let status = status.withLock({ $0 }) { throw VMStartError.Reason.qemuExited(status: status) }
     }
 
     func isRunning() async -> Bool { running }
 
-    func waitForExit() async -> Int32? {
-        let id = lock.withLock { () -> Int in nextWaiter += 1; return nextWaiter }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Int32?, Never>) in
-                lock.lock()
-                if let status { lock.unlock(); continuation.resume(returning: status); return }
-                if Task.isCancelled { lock.unlock(); continuation.resume(returning: nil); return }
-                waiters[id] = continuation
-                lock.unlock()
-            }
-        } onCancel: {
-            lock.withLock { waiters.removeValue(forKey: id) }?.resume(returning: nil)
-        }
-    }
+    func waitForExit() async -> Int32? { await exited.wait(timeout: nil) }
 
     func waitForExit(within timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout

@@ -160,14 +160,6 @@ extension RealGuestTests {
 
 }
 
-final class LockedBox<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: T
-    init(_ value: T) { self.value = value }
-    func get() -> T { lock.withLock { value } }
-    func set(_ new: T) { lock.withLock { value = new } }
-}
-
 /// A TCP listener on 127.0.0.1:port, to make a port busy.
 final class ListeningSocket: Sendable {
     let fd: Int32

@@ -1,4 +1,5 @@
 @testable import DTS
+import DTSTestSupport
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -28,13 +29,13 @@ import Glibc
         let params = try VirtConfig.load(vm: "vm0", suite: fixture.suite, confDirectory: fixture.confDirectory)
         let seen = LockedBox<[VMStageEvent]>([])
         var options = VMStartOptions { event in
-            seen.set(seen.get() + [event])
+            seen.update { $0.append(event) }
             onStage?(event, host)
         }
         options.portRetries = portRetries
         var failure: VMStartError?
         do {
-            let instance = try await VMInstance.launch(vmName: "vm0", params: params, accelerator: .tcg, run: run, host: host, options: options)
+            let instance = try await VMInstance.launch(vmName: "vm0", params: params, buildOptions: QEMUBuildOptions(accelerator: .tcg), run: run, host: host, options: options)
             Issue.record("a scripted VM came up (no SSH server exists for it)")
             await instance.stop()
         } catch {

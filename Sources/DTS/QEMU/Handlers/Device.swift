@@ -29,9 +29,10 @@ public enum DeviceParameter: VMParameterHandler {
         let index = draft.vhostUserCount
         draft.vhostUserCount += 1
         let chardev = "vhostchar\(index)", netdev = "vhostnet\(index)"
-        var charPairs: [(String, String)] = [("id", chardev), ("path", entry["opt_path"] ?? "")]
-        if entry.bool("opt_server") == true { charPairs += [("server", "on"), ("wait", "off")] }
-        draft.add("-chardev", QEMUOpts.join("socket", charPairs))
+        guard let socket = vhostUserSocket(entry, into: &draft) else { return }
+        var charPairs: [(String, String)] = [("id", chardev), ("path", socket.path)]
+        if socket.server { charPairs += [("server", "on"), ("wait", "off")] }
+        draft.add("-chardev", QEMUOpts.join("socket", charPairs), note: socket.note)
 
         let queues = entry.int("opt_queue") ?? 1
         var netPairs: [(String, String)] = [("id", netdev), ("chardev", chardev), ("vhostforce", "on")]
@@ -51,6 +52,43 @@ public enum DeviceParameter: VMParameterHandler {
         }
         appendCommon(entry, to: &devPairs, defaults: ["mq", "vectors"], notes: &notes, draft: &draft)
         draft.add("-device", QEMUOpts.join("virtio-net-pci", devPairs), note: notes.isEmpty ? nil : notes.joined(separator: "; "))
+    }
+
+    /// The socket of a vhost-user device and who listens on it, as DTS suites write them:
+    /// `opt_server` is yes/no/on/off or `server` (DTS passed it to QEMU as a chardev flag), and
+    /// `opt_path` may end in `,server` (DTS suites append it in code; `,nowait`, `,server=on`,
+    /// `,wait=off` too). Either way QEMU is the server. A relative path is resolved against the
+    /// run's shared directory on the VM's host (``VMResourceAllocator/sharedDirectory``), where
+    /// suites start their backends; DTS used the DUT's base directory.
+    static func vhostUserSocket(_ entry: VirtEntry, into draft: inout CommandLineDraft) -> (path: String, server: Bool, note: String?)? {
+        guard let pathOption = entry.option("opt_path") else { return nil }
+        let parts = pathOption.value.scalarSplit(",")
+        var path = parts[0]
+        var server = entry["opt_server"].flatMap(ValueKind.parseServerMode) ?? false
+        var notes: [String] = []
+        let flags = parts.dropFirst()
+        if !flags.isEmpty {
+            for flag in flags where !["server", "server=on", "nowait", "wait=off"].contains(flag) {
+                draft.fail(pathOption.location, spec.name,
+                           "opt_path '\(pathOption.value)': ',\(flag)' after the path; only ',server' (QEMU listens) and ',nowait' may follow it")
+                return nil
+            }
+            if flags.contains(where: { $0 == "server" || $0 == "server=on" }) {
+                if entry["opt_server"].flatMap(ValueKind.parseServerMode) == false {
+                    draft.fail(pathOption.location, spec.name, "opt_path ends in ',server' but opt_server=\(entry["opt_server"] ?? "") says QEMU is the client")
+                    return nil
+                }
+                server = true
+                notes.append("opt_path ends in ',server' (as DTS suites write it): QEMU listens on the socket")
+            }
+        }
+        if !path.unicodeScalars.starts(with: "/".unicodeScalars) {
+            var relative = path
+            while relative.unicodeScalars.starts(with: "./".unicodeScalars) { relative = String(String.UnicodeScalarView(relative.unicodeScalars.dropFirst(2))) }
+            path = draft.allocator.sharedDirectory + "/" + relative
+            notes.append("opt_path \(parts[0]) is relative: resolved against the run's shared directory, where backends run (DTS used the DUT's base directory)")
+        }
+        return (path, server, notes.isEmpty ? nil : notes.joined(separator: "; "))
     }
 
     static func addVirtioNetPCI(_ entry: VirtEntry, into draft: inout CommandLineDraft) {

@@ -1,4 +1,9 @@
-/// `migration = enable=yes,port=4444;` — wait for an incoming migration.
+/// `migration = enable=yes,port=4444;` — wait for an incoming live migration.
+///
+/// DTS listened on every address (`-incoming tcp::PORT`). dts listens where the VM's host is
+/// reached: the DUT's own address (`dut_ip`) when the DUT is remote, so that the source VM on
+/// another DUT can connect, and the loopback address when QEMU runs on this machine. A port left
+/// out is allocated.
 public enum MigrationParameter: VMParameterHandler {
     public static let spec = VMParamSchema.migration
 
@@ -8,6 +13,8 @@ public enum MigrationParameter: VMParameterHandler {
             try allocator.migrationPort(vm: vm)
         }) else { return }
         draft.ports.migration = port
-        draft.add("-incoming", "tcp:\(draft.allocator.listenAddress):\(port)")
+        let address = draft.allocator.listenAddress
+        draft.add("-incoming", "tcp:\(address):\(port)",
+                  note: "DTS listened on every address (tcp::\(port)); dts listens on \(address), the address the VM's host is reached at")
     }
 }

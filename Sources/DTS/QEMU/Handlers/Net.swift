@@ -49,6 +49,28 @@ public enum NetParameter: VMParameterHandler {
         }
     }
 
+    /// A config whose `net` has no user network forwarding to the guest's SSH port (DTS reached
+    /// such VMs over their bridge, as `sriov_kvm.cfg` does) still gets dts's way in: the
+    /// management pair of the built-in defaults, added after the config's own NICs, with a
+    /// warning (its NIC at guest slot 0x1f, unless the config put a device there).
+    static func addManagementIfMissing(into draft: inout CommandLineDraft, params: [VirtParam]) {
+        guard draft.ports.ssh == nil, let net = params.last(where: { $0.name == spec.name }),
+              let management = VirtConfig.builtInDefaults(vm: draft.context.vmName).last(where: { $0.name == spec.name }),
+              var nic = management.entries.first(where: { $0["type"] == "nic" }),
+              let user = management.entries.first(where: { $0["type"] == "user" }) else { return }
+        let slots = params.filter { $0.name == spec.name || $0.name == DeviceParameter.spec.name }
+            .flatMap(\.entries).compactMap { $0["opt_addr"].flatMap(ValueKind.normalizedSlot) }
+        let slot1fTaken = slots.contains { $0 == "1f" || $0.unicodeScalars.starts(with: "1f.".unicodeScalars) }
+        if slot1fTaken { nic.options.removeAll { $0.key == "opt_addr" } }
+        draft.warn(net.location, spec.name,
+                   "no net forwards a host port to guest port 22 (SSH); DTS reached such a VM over its bridge: dts adds its management NIC"
+                       + (slot1fTaken ? "" : " at guest slot 0x1f") + " on a user network with an SSH forward; VM DUTs leave it out of their test ports")
+        let id = "hostnet\(draft.nicCount)"
+        emitBackend(user, id: id, into: &draft)
+        emitNIC(nic, netdev: id, into: &draft)
+        draft.nicCount += 1
+    }
+
     static func emitBackend(_ entry: VirtEntry, id: String, into draft: inout CommandLineDraft) {
         draft.defineNetdev(id)
         switch entry["type"] {
