@@ -8,6 +8,7 @@ public enum SuiteRegistry {
         HostBasic.self,
         VirtBasic.self,
         VxlanSample.self,
+        PerfVirtioUserLoopback.self,
         RunnerSelfTest.self,
     ]
 
