@@ -96,7 +96,7 @@ public actor Run {
     /// A run with a root of its own (``isolated(prefix:listenAddress:hugepageMount:timeoutFactor:logger:)``)
     /// gives its sibling another one.
     public nonisolated func sibling() -> Run {
-        Run(place: RunPlace(root: place.root, listenAddress: place.listenAddress, hugepageMount: place.hugepageMount, logger: logger),
+        Run(root: place.root, listenAddress: place.listenAddress, hugepageMount: place.hugepageMount,
             timeoutFactor: timeoutFactor, logger: logger)
     }
 
