@@ -158,13 +158,18 @@ extension VMInstance {
             return value
         } catch {
             emit(stage, .failed, duration: (ContinuousClock.now - begin).seconds)
-            let reason: VMStartError.Reason
+            var reason: VMStartError.Reason
             switch error {
             case StageInterruption.timedOut(let d): reason = .timedOut(d)
             case StageInterruption.exited(let status): reason = .qemuExited(status: status)
             case StageInterruption.panicked(let line): reason = .guestPanicked(line)
             case let r as VMStartError.Reason: reason = r
             default: reason = .failed("\(error)")
+            }
+            // A step that failed because QEMU went away (its QMP socket closed as it exited after a
+            // failed incoming migration) failed for QEMU's exit: say so, with QEMU's own words.
+            if case .failed = reason, let qemu = parts({ $0.qemu }), await qemu.waitForExit(within: .seconds(1)) {
+                reason = .qemuExited(status: await qemu.waitForExit() ?? -1)
             }
             // Give QEMU a moment to finish writing why it exited.
             if case .qemuExited = reason { try? await Task.sleep(for: .milliseconds(50)) }

@@ -10,7 +10,7 @@ extension RealGuestTests {
     /// and the fallbacks.
     @Suite struct WarmBootTests {
         static func run(_ messages: Messages? = nil) -> Run {
-            Run(root: "/tmp/dts-test-runs", timeoutFactor: 1.5, logger: messages?.logger ?? Logger(label: "test"))
+            Run.isolated(prefix: "dts-test-run", timeoutFactor: 1.5, logger: messages?.logger ?? Logger(label: "test"))
         }
 
         /// A cold boot in warm mode: the guest is saved once ready.
