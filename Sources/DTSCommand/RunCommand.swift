@@ -71,6 +71,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "With --baseline: exit 1 only for new failures and perf drops, else 0.")
     var failOnRegression = false
 
+    @Flag(name: .long, help: "Write measured throughput back into each suite config that says update_expected = True.")
+    var updateExpected = false
+
     @OptionGroup var options: VMOptions
 
     func validate() throws {
@@ -90,7 +93,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         let fm = FileManager.default
         let confDir = options.confDir
-        let settings = try options.settings()
+        var settings = try options.settings()
+        settings.updateExpected = updateExpected
         let outputDirectory = output ?? ProcessInfo.processInfo.environment["DTS_OUTPUT"].flatMap { $0.isEmpty ? nil : $0 } ?? "output"
 
         let problems = SuiteInfo.validate(SuiteRegistry.all)
@@ -110,7 +114,13 @@ struct RunCommand: AsyncParsableCommand {
             // Suite configs are read up front, so a typo stops the run before anything starts.
             var errors: [ConfigError] = []
             for name in Set(plan.executions.flatMap { $0.suites.map { $0.type.name } }).sorted() {
-                do { _ = try SuiteConfig(path: confDir + "/" + name + ".cfg") } catch { errors += error.errors }
+                do {
+                    let config = try SuiteConfig(path: confDir + "/" + name + ".cfg")
+                    // DTS's perf keys are Python literals: a typo in them stops the run here too.
+                    if config.value("test_parameters") != nil {
+                        do { _ = try PerfConfig(config) } catch { errors.append(error) }
+                    }
+                } catch { errors += error.errors }
             }
             if !errors.isEmpty { throw ConfigErrors(errors) }
         } catch let errors as ConfigErrors {
@@ -140,6 +150,8 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         let progress = TerminalProgress()
+        // VM boots show on the live progress line (stage and time so far).
+        settings.onVMStage = { progress.vmStage($0) }
         let control = RunControl()
         let trap = SignalTrap.stopping(control) { progress.note($0) }
         defer { trap.uninstall() }

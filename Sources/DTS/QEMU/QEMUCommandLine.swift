@@ -51,6 +51,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var loginTimeout: Int = 60
         public var loginPrompt: String = "login:"
         public var passwordPrompt: String = "Password:"
+        /// `warm=`: whether starts may restore the VM from a snapshot (default yes).
+        public var warm: Bool = true
+        /// Where `warm=` was set, if a config set it.
+        public var warmLocation: SourceLocation?
     }
 
     /// A file QEMU opens at start (`-kernel`, `-initrd`, a disk image), with what names it in messages.
@@ -115,6 +119,11 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var filesQEMUOpens: [InputFile]
     /// Whether a guest agent channel is configured.
     public var hasGuestAgent: Bool
+    /// How the VM boots: restored from a snapshot where that is safe (``BootMode/warm``), or
+    /// always from scratch (``BootMode/cold``).
+    public var boot: BootMode
+    /// What chose ``boot``: `the default`, `start warm=no at conf/x.cfg:12`, `the run's --boot (or DTS_BOOT)`.
+    public var bootChoice: String
     /// Passthrough devices in order (`pt_0`, `pt_1`, ...).
     public var passthrough: [Passthrough]
     /// The driver the guest's test NICs are bound to for DPDK (`def_driver`), if set.

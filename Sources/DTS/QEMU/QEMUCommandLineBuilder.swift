@@ -5,15 +5,18 @@ public struct QEMUBuildOptions: Sendable, Equatable {
     /// QEMU daemonizes whatever `daemon` says: the VM's host launches it that way (a remote DUT,
     /// where the launching command must return once QEMU runs).
     public var daemonize: Bool
+    /// A run-wide override of `start warm=` (`--boot`, `DTS_BOOT`), if any.
+    public var boot: BootMode?
 
     /// A run-wide choice of emulator (`--qemu PATH`, ``QEMUKvm/setQemuEmulator(_:)``), winning
     /// over `qemu path=`.
     public var emulator: String?
 
-    public init(accelerator: Accelerator? = nil, daemonize: Bool = false, emulator: String? = nil) {
+    public init(accelerator: Accelerator? = nil, daemonize: Bool = false, emulator: String? = nil, boot: BootMode? = nil) {
         self.accelerator = accelerator
         self.daemonize = daemonize
         self.emulator = emulator
+        self.boot = boot
     }
 }
 
@@ -134,6 +137,7 @@ public enum QEMUCommandLineBuilder {
                       note: "the serial console, kept in the VM's console log")
             draft.add("-serial", "chardev:serial0")
         }
+        let (boot, bootChoice) = StartParameter.chooseBoot(into: &draft)
         if !draft.cpuPinning.isEmpty {
             draft.add("-S", note: "start paused: dts pins each vCPU thread, then continues the guest")
         }
@@ -147,7 +151,8 @@ public enum QEMUCommandLineBuilder {
             cpuPinning: draft.cpuPinning, startsPaused: !draft.cpuPinning.isEmpty,
             daemonize: draft.daemonize, memoryMiB: draft.context.memoryMiB, hugepageMount: draft.hugepageMount,
             filesQEMUOpens: draft.filesQEMUOpens, hasGuestAgent: draft.guestAgentConfigured,
-            passthrough: draft.passthrough, defaultDriver: draft.defaultDriver, warnings: draft.warnings, fixedPorts: draft.fixedPorts)
+            boot: boot, bootChoice: bootChoice, passthrough: draft.passthrough, defaultDriver: draft.defaultDriver,
+            warnings: draft.warnings, fixedPorts: draft.fixedPorts)
     }
 }
 

@@ -113,6 +113,7 @@ public enum ReportWriters {
             .SKIPPED{background:#e8e8e8}.ERROR{background:#f0b0f0}
             .reason{white-space:pre-wrap;font-family:monospace;font-size:90%}
             .lane{position:relative;height:1.4em;background:#f6f6f6;margin:2px 0;min-width:40em}
+            figure.perf{margin:.5em 0}
             .bar{position:absolute;top:0;height:100%;background:#6a9fd8;color:#fff;font-size:75%;overflow:hidden;white-space:nowrap}
             .compare{border:2px solid #999;padding:0 1em;margin-bottom:1.5em}
             </style></head><body>
@@ -121,7 +122,8 @@ public enum ReportWriters {
     }
 
     /// One self-contained HTML page: a summary, a results table per DUT/target, performance
-    /// tables, and the VM start timeline drawn as bars. No external resources. A `comparison`
+    /// tables (each with an inline SVG chart when it is throughput per frame size, see
+    /// ``PerfChart``), and the VM start timeline drawn as bars. No external resources, no scripts. A `comparison`
     /// (`--baseline`) comes first; a merged report lists the directories it was made from.
     public static func html(_ report: RunReport, comparison: RunComparison? = nil) -> String {
         let counts = report.counts
@@ -164,10 +166,11 @@ public enum ReportWriters {
             for suite in execution.suites {
                 for result in suite.cases {
                     for table in result.perf {
-                        h += "<h3>\(escapeHTML(suite.name))/\(escapeHTML(result.name)): \(escapeHTML(table.title))</h3>\n<table><tr>"
-                        h += table.columns.map { "<th>\(escapeHTML($0))</th>" }.joined() + "</tr>\n"
+                        h += "<section class=\"perf-table\"><h3>\(escapeHTML(suite.name))/\(escapeHTML(result.name)): \(escapeHTML(table.title))</h3>\n"
+                        if let chart = PerfChartSVG.svg(table) { h += "<figure class=\"perf\">\(chart)</figure>\n" }
+                        h += "<table><tr>" + table.columnSpecs.map { "<th>\(escapeHTML($0.header))</th>" }.joined() + "</tr>\n"
                         for row in table.rows { h += "<tr>" + row.map { "<td>\(escapeHTML($0))</td>" }.joined() + "</tr>\n" }
-                        h += "</table>\n"
+                        h += "</table></section>\n"
                     }
                 }
             }

@@ -17,28 +17,6 @@ public enum CaseStatus: String, Sendable, Codable, CaseIterable {
     public var dtsWord: String { rawValue.lowercased() }
 }
 
-/// A performance table a case recorded (columns and rows, as DTS's perf reports).
-public struct PerfTable: Sendable, Codable, Equatable {
-    /// A caption, e.g. `throughput`.
-    public var title: String
-    /// Column headers.
-    public var columns: [String]
-    /// Rows of cells, one per column.
-    public var rows: [[String]]
-
-    /// Creates a table.
-    public init(title: String, columns: [String], rows: [[String]] = []) {
-        self.title = title
-        self.columns = columns
-        self.rows = rows
-    }
-
-    /// Adds a row (cells rendered with `description`).
-    public mutating func add(_ cells: [any CustomStringConvertible]) {
-        rows.append(cells.map(\.description))
-    }
-}
-
 /// One run of a case (re-runs add more).
 public struct CaseAttempt: Sendable, Codable, Equatable {
     /// The outcome of this attempt.

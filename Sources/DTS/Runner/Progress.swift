@@ -16,16 +16,21 @@ public protocol RunProgress: Sendable {
     func forDUT(_ name: String) -> any RunProgress
     /// The worker of this DUT (a ``forDUT(_:)`` progress) is done. Default: nothing.
     func dutFinished()
+    /// A VM start stage began or ended (boot progress). Default: nothing.
+    func vmStage(_ event: VMStageEvent)
 }
 
 extension RunProgress {
     public func forDUT(_ name: String) -> any RunProgress { self }
     public func dutFinished() {}
+    public func vmStage(_ event: VMStageEvent) {}
 }
 
 /// Progress on the terminal: a live line per running DUT when stdout is a TTY (the case it runs
 /// and the time spent so far; one line in a run with one DUT), plain lines otherwise (CI), and a
-/// summary table at the end.
+/// summary table at the end. While a VM starts, its DUT's live line shows the VM's current stage
+/// and the time since its start began (`vm0: guest-agent 3.2 s`, `vm0: restore 0.4 s`); without a
+/// terminal, each stage that ends is a plain line (`vm0: restore passed (0.42 s)`).
 public final class TerminalProgress: RunProgress, Sendable {
     private let interactive: Bool
     /// The live lines (interactive only): one per DUT that runs something, in the order they began.
@@ -33,17 +38,23 @@ public final class TerminalProgress: RunProgress, Sendable {
         var lines: [(dut: String, text: String, start: ContinuousClock.Instant)] = []
         /// How many live lines are on the screen; the cursor is at the end of the last one.
         var drawn = 0
+        /// A VM start shown in place of its DUT's line: its current stage, and when its start began.
+        var vms: [String: (text: String, start: ContinuousClock.Instant)] = [:]
     }
     private let live = Mutex(Live())
     /// Redraws the live lines (interactive only). Dispatch sources are thread-safe, not marked `Sendable`.
     nonisolated(unsafe) private let ticker: (any DispatchSourceTimer)?
+    private let write: @Sendable (String) -> Void
 
-    /// `interactive` defaults to whether standard output is a terminal.
-    public init(interactive: Bool = isatty(STDOUT_FILENO) == 1) {
+    /// `interactive` defaults to whether standard output is a terminal; `write` to writing to
+    /// standard output.
+    public init(interactive: Bool = isatty(STDOUT_FILENO) == 1,
+                write: @escaping @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }) {
         self.interactive = interactive
-        // Redraw the live lines every second with the time spent so far.
+        self.write = write
+        // Redraw the live lines with the time spent so far (tenths of a second while a VM starts).
         ticker = interactive ? DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dts-progress")) : nil
-        ticker?.schedule(deadline: .now() + 1, repeating: 1)
+        ticker?.schedule(deadline: .now() + 0.2, repeating: 0.2)
         ticker?.setEventHandler { [weak self] in self?.tick() }
         ticker?.resume()
     }
@@ -52,8 +63,8 @@ public final class TerminalProgress: RunProgress, Sendable {
 
     private func tick() {
         live.withLock { live in
-            guard !live.lines.isEmpty else { return }
-            FileHandle.standardOutput.write(Data((Self.erase(&live) + Self.draw(&live, clock: true)).utf8))
+            guard !live.lines.isEmpty || !live.vms.isEmpty else { return }
+            write(Self.erase(&live) + Self.draw(&live, clock: true))
         }
     }
 
@@ -73,6 +84,32 @@ public final class TerminalProgress: RunProgress, Sendable {
 
     public func forDUT(_ name: String) -> any RunProgress { DUTLane(parent: self, dut: name) }
 
+    public func vmStage(_ event: VMStageEvent) { vmStage(event, dut: nil) }
+
+    private func vmStage(_ event: VMStageEvent, dut: String?) {
+        guard interactive else {
+            guard event.outcome == .passed || event.outcome == .failed else { return }
+            emit("   \(event.vm): \(event.stage.rawValue) \(event.outcome.rawValue)" + (event.duration.map { String(format: " (%.2f s)", $0) } ?? ""), dut: dut)
+            return
+        }
+        let key = dut ?? ""
+        live.withLock { live in
+            var out = Self.erase(&live)
+            switch event.outcome {
+            case .started:
+                let start = live.vms[key]?.start ?? ContinuousClock.now - Duration.milliseconds(Int64(event.at * 1000))
+                live.vms[key] = ((dut.map { "[\($0)] " } ?? "") + "   \(event.vm): \(event.stage.rawValue)", start)
+            case .failed:
+                live.vms[key] = nil
+            case .passed, .skipped:
+                // The last stage ends the VM's start: the DUT's own line comes back.
+                if event.stage == .pciMap || event.stage == .incoming { live.vms[key] = nil }
+            }
+            out += Self.draw(&live, clock: live.vms[key] != nil)
+            write(out)
+        }
+    }
+
     /// One DUT's worker: its running case has a live line of its own; its plain lines start with `[dut]`.
     private struct DUTLane: RunProgress {
         let parent: TerminalProgress
@@ -88,6 +125,7 @@ public final class TerminalProgress: RunProgress, Sendable {
         func note(_ text: String) { parent.emit("   " + text, dut: dut) }
         func forDUT(_ name: String) -> any RunProgress { parent.forDUT(name) }
         func dutFinished() { parent.removeLine(dut: dut) }
+        func vmStage(_ event: VMStageEvent) { parent.vmStage(event, dut: dut) }
     }
 
     private static func finishedLine(_ suite: String, _ name: String, attempt: CaseAttempt) -> String {
@@ -109,7 +147,7 @@ public final class TerminalProgress: RunProgress, Sendable {
                 live.lines.append((key, text, ContinuousClock.now))
             }
             out += Self.draw(&live, clock: false)
-            FileHandle.standardOutput.write(Data(out.utf8))
+            write(out)
         }
     }
 
@@ -120,7 +158,7 @@ public final class TerminalProgress: RunProgress, Sendable {
             var out = Self.erase(&live)
             live.lines.removeAll { $0.dut == dut }
             out += Self.draw(&live, clock: true)
-            FileHandle.standardOutput.write(Data(out.utf8))
+            write(out)
         }
     }
 
@@ -128,10 +166,13 @@ public final class TerminalProgress: RunProgress, Sendable {
     private func emit(_ line: String, dut: String?) {
         live.withLock { live in
             var out = Self.erase(&live)
-            if interactive { live.lines.removeAll { $0.dut == (dut ?? "") } }
+            if interactive {
+                live.lines.removeAll { $0.dut == (dut ?? "") }
+                live.vms[dut ?? ""] = nil
+            }
             out += (dut.map { "[\($0)] " } ?? "") + line + "\n"
             if interactive { out += Self.draw(&live, clock: true) }
-            FileHandle.standardOutput.write(Data(out.utf8))
+            write(out)
         }
     }
 
@@ -149,8 +190,17 @@ public final class TerminalProgress: RunProgress, Sendable {
         let now = ContinuousClock.now
         // A line wider than the terminal would wrap and the next erase would miss its first part.
         let width = max(20, terminalColumns() - 1)
-        let lines = live.lines.map { line in
-            let text = clock ? line.text + " \((now - line.start).components.seconds) s" : line.text
+        var shown: [(text: String, start: ContinuousClock.Instant, tenths: Bool)] = live.lines.map { line in
+            live.vms[line.dut].map { ($0.text, $0.start, true) } ?? (line.text, line.start, false)
+        }
+        // A VM that starts before its DUT has a line (a set-up outside any case) gets one.
+        for (key, vm) in live.vms.sorted(by: { $0.key < $1.key }) where !live.lines.contains(where: { $0.dut == key }) {
+            shown.append((vm.text, vm.start, true))
+        }
+        let lines = shown.map { line in
+            let elapsed = now - line.start
+            let time = line.tenths ? String(format: "%.1f", elapsed.seconds) : "\(elapsed.components.seconds)"
+            let text = clock ? line.text + " \(time) s" : line.text
             return text.count > width ? String(text.prefix(width - 1)) + "…" : text
         }
         live.drawn = lines.count

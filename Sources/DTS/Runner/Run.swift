@@ -39,10 +39,14 @@ public actor Run {
 
     /// Multiplies every VM deadline (`DTS_TIMEOUT_FACTOR`, default 1, at least 0.1; slow hosts and TCG may want more).
     public nonisolated let timeoutFactor: Double
-    /// The run's logger.
+    /// The run's logger: what it was made with and, while a ``Runner`` runs it, the run log
+    /// (`dts.log`) too (``attachLog(_:)``).
     public nonisolated let logger: Logger
+    private nonisolated let relay: LogRelay
     /// The VM start stages recorded in this run (for the report's timeline).
     public nonisolated let timeline = BootTimeline()
+    /// What warm boot remembers during the run (reasons said, snapshots that failed to restore).
+    nonisolated let warmBoot = WarmBootLedger()
 
     private nonisolated let place: RunPlace
     private var entries: [Entry] = []
@@ -62,7 +66,7 @@ public actor Run {
     public init(root: String = RunDirectory.defaultRoot, listenAddress: String = "127.0.0.1",
                 hugepageMount: String? = HostFacts.hugetlbfsMount(),
                 timeoutFactor: Double? = nil, logger: Logger = Logger(label: "dts.run")) {
-        self.init(place: RunPlace(root: .shared(root), listenAddress: listenAddress, hugepageMount: hugepageMount, logger: logger),
+        self.init(root: .shared(root), listenAddress: listenAddress, hugepageMount: hugepageMount,
                   timeoutFactor: timeoutFactor, logger: logger)
     }
 
@@ -73,15 +77,16 @@ public actor Run {
     public static func isolated(prefix: String = "dts-run", listenAddress: String = "127.0.0.1",
                                 hugepageMount: String? = HostFacts.hugetlbfsMount(),
                                 timeoutFactor: Double? = nil, logger: Logger = Logger(label: "dts.run")) -> Run {
-        Run(place: RunPlace(root: .temporary(prefix: prefix), listenAddress: listenAddress, hugepageMount: hugepageMount, logger: logger),
+        Run(root: .temporary(prefix: prefix), listenAddress: listenAddress, hugepageMount: hugepageMount,
             timeoutFactor: timeoutFactor, logger: logger)
     }
 
-    private init(place: RunPlace, timeoutFactor: Double?, logger: Logger) {
+    private init(root: RunPlace.Root, listenAddress: String, hugepageMount: String?, timeoutFactor: Double?, logger: Logger) {
         let env = ProcessInfo.processInfo.environment["DTS_TIMEOUT_FACTOR"].flatMap(Double.init)
         self.timeoutFactor = max(0.1, timeoutFactor ?? env ?? 1)
-        self.logger = logger
-        self.place = place
+        relay = LogRelay(primary: logger)
+        self.logger = relay.logger()
+        place = RunPlace(root: root, listenAddress: listenAddress, hugepageMount: hugepageMount, logger: self.logger)
     }
 
     /// Another run under the same root, with the same listen address, hugepage mount, deadline
@@ -91,7 +96,7 @@ public actor Run {
     /// A run with a root of its own (``isolated(prefix:listenAddress:hugepageMount:timeoutFactor:logger:)``)
     /// gives its sibling another one.
     public nonisolated func sibling() -> Run {
-        Run(place: RunPlace(root: place.root, listenAddress: place.listenAddress, hugepageMount: place.hugepageMount, logger: logger),
+        Run(root: place.root, listenAddress: place.listenAddress, hugepageMount: place.hugepageMount,
             timeoutFactor: timeoutFactor, logger: logger)
     }
 
@@ -107,6 +112,9 @@ public actor Run {
     public nonisolated var allocator: HostResourceAllocator {
         get throws { try place.made().allocator }
     }
+
+    /// Sends what ``logger`` logs to `log` as well (the run log), or stops with `nil`.
+    public nonisolated func attachLog(_ log: Logger?) { relay.attach(log) }
 
     /// Removes the run directory, if it was made (``tearDown(timeout:)`` does this after the cleanups).
     nonisolated func removeDirectory() { place.remove() }

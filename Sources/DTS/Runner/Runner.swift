@@ -141,7 +141,12 @@ public final class Runner: Sendable {
             echo = { @Sendable (line: String) in FileHandle.standardError.write(Data(line.utf8)) }
         }
         let log = try RunLog(directory: options.outputDirectory, redactor: redactor, echo: echo)
-        defer { log.close() }
+        // What the run's VMs and backends log (a VM booting cold, and why) lands in dts.log.
+        current.attachLog(log.logger(label: "dts.run", level: .info))
+        defer {
+            current.attachLog(nil)
+            log.close()
+        }
         let logger = log.logger(label: "dts")
         logger.info("dts run: \(options.command.joined(separator: " "))")
         if let shard = options.shard { logger.info("shard \(shard.shard): \(plan.units.count) of the plan's \(shard.planUnits) cases") }

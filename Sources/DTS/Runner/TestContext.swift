@@ -57,6 +57,35 @@ public final class TestContext: Sendable {
         logger.info("perf \(table.title): \(table.columns.joined(separator: " | ")) / \(table.rows.count) rows")
     }
 
+    /// The suite's performance configuration (DTS's `test_parameters`, `test_duration`,
+    /// `accepted_tolerance`, `expected_throughput`, `update_expected` in `[suite]`).
+    public func perfConfig() throws(ConfigError) -> PerfConfig {
+        try PerfConfig(config)
+    }
+
+    /// Records what a perf case measured on `path` (a key of `expected_throughput`) and judges it
+    /// as DTS does: a table with each measurement, its expected value and the delta is added to
+    /// the case's results; with `update_expected = True` and `dts run --update-expected` the
+    /// measured values are written back into the suite's config file; then, if any measurement
+    /// is below `expected × (1 − accepted_tolerance/100)`, the case fails with one line per
+    /// regression. An expected 0 (or no entry) is "no baseline yet", which passes.
+    public func recordThroughput(path: String, _ measurements: [ThroughputMeasurement]) throws {
+        let perf = try perfConfig()
+        let verdict = ThroughputVerdict.evaluate(path: path, measurements, config: perf)
+        recordPerformance(verdict.table)
+        for row in verdict.table.rows { logger.info("perf \(path): \(zip(verdict.table.columns, row).map { "\($0)=\($1)" }.joined(separator: " "))") }
+        for line in verdict.noBaseline { logger.info("perf: \(line)") }
+        if perf.updateExpected && settings.updateExpected {
+            let missing = try PerfConfig.writeExpected(file: perf.file, path: path,
+                                                       measurements.map { ($0.frameSize, $0.descriptors, $0.mpps) })
+            logger.info("update_expected: wrote \(measurements.count - missing.count) value(s) of '\(path)' into \(perf.file)")
+            for line in missing { logger.warning("update_expected: not written, \(line)") }
+        }
+        if !verdict.failures.isEmpty {
+            throw TestFailure(message: "throughput below expected:\n" + verdict.failures.joined(separator: "\n"))
+        }
+    }
+
     /// Lists a file (a capture, a console log) in the running case's results.
     public func attach(_ path: String) {
         recorder.attach(path)

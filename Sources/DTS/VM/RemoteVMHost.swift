@@ -24,6 +24,8 @@ import Glibc
 ///   DUT's `~/.cache/dts/images/NAME` when missing there or different (size and modification time).
 /// - On stop the console log and QEMU's output are copied back into the VM's local log directory,
 ///   then the VM's directory on the DUT is removed.
+/// - Warm boot keeps the DUT's snapshots in the DUT user's `~/.cache/dts/snapshots`
+///   (``RemoteSnapshotStore``), with the size cap of this machine's cache.
 final class RemoteVMHost: VMHost, Sendable {
     /// What dts learns about the DUT once.
     struct Facts: Sendable, Equatable {
@@ -67,6 +69,7 @@ final class RemoteVMHost: VMHost, Sendable {
     var allocator: any VMResourceAllocator { remoteAllocator }
     var launchesDaemonized: Bool { true }
     let label: String
+    let snapshots: (any SnapshotStore)?
     /// The socket forwards of each VM, and whether ``remove()`` ran.
     private let state = Mutex((forwards: [String: [SSHSocketForward]](), removed: false))
 
@@ -82,6 +85,9 @@ final class RemoteVMHost: VMHost, Sendable {
                                                        onlineCPUs: facts.onlineCPUs,
                                                        imageDirectory: facts.home + "/.cache/dts/images",
                                                        hostArchitecture: facts.architecture, salt: salt)
+        self.snapshots = RemoteSnapshotStore(exec: { argv in try await connection.exec(ShellQuoting.join(argv), timeout: .seconds(300)) },
+                                             directory: facts.home + "/.cache/dts/snapshots",
+                                             capacity: dut.settings.snapshots.capacity, label: label)
     }
 
     /// The remote host of `dut`: created (and the run's directory made on the DUT) on first use,

@@ -47,6 +47,8 @@ protocol VMHost: AnyObject, Sendable {
     /// After QEMU stopped: frees the VM's ports, ends forwards, brings the host-side logs into
     /// `localDirectory` and removes the VM's files on the host.
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async
+    /// The host's snapshot cache (warm boot), or `nil` where VMs always boot cold.
+    var snapshots: (any SnapshotStore)? { get }
     /// Learns which of `paths` are executable files on the host, for the allocator's
     /// ``VMResourceAllocator/isExecutable(path:)`` (the emulators `qemu path=` lists). A host
     /// whose allocator looks at files itself does nothing.
@@ -54,6 +56,7 @@ protocol VMHost: AnyObject, Sendable {
 }
 
 extension VMHost {
+    var snapshots: (any SnapshotStore)? { nil }
     func probeExecutables(_ paths: [String]) async {}
 }
 
@@ -64,9 +67,13 @@ final class LocalVMHost: VMHost {
     var allocator: any VMResourceAllocator { hostAllocator }
     var launchesDaemonized: Bool { false }
     var label: String { "this host" }
+    let snapshots: (any SnapshotStore)?
 
-    /// This machine, with the run's allocator (``Run/allocator``).
-    init(allocator: HostResourceAllocator) { hostAllocator = allocator }
+    /// This machine, with the run's allocator (``Run/allocator``) and snapshot cache.
+    init(allocator: HostResourceAllocator, snapshots: SnapshotCache? = nil) {
+        hostAllocator = allocator
+        self.snapshots = snapshots
+    }
 
     func refresh() async throws {}
 

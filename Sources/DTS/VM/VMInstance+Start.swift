@@ -29,7 +29,7 @@ extension VMInstance {
     /// checked, then the guest continued.
     func pinVCPUs() async throws(VMStartError) {
         guard command.startsPaused, let qmp = parts({ $0.qmp }) else { return skip(.pinning) }
-        try await stage(.pinning, deadlines.pinning) { [self] in
+        try await stage(.pinning, budgeted(deadlines.pinning)) { [self] in
             if !command.cpuPinning.isEmpty { try await pin(qmp) }
             try await qmp.cont()
         }
@@ -40,7 +40,7 @@ extension VMInstance {
     func awaitGuestAgent() async throws(VMStartError) {
         guard let socket = command.paths.guestAgentSocket else { return skip(.guestAgent) }
         let transcript = try? TranscriptFile(path: localDirectory + "/qga.log")
-        let agent = try await stage(.guestAgent, deadlines.guest) { [self] in
+        let agent = try await stage(.guestAgent, budgeted(deadlines.guest)) { [self] in
             let path = try await host.reachSocket(socket, vm: vmName, localDirectory: localDirectory)
             while true {
                 do {
@@ -62,7 +62,7 @@ extension VMInstance {
     /// address. Skipped without a guest agent.
     func awaitManagementAddress() async throws(VMStartError) {
         guard let agent = parts({ $0.guestAgent }) else { return skip(.managementAddress) }
-        try await stage(.managementAddress, deadlines.guest) {
+        try await stage(.managementAddress, budgeted(deadlines.guest)) {
             while true {
                 if let interfaces = try? await agent.networkInterfaces(timeout: .seconds(5)),
                    interfaces.contains(where: Self.isManagementUp) {
@@ -203,7 +203,7 @@ extension VMInstance {
         }
     }
 
-    private func skip(_ stage: VMStage) { emit(stage, .skipped) }
+    func skip(_ stage: VMStage) { emit(stage, .skipped) }
 }
 
 /// Every deadline of a VM's start and stop, scaled by the run's timeout factor.
@@ -225,6 +225,8 @@ struct VMDeadlines: Sendable {
     var sshAttempt: Duration
     /// Reading the PCI map: 10 s.
     var pciMap: Duration
+    /// Saving a snapshot (warm boot): 60 s.
+    var snapshot: Duration
     /// How often the console is searched for a kernel panic: 0.2 s; 1 s on a remote host (a round trip each).
     var consoleInterval: Duration
     /// The same once the VM is up: 0.5 s; 2 s on a remote host.
@@ -252,6 +254,7 @@ struct VMDeadlines: Sendable {
         login = scaled(start.loginTimeout)
         sshAttempt = scaled(5)
         pciMap = scaled(10)
+        snapshot = scaled(60)
         consoleInterval = launchesDaemonized ? .seconds(1) : .milliseconds(200)
         consoleWhileUp = launchesDaemonized ? .seconds(2) : .milliseconds(500)
         agentShutdownReply = scaled(2)

@@ -9,12 +9,27 @@ public enum VMStage: String, Sendable, CaseIterable {
     case spawn
     /// The QMP handshake done.
     case qmp
+    /// Warm boot: the guest's saved state loaded from a snapshot (QMP `migrate-incoming`); it
+    /// takes the place of the guest's own boot.
+    case restore
+    /// Live migration: QEMU waits for the migration stream (QMP `query-status` says `inmigrate`);
+    /// the start of an incoming VM ends here.
+    case incoming
+    /// Live migration: the incoming migration completed on this QEMU (`query-migrate`), which now
+    /// runs the guest.
+    case migrated
     /// vCPU threads pinned while the guest is paused, then the guest continued.
     case pinning
     /// The guest agent answers `guest-ping`.
     case guestAgent = "guest-agent"
+    /// Warm boot: a restored guest's clock set from the host's, and fresh host randomness given
+    /// to its random number generator (through the guest agent).
+    case guestRefresh = "guest-refresh"
     /// The management interface has an IPv4 address (seen through the guest agent).
     case managementAddress = "management-address"
+    /// Warm boot: the ready guest saved to the snapshot cache (paused, saved, continued), on the
+    /// first cold boot of its machine.
+    case snapshot
     /// SSH login through the forwarded port succeeded.
     case ssh
     /// The guest PCI map (`pt_N` ids) read.
