@@ -38,9 +38,9 @@ struct ReportCommand: AsyncParsableCommand {
         }
 
         func run() throws {
-            var inputs: [ReportMerge.Input] = []
+            var inputs: [ResultsDirectory] = []
             for directory in directories {
-                do { inputs.append(try ReportMerge.Input(directory: directory)) } catch {
+                do { inputs.append(try ResultsDirectory(directory: directory)) } catch {
                     FileHandle.standardError.write(Data("dts report merge: \(error)\n".utf8))
                     throw ExitCode(.configError)
                 }

@@ -132,12 +132,12 @@ struct RunCommand: AsyncParsableCommand {
             plan = plan.sharded(shard)
         }
         if listPlan {
-            for unit in plan.units { print(unit) }
+            for unit in plan.units { print(unit.planLine) }
             return
         }
-        var compareWith: Baseline?
+        var compareWith: ResultsDirectory?
         if let baseline {
-            do { compareWith = try Baseline(directory: baseline) } catch {
+            do { compareWith = try ResultsDirectory(directory: baseline) } catch {
                 FileHandle.standardError.write(Data("dts run: --baseline \(error)\n".utf8))
                 throw ExitCode(.configError)
             }

@@ -108,6 +108,22 @@ enum CompareFixture {
         #expect(same.stillFailing.count == 3 && !same.hasRegressions)
     }
 
+    /// Typed tables (#17): numbers with their column's unit; the chart's expected and status
+    /// columns are not compared.
+    @Test func typedCellsAreComparedWithTheirColumnsUnits() {
+        func table(_ mpps: Double, _ latency: Double) -> PerfTable {
+            PerfTable(title: "loopback", columns: [PerfColumn("Frame Size", unit: "bytes"), PerfColumn("Throughput", unit: "Mpps", digits: 3),
+                                                   PerfColumn("Latency", unit: "us"), PerfColumn("Expected", unit: "Mpps"), PerfColumn("Status")],
+                      cells: [[.number(64), .number(mpps), .number(latency), .number(mpps), .text("PASS")],
+                              [.number(1518), .empty, .number(latency), .empty, .text("PASS")]],
+                      chart: PerfChart(x: "Frame Size", y: "Throughput", expected: "Expected", status: "Status"))
+        }
+        let key = CaseKey(dut: "d", target: "t", suite: "s", testCase: "c")
+        let deltas = PerfComparison.compare(old: [table(10, 5)], new: [table(9, 5.1)], key: key, tolerance: 5)
+        #expect(deltas.map { "\($0.row) \($0.column) \($0.unit ?? "-") \($0.direction.rawValue) \($0.regressed)" }
+                == ["64 Throughput Mpps higher true", "64 Latency us lower false", "1518 Latency us lower false"])
+    }
+
     @Test func numbersAndUnitsAreReadFromStringCells() {
         #expect(PerfComparison.parse("14.88")! == (14.88, nil))
         #expect(PerfComparison.parse("14.88 Mpps")! == (14.88, "Mpps"))

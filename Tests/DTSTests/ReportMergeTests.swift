@@ -34,8 +34,8 @@ final class LabFakeSuite: TestSuite {
             report.shard = shard.map { ShardRecord(shard: Shard(index: $0, count: 3)!, planUnits: 4) }
             return report
         }
-        let one = ReportMerge.Input(directory: "/srv/n/shard-1", report: report([("a", "x", .passed), ("b", "y", .failed)], shard: 1))
-        let two = ReportMerge.Input(directory: "/srv/n/shard-2", report: report([("b", "y", .passed), ("c", "z", .passed)], shard: 2))
+        let one = ResultsDirectory(directory: "/srv/n/shard-1", report: report([("a", "x", .passed), ("b", "y", .failed)], shard: 1))
+        let two = ResultsDirectory(directory: "/srv/n/shard-2", report: report([("b", "y", .passed), ("c", "z", .passed)], shard: 2))
         let outcome = ReportMerge.merge([one, two], into: "/srv/n/merged", command: ["dts", "report", "merge"])
         let merged = outcome.report
         #expect(merged.casesByKey.mapValues(\.case.status) == [
@@ -71,7 +71,7 @@ final class LabFakeSuite: TestSuite {
         func run(baseline: RunReport) async throws -> (RunReport, String) {
             let out = try TempDir("dts-baseline")
             var options = RunnerOptions(outputDirectory: out.path)
-            options.baseline = Baseline(directory: "/srv/last-night", report: baseline)
+            options.baseline = ResultsDirectory(directory: "/srv/last-night", report: baseline)
             options.failOnRegression = true
             let report = try await Runner(plan: runnerLocalPlan([SuiteSelection(LabFakeSuite.self)]), options: options,
                                           run: Run(), progress: RunnerSilentProgress()).run()

@@ -113,8 +113,8 @@ public struct PerfDelta: Sendable, Codable, Equatable {
 /// the tolerance: the figure's own, else the suite's `accepted_tolerance` (DTS's `[suite]` key,
 /// percent), else ``defaultTolerance``.
 ///
-/// Perf results are strings today (``PerfTable``). When they carry typed numbers (value, unit,
-/// expected value, tolerance, direction), ``figures(in:)`` reads those and the rest stays.
+/// ``figures(in:)`` is the one function that reads a ``PerfTable``: typed number cells with their
+/// column's unit, and numeric text cells of older results.
 public enum PerfComparison {
     /// The tolerance in percent when neither the figure nor its suite gives one.
     public static let defaultTolerance = 5.0
@@ -126,19 +126,32 @@ public enum PerfComparison {
     }
 
     /// The figures of a table by row and column; rows keyed by their first cell (`#2`, `#3`
-    /// appended to a repeated one), or by their number when the table has one column.
+    /// appended to a repeated one), or by their number when the table has one column. The one
+    /// place that reads a ``PerfTable``: a number cell is a figure with its column's unit, a text
+    /// cell is one when it reads as a number (results written before typed cells), an empty cell
+    /// is none. The chart's expected and status columns are not measurements and are left out.
     public static func figures(in table: PerfTable) -> [(row: String, column: String, figure: PerfFigure)] {
         var figures: [(row: String, column: String, figure: PerfFigure)] = []
         var seen: [String: Int] = [:]
-        for (index, row) in table.rows.enumerated() {
-            let label = table.columns.count > 1 ? (row.first ?? "") : String(index + 1)
+        let specs = table.columnSpecs
+        let skipped = Set([table.chart?.expected, table.chart?.status].compactMap { $0 })
+        for (index, row) in table.cells.enumerated() {
+            let label = specs.count > 1 ? (row.first.map { specs[0].render($0) } ?? "") : String(index + 1)
             seen[label, default: 0] += 1
             let rowKey = seen[label]! > 1 ? "\(label) #\(seen[label]!)" : label
-            for (column, cell) in row.enumerated() where column > 0 || table.columns.count == 1 {
-                guard column < table.columns.count, let (value, unit) = parse(cell) else { continue }
-                let header = table.columns[column]
-                figures.append((rowKey, header, PerfFigure(value: value, unit: unit ?? unitInHeader(header),
-                                                           direction: direction(column: header, unit: unit))))
+            for (column, cell) in row.enumerated() where (column > 0 || specs.count == 1) && column < specs.count {
+                let spec = specs[column]
+                guard !skipped.contains(spec.name) else { continue }
+                let value: Double, unit: String?
+                switch cell {
+                case .number(let x) where x.isFinite: (value, unit) = (x, spec.unit)
+                case .text(let text):
+                    guard let parsed = parse(text) else { continue }
+                    (value, unit) = (parsed.value, parsed.unit ?? spec.unit)
+                default: continue
+                }
+                let named = unit ?? unitInHeader(spec.name)
+                figures.append((rowKey, spec.name, PerfFigure(value: value, unit: named, direction: direction(column: spec.name, unit: named))))
             }
         }
         return figures

@@ -11,26 +11,6 @@ import Foundation
 /// shards, the merge warns about missing or repeated shards and about cases of the plan that no
 /// shard reports.
 public enum ReportMerge {
-    /// One directory to merge and its results.
-    public struct Input: Sendable {
-        /// The output directory.
-        public var directory: String
-        /// Its `results.json`.
-        public var report: RunReport
-
-        /// Reads `<directory>/results.json`.
-        public init(directory: String) throws(ResultsReadError) {
-            self.directory = directory
-            report = try ReportWriters.readResults(directory: directory)
-        }
-
-        /// Results given in code.
-        public init(directory: String, report: RunReport) {
-            self.directory = directory
-            self.report = report
-        }
-    }
-
     /// The merged report and what the merge noticed.
     public struct Outcome: Sendable {
         /// The merged results.
@@ -40,7 +20,7 @@ public enum ReportMerge {
     }
 
     /// Merges `inputs` for the output directory `output` (paths in the result are relative to it).
-    public static func merge(_ inputs: [Input], into output: String, command: [String]) -> Outcome {
+    public static func merge(_ inputs: [ResultsDirectory], into output: String, command: [String]) -> Outcome {
         var warnings: [String] = []
         var executions: [ExecutionResult] = []
         var seen: [CaseKey: String] = [:]
@@ -123,7 +103,7 @@ public enum ReportMerge {
     }
 
     /// Missing or repeated shards, shards of different plans, and plan cases no shard reports.
-    static func shardWarnings(_ inputs: [Input], mergedCases: Int) -> [String] {
+    static func shardWarnings(_ inputs: [ResultsDirectory], mergedCases: Int) -> [String] {
         let shards = inputs.compactMap { input in input.report.shard.map { (input.directory, $0) } }
         guard !shards.isEmpty else { return [] }
         var warnings: [String] = []

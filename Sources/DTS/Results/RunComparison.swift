@@ -1,6 +1,7 @@
 import Foundation
 
-/// A case's identity across runs: DUT, target, suite and case name.
+/// A case's identity across runs and in a plan (a unit of ``RunPlan/units``): DUT, target, suite
+/// and case name.
 public struct CaseKey: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
     /// The DUT (its `crbs.cfg` section).
     public var dut: String
@@ -25,6 +26,9 @@ public struct CaseKey: Sendable, Hashable, Codable, Comparable, CustomStringConv
 
     /// `suite/case on dut (target)`.
     public var description: String { "\(suite)/\(testCase) on \(dut) (\(target))" }
+
+    /// `dut target suite/case`, one line of `dts run --list-plan`.
+    public var planLine: String { "\(dut) \(target) \(suite)/\(testCase)" }
 }
 
 extension RunReport {
@@ -157,8 +161,9 @@ extension CaseStatus {
     public var isFailure: Bool { self == .failed || self == .blocked || self == .error }
 }
 
-/// The results a run compares with at its end (`dts run --baseline DIR`).
-public struct Baseline: Sendable {
+/// An output directory and its results: what `dts run --baseline DIR` compares with and what
+/// `dts report merge` merges.
+public struct ResultsDirectory: Sendable {
     /// The directory the results come from.
     public var directory: String
     /// Its `results.json`.

@@ -34,7 +34,7 @@ public struct RunnerOptions: Sendable {
     public var shard: ShardRecord?
     /// The results to compare with at the end (`--baseline DIR`): `compare.html`, `compare.json`
     /// and the top of `report.html`.
-    public var baseline: Baseline?
+    public var baseline: ResultsDirectory?
     /// With a ``baseline``, the exit status is 1 for new failures and perf drops and 0 otherwise
     /// (`--fail-on-regression`; interruptions keep theirs).
     public var failOnRegression = false
@@ -189,7 +189,7 @@ public final class Runner: Sendable {
         var comparison: RunComparison?
         if let baseline = options.baseline {
             let compared = RunComparison(old: baseline.report, new: report, oldLabel: baseline.directory,
-                                         newLabel: options.outputDirectory, scope: Set(plan.units.map(\.key)))
+                                         newLabel: options.outputDirectory, scope: Set(plan.units))
             comparison = compared
             logger.info("compared with \(baseline.directory): \(compared.summary)")
             if options.failOnRegression, signal == nil {

@@ -1,29 +1,3 @@
-/// One case of a plan: what `dts run --list-plan` prints and what shards divide.
-public struct PlanUnit: Sendable, Hashable, CustomStringConvertible {
-    /// The DUT (its `crbs.cfg` section).
-    public var dut: String
-    /// The target.
-    public var target: String
-    /// The suite.
-    public var suite: String
-    /// The case.
-    public var testCase: String
-
-    /// Creates a unit.
-    public init(dut: String, target: String, suite: String, testCase: String) {
-        self.dut = dut
-        self.target = target
-        self.suite = suite
-        self.testCase = testCase
-    }
-
-    /// The key of the same case in results (``CaseKey``).
-    public var key: CaseKey { CaseKey(dut: dut, target: target, suite: suite, testCase: testCase) }
-
-    /// `dut target suite/case`, one line of `--list-plan`.
-    public var description: String { "\(dut) \(target) \(suite)/\(testCase)" }
-}
-
 /// `--shard K/N`: the K-th of N parts of a plan (K from 1).
 public struct Shard: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Which part, from 1.
@@ -50,12 +24,13 @@ public struct Shard: Sendable, Hashable, Codable, CustomStringConvertible {
 }
 
 extension RunPlan {
-    /// Every case the plan runs, in run order: per execution (DUT × target), per suite, per case.
-    public var units: [PlanUnit] {
+    /// Every case the plan runs (its units), in run order: per execution (DUT × target), per
+    /// suite, per case; what `--list-plan` prints and shards divide.
+    public var units: [CaseKey] {
         executions.flatMap { execution in
             execution.suites.flatMap { selection in
                 selection.caseNames(parameters: execution.parameters).map {
-                    PlanUnit(dut: execution.crb.name, target: execution.target, suite: selection.type.name, testCase: $0)
+                    CaseKey(dut: execution.crb.name, target: execution.target, suite: selection.type.name, testCase: $0)
                 }
             }
         }
