@@ -276,7 +276,7 @@ final class VxlanSample: TestSuite {
         var seen = [Int](repeating: 0, count: kinds)
         for frame in frames {
             try verify(frame.vxlan?.vni == s.vni && frame.ip?.dst == s.testerIP, "a returned frame is not VXLAN \(s.vni) to \(s.testerIP)")
-            let inner = try frame.inner.orFailVxlan("a returned frame has no inner frame")
+            let inner = try frame.inner.orFail("a returned frame has no inner frame")
             try verify(inner.ip?.src == s.overlayTesterIP && inner.ip?.dst == s.overlayGuestIP,
                        "inner addresses changed: \(inner.ip?.src ?? "-") -> \(inner.ip?.dst ?? "-")")
             guard let kind = sent.firstIndex(of: inner.payload) else {
@@ -322,7 +322,7 @@ final class VxlanSample: TestSuite {
             try verify(frames.count == variants.count * count, "\(frames.count) of \(variants.count * count) frames came back")
             var checked = [Int: Int]()
             for frame in frames {
-                let inner = try frame.inner.orFailVxlan("a returned frame has no inner frame")
+                let inner = try frame.inner.orFail("a returned frame has no inner frame")
                 let l4 = inner.udp ?? inner.tcp
                 let name = inner.udp != nil ? "UDP" : "TCP"
                 try verify(inner.ip?.checksumOK == true, "inner IPv4 checksum \(inner.ip?.checksum ?? -1) is wrong (\(inner.payload.count)-byte payload)")
@@ -546,18 +546,10 @@ final class VxlanSample: TestSuite {
         if !condition { throw BackendError(component: "vxlan_sample", step: "set up", detail: message()) }
     }
 
-    private func config() throws -> Settings { try settings.orFailVxlan("the suite's settings were not read") }
-    private func guest() throws -> VirtDut { try vm.orFailVxlan("no VM DUT") }
-    private func testerOrFail() throws -> Tester { try tester.orFailVxlan("no tester") }
-    private func ovsOrFail() throws -> OVSDPDKBackend { try ovs.orFailVxlan("no tunnel endpoint") }
-}
-
-extension Optional {
-    /// The value, or a test failure with `message`.
-    fileprivate func orFailVxlan(_ message: String) throws -> Wrapped {
-        guard let self else { throw TestFailure(message: message) }
-        return self
-    }
+    private func config() throws -> Settings { try settings.orFail("the suite's settings were not read") }
+    private func guest() throws -> VirtDut { try vm.orFail("no VM DUT") }
+    private func testerOrFail() throws -> Tester { try tester.orFail("no tester") }
+    private func ovsOrFail() throws -> OVSDPDKBackend { try ovs.orFail("no tunnel endpoint") }
 }
 
 /// What the guest received in each trial of the zero-loss search, by trial.

@@ -12,6 +12,7 @@ extension HostBackendTests {
         static let cases = ["test_vxlan_sample_decap", "test_vxlan_sample_encap", "test_vxlan_sample_encap_decap",
                             "test_vxlan_sample_chksum", "test_vxlan_sample_tso", "test_perf_vxlan_sample"]
 
+        /// Every case with a cold boot (no snapshot taken or used).
         @Test func vxlanSampleRunsForRealAndLeavesNothingBehind() async throws {
             try requirePrograms(["ovsdb-tool", "ovsdb-server", "ovs-vsctl", "ovs-appctl", "ovs-ofctl",
                                  "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk", "ip", "ethtool", "busybox",
@@ -23,9 +24,10 @@ extension HostBackendTests {
             let out = try TempDir("dts-e2e-vxlan")
             let dir = out.path + "/r"
             let started = ContinuousClock.now
-            let result = try await DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", dir,
+            let result = try await DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", dir, "--boot", "cold",
                                             "--test-cases", Self.cases.joined(separator: ",")])
             let elapsed = ContinuousClock.now - started
+            #expect(!(try String(contentsOfFile: dir + "/dts.log", encoding: .utf8)).contains("snapshot"))
             #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
 
             let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: dir + "/results.json")))
@@ -66,6 +68,31 @@ extension HostBackendTests {
             let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("dts-vxlan-") } ?? []
             #expect(leftovers.isEmpty, "work directories left: \(leftovers)")
             print("vxlan_sample end to end: \(elapsed)")
+        }
+
+        /// The functional cases with warm boots: the first run boots the guest cold and takes its
+        /// snapshot (vhost-user devices included), the second restores it, with OVS-DPDK as a new
+        /// vhost-user backend, and passes the same cases on real packets.
+        @Test func vxlanSamplePassesOnARestoredGuest() async throws {
+            try requirePrograms(["ovsdb-server", "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk", "ip", "/usr/bin/python3", "qemu-system-x86_64"])
+            try #require(FileManager.default.fileExists(atPath: HostFacts.imageDirectory + "/dts-guest-dpdk/vmlinuz"),
+                         "the DPDK guest image is missing; build it with scripts/build-guest-image.sh --with-dpdk")
+            let out = try TempDir("dts-e2e-vxlanwarm")
+            let cases = Self.cases.filter { !$0.hasPrefix("test_perf") }
+            for (round, expected) in [(1, "took snapshot"), (2, "restored snapshot")] {
+                let dir = out.path + "/r\(round)"
+                let result = try await DTSBinary.run(["run", "--suite", "vxlan_sample", "--accel", "tcg", "--output", dir, "--boot", "warm",
+                                                      "--test-cases", cases.joined(separator: ",")],
+                                                     environment: ["DTS_SNAPSHOT_DIR": out.path + "/snapshots"])
+                #expect(result.status == 0, "round \(round): stdout: \(result.stdout)\nstderr: \(result.stderr)")
+                let log = try String(contentsOfFile: dir + "/dts.log", encoding: .utf8)
+                #expect(log.contains("VM vm0: \(expected)"), "round \(round): the run log does not say '\(expected)'")
+                let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: dir + "/results.json")))
+                for entry in report.allCases where entry.case.name != "test_vxlan_sample_tso" {
+                    #expect(entry.case.status == .passed, "round \(round) \(entry.case.name): \(entry.case.status.dtsWord) \(entry.case.reason ?? "")")
+                }
+            }
+            #expect(processes(mentioning: "/tmp/dts-vxlan-").isEmpty)
         }
 
         /// With `ovs_namespace` set, OVS runs in a private network namespace (beside any other

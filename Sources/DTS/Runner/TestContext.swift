@@ -19,6 +19,9 @@ public final class TestContext: Sendable {
     public let settings: RunSettings
     /// The run's output directory.
     public let outputDirectory: String
+    /// The suite's directory in the output (its logs, its cases' artifacts): `<output>/<suite>`,
+    /// under the DUT's subtree when a run has several DUTs.
+    public let suiteDirectory: String
     /// The suite's own `[suite]` section of `conf/<suite>.cfg`.
     public let config: SuiteConfig
     /// Writes to `dts.log`, the suite log and the running case's log.
@@ -28,9 +31,11 @@ public final class TestContext: Sendable {
     public var run: Run { dut.run }
     let recorder = CaseRecorder()
 
-    /// Creates a context (the runner does this; tests of suites may too).
+    /// Creates a context (the runner does this; tests of suites may too). `directory` is the
+    /// suite's directory relative to `outputDirectory` (default: the suite's name).
     public init(dut: Dut, tester: Dut? = nil, suiteName: String, target: String = "default",
-                parameters: [String: String] = [:], outputDirectory: String, config: SuiteConfig, logger: Logger) {
+                parameters: [String: String] = [:], outputDirectory: String, config: SuiteConfig, logger: Logger,
+                directory: String? = nil) {
         self.dut = dut
         self.tester = tester
         self.suiteName = suiteName
@@ -38,6 +43,7 @@ public final class TestContext: Sendable {
         self.parameters = parameters
         self.settings = dut.settings
         self.outputDirectory = outputDirectory
+        self.suiteDirectory = outputDirectory + "/" + (directory ?? suiteName)
         self.config = config
         self.logger = logger
     }
@@ -85,9 +91,9 @@ public final class TestContext: Sendable {
         recorder.attach(path)
     }
 
-    /// A directory for the running case's artifacts, `<output>/<suite>/<case>/`, created on demand.
+    /// A directory for the running case's artifacts, `<suite directory>/<case>/`, created on demand.
     public func artifactDirectory() throws -> String {
-        let path = outputDirectory + "/" + suiteName + "/" + (currentCase ?? "suite")
+        let path = suiteDirectory + "/" + (currentCase ?? "suite")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }

@@ -121,7 +121,7 @@ public struct TestpmdForwardStats: Sendable, Equatable {
 /// event`): only lines of the expected shape inside the expected block are read.
 public enum TestpmdParser {
     /// Lines without trailing white space (split by Unicode scalar; `\r` dropped).
-    static func lines(_ text: String) -> [String] {
+    public static func lines(_ text: String) -> [String] {
         text.scalarSplit("\n").map { line in
             var scalars = Array(line.unicodeScalars)
             while let last = scalars.last, last.properties.isWhitespace { scalars.removeLast() }
@@ -130,7 +130,7 @@ public enum TestpmdParser {
     }
 
     /// The whitespace-separated words of a line.
-    static func words(_ line: String) -> [String] {
+    public static func words(_ line: String) -> [String] {
         line.unicodeScalars.split(whereSeparator: { $0.properties.isWhitespace }).map { ConfigText.string($0) }
     }
 

@@ -137,6 +137,13 @@ extension VirtDut {
         try await bindTestPorts(driver: try GuestPortDriver(name: name, mode: mode))
     }
 
+    /// The driver of the VM's `def_driver` (``VirtDut/defaultDriver``) as a ``GuestPortDriver``,
+    /// or `fallback` when the config names none; an unknown name or mode is an error.
+    public func defaultPortDriver(fallback: GuestPortDriver = .uioPCIGeneric) throws(BackendError) -> GuestPortDriver {
+        guard let configured = defaultDriver else { return fallback }
+        return try GuestPortDriver(name: configured.name, mode: configured.mode)
+    }
+
     /// Binds PCI device `address` to `driver`, checking that it took.
     public func bindPort(_ address: String, to driver: GuestPortDriver) async throws {
         let noIOMMU: String

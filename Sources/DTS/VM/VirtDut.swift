@@ -86,7 +86,8 @@ public final class VirtDut: DUTSession, Sendable {
 
     /// DTS's `kill_all`: stops DPDK applications in the guest and closes the main shell.
     public func killAll() async {
-        _ = try? await ssh.exec("pkill -9 -f dpdk- ; true", timeout: .seconds(10))
+        // Debian's busybox has no pkill: killall by name.
+        _ = try? await ssh.exec("killall -9 dpdk-testpmd dpdk-pdump dpdk-proc-info 2>/dev/null; true", timeout: .seconds(10))
         let shell = mainShell.withLock { mainShell in defer { mainShell = nil }; return mainShell }
         await shell?.close()
     }
