@@ -123,6 +123,24 @@ enum CompareFixture {
         #expect(PerfComparison.direction(column: "% line rate", unit: "%") == .higherIsBetter)
     }
 
+    /// A baseline verdict's typed table: numbers with their column's unit, loss lower-is-better,
+    /// the config's expected and difference columns left out.
+    @Test func typedPerfTablesCompareByNumbersAndUnits() throws {
+        let perf = try PerfConfig(SuiteConfig(values: ["test_parameters": "{64: [1024], 1518: [1024]}",
+                                                       "expected_throughput": "{'p': {64: {1024: 1.0}, 1518: {1024: 1.0}}}"]))
+        let old = ThroughputVerdict.evaluate(path: "p", [.init(frameSize: 64, descriptors: 1024, mpps: 2.0, lossPercent: 0.1),
+                                                         .init(frameSize: 1518, descriptors: 1024, mpps: 1.0, lossPercent: 0.1)], config: perf).table
+        let new = ThroughputVerdict.evaluate(path: "p", [.init(frameSize: 64, descriptors: 1024, mpps: 1.5, lossPercent: 0.1),
+                                                         .init(frameSize: 1518, descriptors: 1024, mpps: 1.01, lossPercent: 5)], config: perf).table
+        let figures = PerfComparison.figures(in: new)
+        #expect(!figures.contains { $0.column.hasPrefix("Expected") || $0.column.hasPrefix("Throughput Difference") })
+        #expect(figures.first { $0.row == "64" && $0.column == "Throughput (Mpps)" }?.figure == PerfFigure(value: 1.5, unit: "Mpps", direction: .higherIsBetter))
+        let key = CaseKey(dut: "d", target: "t", suite: "s", testCase: "test_perf_x")
+        let deltas = PerfComparison.compare(old: [old], new: [new], key: key, tolerance: 5)
+        let regressed = deltas.filter(\.regressed).map { "\($0.row) \($0.column)" }.sorted()
+        #expect(regressed == ["1518 Loss (%)", "64 Rate (Gbit/s)", "64 Throughput (Mpps)"])
+    }
+
     @Test func compareCommandPrintsWritesAndExitsOneOnRegressions() async throws {
         let dir = try TempDir("dts-compare")
         let old = dir.path + "/nightly-1", new = dir.path + "/nightly-2"

@@ -113,8 +113,8 @@ public struct PerfDelta: Sendable, Codable, Equatable {
 /// the tolerance: the figure's own, else the suite's `accepted_tolerance` (DTS's `[suite]` key,
 /// percent), else ``defaultTolerance``.
 ///
-/// Perf results are strings today (``PerfTable``). When they carry typed numbers (value, unit,
-/// expected value, tolerance, direction), ``figures(in:)`` reads those and the rest stays.
+/// Typed cells (``PerfValue``) are read as numbers with their column's unit (``PerfColumn``);
+/// tables of text cells (older results, suites that record strings) are parsed as above.
 public enum PerfComparison {
     /// The tolerance in percent when neither the figure nor its suite gives one.
     public static let defaultTolerance = 5.0
@@ -126,19 +126,35 @@ public enum PerfComparison {
     }
 
     /// The figures of a table by row and column; rows keyed by their first cell (`#2`, `#3`
-    /// appended to a repeated one), or by their number when the table has one column.
+    /// appended to a repeated one), or by their number when the table has one column. Typed
+    /// cells (``PerfValue/number(_:)``) are figures with their column's unit; text cells are read
+    /// as before. A baseline verdict's `Expected Throughput` and `Throughput Difference` columns
+    /// are the config's, not the run's, and are left out.
     public static func figures(in table: PerfTable) -> [(row: String, column: String, figure: PerfFigure)] {
         var figures: [(row: String, column: String, figure: PerfFigure)] = []
         var seen: [String: Int] = [:]
-        for (index, row) in table.rows.enumerated() {
-            let label = table.columns.count > 1 ? (row.first ?? "") : String(index + 1)
+        let skipped: Set<String> = [ThroughputVerdict.Column.expected, ThroughputVerdict.Column.delta]
+        let rendered = table.rows
+        for (index, row) in table.cells.enumerated() {
+            let label = table.columns.count > 1 ? (rendered[index].first ?? "") : String(index + 1)
             seen[label, default: 0] += 1
             let rowKey = seen[label]! > 1 ? "\(label) #\(seen[label]!)" : label
             for (column, cell) in row.enumerated() where column > 0 || table.columns.count == 1 {
-                guard column < table.columns.count, let (value, unit) = parse(cell) else { continue }
-                let header = table.columns[column]
-                figures.append((rowKey, header, PerfFigure(value: value, unit: unit ?? unitInHeader(header),
-                                                           direction: direction(column: header, unit: unit))))
+                guard column < table.columnSpecs.count else { continue }
+                let spec = table.columnSpecs[column]
+                guard !(table.chart != nil && skipped.contains(spec.name)) else { continue }
+                let value: Double, unit: String?
+                switch cell {
+                case .number(let x):
+                    (value, unit) = (x, spec.unit ?? unitInHeader(spec.name))
+                case .text(let text):
+                    guard let parsed = parse(text) else { continue }
+                    (value, unit) = (parsed.value, parsed.unit ?? spec.unit ?? unitInHeader(spec.name))
+                case .empty:
+                    continue
+                }
+                figures.append((rowKey, spec.header, PerfFigure(value: value, unit: unit,
+                                                                direction: direction(column: spec.name, unit: unit))))
             }
         }
         return figures
