@@ -81,6 +81,11 @@ let package = Package(
             dependencies: ["DTS", "DTSSSH", "DTSProcess"],
             path: "Benchmarks/BootBench"
         ),
+        .executableTarget(
+            name: "PerfBench",
+            dependencies: ["DTS"],
+            path: "Benchmarks/PerfBench"
+        ),
         // What every test target shares: scratch directories, running a program, free ports, unix
         // sockets, "require this program", a locked box, and the shell conformance cases.
         .target(

@@ -108,8 +108,8 @@ enum CompareFixture {
         #expect(same.stillFailing.count == 3 && !same.hasRegressions)
     }
 
-    /// Typed tables (#17): numbers with their column's unit; the chart's expected and status
-    /// columns are not compared.
+    /// Typed tables (#17): numbers with their column's unit, keyed by the column's header (as text
+    /// tables of older results name it); the chart's expected and status columns are not compared.
     @Test func typedCellsAreComparedWithTheirColumnsUnits() {
         func table(_ mpps: Double, _ latency: Double) -> PerfTable {
             PerfTable(title: "loopback", columns: [PerfColumn("Frame Size", unit: "bytes"), PerfColumn("Throughput", unit: "Mpps", digits: 3),
@@ -121,7 +121,7 @@ enum CompareFixture {
         let key = CaseKey(dut: "d", target: "t", suite: "s", testCase: "c")
         let deltas = PerfComparison.compare(old: [table(10, 5)], new: [table(9, 5.1)], key: key, tolerance: 5)
         #expect(deltas.map { "\($0.row) \($0.column) \($0.unit ?? "-") \($0.direction.rawValue) \($0.regressed)" }
-                == ["64 Throughput Mpps higher true", "64 Latency us lower false", "1518 Latency us lower false"])
+                == ["64 Throughput (Mpps) Mpps higher true", "64 Latency (us) us lower false", "1518 Latency (us) us lower false"])
     }
 
     @Test func numbersAndUnitsAreReadFromStringCells() {
@@ -137,6 +137,24 @@ enum CompareFixture {
         #expect(PerfComparison.direction(column: "milliseconds", unit: nil) == .lowerIsBetter)
         #expect(PerfComparison.direction(column: "rate", unit: "ms") == .lowerIsBetter)
         #expect(PerfComparison.direction(column: "% line rate", unit: "%") == .higherIsBetter)
+    }
+
+    /// A baseline verdict's typed table: numbers with their column's unit, loss lower-is-better,
+    /// the config's expected and difference columns left out.
+    @Test func typedPerfTablesCompareByNumbersAndUnits() throws {
+        let perf = try PerfConfig(SuiteConfig(values: ["test_parameters": "{64: [1024], 1518: [1024]}",
+                                                       "expected_throughput": "{'p': {64: {1024: 1.0}, 1518: {1024: 1.0}}}"]))
+        let old = ThroughputVerdict.evaluate(path: "p", [.init(frameSize: 64, descriptors: 1024, mpps: 2.0, lossPercent: 0.1),
+                                                         .init(frameSize: 1518, descriptors: 1024, mpps: 1.0, lossPercent: 0.1)], config: perf).table
+        let new = ThroughputVerdict.evaluate(path: "p", [.init(frameSize: 64, descriptors: 1024, mpps: 1.5, lossPercent: 0.1),
+                                                         .init(frameSize: 1518, descriptors: 1024, mpps: 1.01, lossPercent: 5)], config: perf).table
+        let figures = PerfComparison.figures(in: new)
+        #expect(!figures.contains { $0.column.hasPrefix("Expected") || $0.column.hasPrefix("Throughput Difference") })
+        #expect(figures.first { $0.row == "64" && $0.column == "Throughput (Mpps)" }?.figure == PerfFigure(value: 1.5, unit: "Mpps", direction: .higherIsBetter))
+        let key = CaseKey(dut: "d", target: "t", suite: "s", testCase: "test_perf_x")
+        let deltas = PerfComparison.compare(old: [old], new: [new], key: key, tolerance: 5)
+        let regressed = deltas.filter(\.regressed).map { "\($0.row) \($0.column)" }.sorted()
+        #expect(regressed == ["1518 Loss (%)", "64 Rate (Gbit/s)", "64 Throughput (Mpps)"])
     }
 
     @Test func compareCommandPrintsWritesAndExitsOneOnRegressions() async throws {

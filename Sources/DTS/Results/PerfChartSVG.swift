@@ -35,8 +35,11 @@ enum PerfChartSVG {
 
         var svg = "<svg class=\"perf-chart\" width=\"\(f(width))\" height=\"\(f(height))\" viewBox=\"0 0 \(f(width)) \(f(height))\" role=\"img\" aria-label=\"\(ReportWriters.escapeHTML(yColumn.header + " per " + xColumn.header))\">\n"
         svg += "<style>.perf-chart text{font:11px system-ui,sans-serif;fill:#333}.perf-chart .grid{stroke:#e4e4e4}.perf-chart .axis{stroke:#333}</style>\n"
-        for step in 0...4 {
-            let v = top * Double(step) / 4
+        // Ticks on round values: fifths of 2.5 and 5 × 10ⁿ, quarters of 1 and 2 × 10ⁿ.
+        let leading = top / pow(10, floor(log10(top)))
+        let intervals = abs(leading - 2.5) < 1e-9 || abs(leading - 5) < 1e-9 ? 5 : 4
+        for step in 0...intervals {
+            let v = top * Double(step) / Double(intervals)
             svg += "<line class=\"grid\" x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(y(v)))\" y2=\"\(f(y(v)))\"/>"
             svg += "<text class=\"tick y\" x=\"\(f(left - 6))\" y=\"\(f(y(v) + 4))\" text-anchor=\"end\">\(tick(v))</text>\n"
         }
@@ -98,7 +101,7 @@ enum PerfChartSVG {
 
     static func tick(_ v: Double) -> String {
         if v == 0 { return "0" }
-        return v >= 10 ? String(format: "%.0f", v) : v >= 1 ? String(format: "%.1f", v) : String(format: "%.3g", v)
+        return String(format: "%g", (v * 1e6).rounded() / 1e6)
     }
 
     static func f(_ v: Double) -> String { String(format: "%.1f", v) }

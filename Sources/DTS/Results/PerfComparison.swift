@@ -113,8 +113,8 @@ public struct PerfDelta: Sendable, Codable, Equatable {
 /// the tolerance: the figure's own, else the suite's `accepted_tolerance` (DTS's `[suite]` key,
 /// percent), else ``defaultTolerance``.
 ///
-/// ``figures(in:)`` is the one function that reads a ``PerfTable``: typed number cells with their
-/// column's unit, and numeric text cells of older results.
+/// Typed cells (``PerfValue``) are read as numbers with their column's unit (``PerfColumn``);
+/// tables of text cells (older results, suites that record strings) are parsed as above.
 public enum PerfComparison {
     /// The tolerance in percent when neither the figure nor its suite gives one.
     public static let defaultTolerance = 5.0
@@ -126,32 +126,37 @@ public enum PerfComparison {
     }
 
     /// The figures of a table by row and column; rows keyed by their first cell (`#2`, `#3`
-    /// appended to a repeated one), or by their number when the table has one column. The one
-    /// place that reads a ``PerfTable``: a number cell is a figure with its column's unit, a text
-    /// cell is one when it reads as a number (results written before typed cells), an empty cell
-    /// is none. The chart's expected and status columns are not measurements and are left out.
+    /// appended to a repeated one), or by their number when the table has one column. Typed
+    /// cells (``PerfValue/number(_:)``) are figures with their column's unit; text cells are read
+    /// as before. A baseline verdict's `Expected Throughput` and `Throughput Difference` columns
+    /// are the config's, not the run's, and are left out.
     public static func figures(in table: PerfTable) -> [(row: String, column: String, figure: PerfFigure)] {
         var figures: [(row: String, column: String, figure: PerfFigure)] = []
         var seen: [String: Int] = [:]
-        let specs = table.columnSpecs
+        // The chart's expected and status columns, and a verdict's expected and delta columns.
         let skipped = Set([table.chart?.expected, table.chart?.status].compactMap { $0 })
+            .union(table.chart == nil ? [] : [ThroughputVerdict.Column.expected, ThroughputVerdict.Column.delta])
+        let rendered = table.rows
         for (index, row) in table.cells.enumerated() {
-            let label = specs.count > 1 ? (row.first.map { specs[0].render($0) } ?? "") : String(index + 1)
+            let label = table.columns.count > 1 ? (rendered[index].first ?? "") : String(index + 1)
             seen[label, default: 0] += 1
             let rowKey = seen[label]! > 1 ? "\(label) #\(seen[label]!)" : label
-            for (column, cell) in row.enumerated() where (column > 0 || specs.count == 1) && column < specs.count {
-                let spec = specs[column]
+            for (column, cell) in row.enumerated() where column > 0 || table.columns.count == 1 {
+                guard column < table.columnSpecs.count else { continue }
+                let spec = table.columnSpecs[column]
                 guard !skipped.contains(spec.name) else { continue }
                 let value: Double, unit: String?
                 switch cell {
-                case .number(let x) where x.isFinite: (value, unit) = (x, spec.unit)
+                case .number(let x):
+                    (value, unit) = (x, spec.unit ?? unitInHeader(spec.name))
                 case .text(let text):
                     guard let parsed = parse(text) else { continue }
-                    (value, unit) = (parsed.value, parsed.unit ?? spec.unit)
-                default: continue
+                    (value, unit) = (parsed.value, parsed.unit ?? spec.unit ?? unitInHeader(spec.name))
+                case .empty:
+                    continue
                 }
-                let named = unit ?? unitInHeader(spec.name)
-                figures.append((rowKey, spec.name, PerfFigure(value: value, unit: named, direction: direction(column: spec.name, unit: named))))
+                figures.append((rowKey, spec.header, PerfFigure(value: value, unit: unit,
+                                                                direction: direction(column: spec.name, unit: unit))))
             }
         }
         return figures

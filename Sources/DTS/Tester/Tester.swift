@@ -180,6 +180,16 @@ public actor Tester {
         }
     }
 
+    /// Adds a veth pair `a`–`b` with both ends inside the namespace, up, checksum offload off: a
+    /// host loopback for the traffic generator (send on one end, count on the other).
+    public func addLoopback(_ a: String, _ b: String) async throws {
+        try await check(["ip", "link", "add", "name", a, "type", "veth", "peer", "name", b])
+        for link in [a, b] {
+            try await check(["ip", "link", "set", link, "up"])
+            _ = try await exec(["ethtool", "-K", link, "tx", "off", "rx", "off"])
+        }
+    }
+
     /// Adds a kernel VXLAN device in the namespace (`ip link add NAME type vxlan id VNI remote A local B dstport P dev U`).
     public func addKernelVXLAN(_ spec: KernelVXLANSpec) async throws {
         try await check(["ip", "link", "add", spec.name, "type", "vxlan", "id", String(spec.vni), "remote", spec.remote,

@@ -1,6 +1,6 @@
 /// What one generator trial saw: frames that left the generator and frames that came back, over
 /// a measured time.
-public struct GeneratorTrial: Sendable, Equatable {
+public struct GeneratorTrial: Sendable, Hashable {
     /// The rate asked for, packets per second; `nil` is line rate (as fast as the generator goes).
     public var requestedPPS: Double?
     /// Frames sent.

@@ -17,11 +17,7 @@ extension HostBackendTests {
         let tester = Tester(session: dut.session, namespace: namespace, workDirectory: dir.path, cleanup: .run(run))
         try await withTearDown(run) {
             try await tester.setUp(veth: VethSpec(hostName: names.name("dtgh"), namespaceName: names.name("dtgn")))
-            try await tester.check(["ip", "link", "add", "name", a, "type", "veth", "peer", "name", b])
-            for link in [a, b] {
-                try await tester.check(["ip", "link", "set", link, "up"])
-                _ = try await tester.exec(["ethtool", "-K", link, "tx", "off", "rx", "off"])
-            }
+            try await tester.addLoopback(a, b)
             let frame = FrameSpec(ether: EthernetSpec(src: "02:00:00:00:00:01", dst: "02:00:00:00:00:02"),
                                   ip: IPv4Spec(src: "198.18.0.1", dst: "198.18.0.2"), l4: .udp(sport: 1024, dport: 1025))
 
