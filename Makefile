@@ -1,5 +1,5 @@
 # Shortcuts; the scripts are the source of truth.
-.PHONY: setup test main build image bench-sessions bench-boot golden suites
+.PHONY: setup test main build image bench-sessions bench-boot bench-perf golden suites
 
 setup:
 	bash scripts/setup.sh
@@ -30,3 +30,7 @@ golden:
 
 bench-boot:
 	bash scripts/bench-boot.sh
+
+# The DPDK generator against scapy on a host loopback, and the perf suites' 64-byte figures.
+bench-perf:
+	bash scripts/bench-perf.sh

@@ -19,7 +19,8 @@ let package = Package(
             pkgConfig: "libssh2",
             providers: [.apt(["libssh2-1-dev"])]
         ),
-        // libcrypto from Debian (libssl-dev; libssh2 links it already): SHA-256 of stored host keys.
+        // libcrypto from Debian (libssl-dev; libssh2 links it already): SHA-256 of stored host keys,
+        // and of the files a VM snapshot's key covers.
         .systemLibrary(
             name: "CLibCrypto",
             pkgConfig: "libcrypto",
@@ -48,7 +49,7 @@ let package = Package(
         .target(
             name: "DTS",
             dependencies: [
-                "DTSSession", "DTSSSH", "DTSControl", "DTSProcess", "CSystemShims",
+                "DTSSession", "DTSSSH", "DTSControl", "DTSProcess", "CSystemShims", "CLibCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ],
             // The Tester's scapy helper, a Python file so that it is linted and tested as Python.
@@ -79,6 +80,11 @@ let package = Package(
             name: "BootBench",
             dependencies: ["DTS", "DTSSSH", "DTSProcess"],
             path: "Benchmarks/BootBench"
+        ),
+        .executableTarget(
+            name: "PerfBench",
+            dependencies: ["DTS"],
+            path: "Benchmarks/PerfBench"
         ),
         // What every test target shares: scratch directories, running a program, free ports, unix
         // sockets, "require this program", a locked box, and the shell conformance cases.

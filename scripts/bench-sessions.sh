@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Session round-trip benchmark: dts (libssh2) vs OpenSSH ControlMaster vs python3-pexpect pxssh.
+# Session round-trip benchmark: dts (libssh2) vs OpenSSH ControlMaster vs python3-pexpect pxssh;
+# then file copy: dts's SFTP copy vs OpenSSH's scp, a COPY_MB file (default 256) each way, MB/s and ratio.
 # Starts a loopback dropbear with key auth for the dtstest user (scripts/setup.d/ssh.sh), runs
 # SessionBench, and cleans up (server, key, temp dir) on every exit path.
-# Usage: scripts/bench-sessions.sh [iterations]   (default 200)
+# Usage: scripts/bench-sessions.sh [iterations]   (default 200; COPY_MB=0 skips the copy, COPY_ROUNDS=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 iterations=${1:-200}
 
-for prog in /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/python3; do
+for prog in /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/ssh /usr/bin/scp /usr/bin/ssh-keygen /usr/bin/python3; do
     [[ -x $prog ]] || { echo "missing $prog: run scripts/setup.d/ssh.sh" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import pexpect' 2>/dev/null || { echo "python3-pexpect missing: apt-get install -y python3-pexpect" >&2; exit 1; }
@@ -48,4 +49,4 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 
-"$bin" --port "$port" --user dtstest --key "$work/id_ed25519" --workdir "$work" --iterations "$iterations" --pexpect-iterations "$iterations"
+"$bin" --port "$port" --user dtstest --key "$work/id_ed25519" --workdir "$work" --iterations "$iterations" --pexpect-iterations "$iterations" --copy-mb "${COPY_MB:-256}" --copy-rounds "${COPY_ROUNDS:-3}"

@@ -1,6 +1,7 @@
 import DTS
 import DTSSession
 import Foundation
+import Synchronization
 
 /// `vxlan_sample`: DTS's VXLAN tunnel-endpoint suite, for real packets.
 ///
@@ -43,8 +44,6 @@ final class VxlanSample: TestSuite {
         var guestMACs: [String]
         var guestHugepages: Int
         var packetCount: Int
-        var frameSizes: [Int]
-        var perfPacketCount: Int
 
         init(_ config: SuiteConfig) throws {
             func int<T: FixedWidthInteger>(_ key: String, _ range: ClosedRange<Int>) throws -> T {
@@ -71,15 +70,6 @@ final class VxlanSample: TestSuite {
             guestMACs = try config.list("guest_macs")
             guestHugepages = try int("guest_hugepages", 16...1024)
             packetCount = try int("packet_count", 1...100_000)
-            perfPacketCount = try int("perf_packet_count", 1...1_000_000)
-            let maxFrame = overlayMTU + 18
-            frameSizes = try config.list("frame_sizes").map { text in
-                guard let size = Int(text), (64...maxFrame).contains(size) else {
-                    throw ConfigError(SourceLocation(file: config.path, line: 0, section: "suite"), key: "frame_sizes",
-                                      "'\(text)' is not a frame size between 64 and overlay_mtu + 18")
-                }
-                return size
-            }
             guard guestMACs.count == 2 else {
                 throw ConfigError(SourceLocation(file: config.path, line: 0, section: "suite"), key: "guest_macs", "needs two MAC addresses, has \(guestMACs.count)")
             }
@@ -362,57 +352,52 @@ final class VxlanSample: TestSuite {
         throw TestFailure(message: "Open vSwitch \(versionText) may segment VXLAN TCP, but this suite has no TSO check for it yet")
     }
 
-    /// Frames per second through the tunnel into the guest and back, per frame size. The rate is the
-    /// guest's forwarding rate (testpmd's counters, sampled while the tester sends); the table also
-    /// shows how many frames entered the guest and how many reached the tester's underlay again.
+    /// Zero-loss throughput through the tunnel and the guest, per frame size of `test_parameters`,
+    /// with the DPDK-speed generator in the tester's namespace: VXLAN frames (VNI `vni`) leave
+    /// the tester, the endpoint decapsulates them into the guest's port 0, the guest's testpmd
+    /// forwards them (`io`) to port 1, the endpoint encapsulates them back to the tester. An
+    /// RFC 2544 search over the offered rate (one trial of `test_duration` per step, loss at or
+    /// under `loss_tolerance` percent) finds the highest rate the round trip carries; the table
+    /// gives, per direction, the rate in the best trial and the loss at the generator's line rate.
+    /// Frame sizes are inner frames (CRC included, as DTS counts them); the largest inner frame the
+    /// 1518-byte underlay carries is overlay_mtu + 18.
     func testPerf() async throws {
         let s = try config(), tester = try testerOrFail(), vm = try guest()
-        var table = PerfTable(title: "VXLAN tunnel -> guest testpmd (io) -> tunnel, TCG guest",
-                              columns: ["frame size", "sent", "into guest", "out of guest", "back to tester", "seconds", "pps", "loss %"])
-        for size in s.frameSizes {
-            try await testpmd("clear port stats all", in: vm)
-            let testerBefore = try await tester.counters(s.testerVeth)
-            let spec = try frame(vni: s.vni, payload: Self.pattern(size - 4 - 42, seed: UInt8(size % 251)))
-            let sender = Task { try await tester.send(spec, count: s.perfPacketCount, on: s.testerVeth, timeout: .seconds(600)) }
-            // Sample what the guest has forwarded; the rate spans the sample before its first rise to its last rise.
-            var previous = (at: ContinuousClock.now, count: UInt64(0))
-            var first: (at: ContinuousClock.Instant, count: UInt64)?, last: (at: ContinuousClock.Instant, count: UInt64)?
-            var quietSince = ContinuousClock.now
-            let deadline = ContinuousClock.now + .seconds(600)
-            while ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(200))
-                let forwarded = try await portStats(vm)[txPort, default: PortCounters()].txPackets
-                let at = ContinuousClock.now
-                if forwarded != previous.count {
-                    if first == nil { first = previous }
-                    last = (at, forwarded)
-                    quietSince = at
-                }
-                previous = (at, forwarded)
-                if forwarded >= UInt64(s.perfPacketCount) { break }
-                // Stop once nothing has moved for 5 s after the first frames (or 60 s without any).
-                if at - quietSince > (first == nil ? .seconds(60) : .seconds(5)) { break }
+        let perf = try context.perfConfig()
+        let tolerance = try context.config.literalIfPresent("loss_tolerance")?.number ?? 0
+        let maxFrame = s.overlayMTU + 18
+        let generator = TrafficGenerator(tester: tester, transmit: s.testerVeth, cleanup: .run(context.run))
+        defer { Task { await generator.stop() } }
+        var decap: [ThroughputMeasurement] = [], roundTrip: [ThroughputMeasurement] = []
+        for (size, descriptors) in perf.cases {
+            try verify((64...maxFrame).contains(size), "frame size \(size) of test_parameters: the underlay carries inner frames of 64 to \(maxFrame) bytes (overlay_mtu + 18)")
+            // The inner frame of `size` bytes is the pcap frame's tail: the generator pads the whole (outer) frame.
+            try await generator.load(try frame(vni: s.vni, payload: []), frameSize: size + 50)
+            let guestReceived = LockedCounts()
+            let search = ZeroLossSearch(tolerancePercent: tolerance, resolution: 0.02, maxTrials: 8)
+            let result = try await search.run { rate in
+                try await self.testpmd("clear port stats all", in: vm)
+                let trial = try await generator.trial(duration: .milliseconds(Int(perf.testDuration * 1000)), ratePPS: rate)
+                let into = try await self.portStats(vm)[self.rxPort, default: PortCounters()].rxPackets
+                guestReceived.set(trial, into)
+                self.context.logger.info("vxlan perf \(size) B at \(rate.map { "\(Int($0)) pps" } ?? "line rate"): sent \(trial.sent) (\(Int(trial.sentPPS)) pps), \(into) into the guest, \(trial.received) back, loss \(String(format: "%.3f", trial.lossPercent)) %")
+                return trial
             }
-            try await sender.value
-            try await Task.sleep(for: .seconds(1))
-            let stats = try await portStats(vm)
-            let testerAfter = try await tester.counters(s.testerVeth)
-            let into = stats[rxPort, default: PortCounters()].rxPackets
-            let out = stats[txPort, default: PortCounters()].txPackets
-            let back = testerAfter.rxPackets - testerBefore.rxPackets
-            var seconds = 0.0, pps = 0.0
-            if let first, let last, last.at > first.at {
-                seconds = (last.at - first.at).seconds
-                pps = Double(last.count - first.count) / seconds
-            }
-            let returned = min(back, out)
-            let loss = 100 * Double(UInt64(s.perfPacketCount) - min(returned, UInt64(s.perfPacketCount))) / Double(s.perfPacketCount)
-            table.add([size, s.perfPacketCount, into, out, back, String(format: "%.2f", seconds), String(format: "%.0f", pps), String(format: "%.1f", loss)])
-            context.logger.info("vxlan perf \(size) bytes: \(into) into the guest, \(out) out, \(back) back at the tester; \(Int(pps)) pps over \(seconds) s")
-            try verify(out > 0 && back > 0, "no \(size)-byte frame came back through the guest (into \(into), out \(out), back \(back))")
-            try verify(out <= into, "the guest sent \(out) frames but received only \(into)")
+            let line = result.trials[0]
+            try verify(line.received > 0, "no \(size)-byte frame came back through the guest at line rate (sent \(line.sent), into the guest \(guestReceived.get(line)))")
+            let best = result.best
+            let bestInto = best.map { Double(guestReceived.get($0)) / $0.seconds } ?? 0
+            let lineIntoLoss = line.sent == 0 ? 0 : max(0, Double(line.sent) - Double(guestReceived.get(line))) / Double(line.sent) * 100
+            decap.append(ThroughputMeasurement(frameSize: size, descriptors: descriptors, mpps: bestInto / 1e6, lossPercent: lineIntoLoss))
+            roundTrip.append(ThroughputMeasurement(frameSize: size, descriptors: descriptors, mpps: result.throughputPPS / 1e6, lossPercent: line.lossPercent))
+            context.logger.info("vxlan perf \(size) B: zero-loss \(Int(result.throughputPPS)) pps round trip (\(Int(bestInto)) pps into the guest), line rate \(Int(result.lineRatePPS)) pps with \(String(format: "%.2f", line.lossPercent)) % loss; \(result.trials.count) trials")
         }
-        context.recordPerformance(table)
+        await generator.stop()
+        // Both directions are judged; the first failure is reported after both are recorded.
+        var failure: (any Error)?
+        do { try context.recordThroughput(path: "tester_to_guest", decap) } catch { failure = error }
+        do { try context.recordThroughput(path: "tester_to_guest_to_tester", roundTrip) } catch { failure = failure ?? error }
+        if let failure { throw failure }
     }
 
     // MARK: Guest testpmd
@@ -427,6 +412,10 @@ final class VxlanSample: TestSuite {
         var options = TestpmdOptions(filePrefix: "vxlan", cores: .list("0-1"), memory: .hugepages(megabytes: s.guestHugepages * 2))
         options.allowedDevices = devices
         options.arguments = ["--total-num-mbufs=2048", "--nb-cores=1"]
+        // test_perf_vxlan_sample's descriptor count (test_parameters), when the config has one.
+        if context.config.value("test_parameters") != nil, let descriptors = try context.perfConfig().cases.first?.descriptors {
+            options.arguments += ["--rxd=\(descriptors)", "--txd=\(descriptors)"]
+        }
         options.startTimeout = .seconds(180)
         let pmd = PmdOutput(session: vm, options: options, cleanup: .run(context.run))
         guestPmd = pmd
@@ -561,4 +550,11 @@ final class VxlanSample: TestSuite {
     private func guest() throws -> VirtDut { try vm.orFail("no VM DUT") }
     private func testerOrFail() throws -> Tester { try tester.orFail("no tester") }
     private func ovsOrFail() throws -> OVSDPDKBackend { try ovs.orFail("no tunnel endpoint") }
+}
+
+/// What the guest received in each trial of the zero-loss search, by trial.
+private final class LockedCounts: Sendable {
+    private let counts = Mutex<[GeneratorTrial: UInt64]>([:])
+    func set(_ trial: GeneratorTrial, _ count: UInt64) { counts.withLock { $0[trial] = count } }
+    func get(_ trial: GeneratorTrial) -> UInt64 { counts.withLock { $0[trial] ?? 0 } }
 }

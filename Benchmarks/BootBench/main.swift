@@ -1,6 +1,6 @@
-// Boot benchmark: the same guest booted by a raw QEMU command with a tight SSH poll, and by
-// QEMUKvm.start() with its staged readiness; then two VMs at once against one.
-// Run it with scripts/bench-boot.sh (or `make bench-boot`).
+// Boot benchmark: the same guest booted by a raw QEMU command with a tight SSH poll, by
+// QEMUKvm.start() booting cold, and by QEMUKvm.start() restoring a snapshot (warm boot); then two
+// cold VMs at once against one. Run it with scripts/bench-boot.sh (or `make bench-boot`).
 import DTS
 import DTSProcess
 import DTSSSH
@@ -12,36 +12,51 @@ struct BootBench {
         let rounds = Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 3
         let conf = try makeConf()
         defer { try? FileManager.default.removeItem(atPath: conf) }
-        var raw: [Double] = [], framework: [Double] = [], stages: [String: [Double]] = [:]
+        // A private snapshot cache: the first warm start takes the snapshot the others restore.
+        let snapshots = SnapshotCache(directory: conf + "/snapshots")
+        let (first, firstEvents) = try await dtsBoot(conf: conf, vm: "vm0", boot: .warm, snapshots: snapshots)
+        let saved = firstEvents.first { $0.stage == .snapshot && $0.outcome == .passed }?.duration ?? 0
+        print(String(format: "first warm start (cold boot + snapshot %.2f s): %.2f s", saved, first))
+
+        var raw: [Double] = [], cold: [Double] = [], warm: [Double] = []
+        var stages: [BootMode: [String: [Double]]] = [:]
         for round in 1...rounds {
             raw.append(try await rawBoot(conf: conf))
-            print(String(format: "round %d raw qemu + ssh poll: %.2f s", round, raw.last!))
-            let (seconds, events) = try await dtsBoot(conf: conf, vm: "vm0")
-            framework.append(seconds)
-            for e in events where e.outcome == .passed { stages[e.stage.rawValue, default: []].append(e.duration ?? 0) }
-            print(String(format: "round %d QEMUKvm.start():      %.2f s", round, seconds))
-        }
-        let one = median(framework)
-        let twoStart = ContinuousClock.now
-        async let a = dtsBoot(conf: conf, vm: "vm0")
-        async let b = dtsBoot(conf: conf, vm: "vm1")
-        _ = try await (a, b)
-        let two = (ContinuousClock.now - twoStart).seconds
-        print(String(format: "two VMs concurrently: %.2f s", two))
-
-        print("\nper-stage median (s):")
-        for stage in VMStage.allCases {
-            if let values = stages[stage.rawValue] {
-                print("  " + stage.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%.3f", median(values)))
+            print(String(format: "round %d raw qemu + ssh poll:      %.2f s", round, raw.last!))
+            for mode in [BootMode.cold, .warm] {
+                let (seconds, events) = try await dtsBoot(conf: conf, vm: "vm0", boot: mode, snapshots: snapshots)
+                if mode == .warm, !events.contains(where: { $0.stage == .restore && $0.outcome == .passed }) {
+                    print("round \(round): the warm start did not restore: \(events.map { "\($0.stage.rawValue) \($0.outcome.rawValue)" })")
+                }
+                for e in events where e.outcome == .passed { stages[mode, default: [:]][e.stage.rawValue, default: []].append(e.duration ?? 0) }
+                if mode == .cold { cold.append(seconds) } else { warm.append(seconds) }
+                print(String(format: "round %d QEMUKvm.start() %@: %.2f s", round, mode == .cold ? "cold" : "warm", seconds))
             }
         }
-        let rawMedian = median(raw)
-        // Each round boots raw and dts back to back: the median of the per-round ratios is less
-        // exposed to the machine's drift (other load, page cache) than a ratio of medians.
-        let paired = median(zip(framework, raw).map { $0 / $1 })
-        print(String(format: "\nraw %.2f s, dts %.2f s (medians), paired ratio %.3f (goal <= 1.05); two/one %.3f (goal <= 1.3)",
-                     rawMedian, one, paired, two / one))
-        print(String(format: "boot_ratio=%.3f concurrent_ratio=%.3f overhead_ms=%.0f", paired, two / one, (one - rawMedian) * 1000))
+        let one = median(cold)
+        let twoStart = ContinuousClock.now
+        async let a = dtsBoot(conf: conf, vm: "vm0", boot: .cold, snapshots: snapshots)
+        async let b = dtsBoot(conf: conf, vm: "vm1", boot: .cold, snapshots: snapshots)
+        _ = try await (a, b)
+        let two = (ContinuousClock.now - twoStart).seconds
+        print(String(format: "two cold VMs concurrently: %.2f s", two))
+
+        for mode in [BootMode.cold, .warm] {
+            print("\nper-stage median, \(mode.rawValue) (s):")
+            for stage in VMStage.allCases {
+                if let values = stages[mode]?[stage.rawValue] {
+                    print("  " + stage.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%.3f", median(values)))
+                }
+            }
+        }
+        let rawMedian = median(raw), warmMedian = median(warm)
+        // Each round boots raw, cold and warm back to back: the median of the per-round ratios is
+        // less exposed to the machine's drift (other load, page cache) than a ratio of medians.
+        let paired = median(zip(cold, raw).map { $0 / $1 })
+        let warmRatio = median(zip(warm, cold).map { $0 / $1 })
+        print(String(format: "\nraw %.2f s, cold %.2f s, warm %.2f s (medians); cold/raw %.3f (goal <= 1.05); two/one %.3f (goal <= 1.3); warm/cold %.3f (goal <= 0.15)",
+                     rawMedian, one, warmMedian, paired, two / one, warmRatio))
+        print(String(format: "boot_ratio=%.3f concurrent_ratio=%.3f warm_ratio=%.3f overhead_ms=%.0f", paired, two / one, warmRatio, (one - rawMedian) * 1000))
     }
 
     static func makeConf() throws -> String {
@@ -54,10 +69,11 @@ struct BootBench {
     }
 
     /// QEMUKvm.start() until the VM DUT is returned.
-    static func dtsBoot(conf: String, vm: String) async throws -> (Double, [VMStageEvent]) {
-        let run = Run(root: "/tmp/dts-bench-runs")
+    static func dtsBoot(conf: String, vm: String, boot: BootMode, snapshots: SnapshotCache) async throws -> (Double, [VMStageEvent]) {
+        let run = Run.isolated(prefix: "dts-bench")
         do {
-            let kvm = try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: conf, accelerator: .tcg), run: run), vmName: vm, suite: "bench")
+            let settings = RunSettings(confDirectory: conf, accelerator: .tcg, boot: boot, snapshots: snapshots)
+            let kvm = try QEMUKvm(dut: Dut(settings: settings, run: run), vmName: vm, suite: "bench")
             let begin = ContinuousClock.now
             _ = try await kvm.start()
             let seconds = (ContinuousClock.now - begin).seconds
@@ -73,7 +89,7 @@ struct BootBench {
 
     /// The same command line, started directly, with SSH logins attempted every 20 ms.
     static func rawBoot(conf: String) async throws -> Double {
-        let run = Run(root: "/tmp/dts-bench-runs")
+        let run = Run.isolated(prefix: "dts-bench")
         do {
             let seconds = try await rawBoot(conf: conf, run: run)
             await run.tearDown()

@@ -4,6 +4,8 @@
 //   (c) OpenSSH's client reusing a ControlMaster connection,
 //   (d) python3-pexpect's pxssh (send a line, expect the prompt), as DTS uses it and with its
 //       50 ms delaybeforesend turned off.
+// Then file copy: a --copy-mb file (default 256 MB) uploaded and downloaded by dts's SFTP copy and
+// by OpenSSH's scp on the same server, in MB/s, with the ratio dts / scp.
 // Started by scripts/bench-sessions.sh, which runs a loopback dropbear with key auth.
 import DTSProcess
 import DTSSSH
@@ -24,6 +26,8 @@ struct Arguments {
     var workdir = ""
     var iterations = 200
     var pexpectIterations = 200
+    var copyMB = 256
+    var copyRounds = 3
 
     init(_ argv: [String]) throws {
         var it = argv.dropFirst().makeIterator()
@@ -37,6 +41,8 @@ struct Arguments {
             case "--workdir": workdir = value
             case "--iterations": iterations = Int(value) ?? 200
             case "--pexpect-iterations": pexpectIterations = Int(value) ?? 200
+            case "--copy-mb": copyMB = Int(value) ?? 256
+            case "--copy-rounds": copyRounds = Int(value) ?? 3
             default: throw BenchError(description: "unknown option \(flag)")
             }
         }
@@ -87,7 +93,7 @@ func measureDTS(_ args: Arguments) async throws -> (exec: Stats, expect: Stats) 
         let start = ContinuousClock.now
         let out = try await shell.sendExpect("echo x", .literal(shell.prompt), timeout: .seconds(10))
         let elapsed = ms(ContinuousClock.now - start)
-        guard out == "x\n" else { throw BenchError(description: "unexpected shell output \(out.debugDescription)") }
+        guard out.trimmingCharacters(in: .newlines) == "x" else { throw BenchError(description: "unexpected shell output \(out.debugDescription)") }
         if i >= 10 { expectSamples.append(elapsed) }
     }
     await shell.close()
@@ -156,6 +162,66 @@ func measurePexpect(_ args: Arguments, mode: String) throws -> Stats {
     return Stats(samples: values)
 }
 
+/// MB/s of an upload and a download of a `copyMB` file, by dts (SFTP over libssh2) and by
+/// OpenSSH's scp, each the best of `copyRounds` rounds that alternate the two (the machine is
+/// shared: the best round is the least disturbed); every copy is checked with `cmp`.
+func measureCopy(_ args: Arguments) async throws -> [(name: String, dts: Double, scp: Double)] {
+    var best = [(name: String, dts: Double, scp: Double)]()
+    for _ in 0..<max(1, args.copyRounds) {
+        let round = try await copyRound(args)
+        best = best.isEmpty ? round : zip(best, round).map { ($0.name, max($0.dts, $1.dts), max($0.scp, $1.scp)) }
+    }
+    return best
+}
+
+/// One upload and one download each way, by dts and by scp, in MB/s.
+func copyRound(_ args: Arguments) async throws -> [(name: String, dts: Double, scp: Double)] {
+    let source = args.workdir + "/copy-source"
+    unlink(source) // runProgram appends
+    guard try runProgram("/usr/bin/head", ["-c", "\(args.copyMB)M", "/dev/urandom"], output: source) == 0 else {
+        throw BenchError(description: "cannot make \(source)")
+    }
+    let bytes = Double(args.copyMB) * 1_048_576
+    // The remote user writes in /tmp (the work directory is this user's); the server is this machine.
+    let remote = "/tmp/dts-bench-copy-\(getpid())"
+    defer { for suffix in ["dts", "scp"] { unlink(remote + "-" + suffix) } }
+    func check(_ path: String) throws {
+        guard try runProgram("/usr/bin/cmp", ["-s", source, path]) == 0 else { throw BenchError(description: "\(path) differs from \(source)") }
+    }
+    func seconds(_ body: () async throws -> Void) async rethrows -> Double {
+        let start = ContinuousClock.now
+        try await body()
+        return (ContinuousClock.now - start).seconds
+    }
+    let options = SSHConnectOptions(
+        host: args.host, port: args.port, user: args.user,
+        authentication: .publicKeyFile(privateKeyPath: args.key),
+        hostKeyPolicy: .recordOnFirstUse(knownHostsPath: args.workdir + "/known_hosts.dts"))
+    let ssh = try await SSHConnection.connect(options)
+    let dtsUp = try await seconds { try await ssh.upload(localPath: source, remotePath: remote + "-dts") }
+    try check(remote + "-dts")
+    let dtsDown = try await seconds { try await ssh.download(remotePath: remote + "-dts", localPath: args.workdir + "/copy-dts") }
+    try check(args.workdir + "/copy-dts")
+    await ssh.close()
+
+    let log = args.workdir + "/scp.log"
+    let common = ["-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=\(args.workdir)/known_hosts.openssh",
+                  "-i", args.key, "-P", String(args.port)]
+    let target = "\(args.user)@\(args.host):\(remote)-scp"
+    let scpUp = try await seconds {
+        guard try runProgram("/usr/bin/scp", common + [source, target], output: log) == 0 else { throw BenchError(description: "scp upload failed; see \(log)") }
+    }
+    try check(remote + "-scp")
+    let scpDown = try await seconds {
+        guard try runProgram("/usr/bin/scp", common + [target, args.workdir + "/copy-scp"], output: log) == 0 else {
+            throw BenchError(description: "scp download failed; see \(log)")
+        }
+    }
+    try check(args.workdir + "/copy-scp")
+    let mb = bytes / 1_000_000
+    return [("upload", mb / dtsUp, mb / scpUp), ("download", mb / dtsDown, mb / scpDown)]
+}
+
 /// The floor of any exec path: starting the remote user's shell for one command (done locally).
 func measureShellStart(_ args: Arguments) throws -> Stats {
     var samples: [Double] = []
@@ -192,6 +258,15 @@ do {
         print("\(padded) \(format(stats.p50).leftPad(8)) \(format(stats.p99).leftPad(9)) \(String(format: "%.1fx", stats.p50 / base).leftPad(20)) \(String(format: "%.1fx", stats.p50 / expect.p50).leftPad(26))")
     }
     print("p50_ms=\(format(base)) vs_pexpect=\(String(format: "%.1f", pexpectDefault.p50 / base)) vs_controlmaster=\(String(format: "%.1f", controlMaster.p50 / base))")
+    if args.copyMB > 0 {
+        print("")
+        print("File copy, \(args.copyMB) MiB each way, best of \(args.copyRounds) rounds (same server; scp is OpenSSH's; checked with cmp)")
+        print("direction    dts MB/s    scp MB/s    dts / scp")
+        for row in try await measureCopy(args) {
+            print("\(row.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(String(format: "%.1f", row.dts).leftPad(11)) \(String(format: "%.1f", row.scp).leftPad(11)) \(String(format: "%.2fx", row.dts / row.scp).leftPad(12))")
+            print("copy_\(row.name)_ratio=\(String(format: "%.2f", row.dts / row.scp))")
+        }
+    }
 } catch {
     FileHandle.standardError.write(Data("SessionBench: \(error)\n".utf8))
     exit(1)

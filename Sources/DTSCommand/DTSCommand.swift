@@ -8,7 +8,24 @@ struct DTSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dts",
         abstract: "DPDK virtualization test suites: VMs from DTS configs, booted with QEMU.",
-        subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self])
+        subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self, ImageCommand.self, ReportCommand.self])
+
+    /// Runs the command; invalid options or arguments exit with ``DTSExitCode/configError`` (2),
+    /// as every dts command documents, instead of the argument parser's `EX_USAGE` (64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(DTSExitCode.configError.rawValue)
+        }
+    }
 }
 
 extension ExitCode {
@@ -24,25 +41,32 @@ struct VMOptions: ParsableArguments {
     @Option(name: .long, help: "Accelerator for every VM, overriding enable_kvm (kvm|tcg). Default: $DTS_ACCEL, else the config.")
     var accel: Accelerator?
 
+    @Option(name: .long, help: "How every VM boots, overriding 'start warm=' (warm: restore from a snapshot where safe; cold: from scratch, no snapshot). Default: $DTS_BOOT, else the config (warm).")
+    var boot: BootMode?
+
     @Option(name: .long, help: ArgumentHelp("Emulator for every VM, overriding the config's qemu path= (it must be an executable file on the VM's host).",
                                             valueName: "path"))
     var qemu: String?
 
     func settings() throws -> RunSettings {
         Log.bootstrap
-        var accelerator = accel
-        if accelerator == nil, let env = ProcessInfo.processInfo.environment["DTS_ACCEL"], !env.isEmpty {
-            guard let parsed = Accelerator(rawValue: env) else {
-                throw ValidationError("DTS_ACCEL=\(env): expected kvm or tcg")
-            }
-            accelerator = parsed
-        }
         if let qemu, qemu.isEmpty { throw ValidationError("--qemu: give the emulator's path") }
-        return RunSettings(confDirectory: confDir, accelerator: accelerator, qemuPath: qemu)
+        return RunSettings(confDirectory: confDir, accelerator: try accel ?? Self.environment("DTS_ACCEL"), qemuPath: qemu,
+                           boot: try boot ?? Self.environment("DTS_BOOT"))
+    }
+
+    /// The value of environment variable `name`, if set and not empty.
+    private static func environment<Value: RawRepresentable & CaseIterable>(_ name: String) throws -> Value? where Value.RawValue == String {
+        guard let text = ProcessInfo.processInfo.environment[name], !text.isEmpty else { return nil }
+        guard let value = Value(rawValue: text) else {
+            throw ValidationError("\(name)=\(text): expected " + Value.allCases.map(\.rawValue).joined(separator: " or "))
+        }
+        return value
     }
 }
 
 extension Accelerator: ExpressibleByArgument {}
+extension BootMode: ExpressibleByArgument {}
 
 /// Prints config warnings to standard error, one per line.
 func reportConfigWarnings(_ warnings: [ConfigWarning]) {

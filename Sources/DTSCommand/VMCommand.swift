@@ -14,15 +14,17 @@ struct VMCommand: ParsableCommand {
             abstract: "Print the QEMU command line of a VM, one argument per line.",
             discussion: """
                 Ports and MACs are shown as the deterministic defaults (SSH forwards from 6000, VNC display 1, ...); \
-                `dts vm start` allocates free ones. Runtime files go to --runtime-dir/<vm>.
+                `dts vm start` allocates free ones. Runtime files are shown in --runtime-dir/<vm>; by default \
+                that names a placeholder run directory (<run root>/run-XXXXXX), as `dts vm start` would make one. \
+                Nothing is created: the command only prints.
                 """)
 
         @Option(name: .long, help: "Suite whose config describes the VM.") var suite: String
         @Option(name: .long, help: "VM name (section of the suite config).") var vm: String = "vm0"
         @Option(name: .long, help: "Add a device as a suite would with setVMDevice, e.g. 'driver=vhost-user,opt_path=./vhost-net'. Repeatable.")
         var device: [String] = []
-        @Option(name: .long, help: "Directory for the VM's sockets, pid file and logs.")
-        var runtimeDir: String = "/tmp/dts-run"
+        @Option(name: .long, help: "Directory shown for the VM's sockets, pid file and logs (default: a placeholder run directory, <run root>/run-XXXXXX).")
+        var runtimeDir: String?
         @Flag(name: .long, help: "Print one shell-quoted, copy-pasteable line instead.") var shell = false
         @Flag(name: .long, help: "Add each option's note under it: why dts wrote it, or how it differs from what the config literally says.") var explain = false
         @OptionGroup var options: VMOptions
@@ -38,7 +40,7 @@ struct VMCommand: ParsableCommand {
                 for (index, text) in device.enumerated() {
                     try kvm.setVMDevice(text, source: "--device #\(index + 1)")
                 }
-                command = try kvm.commandLine(allocator: StaticAllocator.forThisHost(runtimeRoot: runtimeDir))
+                command = try kvm.commandLine(allocator: StaticAllocator.forThisHost(runtimeRoot: runtimeDir ?? RunDirectory.placeholderPath))
             } catch let errors as ConfigErrors {
                 throw reportConfigErrors(errors)
             }
@@ -127,7 +129,9 @@ struct VMCommand: ParsableCommand {
                 // A start that failed because the interrupt tore the VM down ends in the interrupt's exit.
                 await interrupt.disarm()
                 await run.tearDown()
-                FileHandle.standardError.write(Data("dts: \(error)\n".utf8))
+                // On a terminal, the end of QEMU's stderr and of the console too.
+                let text = (error as? any DetailedError)?.details ?? "\(error)"
+                FileHandle.standardError.write(Data("dts: \(text)\n".utf8))
                 throw ExitCode(.infrastructureError)
             }
         }
@@ -223,9 +227,8 @@ struct VMCommand: ParsableCommand {
             case .qemuExited(let status):
                 // A daemonized QEMU is not dts's child: its status cannot be known.
                 let how = command.daemonize ? "exited (a daemon: its exit status is unknown)"
-                    : status == 0 ? "exited with status 0 (the guest powered off, or QEMU was told to quit)"
-                    : status > 128 ? "was killed by signal \(status - 128)"
-                    : "exited with status \(status)"
+                    : status == 0 ? "exited (status 0: the guest powered off, or QEMU was told to quit)"
+                    : "exited (\(QEMUExit.describe(status)))"
                 var message = "dts: VM \(boot.vm): QEMU (pid \(instance.pid)) \(how) while the VM was up"
                 // Stopping brings the VM's logs into its local directory (from the DUT, for a remote one).
                 await kvm.stop()
@@ -246,10 +249,11 @@ struct VMCommand: ParsableCommand {
             abstract: "Boot a VM, run a command in it over SSH, print its output, stop the VM; exit with the command's status.")
         @OptionGroup var boot: BootOptions
         @Option(name: .long, help: "Seconds the command may run.") var timeout: Int = 600
-        @Argument(parsing: .captureForPassthrough, help: "The command to run in the guest (after --).") var command: [String] = []
+        /// Only what follows `--`: every word before it is an option of dts (an unknown one is an error).
+        @Argument(parsing: .postTerminator, help: "The command to run in the guest, after --.") var command: [String] = []
 
         func run() async throws {
-            let words = command.first == "--" ? Array(command.dropFirst()) : command
+            let words = command
             guard !words.isEmpty else { throw ValidationError("give the command to run after --") }
             let trap = SignalTrap()
             let (kvm, dut, run) = try await boot.boot(trap)

@@ -178,7 +178,7 @@ public enum GuestShutdownMode: String, Sendable, Hashable {
 ///
 /// Power commands (`guest-shutdown`, `guest-suspend-*`) are refused when the peer of the socket is a
 /// `qemu-ga` process on this host (that would power off the host itself), and when the client was
-/// made with `allowPowerCommands: false`.
+/// made with `allowPowerCommands: false`; so is `guest-set-time` to a host's own `qemu-ga`.
 public final class GuestAgentClient: Sendable {
     /// The socket this client talks to.
     public let endpoint: ControlEndpoint
@@ -292,6 +292,19 @@ public final class GuestAgentClient: Sendable {
     /// `guest-network-get-interfaces`: names, MAC addresses, IPv4/IPv6 addresses with prefixes.
     public func networkInterfaces(timeout: Duration = .seconds(10)) async throws -> [GuestNetworkInterface] {
         try await execute("guest-network-get-interfaces", as: [GuestNetworkInterface].self, timeout: timeout)
+    }
+
+    /// `guest-set-time`: sets the guest's system clock to `date` (nanosecond resolution); the agent
+    /// then writes it to the guest's hardware clock (`hwclock -w`), and fails if it cannot.
+    public func setTime(_ date: Date, timeout: Duration = .seconds(10)) async throws {
+        let nanoseconds = Int((date.timeIntervalSince1970 * 1e9).rounded())
+        try await execute("guest-set-time", arguments: ["time": .int(nanoseconds)], timeout: timeout)
+    }
+
+    /// `guest-get-time`: the guest's system clock.
+    public func time(timeout: Duration = .seconds(10)) async throws -> Date {
+        let nanoseconds = try await execute("guest-get-time", as: Int64.self, timeout: timeout)
+        return Date(timeIntervalSince1970: Double(nanoseconds) / 1e9)
     }
 
     /// `guest-shutdown`. The agent sends no reply on success and the guest powering off may close
@@ -429,6 +442,10 @@ public final class GuestAgentClient: Sendable {
     private func markNeedsSync() { needsSync.withLock { $0 = true } }
 
     private func checkPowerCommand(_ command: String) throws {
+        if command == "guest-set-time", peerIsHostGuestAgent {
+            throw ControlError.refused(
+                endpoint, command: command, reason: "the socket's peer is qemu-ga running on this host: it would set this host's clock")
+        }
         guard Self.powerCommands.contains(command) else { return }
         guard allowPowerCommands else {
             throw ControlError.refused(endpoint, command: command, reason: "power commands are disabled for this client")

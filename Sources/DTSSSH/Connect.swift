@@ -137,7 +137,13 @@ extension ConnectionCore {
             if self.isFatal(rc) {
                 return .connectionLost(endpoint: endpoint, operation: "authentication", reason: self.lastErrorMessage(), partialOutput: "")
             }
-            return .authenticationFailed(endpoint: endpoint, method: method, reason: self.lastErrorMessage())
+            return .authenticationFailed(endpoint: endpoint, method: method, reason: Self.rejection(method: method, user: user))
+        }
+        // What the server offers this user (asking is the "none" method, which some servers accept).
+        guard let offered = try offeredMethods(user: user, deadline: deadline, onError: authError) else { return }
+        guard offered.contains(method) else {
+            throw SSHError.authenticationFailed(endpoint: endpoint, method: method,
+                                                reason: "the server does not accept \(method) authentication (it offers: \(offered.joined(separator: ", ")))")
         }
         switch options.authentication {
         case .password(let password):
@@ -157,6 +163,32 @@ extension ConnectionCore {
             try retry(deadline: deadline, stage: "auth") {
                 libssh2_userauth_keyboard_interactive_ex(session, user, userLength, keyboardInteractiveResponder)
             } onError: { authError($0) }
+        }
+    }
+}
+
+extension ConnectionCore {
+    /// The authentication methods the server lists for `user`, or `nil` if it let the user in
+    /// without any.
+    fileprivate func offeredMethods(user: String, deadline: ContinuousClock.Instant, onError: (Int32) -> SSHError) throws -> [String]? {
+        guard let session else { return nil }
+        while true {
+            if let list = libssh2_userauth_list(session, user, UInt32(user.utf8.count)) {
+                return String(cString: list).split(separator: ",").map(String.init)
+            }
+            if libssh2_userauth_authenticated(session) != 0 { return nil }
+            let rc = libssh2_session_last_errno(session)
+            guard rc == LIBSSH2_ERROR_EAGAIN else { throw onError(rc) }
+            try waitSocket(deadline: deadline)
+        }
+    }
+
+    /// Why the server refused `user` with `method`, as far as anyone can tell: SSH servers answer
+    /// an unknown user exactly as a wrong password (or key), so the message names both.
+    static func rejection(method: String, user: String) -> String {
+        switch method {
+        case "publickey": return "the key was refused: it is not authorized for '\(user)', or there is no user '\(user)' on the server (SSH servers do not say which)"
+        default: return "the password is wrong, or there is no user '\(user)' on the server (SSH servers do not say which)"
         }
     }
 }

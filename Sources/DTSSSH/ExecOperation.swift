@@ -17,6 +17,8 @@ final class ExecOperation: ChannelOperation {
     private var stdoutDone = false
     private var stderrDone = false
     private var result: ExecResult?
+    /// How long a setup that outlived the exec's timeout may still take before the connection is given up.
+    static let setupGrace: Duration = .seconds(60)
 
     init(command: String, timeout: Duration, continuation: CheckedContinuation<ExecResult, any Error>) {
         self.command = command
@@ -46,6 +48,8 @@ final class ExecOperation: ChannelOperation {
                 case .failed(.request, let rc): return fail(core, rc, "exec request")
                 case .ready:
                     transient.mark(core)
+                    // Timed out during the setup (see `expire`): nobody waits for the output.
+                    if finishingAlone { return closeInBackground(core) }
                     phase = .sendEOF
                 }
             case .sendEOF:
@@ -114,7 +118,16 @@ final class ExecOperation: ChannelOperation {
     override func expire(_ core: ConnectionCore) -> Bool {
         // Past the cleanup's own deadline, give up on a polite close.
         if isCleaningUp { return abandonCleanup(core) }
+        // Still in its setup after the grace period: give up (the connection breaks, see ConnectionCore).
+        if finishingAlone { return true }
         waiter.resume(throwing: SSHError.timeout(endpoint: core.endpoint, operation: "exec `\(command)`", after: timeout, partialOutput: partial))
+        if phase == .setup && exclusive {
+            // The channel open or exec request is under way and libssh2 must see it through: the
+            // waiter has its timeout now; the setup completes alone (or fails) within the grace period.
+            finishingAlone = true
+            deadline = ContinuousClock.now + Self.setupGrace
+            return false
+        }
         return closeInBackground(core) == .done
     }
 

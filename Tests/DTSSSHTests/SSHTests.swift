@@ -95,6 +95,28 @@ struct SSHTests {
         }
     }
 
+    /// A loaded DUT answers a channel open late. The exec times out, but the connection was never
+    /// broken: before, a deadline passing while the open was under way gave up on the connection
+    /// ("busy sending"), and every later exec on it failed.
+    @Test("a server that answers a channel open after the exec's deadline: a timeout, and the connection stays usable")
+    func lateChannelOpen() async throws {
+        try await withServer { server, ssh, _ in
+            _ = try await ssh.exec("true", timeout: .seconds(10))
+            let children = server.childPids()
+            try #require(!children.isEmpty, "no per-connection dropbear process")
+            for child in children { kill(child, SIGSTOP) }
+            let start = ContinuousClock.now
+            let error = await #expect(throws: SSHError.self) { _ = try await ssh.exec("echo late", timeout: .seconds(1)) }
+            #expect(elapsed(since: start) < .seconds(10))
+            if case .timeout = error {} else { Issue.record("expected a timeout, got \(String(describing: error))") }
+            try await Task.sleep(for: .seconds(2))
+            for child in children { kill(child, SIGCONT) }
+            #expect(await ssh.isUsable)
+            let again = try await ssh.exec("echo again", timeout: .seconds(20))
+            #expect(again.output == "again\n")
+        }
+    }
+
     @Test("cancelling the waiting task ends the operation at once")
     func cancellation() async throws {
         try await withServer { _, ssh, _ in
@@ -242,6 +264,13 @@ struct SSHTests {
             _ = try await SSHConnection.connect(testOptions(port: server.port, auth: .password("not-the-password"), knownHosts: knownHosts))
         }
         #expect(String(describing: wrongPassword!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (password)"))
+        // A server does not tell a wrong password from an unknown user: the message says both, never one for sure.
+        #expect(String(describing: wrongPassword!).contains("the password is wrong, or there is no user 'dtstest' on the server"), "\(wrongPassword!)")
+        let unknownUser = await #expect(throws: SSHError.self) {
+            _ = try await SSHConnection.connect(testOptions(port: server.port, auth: .password(TestUsers.password), knownHosts: knownHosts,
+                                                            user: "no-such-user-dts"))
+        }
+        #expect(String(describing: unknownUser!).contains("or there is no user 'no-such-user-dts' on the server"), "\(unknownUser!)")
 
         let stranger = try ClientKey(in: dir, name: "unauthorized", passphrase: nil, authorize: false)
         let wrongKey = await #expect(throws: SSHError.self) {
@@ -520,6 +549,11 @@ struct SSHKeyboardInteractiveTests {
         let wrong = testOptions(port: server.port, auth: .keyboardInteractive(password: "wrong"), knownHosts: dir.file("known_hosts"))
         let error = await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(wrong) }
         #expect(String(describing: error!).hasPrefix("auth failed for dtstest@127.0.0.1:\(server.port) (keyboard-interactive)"))
+        // This server takes no passwords: said so, with what it offers, rather than "wrong password".
+        let password = testOptions(port: server.port, auth: .password(TestUsers.password), knownHosts: dir.file("known_hosts"))
+        let refused = await #expect(throws: SSHError.self) { _ = try await SSHConnection.connect(password) }
+        #expect(String(describing: refused!).contains("the server does not accept password authentication (it offers: keyboard-interactive)"),
+                "\(refused!)")
     }
 }
 

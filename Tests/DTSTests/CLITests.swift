@@ -80,6 +80,66 @@ enum DTSBinary {
         #expect(perLine.stdout.contains("path=/tmp/dir with space/vhost net"))
     }
 
+    /// `vm cmdline` only prints: nothing is made, not even the run root; paths name a placeholder run directory.
+    @Test func cmdlineCreatesNothing() async throws {
+        let scratch = try TempDir("dts-cmdline-nothing")
+        let root = scratch.file("root")
+        let result = try await DTSBinary.run(["vm", "cmdline", "--conf-dir", GoldenCase.directory, "--suite", "defaults", "--accel", "tcg"],
+                                             environment: ["DTS_RUN_ROOT": root, "HOME": scratch.path, "TMPDIR": scratch.path],
+                                             cwd: scratch.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("path=\(root)/run-XXXXXX/vm0/qmp.sock"), "\(result.stdout)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: scratch.path)) == [], "vm cmdline made something")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/dts-run"))
+    }
+
+    /// Options before `--` are dts's: an unknown one is an error (exit 2), never part of the guest command.
+    @Test func vmRunRejectsUnknownOptionsBeforeTheTerminator() async throws {
+        // A guest whose image does not exist: whatever goes wrong, no VM boots.
+        let fixture = try VMFixture(["vm0": "enable_kvm = enable=no;\nkernel = guest_image=dts-no-such-image;\nlogin = user=root,password=x;"])
+        let scratch = try TempDir("dts-vmrun-opts")
+        let result = try await DTSBinary.run(["vm", "run", "--conf-dir", fixture.confDirectory, "--suite", fixture.suite, "--no-such-option", "warm", "--", "true"],
+                                             environment: ["DTS_RUN_ROOT": scratch.file("root")])
+        #expect(result.status == DTSExitCode.configError.rawValue, "\(result.output)")
+        #expect(result.stderr.contains("--no-such-option"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.file("root")), "a VM start was attempted")
+        // What follows `--` is the guest's, options included.
+        let help = try await DTSBinary.run(["vm", "run", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("--"), "\(help.output)")
+    }
+
+    /// Invalid options and arguments exit with 2 (invalid config or options), as documented, not
+    /// the argument parser's 64.
+    @Test func usageErrorsExitWith2() async throws {
+        for arguments in [["run", "--no-such-option"], ["frobnicate"], ["vm", "cmdline"], ["run", "--re-run", "-1"]] {
+            let result = try await DTSBinary.run(arguments)
+            #expect(result.status == DTSExitCode.configError.rawValue, "\(arguments): \(result.output)")
+            #expect(!result.stderr.isEmpty, "\(arguments): no message")
+        }
+        #expect(try await DTSBinary.run(["--help"]).status == 0)
+        #expect(try await DTSBinary.run(["run", "--help"]).status == 0)
+    }
+
+    /// A `--dut` that names no DUT is the command line's error, not execution.cfg's.
+    @Test func dutTypoIsBlamedOnTheCommandLine() async throws {
+        let conf = try TempDir("dts-duttypo")
+        try conf.write("execution.cfg", "[Execution1]\ncrbs = 127.0.0.1\ntest_suites = host_basic\n")
+        try conf.write("crbs.cfg", "[127.0.0.1]\ndut_ip = 127.0.0.1\n")
+        let result = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--dut", "127.0.0.l", "--output", conf.file("out")])
+        #expect(result.status == DTSExitCode.configError.rawValue, "\(result.output)")
+        #expect(result.stderr.contains("<command line>") && result.stderr.contains("--dut"), "\(result.stderr)")
+        #expect(!result.stderr.contains("execution.cfg:1"), "\(result.stderr)")
+    }
+
+    /// `dut_port` for this machine would be ignored (it is reached without SSH): refused, with its line.
+    @Test func aLocalDUTWithAnSSHPortIsRefused() async throws {
+        let conf = try TempDir("dts-localport")
+        try conf.write("crbs.cfg", "[here]\ndut_ip = 127.0.0.1\ndut_port = 2222\n")
+        let result = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--suite", "host_basic", "--dut", "here", "--output", conf.file("out")])
+        #expect(result.status == DTSExitCode.configError.rawValue, "\(result.output)")
+        #expect(result.stderr.contains(conf.file("crbs.cfg") + ":3") && result.stderr.contains("dut_port"), "\(result.stderr)")
+    }
+
     @Test func accelFromEnvironmentAndBadValues() async throws {
         let tcg = try await DTSBinary.run(["vm", "cmdline", "--conf-dir", GoldenCase.directory, "--suite", "defaults"], environment: ["DTS_ACCEL": "tcg"])
         #expect(tcg.stdout.contains("-accel\ntcg\n"), "\(tcg.stderr)")

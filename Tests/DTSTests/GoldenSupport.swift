@@ -146,6 +146,7 @@ extension QEMUCommandLine {
         add("monitor port", ports.monitor.map(String.init))
         add("login", login.map { "\($0.user)" + ($0.password.map { " password \($0)" } ?? " (no password)") })
         add("start", "wait \(start.waitSeconds) s, login \(start.loginTimeout) s, prompts '\(start.loginPrompt)' '\(start.passwordPrompt)'")
+        add("boot", boot.rawValue)
         add("cpu pinning", cpuPinning.isEmpty ? nil : cpuPinning.map(String.init).joined(separator: ","))
         for device in passthrough { add("passthrough", "\(device.id) \(device.hostAddress) \(device.driver)") }
         add("default driver", defaultDriver?.description)

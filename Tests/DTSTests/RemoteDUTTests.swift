@@ -103,7 +103,8 @@ import Glibc
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = lab-dut\ntest_suites = host_basic\n")
         let denied = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/denied"])
         #expect(denied.status == 3, "\(denied.stdout)\n\(denied.stderr)")
-        let message = "DUT [lab-dut] login failed: dut_ip=\(host.address) dut_port=22 dut_user=\(RemoteNamespaceHost.user): wrong password (dut_passwd)"
+        let message = "DUT [lab-dut] login failed: dut_ip=\(host.address) dut_port=22 dut_user=\(RemoteNamespaceHost.user): password (dut_passwd) refused: "
+            + "the password is wrong, or there is no user '\(RemoteNamespaceHost.user)' on the server"
         #expect(denied.stdout.contains(message), "\(denied.stdout)")
         let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.path + "/denied/results.json")))
         #expect(report.allCases.count == 4)
@@ -313,7 +314,7 @@ import Glibc
         _ = try conf.write("execution.cfg", "[Execution1]\ncrbs = stranger\ntest_suites = host_basic\n")
         let rejected = try await DTSBinary.run(["run", "--conf-dir", conf.path, "--output", out.path + "/stranger"])
         #expect(rejected.status == 3, "\(rejected.stdout)\n\(rejected.stderr)")
-        #expect(rejected.stdout.contains("DUT [stranger] login failed: dut_ip=\(host.address) dut_port=2022 dut_user=\(RemoteNamespaceHost.user): key (dut_key) rejected"),
+        #expect(rejected.stdout.contains("DUT [stranger] login failed: dut_ip=\(host.address) dut_port=2022 dut_user=\(RemoteNamespaceHost.user): key (dut_key) refused"),
                 "\(rejected.stdout)")
     }
 
@@ -469,6 +470,14 @@ final class RemoteNamespaceHost: @unchecked Sendable {
         stopServer()
         if newHostKey { try makeHostKey() }
         try startServer()
+    }
+
+    /// Kills the server's session processes (SIGKILL): every SSH connection to it breaks, the
+    /// server keeps listening, and what the sessions started in the background (a daemonized
+    /// QEMU) keeps running.
+    func dropSessions() {
+        guard let server else { return }
+        for child in ProcessTable.children(of: server.pid) { kill(child, SIGKILL) }
     }
 
     /// Waits up to `timeout` until the server has no session child left.

@@ -90,6 +90,22 @@ import Testing
         #expect(valueReport.allCases.first?.case.reason?.contains("host_basic.cfg:2: [suite] copy_size: expected an integer, got 'lots'") == true)
     }
 
+    /// A VM that cannot boot in setUpAll (its guest image is missing: nothing starts) is an
+    /// infrastructure failure: every case ERROR, exit status 3, not 1 as for a test failure.
+    @Test func aVMThatDoesNotBootEndsTheRunWithStatus3() async throws {
+        let out = try TempDir("dts-e2e-noboot")
+        try FileManager.default.createDirectory(atPath: out.file("conf"), withIntermediateDirectories: true)
+        try out.write("conf/virt_global.cfg", "[KVM]\ncontrol = type=qga;\n")
+        try out.write("conf/virt_basic.cfg", "[vm0]\nkernel = guest_image=dts-no-such-image;\nlogin = user=root,password=x;\n")
+        let result = try await DTSBinary.run(["run", "--suite", "virt_basic", "--conf-dir", out.file("conf"), "--accel", "tcg", "--output", out.file("r")],
+                                             environment: ["DTS_RUN_ROOT": out.file("run-root")])
+        #expect(result.status == DTSExitCode.infrastructureError.rawValue, "\(result.output)")
+        let report = try ReportWriters.readResults(Data(contentsOf: URL(fileURLWithPath: out.file("r/results.json"))))
+        let cases = report.executions.flatMap { $0.suites.flatMap(\.cases) }
+        #expect(!cases.isEmpty && cases.allSatisfy { $0.status == .error }, "\(cases.map(\.status))")
+        #expect(cases.first?.reason?.contains("failed at stage 'prepare'") == true, "\(cases.first?.reason ?? "")")
+    }
+
     @Test func sigintStopsTheRunRunsTearDownsAndWritesPartialResults() async throws {
         let conf = try TempDir("dts-e2e-conf")
         let out = try TempDir("dts-e2e-out")

@@ -13,7 +13,9 @@ import Testing
         #expect(settings.vni == 1000 && settings.foreignVNI == 2000 && settings.vxlanPort == 4789)
         #expect(settings.vtepIP == "172.31.1.1" && settings.testerIP == "172.31.1.2")
         #expect(settings.guestMACs == ["00:00:20:00:00:20", "00:00:20:00:00:21"])
-        #expect(settings.frameSizes == [64, 128, 512, 1024])
+        let perf = try PerfConfig(SuiteConfig(path: "conf/vxlan_sample.cfg"))
+        #expect(perf.testParameters.map(\.frameSize) == [64, 128, 512, 1024, 1468])
+        #expect(perf.expected(path: "tester_to_guest_to_tester", frameSize: 1468, descriptors: 256) == .mpps(0))
         #expect(settings.overlayMTU == 1450)
     }
 
@@ -21,10 +23,6 @@ import Testing
         var values = try Self.shippedValues()
         values["vni"] = "16777216"
         #expect(throws: ConfigError.self) { try VxlanSample.Settings(SuiteConfig(values: values)) }
-        values = try Self.shippedValues()
-        values["frame_sizes"] = "64, 1500"
-        let frameError = #expect(throws: ConfigError.self) { try VxlanSample.Settings(SuiteConfig(values: values)) }
-        #expect(frameError?.key == "frame_sizes")
         values = try Self.shippedValues()
         values["foreign_vni"] = values["vni"]
         let vniError = #expect(throws: ConfigError.self) { try VxlanSample.Settings(SuiteConfig(values: values)) }

@@ -92,9 +92,13 @@ struct HostCommands: Sendable {
         await bestEffort(["kill", "-0", String(pid)])?.succeeded ?? false
     }
 
-    /// The pid recorded in `pidFile`, if any.
+    /// The pid recorded in `pidFile`, if any. On this machine, a pid file inside a run's directory
+    /// also records the process with that run (``RunDirectory/recordProcess(_:pidFile:)``), so that
+    /// the stale-run cleanup after a crash of dts stops it.
     func pid(fromFile pidFile: String) async -> Int32? {
-        await readFile(pidFile).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard let pid = await readFile(pidFile).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else { return nil }
+        if session.location == .local { RunDirectory.recordProcess(pid, pidFile: pidFile) }
+        return pid
     }
 
     /// How ``stop(_:pidFile:request:grace:)`` first asks a process to exit.

@@ -158,6 +158,8 @@ public actor OVSDPDKBackend {
             "--pidfile=\(runDirectory)/ovsdb-server.pid", "--unixctl=\(runDirectory)/ovsdb-server.ctl",
             "--log-file=\(runDirectory)/ovsdb-server.log", "--detach",
         ], step: "start ovsdb-server")
+        // Read once now: the run records the daemon for its stale-run cleanup.
+        _ = await c.pid(fromFile: runDirectory + "/ovsdb-server.pid")
         try await vsctl(["--no-wait", "init"])
         try await vsctl(["--no-wait", "set", "Open_vSwitch", "."] + [
             "other_config:dpdk-init=true",

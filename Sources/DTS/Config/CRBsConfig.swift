@@ -66,6 +66,12 @@ public struct CRBsConfig: Sendable {
                     continue
                 }
                 port = value
+                // This machine is reached without SSH: a port for it would be silently ignored.
+                if CRBConfig.isLocalAddress(ip), value != 22 {
+                    errors.append(ConfigError(SourceLocation(file: path, line: item.line, section: section.name), key: "dut_port",
+                                              "dut_port = \(value) with dut_ip = \(ip): this machine is reached without SSH, so the port would be ignored; remove dut_port, or give the DUT's own address (an SSH forward to another host needs that host's address)"))
+                    continue
+                }
             }
             var values: [String: String] = [:]
             for item in section.items { values[item.key] = item.value }

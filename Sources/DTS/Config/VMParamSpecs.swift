@@ -174,12 +174,14 @@ extension VMParamSchema {
         OptionSpec("password", .text, "password"),
     ])
 
-    /// `start`: start-up deadlines.
-    public static let start = ParamSpec(name: "start", summary: "start-up deadlines", options: [
+    /// `start`: start-up deadlines and warm boot.
+    public static let start = ParamSpec(name: "start", summary: "start-up deadlines and warm boot", options: [
         OptionSpec("wait_seconds", .integer(1...3600), default: "120", "deadline for the guest to boot (guest agent and management address)"),
         OptionSpec("login_timeout", .integer(1...3600), default: "60", "deadline for the SSH login"),
         OptionSpec("login_prompt", .text, default: "login:", "kept for DTS configs; dts logs in over SSH"),
         OptionSpec("password_prompt", .text, default: "Password:", "kept for DTS configs; dts logs in over SSH"),
+        OptionSpec("warm", .boolean, default: "yes",
+                   "yes: restore the VM from a snapshot of its first boot where that is safe (warm boot); no: always boot from scratch"),
     ])
 
     /// `def_driver`: the guest driver of the VM DUT's test NICs.

@@ -6,19 +6,33 @@ public struct RunSettings: Sendable {
     public var accelerator: Accelerator?
     /// Where VMs keep their logs after they stop (`<dir>/<vm>`); `dts run` sets `<output>/vms`.
     public var vmLogDirectory: String?
+    /// Overrides every VM's `start warm=` (`--boot`, `DTS_BOOT`).
+    public var boot: BootMode?
+    /// This machine's snapshot cache (warm boot); a remote DUT's is in its home directory.
+    public var snapshots: SnapshotCache
+    /// Sees every start stage of the run's VMs (the live progress line), unless a start names its
+    /// own ``VMStartOptions/onStage``.
+    public var onVMStage: (@Sendable (VMStageEvent) -> Void)?
     /// The emulator for every VM, overriding `qemu path=` (`--qemu PATH`).
     public var qemuPath: String?
+    /// Perf cases write measured throughput back into their suite's config where it says
+    /// `update_expected = True` (`dts run --update-expected`, DTS's `--update-expected`).
+    public var updateExpected: Bool
 
     public init(confDirectory: String = "conf", accelerator: Accelerator? = nil, vmLogDirectory: String? = nil,
-                qemuPath: String? = nil) {
+                qemuPath: String? = nil, boot: BootMode? = nil, snapshots: SnapshotCache = SnapshotCache(),
+                updateExpected: Bool = false) {
         self.confDirectory = confDirectory
         self.accelerator = accelerator
         self.vmLogDirectory = vmLogDirectory
         self.qemuPath = qemuPath
+        self.boot = boot
+        self.snapshots = snapshots
+        self.updateExpected = updateExpected
     }
 
-    /// What these settings ask of every VM's command line: the accelerator and the emulator.
-    public var buildOptions: QEMUBuildOptions { QEMUBuildOptions(accelerator: accelerator, emulator: qemuPath) }
+    /// What these settings ask of every VM's command line: the accelerator, the emulator and the boot.
+    public var buildOptions: QEMUBuildOptions { QEMUBuildOptions(accelerator: accelerator, emulator: qemuPath, boot: boot) }
 }
 
 /// The host DUT (device under test): the machine QEMU runs on.

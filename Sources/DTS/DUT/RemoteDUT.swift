@@ -11,7 +11,7 @@ public enum RemoteDUTError: Error, Sendable, CustomStringConvertible {
     case keyFile(crb: String, path: String, reason: String)
     /// Nothing answered at `dut_ip:dut_port` (timeout, refused, no route) or the SSH handshake failed.
     case unreachable(crb: String, address: String, port: Int, user: String, reason: String)
-    /// The server refused `dut_user`'s password or key.
+    /// The server refused `dut_user` with its password or key (a wrong one, or no such user there).
     case authenticationFailed(crb: String, address: String, port: Int, user: String, method: String, reason: String)
     /// The server's host key differs from the one recorded for this run, or the known-hosts file failed.
     case hostKey(crb: String, address: String, port: Int, user: String, reason: String)
@@ -28,7 +28,9 @@ public enum RemoteDUTError: Error, Sendable, CustomStringConvertible {
         case .unreachable(let crb, let address, let port, let user, let reason):
             return "DUT [\(crb)] unreachable: dut_ip=\(address) dut_port=\(port) dut_user=\(user): \(reason)"
         case .authenticationFailed(let crb, let address, let port, let user, let method, let reason):
-            let what = method == "publickey" ? "key (dut_key) rejected" : "wrong password (dut_passwd)"
+            // The SSH layer's reason says what can be told: a server answers an unknown user as a
+            // wrong password, so neither is claimed alone.
+            let what = method == "publickey" ? "key (dut_key) refused" : "password (dut_passwd) refused"
             return "DUT [\(crb)] login failed: dut_ip=\(address) dut_port=\(port) dut_user=\(user): \(what)" + (reason.isEmpty ? "" : ": \(reason)")
         case .hostKey(let crb, let address, let port, let user, let reason):
             return "DUT [\(crb)] host key check failed: dut_ip=\(address) dut_port=\(port) dut_user=\(user): \(reason)"

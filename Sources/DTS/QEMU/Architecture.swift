@@ -21,6 +21,9 @@ public struct Architecture: Sendable, Equatable {
     public var tcgCPUModel: String
     /// Options every VM of this architecture needs.
     public var extraOptions: [QEMUOption]
+    /// The device that gives the guest a new VM generation ID at every start (so that a guest
+    /// restored from a snapshot reseeds its random number generator), if QEMU has one here.
+    public var generationIDDevice: QEMUOption?
 
     /// Every architecture dts knows.
     public static let all: [Architecture] = [
@@ -31,12 +34,16 @@ public struct Architecture: Sendable, Equatable {
                 MachineFamily(name: "q35", patterns: ["q35", "pc-q35-*"], slot1fOwner: "the ICH9 LPC bridge"),
             ],
             diskInterface: "ide", consoleDevice: "ttyS0",
-            displayDevice: QEMUOption("-vga", "std"), tcgCPUModel: "max", extraOptions: []),
+            displayDevice: QEMUOption("-vga", "std"), tcgCPUModel: "max", extraOptions: [],
+            generationIDDevice: QEMUOption("-device", "vmgenid,guid=auto",
+                                           note: "warm boot: a new VM generation ID at every start makes a guest restored from a snapshot reseed its RNG")),
         Architecture(
             name: "aarch64", binary: "qemu-system-aarch64", machine: "virt",
             machineFamilies: [MachineFamily(name: "virt", patterns: ["virt", "virt-*"], slot1fOwner: nil)],
             diskInterface: "virtio", consoleDevice: "ttyAMA0",
-            displayDevice: QEMUOption("-device", "virtio-gpu-pci"), tcgCPUModel: "max", extraOptions: []),
+            displayDevice: QEMUOption("-device", "virtio-gpu-pci"), tcgCPUModel: "max", extraOptions: [],
+            // QEMU 7.2 has vmgenid on x86 only.
+            generationIDDevice: nil),
     ]
 
     /// The family of machine type `machine` (`pc-i440fx-7.2` is an i440fx), if dts knows it.

@@ -31,6 +31,9 @@ public struct CommandLineDraft {
     var netdevReferences: [(id: String, location: SourceLocation)] = []
     var nicCount = 0
     var vhostUserCount = 0
+    var fixedPorts: [QEMUCommandLine.FixedPort] = []
+    /// Parameters whose allocation failed (the error is recorded; what depends on it is not checked again).
+    var failedAllocations: Set<String> = []
 
     init(context: BuildContext, allocator: any VMResourceAllocator) {
         self.context = context
@@ -80,17 +83,30 @@ public struct CommandLineDraft {
         netdevReferences.append((id, location))
     }
 
-    /// The configured value, or else one from the allocator (``allocate(_:at:_:_:)``).
+    /// The configured value, or else one from the allocator (``allocate(_:at:_:_:)``). A
+    /// configured value is a port the config fixes (`port(value)` is its TCP port), recorded so
+    /// the VM's host can check it is free before QEMU runs (``fixed(port:_:at:_:)``).
     public mutating func configuredOrAllocated(_ configured: Int?, _ what: String, at location: SourceLocation, _ param: String,
+                                               port: (Int) -> Int = { $0 },
                                                _ body: (_ allocator: any VMResourceAllocator, _ vm: String) throws -> Int) -> Int? {
-        if let configured { return configured }
+        if let configured {
+            fixed(port: port(configured), what, at: location, param)
+            return configured
+        }
         return allocate(what, at: location, param, body)
+    }
+
+    /// Records a TCP port the config fixes (no allocator chose it): retrying with fresh ports
+    /// cannot help when it is taken, so the VM's host refuses it before QEMU runs.
+    public mutating func fixed(port: Int, _ what: String, at location: SourceLocation, _ param: String) {
+        fixedPorts.append(.init(port: port, what: what, param: param, location: location))
     }
 
     /// Runs `body` with a resource allocation, turning an allocation failure into a config error.
     public mutating func allocate<T>(_ what: String, at location: SourceLocation, _ param: String,
                                      _ body: (_ allocator: any VMResourceAllocator, _ vm: String) throws -> T) -> T? {
         do { return try body(allocator, context.vmName) } catch {
+            failedAllocations.insert(param)
             fail(location, param, "cannot allocate \(what): \(error)")
             return nil
         }

@@ -27,6 +27,18 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var monitor: Int?
     }
 
+    /// A host TCP port the config fixes (rather than leaving it to the allocator), and where.
+    public struct FixedPort: Sendable, Equatable {
+        /// The TCP port.
+        public var port: Int
+        /// What it is for (`a telnet port`, `the SSH forward`).
+        public var what: String
+        /// The parameter that fixes it.
+        public var param: String
+        /// Where the config fixes it.
+        public var location: SourceLocation
+    }
+
     /// Guest login credentials (`login` parameter).
     public struct Login: Sendable, Equatable {
         public var user: String
@@ -39,6 +51,10 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var loginTimeout: Int = 60
         public var loginPrompt: String = "login:"
         public var passwordPrompt: String = "Password:"
+        /// `warm=`: whether starts may restore the VM from a snapshot (default yes).
+        public var warm: Bool = true
+        /// Where `warm=` was set, if a config set it.
+        public var warmLocation: SourceLocation?
     }
 
     /// A file QEMU opens at start (`-kernel`, `-initrd`, a disk image), with what names it in messages.
@@ -103,12 +119,19 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var filesQEMUOpens: [InputFile]
     /// Whether a guest agent channel is configured.
     public var hasGuestAgent: Bool
+    /// How the VM boots: restored from a snapshot where that is safe (``BootMode/warm``), or
+    /// always from scratch (``BootMode/cold``).
+    public var boot: BootMode
+    /// What chose ``boot``: `the default`, `start warm=no at conf/x.cfg:12`, `the run's --boot (or DTS_BOOT)`.
+    public var bootChoice: String
     /// Passthrough devices in order (`pt_0`, `pt_1`, ...).
     public var passthrough: [Passthrough]
     /// The driver the guest's test NICs are bound to for DPDK (`def_driver`), if set.
     public var defaultDriver: DefaultDriver?
     /// What the config says that dts accepts but does not follow to the letter, in parameter order.
     public var warnings: [ConfigWarning]
+    /// Host ports the config fixes; the VM's host checks them before QEMU runs.
+    public var fixedPorts: [FixedPort] = []
 
     /// The emulator and its arguments: ``binary``, then every option's ``QEMUOption/arguments``.
     public var argv: [String] { [binary] + options.flatMap(\.arguments) }

@@ -5,15 +5,18 @@ public struct QEMUBuildOptions: Sendable, Equatable {
     /// QEMU daemonizes whatever `daemon` says: the VM's host launches it that way (a remote DUT,
     /// where the launching command must return once QEMU runs).
     public var daemonize: Bool
+    /// A run-wide override of `start warm=` (`--boot`, `DTS_BOOT`), if any.
+    public var boot: BootMode?
 
     /// A run-wide choice of emulator (`--qemu PATH`, ``QEMUKvm/setQemuEmulator(_:)``), winning
     /// over `qemu path=`.
     public var emulator: String?
 
-    public init(accelerator: Accelerator? = nil, daemonize: Bool = false, emulator: String? = nil) {
+    public init(accelerator: Accelerator? = nil, daemonize: Bool = false, emulator: String? = nil, boot: BootMode? = nil) {
         self.accelerator = accelerator
         self.daemonize = daemonize
         self.emulator = emulator
+        self.boot = boot
     }
 }
 
@@ -107,7 +110,8 @@ public enum QEMUCommandLineBuilder {
             draft.fail(vmLocation, "mem", "vhost-user devices (net or crypto) need shared guest memory: add 'mem = size=<MiB>;'")
         }
         NetParameter.addManagementIfMissing(into: &draft, params: params)
-        if draft.ports.ssh == nil {
+        // Without a port for the forward there is none; that error is the one to report.
+        if draft.ports.ssh == nil, !draft.failedAllocations.contains("net") {
             draft.fail(params.last { $0.name == "net" }?.location ?? vmLocation, "net",
                        "no management network: dts reaches the guest over SSH through a 'type=user' net with a forward to guest port 22 (the default net has one)")
         }
@@ -133,6 +137,7 @@ public enum QEMUCommandLineBuilder {
                       note: "the serial console, kept in the VM's console log")
             draft.add("-serial", "chardev:serial0")
         }
+        let (boot, bootChoice) = StartParameter.chooseBoot(into: &draft)
         if !draft.cpuPinning.isEmpty {
             draft.add("-S", note: "start paused: dts pins each vCPU thread, then continues the guest")
         }
@@ -146,7 +151,8 @@ public enum QEMUCommandLineBuilder {
             cpuPinning: draft.cpuPinning, startsPaused: !draft.cpuPinning.isEmpty,
             daemonize: draft.daemonize, memoryMiB: draft.context.memoryMiB, hugepageMount: draft.hugepageMount,
             filesQEMUOpens: draft.filesQEMUOpens, hasGuestAgent: draft.guestAgentConfigured,
-            passthrough: draft.passthrough, defaultDriver: draft.defaultDriver, warnings: draft.warnings)
+            boot: boot, bootChoice: bootChoice, passthrough: draft.passthrough, defaultDriver: draft.defaultDriver,
+            warnings: draft.warnings, fixedPorts: draft.fixedPorts)
     }
 }
 

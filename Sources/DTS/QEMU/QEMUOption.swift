@@ -58,6 +58,18 @@ public enum QEMUOpts {
     /// The value of property `key` in an option value such as `user,id=n0,hostfwd=...`, read as
     /// QEMU reads it: split at every `,` scalar, where `,,` is an escaped comma.
     public static func property(_ key: String, in value: String) -> String? {
+        let prefix = Array(key.unicodeScalars) + ["="]
+        return scalarParts(value).first { $0.starts(with: prefix) }.map { ConfigText.string($0.dropFirst(prefix.count)) }
+    }
+
+    /// The parts of an option value (`user`, `id=n0`, `hostfwd=...`), split as QEMU splits them:
+    /// at every `,` scalar, where `,,` is an escaped comma (unescaped in the parts).
+    /// ``join(_:_:)`` of the parts, re-escaped, gives the value back.
+    public static func parts(_ value: String) -> [String] {
+        scalarParts(value).map { ConfigText.string($0[...]) }
+    }
+
+    private static func scalarParts(_ value: String) -> [[Unicode.Scalar]] {
         var parts: [[Unicode.Scalar]] = [[]]
         let scalars = Array(value.unicodeScalars)
         var i = 0
@@ -70,7 +82,6 @@ public enum QEMUOpts {
             }
             i += 1
         }
-        let prefix = Array(key.unicodeScalars) + ["="]
-        return parts.first { $0.starts(with: prefix) }.map { ConfigText.string($0.dropFirst(prefix.count)) }
+        return parts
     }
 }

@@ -39,15 +39,22 @@ public actor Run {
 
     /// Multiplies every VM deadline (`DTS_TIMEOUT_FACTOR`, default 1, at least 0.1; slow hosts and TCG may want more).
     public nonisolated let timeoutFactor: Double
-    /// The run's logger.
+    /// The run's logger: what it was made with and, while a ``Runner`` runs it, the run log
+    /// (`dts.log`) too (``attachLog(_:)``).
     public nonisolated let logger: Logger
+    private nonisolated let relay: LogRelay
     /// The VM start stages recorded in this run (for the report's timeline).
     public nonisolated let timeline = BootTimeline()
+    /// What warm boot remembers during the run (reasons said, snapshots that failed to restore).
+    nonisolated let warmBoot = WarmBootLedger()
 
     private nonisolated let place: RunPlace
     private var entries: [Entry] = []
     private var nextID = 0
     private var log: [String] = []
+    /// The run's VMs that are up (started and not yet stopped), by the token ``vmUp(_:)`` gave.
+    private var upVMs: Set<Token> = []
+    private var faults: [(fault: VMFault, vm: Token)] = []
 
     /// Creates a run. Nothing is made on disk until a VM needs the run directory.
     ///
@@ -59,15 +66,44 @@ public actor Run {
     public init(root: String = RunDirectory.defaultRoot, listenAddress: String = "127.0.0.1",
                 hugepageMount: String? = HostFacts.hugetlbfsMount(),
                 timeoutFactor: Double? = nil, logger: Logger = Logger(label: "dts.run")) {
+        self.init(root: .shared(root), listenAddress: listenAddress, hugepageMount: hugepageMount,
+                  timeoutFactor: timeoutFactor, logger: logger)
+    }
+
+    /// A run under a root of its own: `/tmp/<prefix>-XXXXXX` (made with `mkdtemp`, mode 0700) on
+    /// first use, removed with everything in it by ``tearDown(timeout:)``. For tests and benchmarks:
+    /// no fixed name shared with other users or runs, nothing left behind, no stale-run cleanup of
+    /// anyone else's runs.
+    public static func isolated(prefix: String = "dts-run", listenAddress: String = "127.0.0.1",
+                                hugepageMount: String? = HostFacts.hugetlbfsMount(),
+                                timeoutFactor: Double? = nil, logger: Logger = Logger(label: "dts.run")) -> Run {
+        Run(root: .temporary(prefix: prefix), listenAddress: listenAddress, hugepageMount: hugepageMount,
+            timeoutFactor: timeoutFactor, logger: logger)
+    }
+
+    private init(root: RunPlace.Root, listenAddress: String, hugepageMount: String?, timeoutFactor: Double?, logger: Logger) {
         let env = ProcessInfo.processInfo.environment["DTS_TIMEOUT_FACTOR"].flatMap(Double.init)
         self.timeoutFactor = max(0.1, timeoutFactor ?? env ?? 1)
-        self.logger = logger
-        place = RunPlace(root: root, listenAddress: listenAddress, hugepageMount: hugepageMount, logger: logger)
+        relay = LogRelay(primary: logger)
+        self.logger = relay.logger()
+        place = RunPlace(root: root, listenAddress: listenAddress, hugepageMount: hugepageMount, logger: self.logger)
+    }
+
+    /// Another run under the same root, with the same listen address, hugepage mount, deadline
+    /// factor and logger, and its own directory, cleanups and timeline: what one DUT's worker
+    /// uses when DUTs run in parallel, so that ending one DUT's execution tears down only what
+    /// was started on that DUT. Ports stay unique across runs (the allocator reserves them host-wide).
+    /// A run with a root of its own (``isolated(prefix:listenAddress:hugepageMount:timeoutFactor:logger:)``)
+    /// gives its sibling another one.
+    public nonisolated func sibling() -> Run {
+        Run(root: place.root, listenAddress: place.listenAddress, hugepageMount: place.hugepageMount,
+            timeoutFactor: timeoutFactor, logger: logger)
     }
 
     // MARK: Directory and allocator
 
-    /// The run's private directory; made on first use, after ``RunDirectory/cleanStale(root:logger:)``.
+    /// The run's private directory; made on first use, once the root proved to be this user's own
+    /// (``RunDirectory/prepareRoot(_:)``) and after ``RunDirectory/cleanStale(root:logger:)``.
     public nonisolated var directory: RunDirectory {
         get throws { try place.made().directory }
     }
@@ -76,6 +112,9 @@ public actor Run {
     public nonisolated var allocator: HostResourceAllocator {
         get throws { try place.made().allocator }
     }
+
+    /// Sends what ``logger`` logs to `log` as well (the run log), or stops with `nil`.
+    public nonisolated func attachLog(_ log: Logger?) { relay.attach(log) }
 
     /// Removes the run directory, if it was made (``tearDown(timeout:)`` does this after the cleanups).
     nonisolated func removeDirectory() { place.remove() }
@@ -131,6 +170,41 @@ public actor Run {
         return ran
     }
 
+    // MARK: VM faults
+
+    /// A VM of the run came up: its faults may come until ``vmStopped(_:)``.
+    func vmUp() -> Token {
+        nextID += 1
+        let token = Token(id: nextID)
+        upVMs.insert(token)
+        return token
+    }
+
+    /// The VM of `token` was stopped: what happened to it before is no longer "now".
+    func vmStopped(_ token: Token) { upVMs.remove(token) }
+
+    /// The VM of `token` failed while it was up.
+    func record(_ fault: VMFault, of token: Token) { faults.append((fault, token)) }
+
+    /// A fault of a VM of the run, and whether that VM is still up (not stopped since).
+    public struct FaultRecord: Sendable {
+        /// What happened.
+        public var fault: VMFault
+        /// Whether the VM it happened to has not been stopped since.
+        public var vmStillUp: Bool
+    }
+
+    /// Every fault of the run's VMs so far (QEMU exited unasked, a guest panicked), oldest first.
+    /// If there are no more than `count` and a VM is up, waits up to `settling` for one more: an
+    /// error of a case (a lost SSH channel) often arrives a moment before QEMU's exit is seen.
+    public func vmFaults(newerThan count: Int = 0, settling: Duration = .zero) async -> [FaultRecord] {
+        let deadline = ContinuousClock.now + settling
+        while faults.count <= count, !upVMs.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return faults.map { FaultRecord(fault: $0.fault, vmStillUp: upVMs.contains($0.vm)) }
+    }
+
     private func runBounded(_ entry: Entry, timeout: Duration) async {
         let start = ContinuousClock.now
         let gate = Gate()
@@ -148,13 +222,21 @@ public actor Run {
 
 /// The run directory and allocator, made once on first use.
 private final class RunPlace: Sendable {
-    let root: String
+    /// Where run directories live.
+    enum Root: Sendable {
+        /// A root runs share (``RunDirectory/defaultRoot``).
+        case shared(String)
+        /// A root of this run's own, made with `mkdtemp` under `/tmp` and removed with the run.
+        case temporary(prefix: String)
+    }
+
+    let root: Root
     let listenAddress: String
     let hugepageMount: String?
     let logger: Logger
     private let current = Mutex<(directory: RunDirectory, allocator: HostResourceAllocator)?>(nil)
 
-    init(root: String, listenAddress: String, hugepageMount: String?, logger: Logger) {
+    init(root: Root, listenAddress: String, hugepageMount: String?, logger: Logger) {
         self.root = root
         self.listenAddress = listenAddress
         self.hugepageMount = hugepageMount
@@ -164,13 +246,20 @@ private final class RunPlace: Sendable {
     func made() throws -> (directory: RunDirectory, allocator: HostResourceAllocator) {
         try current.withLock { current in
             if let current { return current }
-            RunDirectory.cleanStale(root: root, logger: logger)
-            let directory = try RunDirectory(root: root)
+            let directory: RunDirectory
+            switch root {
+            case .shared(let root):
+                try RunDirectory.prepareRoot(root)
+                RunDirectory.cleanStale(root: root, logger: logger)
+                directory = try RunDirectory(root: root)
+            case .temporary(let prefix):
+                directory = try RunDirectory(root: try RunDirectory.makeTemporaryRoot(prefix: prefix))
+            }
             let allocator: HostResourceAllocator
             do {
                 allocator = try HostResourceAllocator(run: directory, listenAddress: listenAddress, hugepageMount: hugepageMount)
             } catch {
-                directory.remove()
+                remove(directory)
                 throw error
             }
             current = (directory, allocator)
@@ -178,9 +267,14 @@ private final class RunPlace: Sendable {
         }
     }
 
-    /// Removes the directory; a later use makes a new one.
+    /// Removes the directory (and a temporary root); a later use makes a new one.
     func remove() {
         let made = current.withLock { current -> RunDirectory? in defer { current = nil }; return current?.directory }
-        made?.remove()
+        if let made { remove(made) }
+    }
+
+    private func remove(_ directory: RunDirectory) {
+        directory.remove()
+        if case .temporary = root { try? FileManager.default.removeItem(atPath: directory.root) }
     }
 }

@@ -177,3 +177,10 @@ public func verify(_ condition: Bool, _ message: @autoclosure () -> String,
 public func skip(_ reason: String) throws -> Never {
     throw TestSkip(reason: reason)
 }
+
+/// An error with more to say than its one- or two-line description: the runner puts the
+/// description in a case's reason and ``details`` (log tails, say) in the log.
+public protocol DetailedError: Error, CustomStringConvertible {
+    /// The description and whatever else helps to find the cause.
+    var details: String { get }
+}

@@ -6,10 +6,11 @@ import Glibc
 
 /// Reserves real host resources for VMs so that concurrent dts processes never collide.
 ///
-/// A TCP port (SSH forward, VNC display, telnet console, migration) is reserved by taking an
-/// exclusive `flock` on `<root>/locks/port-<N>.lock` and then checking that the port can be bound:
-/// the lock keeps other dts processes off it (even across users of the same root), the bind check
-/// keeps off ports other programs hold. Locks die with the process, so a killed run frees its ports.
+/// A TCP port (SSH forward, VNC display, telnet console, migration) is reserved by binding the
+/// abstract Unix socket name `dts-port-<N>` and then checking that the port can be bound: the
+/// name keeps other dts processes off it (any user's, in the same network namespace, like the
+/// ports themselves), the bind check keeps off ports other programs hold. An abstract name lives
+/// exactly as long as its socket: a killed run frees its ports, and nothing is ever left on disk.
 /// Everything a VM reserved is freed by ``release(vm:)``.
 public final class HostResourceAllocator: VMResourceAllocator, Sendable {
     /// Port ranges, as in DTS.
@@ -29,8 +30,7 @@ public final class HostResourceAllocator: VMResourceAllocator, Sendable {
     public let run: RunDirectory
 
     private let ranges: Ranges
-    private let lockDirectory: String
-    /// The ports reserved per VM, with the descriptors holding their lock files.
+    /// The ports reserved per VM, with the sockets holding their names.
     private let held = Mutex<[String: [(port: Int, fd: Int32)]]>([:])
 
     public init(run: RunDirectory, listenAddress: String = "127.0.0.1", ranges: Ranges = Ranges(),
@@ -42,8 +42,6 @@ public final class HostResourceAllocator: VMResourceAllocator, Sendable {
         self.hugepageMount = hugepageMount
         self.imageDirectory = imageDirectory
         self.hostArchitecture = hostArchitecture
-        lockDirectory = run.root + "/locks"
-        try FileManager.default.createDirectory(atPath: lockDirectory, withIntermediateDirectories: true)
     }
 
     deinit {
@@ -94,15 +92,33 @@ public final class HostResourceAllocator: VMResourceAllocator, Sendable {
         let start = Int.random(in: 0..<count)
         for step in 0..<count {
             let port = range.lowerBound + (start + step) % count
-            let path = "\(lockDirectory)/port-\(port).lock"
-            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { continue }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); continue }
+            guard let fd = Self.holdName(of: port) else { continue }
             guard Self.canBind(port: port, address: listenAddress) else { close(fd); continue }
             held.withLock { $0[vm, default: []].append((port, fd)) }
             return port
         }
         throw ResourceError("no free port for the \(what) of \(vm) in \(range.lowerBound)-\(range.upperBound)")
+    }
+
+    /// Binds the abstract Unix socket name that marks `port` as reserved by a dts process; returns
+    /// the socket holding it, or `nil` if another process holds the name.
+    static func holdName(of port: Int) -> Int32? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        // An abstract name: a NUL byte, then the name (no terminating NUL; the length ends it).
+        let name = Array("dts-port-\(port)".utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            path[0] = 0
+            for (index, byte) in name.enumerated() { path[index + 1] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + name.count)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 }
+        }
+        if !bound { close(fd); return nil }
+        return fd
     }
 
     /// Whether a TCP port can be bound on `address` right now.

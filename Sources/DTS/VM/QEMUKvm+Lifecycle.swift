@@ -6,6 +6,12 @@ extension QEMUKvm {
     /// Boots the VM and returns its VM DUT once every readiness stage passed:
     /// QEMU up → QMP → vCPU pinning (paused) → guest agent → management address → SSH → PCI map.
     ///
+    /// With warm boot (the default where it is safe: `start warm=`, ``VMStartOptions/boot``,
+    /// ``RunSettings/boot``), a VM whose machine was booted before is restored from the snapshot
+    /// taken then, in place of the guest's boot: QEMU up → QMP → restore → continue → guest agent →
+    /// clock and entropy → management address → SSH → PCI map. If anything in that fails, the same
+    /// call boots cold and the snapshot is dropped (docs/virtualization.md#warm-boot).
+    ///
     /// Unlike DTS, a failure throws a ``VMStartError`` naming the stage, the time spent, the end of
     /// QEMU's stderr and of the console; nothing is left running.
     ///
@@ -14,16 +20,29 @@ extension QEMUKvm {
     @discardableResult
     nonisolated(nonsending) public func start(_ options: VMStartOptions = VMStartOptions()) async throws -> VirtDut {
         if let running = instance, let dut = running.dut { return dut }
+        if waitsForMigration {
+            throw VMStartError(vm: vmName, stage: .prepare,
+                               reason: .failed("the VM waits for an incoming migration (migration = enable=yes): start it with startIncoming(), then migratedStart() once migrated"),
+                               logDirectory: (try? dut.run.directory.vmPath(vmName)) ?? "")
+        }
+        return try await launch(options, incoming: false).dut!
+    }
+
+    /// Starts QEMU and walks the start's stages: all of them, or up to `inmigrate` for an
+    /// incoming VM. The VM registers its stop with the DUT's run and records its stages in the
+    /// run's timeline.
+    nonisolated(nonsending) func launch(_ options: VMStartOptions, incoming: Bool) async throws -> VMInstance {
         let host = try await vmHost()
         var options = options
         if options.sessionLog == nil { options.sessionLog = dut.sessionLog }
+        if options.onStage == nil { options.onStage = dut.settings.onVMStage }
+        if options.boot == nil { options.boot = dut.settings.boot }
         if options.logDirectory == nil, let root = dut.settings.vmLogDirectory {
             options.logDirectory = Self.freshDirectory(root + "/" + vmName)
         }
-        // The VM registers its stop with the DUT's run and records its stages in the run's timeline.
         await host.probeExecutables(qemuPaths + [buildOptions.emulator].compactMap { $0 })
         let launched = try await VMInstance.launch(vmName: vmName, params: params, buildOptions: buildOptions,
-                                                   run: dut.run, host: host, options: options)
+                                                   run: dut.run, host: host, options: options, incoming: incoming)
         instance = launched
         // What the config asked that dts reads its own way, and the monitor port it allocated,
         // go to the run's log (the case log in `dts run`).
@@ -36,7 +55,7 @@ extension QEMUKvm {
             dut.run.logger.info("VM \(vmName): \(text)")
             options.sessionLog?.record(SessionLogEvent(endpoint: vmName, kind: .status, text: text))
         }
-        return launched.dut!
+        return launched
     }
 
     /// The vhost-user crypto sockets the VM will connect to (`crypto = enable=yes,opt_num=N;`), in
@@ -68,7 +87,7 @@ extension QEMUKvm {
     nonisolated(nonsending) private func vmHost() async throws(VMStartError) -> any VMHost {
         do {
             if dut.isRemote { return try await RemoteVMHost.host(for: dut) }
-            return LocalVMHost(allocator: try dut.run.allocator)
+            return LocalVMHost(allocator: try dut.run.allocator, snapshots: dut.settings.snapshots)
         } catch {
             throw VMStartError(vm: vmName, stage: .prepare, reason: .failed("\(error)"),
                                logDirectory: (try? dut.run.directory.vmPath(vmName)) ?? "")

@@ -43,7 +43,13 @@ final class SupervisedQEMU: QEMUProcess {
     }
 
     func isRunning() async -> Bool { process.isRunning }
-    func waitForExit() async -> Int32? { await process.waitForExit() }
+    func waitForExit() async -> Int32? {
+        // Timed waits return at once on cancellation; a plain wait would not.
+        while !Task.isCancelled {
+            if let status = await process.waitForExit(timeout: .seconds(3600)) { return status }
+        }
+        return nil
+    }
     func waitForExit(within timeout: Duration) async -> Bool { await process.waitForExit(timeout: timeout) != nil }
     func signal(_ signal: Int32) async { process.signal(signal) }
 }

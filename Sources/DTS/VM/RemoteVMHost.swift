@@ -24,6 +24,8 @@ import Glibc
 ///   DUT's `~/.cache/dts/images/NAME` when missing there or different (size and modification time).
 /// - On stop the console log and QEMU's output are copied back into the VM's local log directory,
 ///   then the VM's directory on the DUT is removed.
+/// - Warm boot keeps the DUT's snapshots in the DUT user's `~/.cache/dts/snapshots`
+///   (``RemoteSnapshotStore``), with the size cap of this machine's cache.
 final class RemoteVMHost: VMHost, Sendable {
     /// What dts learns about the DUT once.
     struct Facts: Sendable, Equatable {
@@ -55,7 +57,11 @@ final class RemoteVMHost: VMHost, Sendable {
 
     let dut: Dut
     let run: Run
-    let connection: SSHConnection
+    /// The DUT's SSH connection, or the one ``usableConnection()`` opened after it broke.
+    var connection: SSHConnection { link.withLock { $0.connection } }
+    private let link: Mutex<(connection: SSHConnection, lastAttempt: ContinuousClock.Instant?)>
+    /// The DUT session's connection (closed with the DUT).
+    private let original: SSHConnection
     let facts: Facts
     /// The run's directory on the DUT.
     let root: String
@@ -63,13 +69,15 @@ final class RemoteVMHost: VMHost, Sendable {
     var allocator: any VMResourceAllocator { remoteAllocator }
     var launchesDaemonized: Bool { true }
     let label: String
+    let snapshots: (any SnapshotStore)?
     /// The socket forwards of each VM, and whether ``remove()`` ran.
     private let state = Mutex((forwards: [String: [SSHSocketForward]](), removed: false))
 
     private init(dut: Dut, salt: String, connection: SSHConnection, facts: Facts, root: String, address: String) {
         self.dut = dut
         self.run = dut.run
-        self.connection = connection
+        self.link = Mutex((connection: connection, lastAttempt: nil))
+        self.original = connection
         self.facts = facts
         self.root = root
         self.label = "DUT [\(dut.name)] at \(dut.address)"
@@ -77,6 +85,9 @@ final class RemoteVMHost: VMHost, Sendable {
                                                        onlineCPUs: facts.onlineCPUs,
                                                        imageDirectory: facts.home + "/.cache/dts/images",
                                                        hostArchitecture: facts.architecture, salt: salt)
+        self.snapshots = RemoteSnapshotStore(exec: { argv in try await connection.exec(ShellQuoting.join(argv), timeout: .seconds(300)) },
+                                             directory: facts.home + "/.cache/dts/snapshots",
+                                             capacity: dut.settings.snapshots.capacity, label: label)
     }
 
     /// The remote host of `dut`: created (and the run's directory made on the DUT) on first use,
@@ -123,7 +134,9 @@ final class RemoteVMHost: VMHost, Sendable {
 
     /// Kills the QEMUs and removes the directories that runs from this machine left on the DUT
     /// when their dts died (their owner's pid and start time no longer match a live process here).
-    /// A daemonized QEMU leads its own session, so its whole process group goes.
+    /// Only the processes the dead run recorded in its `processes` file (at launch: pid and start
+    /// time) are killed, and only while they still run with that start time. A daemonized QEMU
+    /// leads its own session, so its whole process group goes.
     static func cleanStale(on connection: SSHConnection, label: String, run: Run) async {
         let listing = try? await connection.exec(
             "for d in /tmp/dts-vms.*; do [ -f \"$d/owner\" ] && echo \"$d $(cat \"$d/owner\")\"; done; true", timeout: .seconds(30))
@@ -132,13 +145,17 @@ final class RemoteVMHost: VMHost, Sendable {
             guard fields.count == 4, fields[0].hasPrefix("/tmp/dts-vms."), fields[1] == RunDirectory.machineID,
                   let pid = Int32(fields[2]), let start = UInt64(fields[3]) else { continue }
             if ProcessTable.startTime(of: pid) == start { continue } // that run is alive
-            let script = "for f in \"$1\"/*/qemu.pid; do [ -f \"$f\" ] || continue; p=$(cat \"$f\"); "
-                + "grep -qaF -- \"$1\" /proc/\"$p\"/cmdline 2>/dev/null && "
-                + "{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\"; } && echo \"killed $p\"; done; rm -rf -- \"$1\""
+            let script = "if [ -f \"$1/processes\" ]; then while read -r p s rest; do [ \"$p\" -gt 1 ] 2>/dev/null || continue; "
+                + "[ \"$(\(startTimeOfP))\" = \"$s\" ] || continue; "
+                + "{ kill -9 -\"$p\" 2>/dev/null || kill -9 \"$p\"; } && echo \"killed $p ($rest)\"; done < \"$1/processes\"; fi; rm -rf -- \"$1\""
             let result = try? await connection.exec(ShellQuoting.join(["sh", "-c", script, "sh", fields[0]]), timeout: .seconds(30))
             run.logger.warning("\(label): removed \(fields[0]) of a dead run from this machine\((result?.output ?? "").isEmpty ? "" : ": " + (result?.output ?? "").replacingOccurrences(of: "\n", with: " "))")
         }
     }
+
+    /// Shell text printing the start time of process `$p` (field 22 of `/proc/$p/stat`, counted
+    /// after the command name, which may hold spaces and parentheses), as ``ProcessTable`` reads it.
+    static let startTimeOfP = "sed 's/.*) //' /proc/\"$p\"/stat 2>/dev/null | cut -d' ' -f20"
 
     /// `address` as an IPv4 literal (resolved if it is a name).
     static func resolveIPv4(_ address: String) -> String? {
@@ -169,6 +186,9 @@ final class RemoteVMHost: VMHost, Sendable {
     }
 
     func prepare(vm: String, command: QEMUCommandLine) async throws {
+        if let taken = command.fixedPorts.first(where: { remoteAllocator.isListening($0.port) }) {
+            throw ResourceError(taken.taken(on: "\(label) (\(remoteAllocator.listenAddress))"))
+        }
         let dir = command.paths.runtimeDirectory
         let sockets = [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket,
                        command.paths.serialSocket, command.paths.pidFile].compactMap { $0 }
@@ -237,7 +257,11 @@ final class RemoteVMHost: VMHost, Sendable {
         let script = "cd \"$1\" && shift && exec \"$@\" > qemu.stdout 2> qemu.stderr < /dev/null"
         let result = try await run(["sh", "-c", script, "sh", dir] + command.command, timeout: timeout)
         guard result.succeeded else { throw VMStartError.Reason.qemuExited(status: result.status) }
-        let text = try await connection.exec(ShellQuoting.join(["cat", pidFile]), timeout: .seconds(30))
+        // The pid, recorded with its start time in the run's directory there for a later run's
+        // stale cleanup (``cleanStale(on:label:run:)``).
+        let record = "p=$(cat \"$1\") || exit 1; s=$(\(Self.startTimeOfP)); "
+            + "[ -n \"$s\" ] && printf '%s %s %s\\n' \"$p\" \"$s\" \"$3\" >> \"$2/processes\"; echo \"$p\""
+        let text = try await connection.exec(ShellQuoting.join(["sh", "-c", record, "sh", pidFile, root, "qemu \(vm)"]), timeout: .seconds(30))
         guard let pid = Int32(text.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw VMStartError.Reason.failed("QEMU daemonized on the DUT but wrote no pid file \(pidFile)")
         }
@@ -246,22 +270,61 @@ final class RemoteVMHost: VMHost, Sendable {
     }
 
     func isAlive(_ pid: Int32) async -> Bool {
-        do {
-            return try await connection.exec("kill -0 \(pid)", timeout: .seconds(10)).succeeded
-        } catch {
-            // With the DUT unreachable nothing more can be done from here: say so and stop waiting
-            // (the next run from this machine on that DUT kills what this one left). A probe that
-            // merely failed counts as alive: the stop sequence escalates anyway.
-            guard await connection.isUsable else {
-                run.logger.error("\(label): lost the SSH connection; QEMU pid \(pid) may still run there (\(root)): \(error)")
-                return false
+        var lastError: (any Error)?
+        // A connection that breaks during the probe is reconnected once and the probe asked again.
+        for _ in 0..<2 {
+            let connection = await usableConnection()
+            do {
+                return try await connection.exec("kill -0 \(pid)", timeout: .seconds(10)).succeeded
+            } catch {
+                // A probe that merely failed counts as alive: the stop sequence escalates anyway.
+                if await connection.isUsable { return true }
+                lastError = error
             }
+        }
+        // With the DUT unreachable nothing more can be done from here: say so and stop waiting
+        // (the next run from this machine on that DUT kills what this one left).
+        run.logger.error("\(label): lost the SSH connection; QEMU pid \(pid) may still run there (\(root)): \(lastError.map { "\($0)" } ?? "")")
+        return false
+    }
+
+    /// The DUT's connection; once it broke (a network blip, a timed-out send), a new one with the
+    /// same options, so that QEMU is still watched, stopped and cleaned up there. One attempt per
+    /// 5 s at most; the broken connection is returned when the DUT cannot be reached again. QMP and
+    /// guest-agent relays of the broken connection are not restored.
+    func usableConnection() async -> SSHConnection {
+        let current = connection
+        if await current.isUsable { return current }
+        let now = ContinuousClock.now
+        let attempt = link.withLock { link -> Bool in
+            guard link.connection === current, link.lastAttempt.map({ now - $0 >= .seconds(5) }) ?? true else { return false }
+            link.lastAttempt = now
             return true
+        }
+        guard attempt else { return connection }
+        do {
+            let fresh = try await SSHConnection.connect(current.options)
+            link.withLock { $0.connection = fresh }
+            run.logger.warning("\(label): the SSH connection broke; reconnected to watch and clean up the VMs there")
+            return fresh
+        } catch {
+            run.logger.error("\(label): the SSH connection broke and reconnecting failed: \(error)")
+            return current
         }
     }
 
+    /// One round trip: `grep` for the whole file (a console log stays small); `offset` is unused.
+    func search(_ path: String, for text: String, from offset: UInt64) async -> (line: String?, next: UInt64) {
+        let result = try? await connection.exec(ShellQuoting.join(["grep", "-a", "-m1", "-F", "--", text, path]), timeout: .seconds(10))
+        let line = result.flatMap { $0.succeeded ? $0.output.split(separator: "\n").first.map(String.init) : nil }
+        return (line, offset)
+    }
+
     func signal(_ pid: Int32, _ signal: Int32) async {
-        _ = try? await run(["kill", "-\(signal)", String(pid)], timeout: .seconds(10))
+        let argv = ["kill", "-\(signal)", String(pid)]
+        if (try? await run(argv, timeout: .seconds(10))) == nil {
+            _ = try? await usableConnection().exec(argv: argv, timeout: .seconds(10))
+        }
     }
 
     func tail(of path: String) async -> String {
@@ -291,10 +354,11 @@ final class RemoteVMHost: VMHost, Sendable {
         let open = state.withLock { $0.forwards.removeValue(forKey: vm) ?? [] }
         for forward in open { await forward.close() }
         let dir = command.paths.runtimeDirectory
+        let connection = await usableConnection()
         for file in ["console.log", "qemu.stderr", "qemu.stdout"] {
             try? await connection.download(remotePath: dir + "/" + file, localPath: localDirectory + "/" + file)
         }
-        _ = try? await run(["rm", "-rf", "--", dir])
+        _ = try? await connection.exec(argv: ["rm", "-rf", "--", dir], timeout: .seconds(30))
         remoteAllocator.release(vm: vm)
     }
 
@@ -304,7 +368,10 @@ final class RemoteVMHost: VMHost, Sendable {
         let first = state.withLock { state -> Bool in defer { state.removed = true }; return !state.removed }
         guard first else { return }
         dut.vmHost.forget()
+        let connection = await usableConnection()
         _ = try? await connection.exec(ShellQuoting.join(["rm", "-rf", "--", root]), timeout: .seconds(30))
+        // A connection opened after the DUT's own broke is this host's to close.
+        if connection !== original { await connection.close() }
     }
 }
 
@@ -339,6 +406,9 @@ final class RemoteResourceAllocator: VMResourceAllocator, Sendable {
     }
 
     func setListening(_ listening: Set<Int>) { ports.withLock { $0.listening = listening } }
+
+    /// Whether the DUT listened on `port` when last refreshed.
+    func isListening(_ port: Int) -> Bool { ports.withLock { $0.listening.contains(port) } }
 
     /// Records which of `paths` the DUT has as executable files (`found`).
     func learnExecutables(_ paths: [String], found: Set<String>) {

@@ -33,6 +33,10 @@ protocol VMHost: AnyObject, Sendable {
     func signal(_ pid: Int32, _ signal: Int32) async
     /// The end of a file on the host (QEMU's stderr, the console log), for error messages.
     func tail(of path: String) async -> String
+    /// The first line of file `path` on the host that holds `text`, searching from byte `offset`
+    /// on, and where the next search may start (the console watch for a kernel panic). Default:
+    /// a file on this machine.
+    func search(_ path: String, for text: String, from offset: UInt64) async -> (line: String?, next: UInt64)
     /// A path on this machine that reaches the Unix socket `path` on the host (the same path
     /// locally; a forwarded socket in `localDirectory` for a remote host).
     func reachSocket(_ path: String, vm: String, localDirectory: String) async throws -> String
@@ -43,6 +47,8 @@ protocol VMHost: AnyObject, Sendable {
     /// After QEMU stopped: frees the VM's ports, ends forwards, brings the host-side logs into
     /// `localDirectory` and removes the VM's files on the host.
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async
+    /// The host's snapshot cache (warm boot), or `nil` where VMs always boot cold.
+    var snapshots: (any SnapshotStore)? { get }
     /// Learns which of `paths` are executable files on the host, for the allocator's
     /// ``VMResourceAllocator/isExecutable(path:)`` (the emulators `qemu path=` lists). A host
     /// whose allocator looks at files itself does nothing.
@@ -50,6 +56,7 @@ protocol VMHost: AnyObject, Sendable {
 }
 
 extension VMHost {
+    var snapshots: (any SnapshotStore)? { nil }
     func probeExecutables(_ paths: [String]) async {}
 }
 
@@ -60,13 +67,21 @@ final class LocalVMHost: VMHost {
     var allocator: any VMResourceAllocator { hostAllocator }
     var launchesDaemonized: Bool { false }
     var label: String { "this host" }
+    let snapshots: (any SnapshotStore)?
 
-    /// This machine, with the run's allocator (``Run/allocator``).
-    init(allocator: HostResourceAllocator) { hostAllocator = allocator }
+    /// This machine, with the run's allocator (``Run/allocator``) and snapshot cache.
+    init(allocator: HostResourceAllocator, snapshots: SnapshotCache? = nil) {
+        hostAllocator = allocator
+        self.snapshots = snapshots
+    }
 
     func refresh() async throws {}
 
     func prepare(vm: String, command: QEMUCommandLine) async throws {
+        let address = hostAllocator.listenAddress
+        if let taken = command.fixedPorts.first(where: { !HostResourceAllocator.canBind(port: $0.port, address: address) }) {
+            throw ResourceError(taken.taken(on: address))
+        }
         for path in [command.paths.qmpSocket, command.paths.guestAgentSocket, command.paths.monitorSocket, command.paths.serialSocket, command.paths.pidFile] {
             guard let path else { continue }
             try? FileManager.default.removeItem(atPath: path)
@@ -88,7 +103,10 @@ final class LocalVMHost: VMHost {
         let dir = command.paths.runtimeDirectory
         let process = try ChildProcess.spawn(command.command, stdout: dir + "/qemu.stdout", stderr: dir + "/qemu.stderr",
                                                   dieWithParent: !command.daemonize)
-        guard command.daemonize else { return SupervisedQEMU(process) }
+        guard command.daemonize else {
+            hostAllocator.run.recordProcess(process.pid, "qemu \(vm)")
+            return SupervisedQEMU(process)
+        }
         // The launcher exits 0 once QEMU has daemonized; then follow the pid file.
         let status = await process.waitForExit()
         guard status == 0 else { throw VMStartError.Reason.qemuExited(status: status) }
@@ -97,6 +115,7 @@ final class LocalVMHost: VMHost {
               let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw VMStartError.Reason.failed("QEMU daemonized but wrote no pid file")
         }
+        hostAllocator.run.recordProcess(pid, "qemu \(vm) (daemon)")
         return DaemonQEMU(pid: pid, host: self, launcher: process, watchInterval: .milliseconds(50), stopInterval: .milliseconds(50))
     }
 
@@ -124,3 +143,10 @@ final class LocalVMHost: VMHost {
     }
 }
 
+extension QEMUCommandLine.FixedPort {
+    /// Why a start stops when this port is taken on `host`.
+    func taken(on host: String) -> String {
+        "port \(port) (\(what), fixed by '\(param)' at \(location)) is taken on \(host): free it, or leave the port to dts "
+            + "(it then picks a free one); fresh ports cannot help with a port the config fixes"
+    }
+}

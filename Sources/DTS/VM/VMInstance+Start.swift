@@ -29,7 +29,7 @@ extension VMInstance {
     /// checked, then the guest continued.
     func pinVCPUs() async throws(VMStartError) {
         guard command.startsPaused, let qmp = parts({ $0.qmp }) else { return skip(.pinning) }
-        try await stage(.pinning, deadlines.pinning) { [self] in
+        try await stage(.pinning, budgeted(deadlines.pinning)) { [self] in
             if !command.cpuPinning.isEmpty { try await pin(qmp) }
             try await qmp.cont()
         }
@@ -40,7 +40,7 @@ extension VMInstance {
     func awaitGuestAgent() async throws(VMStartError) {
         guard let socket = command.paths.guestAgentSocket else { return skip(.guestAgent) }
         let transcript = try? TranscriptFile(path: localDirectory + "/qga.log")
-        let agent = try await stage(.guestAgent, deadlines.guest) { [self] in
+        let agent = try await stage(.guestAgent, budgeted(deadlines.guest)) { [self] in
             let path = try await host.reachSocket(socket, vm: vmName, localDirectory: localDirectory)
             while true {
                 do {
@@ -62,7 +62,7 @@ extension VMInstance {
     /// address. Skipped without a guest agent.
     func awaitManagementAddress() async throws(VMStartError) {
         guard let agent = parts({ $0.guestAgent }) else { return skip(.managementAddress) }
-        try await stage(.managementAddress, deadlines.guest) {
+        try await stage(.managementAddress, budgeted(deadlines.guest)) {
             while true {
                 if let interfaces = try? await agent.networkInterfaces(timeout: .seconds(5)),
                    interfaces.contains(where: Self.isManagementUp) {
@@ -144,25 +144,32 @@ extension VMInstance {
 
     // MARK: One stage
 
-    /// Runs one stage: its deadline and QEMU's exit race the work, and whatever ends it (the
-    /// deadline, QEMU's exit, an error) becomes a ``VMStartError`` naming the stage, with the end
-    /// of QEMU's stderr and of the console. The one place a start fails.
+    /// Runs one stage: its deadline, QEMU's exit and a guest kernel panic on the console race the
+    /// work, and whatever ends it (the deadline, QEMU's exit, a panic, an error) becomes a
+    /// ``VMStartError`` naming the stage, with the end of QEMU's stderr and of the console. The one
+    /// place a start fails.
     func stage<T: Sendable>(_ stage: VMStage, _ deadline: Duration,
                             _ body: @escaping @Sendable () async throws -> T) async throws(VMStartError) -> T {
         emit(stage, .started)
         let begin = ContinuousClock.now
         do {
-            let value = try await race(deadline: deadline, exited: exitWatcher(), body)
+            let value = try await race(deadline: deadline, interrupted: interruptionWatcher(), body)
             emit(stage, .passed, duration: (ContinuousClock.now - begin).seconds)
             return value
         } catch {
             emit(stage, .failed, duration: (ContinuousClock.now - begin).seconds)
-            let reason: VMStartError.Reason
+            var reason: VMStartError.Reason
             switch error {
             case StageInterruption.timedOut(let d): reason = .timedOut(d)
             case StageInterruption.exited(let status): reason = .qemuExited(status: status)
+            case StageInterruption.panicked(let line): reason = .guestPanicked(line)
             case let r as VMStartError.Reason: reason = r
             default: reason = .failed("\(error)")
+            }
+            // A step that failed because QEMU went away (its QMP socket closed as it exited after a
+            // failed incoming migration) failed for QEMU's exit: say so, with QEMU's own words.
+            if case .failed = reason, let qemu = parts({ $0.qemu }), await qemu.waitForExit(within: .seconds(1)) {
+                reason = .qemuExited(status: await qemu.waitForExit() ?? -1)
             }
             // Give QEMU a moment to finish writing why it exited.
             if case .qemuExited = reason { try? await Task.sleep(for: .milliseconds(50)) }
@@ -173,11 +180,18 @@ extension VMInstance {
         }
     }
 
-    /// Returns QEMU's exit status once it exits, `nil` if cancelled first. Before QEMU was
-    /// launched there is nothing to watch: the launch itself reports a failed start.
-    private func exitWatcher() -> @Sendable () async -> Int32? {
+    /// Returns what ends a stage besides its work and deadline: QEMU's exit, or a kernel panic on
+    /// the guest's console; `nil` if cancelled first. Before QEMU was launched there is nothing to
+    /// watch: the launch itself reports a failed start.
+    private func interruptionWatcher() -> @Sendable () async -> StageInterruption? {
         guard let qemu = parts({ $0.qemu }) else { return { nil } }
-        return { await qemu.waitForExit() }
+        return { [console, deadlines] in
+            switch await firstInterruption(qemu: qemu, console: console, every: deadlines.consoleInterval) {
+            case .exited(let status)?: .exited(status)
+            case .panicked(let line)?: .panicked(line)
+            case nil: nil
+            }
+        }
     }
 
     var elapsed: Double { (ContinuousClock.now - started).seconds }
@@ -194,7 +208,7 @@ extension VMInstance {
         }
     }
 
-    private func skip(_ stage: VMStage) { emit(stage, .skipped) }
+    func skip(_ stage: VMStage) { emit(stage, .skipped) }
 }
 
 /// Every deadline of a VM's start and stop, scaled by the run's timeout factor.
@@ -216,6 +230,12 @@ struct VMDeadlines: Sendable {
     var sshAttempt: Duration
     /// Reading the PCI map: 10 s.
     var pciMap: Duration
+    /// Saving a snapshot (warm boot): 60 s.
+    var snapshot: Duration
+    /// How often the console is searched for a kernel panic: 0.2 s; 1 s on a remote host (a round trip each).
+    var consoleInterval: Duration
+    /// The same once the VM is up: 0.5 s; 2 s on a remote host.
+    var consoleWhileUp: Duration
     /// For an error reply to the guest agent's power-off (none comes on success): 2 s.
     var agentShutdownReply: Duration
     /// After the guest agent's power-off, for QEMU to exit: 10 s.
@@ -239,6 +259,9 @@ struct VMDeadlines: Sendable {
         login = scaled(start.loginTimeout)
         sshAttempt = scaled(5)
         pciMap = scaled(10)
+        snapshot = scaled(60)
+        consoleInterval = launchesDaemonized ? .seconds(1) : .milliseconds(200)
+        consoleWhileUp = launchesDaemonized ? .seconds(2) : .milliseconds(500)
         agentShutdownReply = scaled(2)
         agentShutdown = scaled(10)
         quitReply = scaled(3)

@@ -16,10 +16,11 @@ extension VMInstance {
     /// Asks QEMU to end: the guest powers off through its agent; if QEMU still runs, QMP `quit`.
     /// Each step only while QEMU runs. Returns whether QEMU is gone (also when it never started).
     func softShutdown() async -> Bool {
-        let (qemu, agent, qmp) = parts { ($0.qemu, $0.guestAgent, $0.qmp) }
+        let (qemu, agent, qmp, migratedAway) = parts { ($0.qemu, $0.guestAgent, $0.qmp, $0.migratedAway) }
         guard let qemu else { return true }
         var gone = !(await qemu.isRunning())
-        if !gone, let agent, agent.isConnected, (try? await agent.shutdown(mode: .powerdown, replyGrace: deadlines.agentShutdownReply)) != nil {
+        // A guest that migrated away runs elsewhere now: its old QEMU only quits.
+        if !gone, !migratedAway, let agent, agent.isConnected, (try? await agent.shutdown(mode: .powerdown, replyGrace: deadlines.agentShutdownReply)) != nil {
             gone = await qemu.waitForExit(within: deadlines.agentShutdown)
         }
         agent?.close()

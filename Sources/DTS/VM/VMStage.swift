@@ -9,12 +9,27 @@ public enum VMStage: String, Sendable, CaseIterable {
     case spawn
     /// The QMP handshake done.
     case qmp
+    /// Warm boot: the guest's saved state loaded from a snapshot (QMP `migrate-incoming`); it
+    /// takes the place of the guest's own boot.
+    case restore
+    /// Live migration: QEMU waits for the migration stream (QMP `query-status` says `inmigrate`);
+    /// the start of an incoming VM ends here.
+    case incoming
+    /// Live migration: the incoming migration completed on this QEMU (`query-migrate`), which now
+    /// runs the guest.
+    case migrated
     /// vCPU threads pinned while the guest is paused, then the guest continued.
     case pinning
     /// The guest agent answers `guest-ping`.
     case guestAgent = "guest-agent"
+    /// Warm boot: a restored guest's clock set from the host's, and fresh host randomness given
+    /// to its random number generator (through the guest agent).
+    case guestRefresh = "guest-refresh"
     /// The management interface has an IPv4 address (seen through the guest agent).
     case managementAddress = "management-address"
+    /// Warm boot: the ready guest saved to the snapshot cache (paused, saved, continued), on the
+    /// first cold boot of its machine.
+    case snapshot
     /// SSH login through the forwarded port succeeded.
     case ssh
     /// The guest PCI map (`pt_N` ids) read.
@@ -34,10 +49,12 @@ public struct VMStageEvent: Sendable, Equatable {
 }
 
 /// Why a VM did not come up: the stage, how long it took, and what QEMU and the guest said.
-public struct VMStartError: Error, Sendable, CustomStringConvertible {
+public struct VMStartError: DetailedError, Sendable, CustomStringConvertible {
     public enum Reason: Error, Sendable, CustomStringConvertible {
-        /// QEMU exited during the stage.
+        /// QEMU exited during the stage (128 + N for signal N).
         case qemuExited(status: Int32)
+        /// The guest kernel panicked during the stage: its console's panic line.
+        case guestPanicked(String)
         /// The stage's deadline passed.
         case timedOut(Duration)
         /// The stage's work failed.
@@ -45,7 +62,8 @@ public struct VMStartError: Error, Sendable, CustomStringConvertible {
 
         public var description: String {
             switch self {
-            case .qemuExited(let status): return "QEMU exited with status \(status)"
+            case .qemuExited(let status): return "QEMU exited (\(QEMUExit.describe(status)))"
+            case .guestPanicked(let line): return "the guest kernel panicked: \(line)"
             case .timedOut(let deadline): return "not done within its deadline of \(deadline.secondsText)"
             case .failed(let message): return message
             }
@@ -76,13 +94,17 @@ public struct VMStartError: Error, Sendable, CustomStringConvertible {
         self.logDirectory = logDirectory
     }
 
+    /// One or two lines, short enough for a case's reason: the stage, the reason, QEMU's last
+    /// words when it exited, and where the logs are. The tails are in ``details``, the whole
+    /// console and stderr in the log directory.
     public var description: String {
         var text = "VM \(vm) failed at stage '\(stage.rawValue)' after \(String(format: "%.1f", elapsed)) s: \(reason)"
-        if !qemuStderr.isEmpty { text += "\n--- qemu stderr (end) ---\n" + qemuStderr }
-        if !consoleTail.isEmpty { text += "\n--- console (end) ---\n" + consoleTail }
-        text += "\n(logs: \(logDirectory))"
-        return text
+        if case .qemuExited = reason { text += QEMUExit.lastWords(qemuStderr) }
+        return text + "\n(logs: \(logDirectory): console.log, qemu.stderr)"
     }
+
+    /// ``description`` with the end of QEMU's stderr and of the console, for logs and terminals.
+    public var details: String { QEMUExit.withTails(description, qemuStderr: qemuStderr, consoleTail: consoleTail) }
 }
 
 extension Duration {
@@ -98,9 +120,9 @@ func tail(of path: String, lines: Int = 20) -> String {
         .trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
-/// Runs `body` until it finishes, `deadline` passes, or `exited` reports QEMU's exit, whichever
-/// comes first. The losers are cancelled and not waited for.
-func race<T: Sendable>(deadline: Duration, exited: @escaping @Sendable () async -> Int32?,
+/// Runs `body` until it finishes, `deadline` passes, or `interrupted` reports what ends it
+/// (QEMU's exit, a guest panic), whichever comes first. The losers are cancelled and not waited for.
+func race<T: Sendable>(deadline: Duration, interrupted: @escaping @Sendable () async -> StageInterruption?,
                        _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let once = RaceOnce()
     return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
@@ -118,8 +140,8 @@ func race<T: Sendable>(deadline: Duration, exited: @escaping @Sendable () async 
             if once.claim() { continuation.resume(throwing: StageInterruption.timedOut(deadline)); once.cancelAll() }
         }
         let watcher = Task {
-            guard let status = await exited(), !Task.isCancelled else { return }
-            if once.claim() { continuation.resume(throwing: StageInterruption.exited(status)); once.cancelAll() }
+            guard let interruption = await interrupted(), !Task.isCancelled else { return }
+            if once.claim() { continuation.resume(throwing: interruption); once.cancelAll() }
         }
         once.track([work, timer, watcher])
     }
@@ -143,4 +165,5 @@ final class RaceOnce: Sendable {
 enum StageInterruption: Error {
     case timedOut(Duration)
     case exited(Int32)
+    case panicked(String)
 }

@@ -39,15 +39,22 @@ extension RealGuestTests {
                                            run: testRun(), knownHostsPath: scratch.path + "/known_hosts")
 
             // What a killed earlier run from this machine left on the DUT: its directory and a
-            // process named by its pid file. The first VM start on the DUT cleans it up.
-            let stale = try await dut.exec("d=$(mktemp -d /tmp/dts-vms.XXXXXXXX) && mkdir \"$d/vm0\" && echo \"$d\"", timeout: .seconds(10))
+            // process it recorded (pid and start time). The first VM start on the DUT cleans it up.
+            // A process named only by a pid file there (planted, or a reused pid) is left alone.
+            let stale = try await dut.exec("d=$(mktemp -d /tmp/dts-vms.XXXXXXXX) && mkdir \"$d/vm0\" \"$d/vm1\" && echo \"$d\"", timeout: .seconds(10))
                 .output.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(stale.hasPrefix("/tmp/dts-vms."))
-            _ = try await dut.exec(argv: ["sh", "-c", "printf '%s 999999 1\\n' \"$2\" > \"$1/owner\"; setsid sh -c 'sleep 1283; true' \"$1/vm0\" > /dev/null 2>&1 < /dev/null & echo $! > \"$1/vm0/qemu.pid\"",
+            _ = try await dut.exec(argv: ["sh", "-c", "printf '%s 999999 1\\n' \"$2\" > \"$1/owner\"; setsid sh -c 'sleep 1283; true' \"$1/vm0\" > /dev/null 2>&1 < /dev/null & echo $! > \"$1/vm0/qemu.pid\"; "
+                                          + "setsid sh -c 'sleep 1284; true' \"$1/vm1\" > /dev/null 2>&1 < /dev/null & echo $! > \"$1/vm1/qemu.pid\"",
                                           "sh", stale, RunDirectory.machineID], timeout: .seconds(10))
-            let stalePid = try #require(Int32(try String(contentsOfFile: stale + "/vm0/qemu.pid", encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines)))
-            #expect(ProcessTable.isAlive(stalePid))
+            func pid(_ vm: String) throws -> Int32 {
+                try #require(Int32(try String(contentsOfFile: stale + "/\(vm)/qemu.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+            }
+            let stalePid = try pid("vm0"), plantedPid = try pid("vm1")
+            defer { kill(-plantedPid, SIGKILL) }
+            let staleStart = try #require(ProcessTable.startTime(of: stalePid))
+            try "\(stalePid) \(staleStart) qemu vm0\n".write(toFile: stale + "/processes", atomically: true, encoding: .utf8)
+            #expect(ProcessTable.isAlive(stalePid) && ProcessTable.isAlive(plantedPid))
 
             // No guest image on the DUT yet: the start copies it.
             let remoteImage = "/home/\(RemoteNamespaceHost.user)/.cache/dts/images/dts-guest"
@@ -61,6 +68,7 @@ extension RealGuestTests {
             // The stale run is gone: its process group killed (the shell and its sleep), its directory removed.
             #expect(!ProcessTable.isAlive(stalePid) || Self.status(stalePid, "State") == "Z")
             #expect(localProcesses(running: "sleep 1283").isEmpty, "the stale run's child survived")
+            #expect(ProcessTable.isAlive(plantedPid) && Self.status(plantedPid, "State") != "Z", "a process the dead run never recorded was killed")
             #expect(!FileManager.default.fileExists(atPath: stale))
 
             // QEMU runs on the DUT: in the namespace's network namespace, as the DUT's user,
@@ -124,6 +132,48 @@ extension RealGuestTests {
             #expect(!FileManager.default.fileExists(atPath: root))
             await dut.close()
             #expect(host.waitForNoSessions(), "dropbear still serves a connection after the DUT closed")
+        }
+
+        /// The DUT's SSH connection breaks while its VM is up (its server-side session killed, as a
+        /// network blip or a send that timed out would): stopping the VM reconnects to the DUT and
+        /// kills QEMU there, and the run's directory there still goes. Before, QEMU stayed on the
+        /// DUT until a later run from this machine cleaned it up.
+        @Test func aBrokenDUTConnectionStillStopsTheVMThere() async throws {
+            try VMFixture.requireGuestImage()
+            let host = try RemoteNamespaceHost()
+            defer { host.tearDown() }
+            let fixture = try VMFixture(["vm0": VMFixture.guest])
+            let scratch = try TempDir("dts-remote-vmbreak")
+            let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg,
+                                                                      vmLogDirectory: scratch.path + "/vms"),
+                                           run: testRun(), knownHostsPath: scratch.path + "/known_hosts")
+            let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)
+            _ = try await kvm.start()
+            let instance = try #require(kvm.instance)
+            let qemu = instance.pid
+            let root = (instance.command.paths.runtimeDirectory as NSString).deletingLastPathComponent
+            defer { kill(qemu, SIGKILL) }
+
+            host.dropSessions()
+            let remote = try #require(dut.underlyingSession as? RemoteHostSession)
+            var usable = true
+            for _ in 0..<100 where usable {
+                try await Task.sleep(for: .milliseconds(100))
+                usable = await remote.connection.isUsable
+            }
+            try #require(!usable, "the DUT's connection survived its server session")
+            #expect(ProcessTable.isAlive(qemu), "QEMU went with the SSH session")
+
+            await kvm.stop()
+            var alive = ProcessTable.isAlive(qemu)
+            for _ in 0..<100 where alive {
+                try await Task.sleep(for: .milliseconds(100))
+                alive = ProcessTable.isAlive(qemu) && Self.status(qemu, "State") != "Z"
+            }
+            #expect(!alive, "QEMU \(qemu) still runs on the DUT after stop()")
+            await dut.run.tearDown()
+            #expect(!FileManager.default.fileExists(atPath: root), "\(root) left on the DUT")
+            await dut.close()
         }
 
         /// `dts run --suite virt_basic --dut NAME` with a crbs.cfg DUT in the namespace: every case

@@ -24,7 +24,7 @@ import Glibc
                       onStage: (@Sendable (VMStageEvent, ScriptedVMHost) -> Void)? = nil)
         async throws -> (error: VMStartError?, host: ScriptedVMHost, events: [VMStageEvent], pending: [String], timeline: [String]) {
         let fixture = try VMFixture(["vm0": config])
-        let run = Run(root: "/tmp/dts-test-runs", hugepageMount: nil, timeoutFactor: timeoutFactor)
+        let run = Run.isolated(prefix: "dts-test", hugepageMount: nil, timeoutFactor: timeoutFactor)
         let host = ScriptedVMHost(script, runDirectory: try run.directory.path)
         let params = try VirtConfig.load(vm: "vm0", suite: fixture.suite, confDirectory: fixture.confDirectory)
         let seen = LockedBox<[VMStageEvent]>([])
@@ -92,7 +92,7 @@ import Glibc
     func qemuExitingDuringAStageFailsThatStage(stage: VMStage) async throws {
         var script = ScriptedVMHost.Script(managementAddress: false)
         script.stderr = "qemu-system-x86_64: scripted failure at \(stage.rawValue)"
-        script.console = "Kernel panic - not syncing: scripted"
+        script.console = "scripted console, last line"
         // Deadlines of 10 s for the guest stages, 7.5 s for QMP: the exit, not the deadline, ends the stage.
         let config = Self.vm.replacingOccurrences(of: "wait_seconds=2", with: "wait_seconds=20")
         let (error, host, events, pending, timeline) = try await Self.start(script, config: config) { event, host in
@@ -103,13 +103,44 @@ import Glibc
         guard case .qemuExited(let status) = failure.reason else { Issue.record("reason: \(failure.reason)"); return }
         #expect(status == 3)
         #expect(failure.qemuStderr.contains("scripted failure at \(stage.rawValue)"))
-        #expect(failure.consoleTail.contains("Kernel panic"))
+        #expect(failure.consoleTail.contains("last line"))
         #expect("\(failure)".contains("VM vm0 failed at stage '\(stage.rawValue)'"), "\(failure)")
+        // The reason says how QEMU ended and its last words; the console stays in the details.
+        #expect("\(failure)".contains("QEMU exited (status 3); qemu stderr: qemu-system-x86_64: scripted failure"), "\(failure)")
+        #expect(!"\(failure)".contains("last line") && failure.details.contains("last line"))
         #expect(events.contains { $0.stage == stage && $0.outcome == .failed })
         #expect(timeline.contains("\(stage.rawValue) (failed)"), "\(timeline)")
         // QEMU was gone: nothing was asked of it.
         #expect(!host.events.contains { ["guest-shutdown", "quit", "SIGTERM", "SIGKILL"].contains($0) }, "\(host.events)")
         #expect(host.events.last == "finish")
+        #expect(pending.isEmpty)
+    }
+
+    /// A kernel panic on the console ends the stage at once, with the panic line as the reason;
+    /// QEMU, still running (the guest hangs after a panic), is stopped.
+    @Test func aGuestPanicFailsTheStageAtOnce() async throws {
+        var script = ScriptedVMHost.Script(agentAnswers: false)
+        script.console = "[    0.000000] Linux version 6.1.0\n"
+        let config = Self.vm.replacingOccurrences(of: "wait_seconds=2", with: "wait_seconds=60")
+        let began = LockedBox<ContinuousClock.Instant?>(nil)
+        let (error, host, _, pending, _) = try await Self.start(script, config: config) { event, host in
+            guard event.stage == .guestAgent, event.outcome == .started, let console = host.launchedCommands.last?.paths.consoleLog,
+                  let file = FileHandle(forWritingAtPath: console) else { return }
+            began.set(ContinuousClock.now)
+            // Written in two pieces, as a serial console does.
+            _ = try? file.seekToEnd()
+            try? file.write(contentsOf: Data("[    2.204120] Kernel panic - not sync".utf8))
+            try? file.write(contentsOf: Data("ing: Attempted to kill init! exitcode=0x00000100\n[    2.2] CPU: 0 PID: 1\n".utf8))
+            try? file.close()
+        }
+        let failure = try #require(error)
+        #expect(failure.stage == .guestAgent)
+        guard case .guestPanicked(let line) = failure.reason else { Issue.record("reason: \(failure.reason)"); return }
+        #expect(line == "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100")
+        let at = try #require(began.get())
+        #expect(ContinuousClock.now - at < .seconds(10), "the deadline (30 s), not the panic, ended the stage")
+        #expect("\(failure)".split(separator: "\n").count <= 2 && "\(failure)".contains("the guest kernel panicked: Kernel panic"), "\(failure)")
+        #expect(host.events.contains("quit") || host.events.contains("SIGTERM"), "\(host.events)")
         #expect(pending.isEmpty)
     }
 

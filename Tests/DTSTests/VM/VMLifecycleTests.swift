@@ -24,9 +24,13 @@ struct VMFixture: Sendable {
         try text.write(toFile: dir.path + "/\(suite).cfg", atomically: true, encoding: .utf8)
     }
 
-    /// VM `name` on this machine as a DUT of `run`.
-    func vm(_ name: String = "vm0", run: Run) throws -> QEMUKvm {
-        try QEMUKvm(dut: Dut(settings: RunSettings(confDirectory: confDirectory, accelerator: .tcg), run: run), vmName: name, suite: suite)
+    /// VM `name` on this machine as a DUT of `run`. Cold boots unless asked (tests of other things
+    /// should not depend on what an earlier test left in a snapshot cache); warm boots use the
+    /// given cache.
+    func vm(_ name: String = "vm0", run: Run, boot: BootMode = .cold, snapshots: SnapshotCache? = nil) throws -> QEMUKvm {
+        let settings = RunSettings(confDirectory: confDirectory, accelerator: .tcg, boot: boot,
+                                   snapshots: snapshots ?? SnapshotCache(directory: dir.path + "/snapshots"))
+        return try QEMUKvm(dut: Dut(settings: settings, run: run), vmName: name, suite: suite)
     }
 
     static let guest = """
@@ -42,9 +46,10 @@ struct VMFixture: Sendable {
     }
 }
 
-/// A run under a private root, so that tests never touch another run's files; deadlines × 1.5.
+/// A run under a root of its own (`/tmp/dts-test-XXXXXX`, removed by its teardown), so that tests
+/// never touch another run's files; deadlines × 1.5.
 func testRun(timeoutFactor: Double = 1.5, hugepageMount: String? = HostFacts.hugetlbfsMount()) -> Run {
-    Run(root: "/tmp/dts-test-runs", hugepageMount: hugepageMount, timeoutFactor: timeoutFactor)
+    Run.isolated(prefix: "dts-test", hugepageMount: hugepageMount, timeoutFactor: timeoutFactor)
 }
 
 func qemuProcesses(matching text: String) -> [Int32] {
@@ -62,6 +67,7 @@ extension RealGuestTests {
         try VMFixture.requireGuestImage()
         let fixture = try VMFixture(["vm0": VMFixture.guest])
         let run = testRun()
+        let root = try run.directory.root
         try await withTearDown(run) {
             let vm = try fixture.vm(run: run)
             let dut = try await vm.start()
@@ -95,7 +101,11 @@ extension RealGuestTests {
             #expect(try run.allocator.ports(of: "vm0").isEmpty)
             #expect(await run.pending.isEmpty, "the stopped VM is still registered with the run")
             await vm.stop() // idempotent
+            // Nothing but the run's directory in its root: no lock files of the ports it held.
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: root)) == [(try run.directory.path as NSString).lastPathComponent])
         }
+        // The run's root was its own, and went with it.
+        #expect(root.hasPrefix("/tmp/dts-test-") && !FileManager.default.fileExists(atPath: root), "\(root)")
     }
 
     @Test func vcpusArePinnedBeforeTheGuestRuns() async throws {

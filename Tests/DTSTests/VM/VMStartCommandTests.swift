@@ -40,7 +40,10 @@ final class VMStartProcess {
     /// The pids in the pid files under the run root (QEMU's, one per VM).
     var pidFilePIDs: [Int32] {
         let runs = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("run-") }
-        return runs.flatMap { RunDirectory.pidFiles(under: root + "/" + $0) }.compactMap { file in
+        return runs.flatMap { run in
+            (FileManager.default.enumerator(atPath: root + "/" + run)?.allObjects as? [String] ?? [])
+                .filter { $0.hasSuffix(".pid") }.map { root + "/" + run + "/" + $0 }
+        }.compactMap { file in
             (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
     }
@@ -103,7 +106,7 @@ extension RealGuestTests {
             kill(qemu, SIGKILL)
             let status = try await dts.waitForExit(within: .seconds(60))
             #expect(status == 3, "\(dts.printed)")
-            #expect(dts.printed.contains("dts: VM vm0: QEMU (pid \(qemu)) was killed by signal 9 while the VM was up"), "\(dts.printed)")
+            #expect(dts.printed.contains("dts: VM vm0: QEMU (pid \(qemu)) exited (signal 9 SIGKILL) while the VM was up"), "\(dts.printed)")
             #expect(dts.runDirectories.isEmpty, "run directory left behind: \(dts.runDirectories)")
         }
     }

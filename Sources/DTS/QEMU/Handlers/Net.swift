@@ -44,7 +44,7 @@ public enum NetParameter: VMParameterHandler {
         for (_, nic, backend) in pairs {
             let id = "hostnet\(draft.nicCount)"
             emitBackend(backend, id: id, into: &draft)
-            emitNIC(nic, netdev: id, into: &draft)
+            emitNIC(nic, netdev: id, privateLink: backend["type"] == "user", into: &draft)
             draft.nicCount += 1
         }
     }
@@ -54,7 +54,8 @@ public enum NetParameter: VMParameterHandler {
     /// management pair of the built-in defaults, added after the config's own NICs, with a
     /// warning (its NIC at guest slot 0x1f, unless the config put a device there).
     static func addManagementIfMissing(into draft: inout CommandLineDraft, params: [VirtParam]) {
-        guard draft.ports.ssh == nil, let net = params.last(where: { $0.name == spec.name }),
+        // A net whose forward found no free port has its error already: no second NIC for it.
+        guard draft.ports.ssh == nil, !draft.failedAllocations.contains(spec.name), let net = params.last(where: { $0.name == spec.name }),
               let management = VirtConfig.builtInDefaults(vm: draft.context.vmName).last(where: { $0.name == spec.name }),
               var nic = management.entries.first(where: { $0["type"] == "nic" }),
               let user = management.entries.first(where: { $0["type"] == "user" }) else { return }
@@ -67,7 +68,7 @@ public enum NetParameter: VMParameterHandler {
                        + (slot1fTaken ? "" : " at guest slot 0x1f") + " on a user network with an SSH forward; VM DUTs leave it out of their test ports")
         let id = "hostnet\(draft.nicCount)"
         emitBackend(user, id: id, into: &draft)
-        emitNIC(nic, netdev: id, into: &draft)
+        emitNIC(nic, netdev: id, privateLink: true, into: &draft)
         draft.nicCount += 1
     }
 
@@ -79,6 +80,7 @@ public enum NetParameter: VMParameterHandler {
             var note: String?
             if let text = entry["opt_hostfwd"], let parsed = ValueKind.parseHostForward(text) {
                 forward = parsed
+                draft.fixed(port: parsed.hostPort, "the host forward \(text)", at: entry.location(of: "opt_hostfwd"), spec.name)
             } else {
                 let address = draft.allocator.listenAddress
                 guard let port = draft.allocate("a host port for SSH", at: entry.location, spec.name, { allocator, vm in
@@ -142,10 +144,17 @@ public enum NetParameter: VMParameterHandler {
         }
     }
 
-    static func emitNIC(_ entry: VirtEntry, netdev: String, into draft: inout CommandLineDraft) {
+    /// A nic on a `user` backend (`privateLink`) is alone on its link: QEMU's user network is
+    /// private to each VM, so its MAC need not differ between runs, and is derived from the VM's
+    /// name and the nic's index only. A MAC that stays the same lets a snapshot of the VM taken in
+    /// one run be restored in the next (warm boot); nics on shared links (tap, bridge) get the
+    /// allocator's MAC, unique to the run.
+    static func emitNIC(_ entry: VirtEntry, netdev: String, privateLink: Bool, into draft: inout CommandLineDraft) {
         let model = entry["opt_model"] ?? "e1000"
         var pairs: [(String, String)] = [("netdev", netdev), ("id", entry["opt_name"] ?? "nic\(draft.nicCount)")]
-        let mac = entry["opt_macaddr"] ?? draft.allocator.macAddress(vm: draft.context.vmName, index: draft.nicCount)
+        let mac = entry["opt_macaddr"]
+            ?? (privateLink ? MACAddress.derived(vm: draft.context.vmName, index: draft.nicCount)
+                            : draft.allocator.macAddress(vm: draft.context.vmName, index: draft.nicCount))
         pairs.append(("mac", mac))
         if let slot = entry["opt_addr"].flatMap(ValueKind.normalizedSlot) {
             if slot == "1f" || slot.unicodeScalars.starts(with: "1f.".unicodeScalars) {

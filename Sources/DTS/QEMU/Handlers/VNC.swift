@@ -4,7 +4,8 @@ public enum VNCParameter: VMParameterHandler {
 
     public static func apply(_ param: VirtParam, to draft: inout CommandLineDraft) {
         guard let entry = param.entries.last, entry.bool("disable") != true else { return }
-        guard let display = draft.configuredOrAllocated(entry.int("displayNum"), "a VNC display", at: entry.location, spec.name, { allocator, vm in
+        guard let display = draft.configuredOrAllocated(entry.int("displayNum"), "a VNC display", at: entry.location, spec.name,
+                                                        port: { 5900 + $0 }, { allocator, vm in
             try allocator.vncDisplay(vm: vm)
         }) else { return }
         draft.ports.vncDisplay = display
