@@ -1,11 +1,15 @@
 # Shortcuts; the scripts are the source of truth.
-.PHONY: setup test main build image bench-sessions bench-boot bench-perf golden
+.PHONY: setup test main build image bench-sessions bench-boot bench-perf golden suites
 
 setup:
 	bash scripts/setup.sh
 
 test:
 	bash scripts/test.sh
+
+# DTS's vhost/virtio suites in full (CI runs one short case of each); see docs/running.md.
+suites:
+	bash scripts/suites.sh
 
 main:
 	bash scripts/main.sh

@@ -315,6 +315,12 @@ if [ "$with_dpdk" = 1 ]; then
         [ "$found" = 1 ] || die "DPDK driver librte_$d not found in $pmddir"
     done
     copy_closure "$testpmd" "$pdump" "${pmd_files[@]}"
+    # EAL's plugin loader opens every librte_*.so.23 in the pmds directory, and some of those
+    # drivers (net_mlx5, in testpmd's closure) need libraries that sit beside them there.
+    # testpmd finds them through its RUNPATH, dpdk-pdump has none: the image's ld.so.cache
+    # lists the directory (ldconfig -r writes the cache for the image's root).
+    printf '%s\n' "$pmddir" > "$root/etc/ld.so.conf"
+    ldconfig -r "$root" || die "ldconfig -r $root failed"
 fi
 
 # Kernel modules: resolve dependencies with modinfo, copy the .ko files, and

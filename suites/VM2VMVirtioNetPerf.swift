@@ -26,11 +26,8 @@ final class VM2VMVirtioNetPerf: TestSuite {
         var minimumMbits: Double
 
         init(_ config: SuiteConfig) throws {
-            iperfSeconds = try config.int("iperf_seconds", default: 60)
+            iperfSeconds = try config.int("iperf_seconds", default: 60, in: 1...3600)
             minimumMbits = try config.double("iperf_min_mbits", default: 1000)
-            guard (1...3600).contains(iperfSeconds) else {
-                throw ConfigError(SourceLocation(file: config.path, line: 0, section: "suite"), key: "iperf_seconds", "\(iperfSeconds) is outside 1...3600")
-            }
         }
     }
 

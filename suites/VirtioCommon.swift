@@ -194,7 +194,7 @@ struct VirtioCommon {
 
     /// Starts testpmd in `vm` on its test NIC (bound to the VM's `def_driver`, `uio_pci_generic`
     /// when the config names none), with hugepages reserved in the guest.
-    func startGuestTestpmd(_ vm: VirtDut, allow: (GuestPort) -> String = { $0.pci }, arguments: [String],
+    func startGuestTestpmd(_ vm: VirtDut, allow: @Sendable (GuestPort) -> String = { $0.pci }, arguments: [String],
                            hugepages: Int = 64, cores: TestpmdCores = .list("0-1")) async throws -> PmdOutput {
         let ports = try await vm.bindTestPorts(driver: try vm.defaultPortDriver())
         try await vm.reserveHugepages(hugepages)

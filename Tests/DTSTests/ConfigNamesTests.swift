@@ -109,8 +109,17 @@ import Testing
         for suite in SuiteRegistry.all {
             #expect(PathComponentName.problem(suite.name) == nil, "\(suite.name)")
             for testCase in SuiteInfo.cases(of: suite) {
-                #expect(PathComponentName.problem(testCase.name) == nil, "\(suite.name)/\(testCase.name)")
+                #expect(PathComponentName.error(testCase.name, "case name", at: PathComponentName.commandLine) == nil, "\(suite.name)/\(testCase.name)")
             }
         }
+    }
+
+    /// Case names may be longer than VM and suite names (DTS's reach 79 bytes), not unbounded.
+    @Test func caseNamesHaveTheirOwnLimit() {
+        let long = "test_" + String(repeating: "x", count: 90)
+        #expect(PathComponentName.error(long, "case name", at: PathComponentName.commandLine) == nil)
+        #expect(PathComponentName.error(long, "suite name", at: PathComponentName.commandLine) != nil)
+        let tooLong = "test_" + String(repeating: "x", count: 200)
+        #expect(PathComponentName.error(tooLong, "case name", at: PathComponentName.commandLine)?.description.contains("at most 200") == true)
     }
 }

@@ -55,4 +55,34 @@ import Testing
         #expect(perf.iperfSeconds == 10 && perf.minimumMbits == 10)
         #expect(try SuiteConfig(path: root + "/conf/vhost_qemu_mtu.cfg").list("mtus") == ["9000", "68", "65535"])
     }
+
+    /// The pcap reader behind vm2vm_virtio_pmd's payload check: both byte orders, frames in
+    /// order, truncation and foreign files refused.
+    @Test func pcapFrames() throws {
+        func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)] }
+        let header = le32(0xa1b2c3d4) + [2, 0, 4, 0] + le32(0) + le32(0) + le32(65535) + le32(1)
+        func record(_ frame: [UInt8]) -> [UInt8] { le32(1) + le32(2) + le32(UInt32(frame.count)) + le32(UInt32(frame.count)) + frame }
+        let image = header + record([1, 2, 3]) + record(Array(repeating: 7, count: 8000))
+        let frames = try PcapFile.parse(image, name: "t.pcap")
+        #expect(frames.count == 2 && frames[0] == [1, 2, 3] && frames[1].count == 8000)
+        // Big-endian files (magic a1b2c3d4 written big-endian) read the same.
+        func be32(_ v: UInt32) -> [UInt8] { le32(v).reversed() }
+        let big = be32(0xa1b2c3d4) + [0, 2, 0, 4] + be32(0) + be32(0) + be32(65535) + be32(1) + be32(1) + be32(2) + be32(2) + be32(2) + [9, 9]
+        #expect(try PcapFile.parse(big, name: "b.pcap") == [[9, 9]])
+        #expect(throws: PcapFile.Malformed.self) { _ = try PcapFile.parse(Array(image.dropLast(1)), name: "t.pcap") }
+        #expect(throws: PcapFile.Malformed.self) { _ = try PcapFile.parse(Array(repeating: 0, count: 40), name: "z.pcap") }
+        #expect(try PcapFile.parse(header, name: "empty.pcap").isEmpty)
+    }
+
+    @Test func vm2vmVirtioPMDSettings() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let shipped = try VM2VMVirtioPMD.Settings(try SuiteConfig(path: root + "/conf/vm2vm_virtio_pmd.cfg"))
+        #expect(shipped.measureSeconds == 5 && shipped.minimumMpps == 0.001)
+        let defaults = try VM2VMVirtioPMD.Settings(SuiteConfig(values: [:]))
+        #expect(defaults.measureSeconds == 10 && defaults.minimumMpps == 4.5, "DTS's values when the config says nothing")
+        #expect(throws: ConfigError.self) { _ = try VM2VMVirtioPMD.Settings(SuiteConfig(values: ["measure_seconds": "0"])) }
+        // DTS's opt_settings per revision.
+        #expect(VM2VMVirtioPMD.Revision.virtio095.settings(mergeable: false).hasPrefix("disable-modern=true,mrg_rxbuf=off,"))
+        #expect(VM2VMVirtioPMD.Revision.virtio11.settings(mergeable: true).hasSuffix(",guest_ecn=on,packed=on"))
+    }
 }

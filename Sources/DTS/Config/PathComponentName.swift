@@ -12,8 +12,14 @@ public enum PathComponentName {
     /// sockets live under `<run dir>/<vm>/`: longer names would not fit beside the run directory.
     public static let maxBytes = 64
 
-    /// What is wrong with `name` as a path component, or `nil` when it is fine.
-    public static func problem(_ name: String) -> String? {
+    /// The longest case name, in UTF-8 bytes: a case names only its log and artifact files,
+    /// never a socket, and DTS's own case names reach 79 bytes
+    /// (`test_vm2vm_vhost_user_virtio10_pmd_with_mergeable_path_with_payload_valid_check`).
+    /// File names hold 255; the rest is room for suffixes.
+    public static let maxCaseBytes = 200
+
+    /// What is wrong with `name` as a path component of at most `limit` bytes, or `nil` when it is fine.
+    public static func problem(_ name: String, limit: Int = maxBytes) -> String? {
         if name.isEmpty { return "it is empty" }
         if name == "." || name == ".." { return "'\(name)' names a directory, not one of its entries" }
         for scalar in name.unicodeScalars {
@@ -26,14 +32,15 @@ public enum PathComponentName {
             }
         }
         let bytes = name.utf8.count
-        if bytes > maxBytes { return "it is \(bytes) bytes long; at most \(maxBytes)" }
+        if bytes > limit { return "it is \(bytes) bytes long; at most \(limit)" }
         return nil
     }
 
     /// An error at `location` when `name` is not a valid path component. `what` says what the
-    /// name is (`VM name`, `suite name`), `key` where it was given (`--vm`, `test_suites`).
+    /// name is (`VM name`, `suite name`, `case name`: case names may be up to ``maxCaseBytes``),
+    /// `key` where it was given (`--vm`, `test_suites`).
     public static func error(_ name: String, _ what: String, at location: SourceLocation, key: String? = nil) -> ConfigError? {
-        problem(name).map { ConfigError(location, key: key, "\(what) '\(name)' cannot name a file or directory: \($0)") }
+        problem(name, limit: what == "case name" ? maxCaseBytes : maxBytes).map { ConfigError(location, key: key, "\(what) '\(name)' cannot name a file or directory: \($0)") }
     }
 
     /// Checks names given as command-line options: `(option, value, what)`, e.g.

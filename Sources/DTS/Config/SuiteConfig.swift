@@ -62,6 +62,15 @@ public struct SuiteConfig: Sendable {
         section?.item(key) == nil ? defaultValue : try int(key)
     }
 
+    /// An integer in `range`, or `defaultValue` when absent; out of range is an error at the key's line.
+    public func int(_ key: String, default defaultValue: Int, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        let number = try int(key, default: defaultValue)
+        if let item = section?.item(key), !range.contains(number) {
+            throw wrong(item, "\(number) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
+    }
+
     /// A required decimal number (`4.5`, `1e-3`, `15`).
     public func double(_ key: String) throws(ConfigError) -> Double {
         guard let item = section?.item(key) else { throw missing(key) }
