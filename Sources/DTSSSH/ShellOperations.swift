@@ -209,10 +209,14 @@ final class ShellCloseOperation: LoopOperation {
     /// This operation has claimed the shell (`shell.closed`) and counted it as transient.
     private var started = false
 
+    /// How long a shell that took `exit` may take to end.
+    static let exitGrace: Duration = .seconds(20)
+
     init(shell: ShellChannel, continuation: CheckedContinuation<Void, any Error>) {
         self.shell = shell
         self.waiter = OnceContinuation(continuation)
         super.init()
+        // A shell that cannot even take `exit` (a full window) is given up after 3 s.
         deadline = ContinuousClock.now + .seconds(3)
     }
 
@@ -249,6 +253,11 @@ final class ShellCloseOperation: LoopOperation {
                 let rc = libssh2_channel_send_eof(channel)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 phase = .teardown
+                // `exit` went out: the shell ends as fast as its host lets it. A loaded TCG guest
+                // can take seconds; until the server answers CLOSE (dropbear does once the session
+                // child exited) new channels must wait under the dropbear rule, or the child's exit
+                // aborts the connection (mkj/dropbear#321).
+                deadline = ContinuousClock.now + Self.exitGrace
             case .teardown:
                 guard let (stage, _) = teardown.step(channel) else {
                     // The caller goes on once CLOSE is on its way (only the peer's answer is missing).
