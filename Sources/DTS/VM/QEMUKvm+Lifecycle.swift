@@ -17,6 +17,9 @@ extension QEMUKvm {
     ///
     /// On a remote DUT (``Dut/isRemote``) QEMU runs on the DUT: see ``RemoteVMHost`` for how it is
     /// launched and reached, and where its files live.
+    ///
+    /// With ``VMStartOptions/bindDevices`` (DTS's `bind_dev`), the guest's test NICs are bound to
+    /// the VM's `def_driver` (``VirtDut/defaultPortDriver(fallback:)``) before this returns.
     @discardableResult
     nonisolated(nonsending) public func start(_ options: VMStartOptions = VMStartOptions()) async throws -> VirtDut {
         if let running = instance, let dut = running.dut { return dut }
@@ -25,7 +28,20 @@ extension QEMUKvm {
                                reason: .failed("the VM waits for an incoming migration (migration = enable=yes): start it with startIncoming(), then migratedStart() once migrated"),
                                logDirectory: (try? dut.run.directory.vmPath(vmName)) ?? "")
         }
-        return try await launch(options, incoming: false).dut!
+        let vm = try await launch(options, incoming: false).dut!
+        if options.bindDevices {
+            // DTS's start(bind_dev=True): the guest's test NICs on the VM's def_driver. A failure
+            // stops the VM: a half-set-up guest is no VM DUT.
+            do {
+                let driver = try vm.defaultPortDriver()
+                let bound = try await vm.bindTestPorts(driver: driver)
+                dut.run.logger.info("VM \(vmName): test NICs \(bound.map(\.pci)) bound to \(driver) (def_driver)")
+            } catch {
+                await stop()
+                throw error
+            }
+        }
+        return vm
     }
 
     /// Starts QEMU and walks the start's stages: all of them, or up to `inmigrate` for an

@@ -17,10 +17,18 @@ public struct VMStartOptions: Sendable {
     public var sessionLog: (any SessionLogSink)?
     /// Overrides `start warm=` for this start (else the run's ``RunSettings/boot``).
     public var boot: BootMode?
+    /// DTS's `start(bind_dev=True)`: bind the guest's test NICs (every NIC but the management
+    /// one) to the VM's `def_driver` (vfio-pci with `driver_mode=noiommu`, uio_pci_generic; the
+    /// built-in fallback is uio_pci_generic) before ``QEMUKvm/start(_:)`` returns. Off by default,
+    /// unlike DTS: the shipped `virt_global.cfg` names vfio-pci for every VM, and suites that use
+    /// the guest's kernel NICs (vxlan_sample, vm2vm_virtio_net_perf) would lose them.
+    public var bindDevices: Bool
 
-    public init(logDirectory: String? = nil, boot: BootMode? = nil, onStage: (@Sendable (VMStageEvent) -> Void)? = nil) {
+    public init(logDirectory: String? = nil, boot: BootMode? = nil, bindDevices: Bool = false,
+                onStage: (@Sendable (VMStageEvent) -> Void)? = nil) {
         self.logDirectory = logDirectory
         self.boot = boot
+        self.bindDevices = bindDevices
         self.onStage = onStage
     }
 }

@@ -100,6 +100,32 @@ extension RealGuestTests {
         }
     }
 
+    /// DTS's `start(bind_dev=True)`: with `bindDevices` the start binds the test NICs to the VM's
+    /// `def_driver` and leaves the management NIC alone; without it the NICs stay on virtio-net.
+    @Test func startBindsTheTestNICsToDefDriverWhenAsked() async throws {
+        try VMFixture.requireGuestImage("dts-guest-dpdk")
+        let base = try Self.fixture()
+        let text = try String(contentsOfFile: base.confDirectory + "/" + base.suite + ".cfg", encoding: .utf8)
+        try (text + "def_driver = driver_name=uio_pci_generic;\n").write(toFile: base.confDirectory + "/" + base.suite + ".cfg",
+                                                                          atomically: true, encoding: .utf8)
+        let run = testRun()
+        try await withTearDown(run) {
+            let vm = try base.vm(run: run)
+            let guest = try await vm.start(VMStartOptions(bindDevices: true))
+            #expect(guest.defaultDriver?.name == "uio_pci_generic")
+            let ports = try await guest.portsInfo()
+            #expect(ports.map(\.driver) == ["uio_pci_generic", "uio_pci_generic"] && ports.map(\.mac) == Self.macs, "\(ports)")
+            // The management NIC still carries the VM DUT's own SSH.
+            #expect(try await guest.exec("echo still-here", timeout: .seconds(30)).output == "still-here\n")
+            await vm.stop()
+
+            let plain = try base.vm(run: run)
+            let unbound = try await plain.start()
+            #expect(try await unbound.portsInfo().map(\.driver) == ["virtio-pci", "virtio-pci"])
+            await plain.stop()
+        }
+    }
+
     /// Several shells of one VM DUT run at once; a file made in the guest comes back to the host intact.
     @Test func concurrentShellsAndCopyBack() async throws {
         try VMFixture.requireGuestImage("dts-guest-dpdk")
