@@ -73,15 +73,21 @@ fi
 # before them, resolved with modinfo from the kernel package).
 # e1000 goes first: /init brings the management NIC up right after its driver
 # loads, so the (slow, emulated) link negotiation overlaps the other insmods.
+# vfio, vfio_iommu_type1 and vfio_pci let DPDK use vfio-pci in no-IOMMU mode (a guest has no vIOMMU).
 modules=(e1000 virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-         failover net_failover virtio_net virtio_console virtio_blk uio uio_pci_generic)
+         failover net_failover virtio_net virtio_console virtio_blk uio uio_pci_generic
+         vfio vfio_iommu_type1 vfio_pci)
 # Debian packages downloaded and unpacked into the image (the kernel package is added below).
-packages=(busybox-static dropbear-bin qemu-guest-agent openssh-sftp-server bash)
+# iperf (2), ethtool and tcpdump are what DTS's vhost/virtio suites run in the guest.
+packages=(busybox-static dropbear-bin qemu-guest-agent openssh-sftp-server bash iperf ethtool tcpdump)
 # Host packages whose libraries end up in the image (ldd closure); recorded for caching.
 host_lib_packages=(libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g libgmp10 libglib2.0-0
-                   libudev1 libnuma1 liburing2 libpcre2-8-0 libtinfo6 libgcc-s1)
+                   libudev1 libnuma1 liburing2 libpcre2-8-0 libtinfo6 libgcc-s1 libstdc++6
+                   libpcap0.8 libssl3 libdbus-1-3 libsystemd0 libcap2 libgcrypt20 liblzma5
+                   libzstd1 liblz4-1 libgpg-error0 libbsd0 libmd0 libmnl0)
 # DPDK drivers (from the pmds directory) put into --with-dpdk images, beyond testpmd's own closure.
-dpdk_pmds=(bus_pci bus_vdev mempool_ring mempool_stack net_virtio net_e1000 net_ring net_null)
+# net_pcap is dpdk-pdump's capture device.
+dpdk_pmds=(bus_pci bus_vdev mempool_ring mempool_stack net_virtio net_e1000 net_ring net_null net_pcap)
 
 export DEBIAN_FRONTEND=noninteractive
 export LC_ALL=C
@@ -279,6 +285,9 @@ install_file "$tmp/x/bash/bin/bash" /usr/bin/bash 755;                      elfs
 install_file "$tmp/x/dropbear-bin/usr/sbin/dropbear" /usr/sbin/dropbear 755; elfs+=("$tmp/x/dropbear-bin/usr/sbin/dropbear")
 install_file "$tmp/x/qemu-guest-agent/usr/sbin/qemu-ga" /usr/sbin/qemu-ga 755; elfs+=("$tmp/x/qemu-guest-agent/usr/sbin/qemu-ga")
 install_file "$tmp/x/openssh-sftp-server/usr/lib/openssh/sftp-server" /usr/lib/openssh/sftp-server 755
+install_file "$tmp/x/iperf/usr/bin/iperf" /usr/bin/iperf 755;               elfs+=("$tmp/x/iperf/usr/bin/iperf")
+install_file "$tmp/x/ethtool/sbin/ethtool" /usr/sbin/ethtool 755;           elfs+=("$tmp/x/ethtool/sbin/ethtool")
+install_file "$tmp/x/tcpdump/usr/bin/tcpdump" /usr/bin/tcpdump 755;         elfs+=("$tmp/x/tcpdump/usr/bin/tcpdump")
 elfs+=("$tmp/x/openssh-sftp-server/usr/lib/openssh/sftp-server")
 # Debian's dropbear looks for its SFTP server at /usr/lib/sftp-server.
 ln -s openssh/sftp-server "$root/usr/lib/sftp-server"
@@ -290,6 +299,9 @@ libgcc=$(ldconfig -p | awk '$1 == "libgcc_s.so.1" && $NF ~ /x86_64|\/lib\// && !
 if [ "$with_dpdk" = 1 ]; then
     testpmd=$(command -v dpdk-testpmd)
     copy_path "$testpmd"
+    # dpdk-pdump: captures a running testpmd's ports as a secondary process (into net_pcap files).
+    pdump=$(command -v dpdk-pdump) || die "dpdk-pdump not found although dpdk-dev is installed"
+    copy_path "$pdump"
     pmddir=$(find /usr/lib/x86_64-linux-gnu/dpdk -maxdepth 1 -type d -name 'pmds-*' -print -quit)
     [ -n "$pmddir" ] || die "no DPDK pmds-* directory under /usr/lib/x86_64-linux-gnu/dpdk"
     pmd_files=()
@@ -302,7 +314,7 @@ if [ "$with_dpdk" = 1 ]; then
         done
         [ "$found" = 1 ] || die "DPDK driver librte_$d not found in $pmddir"
     done
-    copy_closure "$testpmd" "${pmd_files[@]}"
+    copy_closure "$testpmd" "$pdump" "${pmd_files[@]}"
 fi
 
 # Kernel modules: resolve dependencies with modinfo, copy the .ko files, and
@@ -355,6 +367,10 @@ else
     printf 'root:*:19000:0:99999:7:::\n%s:%s:19000:0:99999:7:::\n' "$login_user" "$password_hash" > "$root/etc/shadow"
     printf 'root:x:0:\ntty:x:5:\n%s:x:1000:\n' "$login_user" > "$root/etc/group"
 fi
+# tcpdump drops its privileges to the user tcpdump after opening the capture.
+printf 'tcpdump:x:104:104::/nonexistent:/usr/sbin/nologin\n' >> "$root/etc/passwd"
+printf 'tcpdump:!:19000::::::\n' >> "$root/etc/shadow"
+printf 'tcpdump:x:104:\n' >> "$root/etc/group"
 chmod 600 "$root/etc/shadow"
 mkdir -p "$root$home/.ssh"
 touch "$root$home/.ssh/authorized_keys"

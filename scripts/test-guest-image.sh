@@ -193,6 +193,22 @@ grep -q '/net/eth0$' <<<"$out" || fail "the virtio-net NIC at 00:04.0 is not eth
 grep -qx 'down' <<<"$out" || fail "eth0 is not left down: $out"
 pass "bash login shell, hostname dts-guest, eth0 (00:04.0) present and down"
 
+# ---- the tools DTS's vhost/virtio suites run in the guest: iperf, ethtool, tcpdump, vfio ----
+out=$(ssh_password 'set -e
+    ethtool -i eth0 | grep "^driver:"
+    ethtool -k eth0 | grep "tx-tcp-segmentation:"
+    (tcpdump -n -c 2 -i lo icmp > /tmp/td.out 2>&1 &)
+    sleep 1; ping -c 2 127.0.0.1 >/dev/null; sleep 1; cat /tmp/td.out
+    iperf -s -p 5201 >/dev/null 2>&1 & s=$!
+    sleep 1; iperf -c 127.0.0.1 -p 5201 -t 1 -f m; kill $s
+    ls -d /sys/bus/pci/drivers/vfio-pci') || { echo "$out" >&2; fail "iperf/ethtool/tcpdump/vfio in the guest failed"; }
+grep -q '^driver: virtio_net' <<<"$out" || { echo "$out" >&2; fail "ethtool -i eth0 does not name virtio_net"; }
+grep -q "tx-tcp-segmentation:" <<<"$out" || { echo "$out" >&2; fail "ethtool -k eth0 lists no TSO feature"; }
+grep -q 'ICMP echo request' <<<"$out" || { echo "$out" >&2; fail "tcpdump on lo saw no ICMP echo request"; }
+grep -q 'Mbits/sec' <<<"$out" || { echo "$out" >&2; fail "iperf over lo reported no rate"; }
+grep -q '/sys/bus/pci/drivers/vfio-pci' <<<"$out" || fail "vfio-pci is not loaded"
+pass "ethtool, tcpdump and iperf work in the guest; vfio-pci is loaded"
+
 # ---- SFTP: password session (commands on stdin: -b would force BatchMode and
 # forbid passwords), then a key login with the key uploaded by SFTP, then SFTP
 # in batch mode with that key ---------------------------------------------------------
@@ -263,6 +279,9 @@ if [ "$with_dpdk" = 1 ]; then
     grep -qx 'uio_pci_generic' <<<"$out" || fail "00:04.0 is not bound to uio_pci_generic"
     grep -q 'Driver name: net_virtio' <<<"$out" || { echo "$out" >&2; fail "testpmd did not drive 00:04.0 with net_virtio"; }
     pass "dpdk-testpmd runs on 0000:00:04.0 (uio_pci_generic, net_virtio)"
+    out=$(ssh_password 'command -v dpdk-pdump; ls /usr/lib/x86_64-linux-gnu/dpdk/pmds-*/ | grep net_pcap') \
+        || { echo "$out" >&2; fail "dpdk-pdump or its net_pcap driver is missing"; }
+    pass "dpdk-pdump and net_pcap are in the image"
 fi
 
 # ---- shutdown through the guest agent --------------------------------------------

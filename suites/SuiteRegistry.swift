@@ -8,6 +8,8 @@ public enum SuiteRegistry {
         HostBasic.self,
         VirtBasic.self,
         VxlanSample.self,
+        VM2VMVirtioNetPerf.self,
+        VhostQemuMTU.self,
         RunnerSelfTest.self,
     ]
 

@@ -99,7 +99,8 @@ final class VxlanSample: TestSuite {
     private lazy var hugepages = HugepageHold(session: context.dut.session)
     /// testpmd's port ids of the guest NIC that receives from the tunnel and of the one that sends into it.
     private var rxPort = 0, txPort = 1
-    private var testpmdRunning = false
+    /// The guest's testpmd.
+    private var guestPmd: PmdOutput?
     private var testerMAC = "", vtepMAC = ""
 
     private static let bridgePhy = "br-phy", bridgeInt = "br-int"
@@ -188,10 +189,8 @@ final class VxlanSample: TestSuite {
     }
 
     func tearDownAll() async throws {
-        if let vm, testpmdRunning {
-            _ = try? await vm.sendExpect("quit", "# ", timeout: .seconds(30))
-            testpmdRunning = false
-        }
+        await guestPmd?.quit()
+        guestPmd = nil
         await kvm?.stop()
         vm = nil
         await ovs?.stop()
@@ -213,7 +212,7 @@ final class VxlanSample: TestSuite {
 
     /// Every case leaves the guest forwarding in io mode with software checksums off.
     func tearDown() async throws {
-        guard let vm, testpmdRunning else { return }
+        guard let vm, guestPmd != nil else { return }
         try await testpmd("stop", in: vm)
         try await testpmd("set fwd io", in: vm)
     }
@@ -287,7 +286,7 @@ final class VxlanSample: TestSuite {
         var seen = [Int](repeating: 0, count: kinds)
         for frame in frames {
             try verify(frame.vxlan?.vni == s.vni && frame.ip?.dst == s.testerIP, "a returned frame is not VXLAN \(s.vni) to \(s.testerIP)")
-            let inner = try frame.inner.orFailVxlan("a returned frame has no inner frame")
+            let inner = try frame.inner.orFail("a returned frame has no inner frame")
             try verify(inner.ip?.src == s.overlayTesterIP && inner.ip?.dst == s.overlayGuestIP,
                        "inner addresses changed: \(inner.ip?.src ?? "-") -> \(inner.ip?.dst ?? "-")")
             guard let kind = sent.firstIndex(of: inner.payload) else {
@@ -333,7 +332,7 @@ final class VxlanSample: TestSuite {
             try verify(frames.count == variants.count * count, "\(frames.count) of \(variants.count * count) frames came back")
             var checked = [Int: Int]()
             for frame in frames {
-                let inner = try frame.inner.orFailVxlan("a returned frame has no inner frame")
+                let inner = try frame.inner.orFail("a returned frame has no inner frame")
                 let l4 = inner.udp ?? inner.tcp
                 let name = inner.udp != nil ? "UDP" : "TCP"
                 try verify(inner.ip?.checksumOK == true, "inner IPv4 checksum \(inner.ip?.checksum ?? -1) is wrong (\(inner.payload.count)-byte payload)")
@@ -423,12 +422,15 @@ final class VxlanSample: TestSuite {
         // The vhost-user NICs by MAC: their PCI addresses, unbound from virtio-pci, bound to uio_pci_generic.
         var devices: [String] = []
         for mac in s.guestMACs { devices.append(try await vm.pciAddress(ofMAC: mac)) }
-        for device in devices { try await vm.bindToUIO(device) }
+        try await vm.bindTestPorts(driver: .uioPCIGeneric, only: devices)
         try await vm.reserveHugepages(s.guestHugepages)
-        var options = GuestTestpmdOptions(devices: devices, memoryMB: s.guestHugepages * 2)
-        options.filePrefix = "vxlan"
-        testpmdRunning = true
-        let banner = try await vm.startTestpmd(options)
+        var options = TestpmdOptions(filePrefix: "vxlan", cores: .list("0-1"), memory: .hugepages(megabytes: s.guestHugepages * 2))
+        options.allowedDevices = devices
+        options.arguments = ["--total-num-mbufs=2048", "--nb-cores=1"]
+        options.startTimeout = .seconds(180)
+        let pmd = PmdOutput(session: vm, options: options, cleanup: .run(context.run))
+        guestPmd = pmd
+        let banner = try await pmd.start()
         context.logger.info("vm0 # \(ShellQuoting.join(options.argv))\n\(banner)")
         // Which testpmd port is which NIC.
         for port in 0..<2 {
@@ -440,7 +442,8 @@ final class VxlanSample: TestSuite {
 
     @discardableResult
     private func testpmd(_ command: String, in vm: VirtDut, timeout: Duration = .seconds(30)) async throws -> String {
-        let output = try await vm.sendExpect(command, "testpmd> ", timeout: timeout)
+        guard let pmd = guestPmd else { throw TestFailure(message: "testpmd is not running in \(vm.vmName)") }
+        let output = try await pmd.execute(command, timeout: timeout)
         // The VM DUT's shell does not log itself: the guest's testpmd dialogue goes to the case log here.
         context.logger.info("vm0 testpmd> \(command)\n\(output)")
         if output.contains("Bad arguments") || output.contains("Invalid") {
@@ -450,7 +453,7 @@ final class VxlanSample: TestSuite {
     }
 
     private func portStats(_ vm: VirtDut) async throws -> [Int: PortCounters] {
-        let stats = TestpmdVhostBackend.parsePortStatistics(try await testpmd("show port stats all", in: vm))
+        let stats = TestpmdParser.portStats(try await testpmd("show port stats all", in: vm)).mapValues(\.counters)
         guard stats[rxPort] != nil, stats[txPort] != nil else {
             throw TestFailure(message: "testpmd's port statistics lack port \(rxPort) or \(txPort)")
         }
@@ -470,12 +473,12 @@ final class VxlanSample: TestSuite {
     }
 
     private func resetChecksumEngine() async {
-        guard let vm, testpmdRunning else { return }
-        _ = try? await vm.sendExpect("stop", "testpmd> ", timeout: .seconds(30))
-        _ = try? await vm.sendExpect("port stop all", "testpmd> ", timeout: .seconds(60))
-        for layer in ["ip", "udp", "tcp"] { _ = try? await vm.sendExpect("csum set \(layer) hw \(txPort)", "testpmd> ", timeout: .seconds(30)) }
-        _ = try? await vm.sendExpect("port start all", "testpmd> ", timeout: .seconds(60))
-        _ = try? await vm.sendExpect("set fwd io", "testpmd> ", timeout: .seconds(30))
+        guard let pmd = guestPmd else { return }
+        _ = try? await pmd.execute("stop")
+        _ = try? await pmd.execute("port stop all", timeout: .seconds(60))
+        for layer in ["ip", "udp", "tcp"] { _ = try? await pmd.execute("csum set \(layer) hw \(txPort)") }
+        _ = try? await pmd.execute("port start all", timeout: .seconds(60))
+        _ = try? await pmd.execute("set fwd io")
     }
 
     // MARK: Frames
@@ -554,16 +557,8 @@ final class VxlanSample: TestSuite {
         if !condition { throw BackendError(component: "vxlan_sample", step: "set up", detail: message()) }
     }
 
-    private func config() throws -> Settings { try settings.orFailVxlan("the suite's settings were not read") }
-    private func guest() throws -> VirtDut { try vm.orFailVxlan("no VM DUT") }
-    private func testerOrFail() throws -> Tester { try tester.orFailVxlan("no tester") }
-    private func ovsOrFail() throws -> OVSDPDKBackend { try ovs.orFailVxlan("no tunnel endpoint") }
-}
-
-extension Optional {
-    /// The value, or a test failure with `message`.
-    fileprivate func orFailVxlan(_ message: String) throws -> Wrapped {
-        guard let self else { throw TestFailure(message: message) }
-        return self
-    }
+    private func config() throws -> Settings { try settings.orFail("the suite's settings were not read") }
+    private func guest() throws -> VirtDut { try vm.orFail("no VM DUT") }
+    private func testerOrFail() throws -> Tester { try tester.orFail("no tester") }
+    private func ovsOrFail() throws -> OVSDPDKBackend { try ovs.orFail("no tunnel endpoint") }
 }

@@ -18,6 +18,9 @@ packages=(
     # libraries of the guest binaries (their ldd closure is copied from the host)
     libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g libgmp10
     libglib2.0-0 libudev1 libnuma1 liburing2 libpcre2-8-0 libtinfo6
+    # ... of iperf, ethtool and tcpdump (and of dpdk-pdump's net_pcap in --with-dpdk images)
+    libstdc++6 libpcap0.8 libssl3 libdbus-1-3 libsystemd0 libcap2 libgcrypt20 liblzma5
+    libzstd1 liblz4-1 libgpg-error0 libbsd0 libmd0 libmnl0
     # testing the image
     qemu-system-x86 qemu-utils socat openssh-client python3
 )

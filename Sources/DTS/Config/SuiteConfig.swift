@@ -57,6 +57,21 @@ public struct SuiteConfig: Sendable {
         section?.item(key) == nil ? defaultValue : try int(key)
     }
 
+    /// A required decimal number (`4.5`, `1e-3`, `15`).
+    public func double(_ key: String) throws(ConfigError) -> Double {
+        guard let item = section?.item(key) else { throw missing(key) }
+        let text = item.value.scalarTrimmed
+        guard !text.isEmpty, text.unicodeScalars.allSatisfy({ $0.isASCII }), let number = Double(text), number.isFinite else {
+            throw wrong(item, "expected a number, got '\(item.value)'")
+        }
+        return number
+    }
+
+    /// A number, or `defaultValue` when absent (a present but malformed value still throws).
+    public func double(_ key: String, default defaultValue: Double) throws(ConfigError) -> Double {
+        section?.item(key) == nil ? defaultValue : try double(key)
+    }
+
     /// A required boolean: `true/false`, `yes/no`, `on/off`, `1/0` (any case), as configparser.
     public func bool(_ key: String) throws(ConfigError) -> Bool {
         guard let item = section?.item(key) else { throw missing(key) }

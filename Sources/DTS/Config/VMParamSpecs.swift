@@ -117,7 +117,7 @@ extension VMParamSchema {
     public static let device: ParamSpec = {
         let mac = OptionSpec("opt_mac", .mac, default: "allocated", "MAC address of the virtio-net device")
         let legacy = OptionSpec("opt_legacy", .boolean, default: "no", "yes: legacy virtio only (disable-modern=on)")
-        let settings = OptionSpec("opt_settings", .properties, "extra virtio-net-pci properties, e.g. \"csum=off,gso=off\" (quoted)")
+        let settings = OptionSpec("opt_settings", .properties, "extra virtio-net-pci properties, each checked against QEMU 7.2's (mrg_rxbuf, packed, disable-modern, csum, host_tso4, host_mtu, rx_queue_size, ...), e.g. \"mrg_rxbuf=off,packed=on\" (quoted)")
         let addr = OptionSpec("opt_addr", .pciSlot, "guest PCI slot")
         let host = OptionSpec("opt_host", .pciAddress, required: true, "host PCI address")
         return ParamSpec(name: "device", summary: "emulated and passed-through devices", discriminator: "driver", variants: [

@@ -18,6 +18,8 @@ public final class VirtDut: DUTSession, Sendable {
     public let pciMap: PCIMap
     /// The command line the VM was started with.
     public let command: QEMUCommandLine
+    /// What ``portsInfo()`` learnt about the test NICs (their MACs while the kernel owned them).
+    let portCache = GuestPortCache()
 
     /// Commands and shells go through the same wrapper as a remote host DUT's: shells return
     /// output without the prompt's head, and commands that time out are killed in the guest.
@@ -84,7 +86,8 @@ public final class VirtDut: DUTSession, Sendable {
 
     /// DTS's `kill_all`: stops DPDK applications in the guest and closes the main shell.
     public func killAll() async {
-        _ = try? await ssh.exec("pkill -9 -f dpdk- ; true", timeout: .seconds(10))
+        // Debian's busybox has no pkill: killall by name.
+        _ = try? await ssh.exec("killall -9 dpdk-testpmd dpdk-pdump dpdk-proc-info 2>/dev/null; true", timeout: .seconds(10))
         let shell = mainShell.withLock { mainShell in defer { mainShell = nil }; return mainShell }
         await shell?.close()
     }

@@ -48,3 +48,14 @@ func namespaceExists(_ name: String) -> Bool {
 func linkExists(_ name: String) -> Bool {
     FileManager.default.fileExists(atPath: "/sys/class/net/" + name)
 }
+
+/// The receive packet counter of a guest interface.
+func guestRxPackets(_ guest: VirtDut, _ nic: String) async throws -> UInt64 {
+    let text = try await guest.exec(argv: ["cat", "/sys/class/net/\(nic)/statistics/rx_packets"], timeout: .seconds(10)).output
+    return try #require(UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)), "rx_packets of \(nic): \(text)")
+}
+
+/// The kernel name of the guest's test NIC with `mac` (``VirtDut/portsInfo()``).
+func guestInterface(_ guest: VirtDut, mac: String) async throws -> String? {
+    try await guest.portsInfo().first { $0.mac == mac.lowercased() }?.interface
+}

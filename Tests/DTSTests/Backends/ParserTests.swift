@@ -11,51 +11,12 @@ import Testing
         #expect(OVSDPDKBackend.parseStatistics("{}") == PortCounters())
     }
 
-    @Test func testpmdPortStats() {
-        let text = """
-
-          ######################## NIC statistics for port 0  ########################
-          RX-packets: 17         RX-missed: 2          RX-bytes:  1530
-          RX-errors: 1
-          RX-nombuf:  0
-          TX-packets: 9          TX-errors: 0          TX-bytes:  810
-
-          Throughput (since last show)
-          Rx-pps:            0          Rx-bps:            0
-          Tx-pps:            0          Tx-bps:            0
-          ############################################################################
-
-          ######################## NIC statistics for port 1  ########################
-          RX-packets: 5          RX-missed: 0          RX-bytes:  300
-          RX-errors: 0
-          RX-nombuf:  0
-          TX-packets: 17         TX-errors: 0          TX-bytes:  1530
-          ############################################################################
-        """
-        let stats = TestpmdVhostBackend.parsePortStatistics(text)
-        #expect(stats.count == 2)
-        #expect(stats[0]?.rxPackets == 17 && stats[0]?.rxBytes == 1530 && stats[0]?.rxDropped == 2 && stats[0]?.rxErrors == 1)
-        #expect(stats[0]?.txPackets == 9 && stats[0]?.txBytes == 810)
-        #expect(stats[1]?.rxPackets == 5 && stats[1]?.txPackets == 17 && stats[1]?.txBytes == 1530)
-        #expect(TestpmdVhostBackend.parsePortStatistics("testpmd> ").isEmpty)
-    }
-
     @Test func ipLinkJSON() throws {
         let json = #"[{"ifindex":5,"ifname":"vu0","stats64":{"rx":{"bytes":1000,"packets":10,"errors":0,"dropped":1},"tx":{"bytes":2000,"packets":20,"errors":3,"dropped":0}}}]"#
         let c = try #require(Tester.parseLinkStatistics(json))
         #expect(c.rxPackets == 10 && c.rxBytes == 1000 && c.rxDropped == 1)
         #expect(c.txPackets == 20 && c.txBytes == 2000 && c.txErrors == 3)
         #expect(Tester.parseLinkStatistics("not json") == nil)
-    }
-
-    @Test func testpmdArgv() {
-        let options = TestpmdVhostOptions(name: "t1", workDirectory: "/tmp/x", ports: [
-            VhostPortSpec(socketPath: "/tmp/x/s0"), VhostPortSpec(socketPath: "/tmp/x/s1", client: true, queues: 2),
-        ])
-        let pmd = TestpmdVhostBackend(session: LocalSession(), options: options, cleanup: .none)
-        #expect(pmd.argv == ["dpdk-testpmd", "-l", "0-1", "--no-huge", "-m", "1024", "--no-pci", "--file-prefix=dts-testpmd-t1",
-                             "--vdev", "net_vhost0,iface=/tmp/x/s0,queues=1", "--vdev", "net_vhost1,iface=/tmp/x/s1,queues=2,client=1",
-                             "--", "-i", "--total-num-mbufs=4096", "--rxq=2", "--txq=2"])
     }
 }
 

@@ -151,50 +151,6 @@ extension RealGuestTests {
         }
     }
 
-    /// The guest-DPDK steps of a VM suite (``VirtDut`` + DPDK): a virtio NIC found by its MAC,
-    /// bound to uio_pci_generic, hugepages reserved in the guest, testpmd started on it.
-    @Test func guestDPDKStepsFindBindReserveAndStartTestpmd() async throws {
-        try VMFixture.requireGuestImage("dts-guest-dpdk")
-        let mac = "00:00:20:00:00:42"
-        let fixture = try VMFixture(["vm0": """
-            enable_kvm = enable=no;
-            cpu = model=host,number=2;
-            mem = size=512;
-            kernel = guest_image=dts-guest-dpdk;
-            login = user=root,password=tester;
-            net =
-                type=nic,opt_vlan=0,opt_addr=1f;
-                type=user,opt_vlan=0;
-                type=nic,opt_vlan=1,opt_model=virtio-net-pci,opt_macaddr=\(mac);
-                type=user,opt_vlan=1,opt_hostfwd=udp:127.0.0.1:0-:9;
-            """])
-        let run = testRun()
-        try await withTearDown(run) {
-            let vm = try fixture.vm(run: run)
-            let guest = try await vm.start()
-            let address = try await guest.pciAddress(ofMAC: mac.uppercased())
-            #expect(address.hasPrefix("0000:00:"), "\(address)")
-            let pci = try await guest.qmp.infoPCI()
-            #expect(pci.contains { $0.vendorID == 0x1af4 && address.hasSuffix(String(format: "%02x.%x", $0.address.slot, $0.address.function)) },
-                    "\(address) is not the virtio NIC on the guest bus")
-            await #expect(throws: BackendError.self) { _ = try await guest.pciAddress(ofMAC: "00:00:20:00:00:99") }
-
-            try await guest.bindToUIO(address)
-            let driver = try await guest.exec(argv: ["readlink", "-f", "/sys/bus/pci/devices/\(address)/driver"], timeout: .seconds(10))
-            #expect(driver.output.hasSuffix("/uio_pci_generic\n"), "\(driver.output)")
-            try await guest.reserveHugepages(64)
-
-            var options = GuestTestpmdOptions(devices: [address], memoryMB: 128)
-            options.filePrefix = "lifecycle"
-            let banner = try await guest.startTestpmd(options)
-            #expect(banner.contains("Port 0"), "\(banner)")
-            let info = try await guest.sendExpect("show port info 0", "testpmd> ", timeout: .seconds(30))
-            #expect(info.lowercased().contains(mac), "\(info)")
-            _ = try await guest.sendExpect("quit", "# ", timeout: .seconds(30))
-            await vm.stop()
-        }
-    }
-
     @Test func notEnoughHugepagesIsAClearError() async throws {
         let dir = try TemporaryDirectory("dts-nohuge")
         let mount = try await runProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", dir.path])

@@ -1,9 +1,12 @@
 /// `device = driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:20;` — emulated and
 /// passed-through devices. Suites add more at run time with `setVMDevice`, as in DTS.
 ///
-/// - `vhost-user`: `-chardev socket` + `-netdev vhost-user` + `-device virtio-net-pci`. Under
-///   TCG, MSI-X is turned off (`vectors=0`): QEMU 7.2 crashes when a vhost-user device with
-///   MSI-X vectors starts under TCG.
+/// - `vhost-user`: `-chardev socket` + `-netdev vhost-user` + `-device virtio-net-pci`; `opt_queue`
+///   > 1 adds `queues=N` and `mq=on` (and `vectors=2N+2` under KVM). Under TCG, MSI-X is turned
+///   off (`vectors=0`): QEMU 7.2 crashes when a vhost-user device with MSI-X vectors starts
+///   under TCG; every queue then shares the INTx line. `opt_settings` properties are checked
+///   against QEMU's (``VirtioNetProperties``): packed ring, `disable-modern`, `mrg_rxbuf`,
+///   checksum and TSO features, `host_mtu`, `rx_queue_size`/`tx_queue_size`.
 /// - `virtio-net-pci`: a virtio NIC on a netdev defined elsewhere (`net`, `usercmd`).
 /// - `vfio-pci`, `pci-assign`: a host PCI device passed through, with id `pt_N` so that its
 ///   guest address can be found in `info pci`. `pci-assign` (legacy KVM assignment, removed
@@ -39,16 +42,16 @@ public enum DeviceParameter: VMParameterHandler {
 
         var devPairs: [(String, String)] = [("netdev", netdev), ("id", "vhostdev\(index)")]
         devPairs.append(("mac", entry["opt_mac"] ?? draft.allocator.macAddress(vm: draft.context.vmName, index: 100 + index)))
-        var note: String?
+        var notes: [String] = []
         if queues > 1 { devPairs.append(("mq", "on")) }
         if draft.context.accelerator == .tcg {
             devPairs.append(("vectors", "0"))
-            note = "vectors=0: under TCG, QEMU 7.2 crashes when a vhost-user device starts with MSI-X on"
+            notes.append("vectors=0: under TCG, QEMU 7.2 crashes when a vhost-user device starts with MSI-X on (INTx serves every queue)")
         } else if queues > 1 {
             devPairs.append(("vectors", String(2 * queues + 2)))
         }
-        appendCommon(entry, to: &devPairs, draft: &draft)
-        draft.add("-device", QEMUOpts.join("virtio-net-pci", devPairs), note: note)
+        appendCommon(entry, to: &devPairs, defaults: ["mq", "vectors"], notes: &notes, draft: &draft)
+        draft.add("-device", QEMUOpts.join("virtio-net-pci", devPairs), note: notes.isEmpty ? nil : notes.joined(separator: "; "))
     }
 
     /// The socket of a vhost-user device and who listens on it, as DTS suites write them:
@@ -95,24 +98,47 @@ public enum DeviceParameter: VMParameterHandler {
         if let id = entry["opt_id"] { pairs.append(("id", id)) }
         if let mac = entry["opt_mac"] { pairs.append(("mac", mac)) }
         if let bus = entry["opt_bus"] { pairs.append(("bus", bus)) }
-        appendCommon(entry, to: &pairs, draft: &draft)
-        draft.add("-device", QEMUOpts.join("virtio-net-pci", pairs))
+        var notes: [String] = []
+        appendCommon(entry, to: &pairs, notes: &notes, draft: &draft)
+        draft.add("-device", QEMUOpts.join("virtio-net-pci", pairs), note: notes.isEmpty ? nil : notes.joined(separator: "; "))
     }
 
-    static func appendCommon(_ entry: VirtEntry, to pairs: inout [(String, String)], draft: inout CommandLineDraft) {
+    /// `opt_addr`, `opt_legacy` and `opt_settings`, each `opt_settings` property checked against
+    /// QEMU's (``VirtioNetProperties``). A property dts sets from a dedicated option (`mac`,
+    /// `netdev`, `disable-modern` from `opt_legacy`, ...) may not be set again; one of `defaults`
+    /// (what dts derives, `mq` and `vectors` from `opt_queue`) takes the `opt_settings` value, as
+    /// DTS's suites write `opt_settings="mq=on,vectors=10"` with `opt_queue=4`. Under TCG
+    /// `vectors` stays 0 whatever `opt_settings` says, with a note.
+    static func appendCommon(_ entry: VirtEntry, to pairs: inout [(String, String)], defaults: Set<String> = [],
+                             notes: inout [String], draft: inout CommandLineDraft) {
         if let slot = entry["opt_addr"].flatMap(ValueKind.normalizedSlot) { pairs.append(("addr", slot)) }
         if let legacy = entry.bool("opt_legacy") { pairs.append(("disable-modern", legacy ? "on" : "off")) }
-        if let text = entry["opt_settings"], let settings = ValueKind.parseProperties(text) {
-            var set = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
-            for (key, value) in settings {
-                if let clash = set[key] {
-                    draft.fail(entry.location(of: "opt_settings"), spec.name,
-                               "opt_settings sets '\(key)' which dts already sets to '\(clash)'; use the dedicated option")
+        guard let text = entry["opt_settings"], let settings = ValueKind.parseProperties(text) else { return }
+        let location = entry.location(of: "opt_settings")
+        var index = Dictionary(pairs.enumerated().map { ($0.element.0, $0.offset) }, uniquingKeysWith: { first, _ in first })
+        var failed = false
+        for (key, value) in settings {
+            if let at = index[key], !defaults.contains(key) {
+                draft.fail(location, spec.name, "opt_settings sets '\(key)' which dts already sets to '\(pairs[at].1)'; use the dedicated option")
+                failed = true
+            } else if let problem = VirtioNetProperties.problem(key, value) {
+                draft.fail(location, spec.name, "opt_settings: \(problem)")
+                failed = true
+            } else if let at = index[key] {
+                if key == "vectors", draft.context.accelerator == .tcg, value != "0" {
+                    notes.append("opt_settings' vectors=\(value) dropped: MSI-X stays off under TCG")
                 } else {
-                    pairs.append((key, value))
-                    set[key] = value
+                    pairs[at].1 = value
                 }
+            } else {
+                index[key] = pairs.count
+                pairs.append((key, value))
             }
+        }
+        guard !failed else { return }
+        if VirtioNetProperties.bool("packed", in: pairs) == true, VirtioNetProperties.bool("disable-modern", in: pairs) == true {
+            draft.fail(location, spec.name,
+                       "packed=on with disable-modern on: a packed ring needs virtio 1.0 or later (VIRTIO_F_VERSION_1), which a legacy-only (0.95) device cannot offer")
         }
     }
 
