@@ -10,6 +10,7 @@ public enum SuiteRegistry {
         VxlanSample.self,
         VM2VMVirtioNetPerf.self,
         VhostQemuMTU.self,
+        VhostUserLiveMigration.self,
         RunnerSelfTest.self,
     ]
 
