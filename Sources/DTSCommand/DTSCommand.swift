@@ -8,7 +8,7 @@ struct DTSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dts",
         abstract: "DPDK virtualization test suites: VMs from DTS configs, booted with QEMU.",
-        subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self, ImageCommand.self])
+        subcommands: [ConfigCommand.self, VMCommand.self, RunCommand.self, ListCommand.self, ImageCommand.self, ReportCommand.self])
 
     /// Runs the command; invalid options or arguments exit with ``DTSExitCode/configError`` (2),
     /// as every dts command documents, instead of the argument parser's `EX_USAGE` (64).

@@ -19,7 +19,12 @@ struct RunCommand: AsyncParsableCommand {
             \(DTSExitCode.configError.rawValue) invalid config or options (nothing ran); \
             \(DTSExitCode.infrastructureError.rawValue) a case ended in ERROR (infrastructure: a VM did not boot or died, a DUT is unreachable); \
             \(DTSExitCode.interrupted.rawValue)/\(DTSExitCode.terminated.rawValue) interrupted by SIGINT/SIGTERM \
-            (partial results written).
+            (partial results written). With --baseline and --fail-on-regression: 1 only for new failures \
+            and perf drops against the baseline, 0 otherwise (interruptions and config errors keep theirs).
+
+            Several DUTs run at once, one worker per DUT (--jobs caps it); each DUT's logs go to <output>/<dut>/. \
+            --shard K/N runs part K of N of the plan (whole suites; the N parts run each case once); \
+            `dts report merge` joins the parts' output directories.
             """)
 
     @Option(name: .long, help: "Suite to run (repeatable). Replaces execution.cfg's test_suites.")
@@ -49,11 +54,33 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Copy the run log to standard error.")
     var verbose = false
 
+    @Option(name: .long, help: "How many DUTs run at once. Default: every DUT of the plan at once.")
+    var jobs: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Run part K of N of the plan (whole suites; the N parts together run each case once).",
+                                            valueName: "K/N"))
+    var shard: Shard?
+
+    @Flag(name: .long, help: "Print the planned cases (dut target suite/case), after --shard, and exit without running.")
+    var listPlan = false
+
+    @Option(name: .long, help: ArgumentHelp("Compare with this earlier output directory at the end: compare.html, compare.json, top of report.html.",
+                                            valueName: "dir"))
+    var baseline: String?
+
+    @Flag(name: .long, help: "With --baseline: exit 1 only for new failures and perf drops, else 0.")
+    var failOnRegression = false
+
+    @Flag(name: .long, help: "Write measured throughput back into each suite config that says update_expected = True.")
+    var updateExpected = false
+
     @OptionGroup var options: VMOptions
 
     func validate() throws {
         if reRun < 0 { throw ValidationError("--re-run must be 0 or more") }
         if let caseTimeout, caseTimeout <= 0 { throw ValidationError("--case-timeout must be positive") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be 1 or more") }
+        if failOnRegression && baseline == nil { throw ValidationError("--fail-on-regression needs --baseline DIR") }
     }
 
     func run() async throws {
@@ -67,6 +94,7 @@ struct RunCommand: AsyncParsableCommand {
         let fm = FileManager.default
         let confDir = options.confDir
         var settings = try options.settings()
+        settings.updateExpected = updateExpected
         let outputDirectory = output ?? ProcessInfo.processInfo.environment["DTS_OUTPUT"].flatMap { $0.isEmpty ? nil : $0 } ?? "output"
 
         let problems = SuiteInfo.validate(SuiteRegistry.all)
@@ -75,7 +103,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(.configError)
         }
 
-        let plan: RunPlan
+        var plan: RunPlan
         do {
             let executionPath = configFile ?? (fm.fileExists(atPath: confDir + "/execution.cfg") ? confDir + "/execution.cfg" : nil)
             let crbsPath = crbs ?? (fm.fileExists(atPath: confDir + "/crbs.cfg") ? confDir + "/crbs.cfg" : nil)
@@ -86,11 +114,33 @@ struct RunCommand: AsyncParsableCommand {
             // Suite configs are read up front, so a typo stops the run before anything starts.
             var errors: [ConfigError] = []
             for name in Set(plan.executions.flatMap { $0.suites.map { $0.type.name } }).sorted() {
-                do { _ = try SuiteConfig(path: confDir + "/" + name + ".cfg") } catch { errors += error.errors }
+                do {
+                    let config = try SuiteConfig(path: confDir + "/" + name + ".cfg")
+                    // DTS's perf keys are Python literals: a typo in them stops the run here too.
+                    if config.value("test_parameters") != nil {
+                        do { _ = try PerfConfig(config) } catch { errors.append(error) }
+                    }
+                } catch { errors += error.errors }
             }
             if !errors.isEmpty { throw ConfigErrors(errors) }
         } catch let errors as ConfigErrors {
             throw reportConfigErrors(errors)
+        }
+        var shardRecord: ShardRecord?
+        if let shard {
+            shardRecord = ShardRecord(shard: shard, planUnits: plan.units.count)
+            plan = plan.sharded(shard)
+        }
+        if listPlan {
+            for unit in plan.units { print(unit) }
+            return
+        }
+        var compareWith: Baseline?
+        if let baseline {
+            do { compareWith = try Baseline(directory: baseline) } catch {
+                FileHandle.standardError.write(Data("dts run: --baseline \(error)\n".utf8))
+                throw ExitCode(.configError)
+            }
         }
         do {
             try Runner.prepareOutputDirectory(outputDirectory)
@@ -106,10 +156,13 @@ struct RunCommand: AsyncParsableCommand {
         let trap = SignalTrap.stopping(control) { progress.note($0) }
         defer { trap.uninstall() }
         let run = Run()
-        let runner = Runner(plan: plan, options: RunnerOptions(
+        var runnerOptions = RunnerOptions(
             outputDirectory: outputDirectory, settings: settings, reRuns: reRun,
-            caseTimeout: caseTimeout.map { .seconds($0) }, command: CommandLine.arguments, echoLog: verbose),
-            run: run, control: control, progress: progress)
+            caseTimeout: caseTimeout.map { .seconds($0) }, command: CommandLine.arguments, echoLog: verbose, jobs: jobs)
+        runnerOptions.shard = shardRecord
+        runnerOptions.baseline = compareWith
+        runnerOptions.failOnRegression = failOnRegression
+        let runner = Runner(plan: plan, options: runnerOptions, run: run, control: control, progress: progress)
 
         let outcome: Result<RunReport, any Error>
         do { outcome = .success(try await runner.run()) } catch { outcome = .failure(error) }
@@ -120,10 +173,16 @@ struct RunCommand: AsyncParsableCommand {
             print("")
             print(TerminalProgress.summary(report), terminator: "")
             print("results: \(outputDirectory)/report.html, junit.xml, results.json, test_results.json; logs: \(outputDirectory)/dts.log")
+            if compareWith != nil { print("compared with \(baseline ?? ""): \(outputDirectory)/compare.html, compare.json") }
             if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
         case .failure(let error):
             FileHandle.standardError.write(Data("dts run: \(error)\n".utf8))
             throw ExitCode(.infrastructureError)
         }
     }
+}
+
+extension Shard: ExpressibleByArgument {
+    /// `--shard K/N` (`$CI_NODE_INDEX/$CI_NODE_TOTAL`), 1 ≤ K ≤ N.
+    public init?(argument: String) { self.init(argument) }
 }

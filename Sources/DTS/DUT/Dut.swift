@@ -15,15 +15,20 @@ public struct RunSettings: Sendable {
     public var onVMStage: (@Sendable (VMStageEvent) -> Void)?
     /// The emulator for every VM, overriding `qemu path=` (`--qemu PATH`).
     public var qemuPath: String?
+    /// Perf cases write measured throughput back into their suite's config where it says
+    /// `update_expected = True` (`dts run --update-expected`, DTS's `--update-expected`).
+    public var updateExpected: Bool
 
     public init(confDirectory: String = "conf", accelerator: Accelerator? = nil, vmLogDirectory: String? = nil,
-                qemuPath: String? = nil, boot: BootMode? = nil, snapshots: SnapshotCache = SnapshotCache()) {
+                qemuPath: String? = nil, boot: BootMode? = nil, snapshots: SnapshotCache = SnapshotCache(),
+                updateExpected: Bool = false) {
         self.confDirectory = confDirectory
         self.accelerator = accelerator
         self.vmLogDirectory = vmLogDirectory
         self.qemuPath = qemuPath
         self.boot = boot
         self.snapshots = snapshots
+        self.updateExpected = updateExpected
     }
 
     /// What these settings ask of every VM's command line: the accelerator, the emulator and the boot.

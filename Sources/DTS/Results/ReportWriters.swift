@@ -2,15 +2,18 @@ import Foundation
 
 /// The files a run leaves in its output directory, built from a ``RunReport``.
 public enum ReportWriters {
-    /// Writes `test_results.json`, `results.json`, `junit.xml` and `report.html` into `directory`.
-    public static func writeAll(_ report: RunReport, to directory: String) throws {
+    /// Writes `test_results.json`, `results.json`, `junit.xml` and `report.html` into `directory`;
+    /// with a `comparison` (`--baseline`), also `compare.json` and `compare.html`, and the
+    /// comparison goes at the top of `report.html`.
+    public static func writeAll(_ report: RunReport, comparison: RunComparison? = nil, to directory: String) throws {
         try write(testResultsJSON(report), to: directory + "/test_results.json")
         try write(resultsJSON(report), to: directory + "/results.json")
         try write(Data(junitXML(report).utf8), to: directory + "/junit.xml")
-        try write(Data(html(report).utf8), to: directory + "/report.html")
+        try write(Data(html(report, comparison: comparison).utf8), to: directory + "/report.html")
+        if let comparison { try writeComparison(comparison, to: directory) }
     }
 
-    private static func write(_ data: Data, to path: String) throws {
+    static func write(_ data: Data, to path: String) throws {
         do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
             throw RunnerError.output(path: path, reason: "\(error.localizedDescription)")
         }
@@ -47,7 +50,7 @@ public enum ReportWriters {
         return try decoder.decode(RunReport.self, from: data)
     }
 
-    private static var encoder: JSONEncoder {
+    static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
@@ -96,13 +99,11 @@ public enum ReportWriters {
 
     // MARK: report.html
 
-    /// One self-contained HTML page: a summary, a results table per DUT/target, performance
-    /// tables, and the VM start timeline drawn as bars. No external resources.
-    public static func html(_ report: RunReport) -> String {
-        let counts = report.counts
-        var h = """
+    /// The head of every page dts writes (report, compare): one style sheet, no external resources.
+    static func pageHead(title: String) -> String {
+        """
             <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>dts report</title>
+            <html lang="en"><head><meta charset="utf-8"><title>\(escapeHTML(title))</title>
             <style>
             body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
             table{border-collapse:collapse;margin:.5em 0 1.5em}
@@ -112,16 +113,39 @@ public enum ReportWriters {
             .SKIPPED{background:#e8e8e8}.ERROR{background:#f0b0f0}
             .reason{white-space:pre-wrap;font-family:monospace;font-size:90%}
             .lane{position:relative;height:1.4em;background:#f6f6f6;margin:2px 0;min-width:40em}
+            figure.perf{margin:.5em 0}
             .bar{position:absolute;top:0;height:100%;background:#6a9fd8;color:#fff;font-size:75%;overflow:hidden;white-space:nowrap}
+            .compare{border:2px solid #999;padding:0 1em;margin-bottom:1.5em}
             </style></head><body>
-            <h1>dts report</h1>
 
             """
+    }
+
+    /// One self-contained HTML page: a summary, a results table per DUT/target, performance
+    /// tables (each with an inline SVG chart when it is throughput per frame size, see
+    /// ``PerfChart``), and the VM start timeline drawn as bars. No external resources, no scripts. A `comparison`
+    /// (`--baseline`) comes first; a merged report lists the directories it was made from.
+    public static func html(_ report: RunReport, comparison: RunComparison? = nil) -> String {
+        let counts = report.counts
+        var h = pageHead(title: "dts report") + "<h1>dts report</h1>\n"
+        if let comparison { h += comparisonHTML(comparison, links: true) }
         h += "<p>Started \(escapeHTML(isoNoZone(report.start))) UTC, \(seconds(report.duration)) s; exit status \(report.exitStatus)."
         if let interrupted = report.interrupted { h += " <strong>Interrupted: \(escapeHTML(interrupted)).</strong>" }
         h += "</p>\n<p>"
         h += CaseStatus.allCases.map { "<span class=\"\($0.rawValue)\">\($0.rawValue) \(counts[$0] ?? 0)</span>" }.joined(separator: " · ")
         h += "</p>\n<p>Command: <code>\(escapeHTML(report.command.joined(separator: " ")))</code></p>\n"
+        if let shard = report.shard {
+            h += "<p>Shard \(shard.shard) of a plan of \(shard.planUnits) cases (\(report.allCases.count) here).</p>\n"
+        }
+        if let sources = report.merged {
+            h += "<p>Merged from:</p>\n<table><tr><th>directory</th><th>shard</th><th>cases</th><th>exit status</th></tr>\n"
+            for source in sources {
+                h += "<tr><td><a href=\"\(escapeHTML(source.directory))/report.html\">\(escapeHTML(source.directory))</a></td>"
+                h += "<td>\(escapeHTML(source.shard.map { "\($0.shard)" } ?? "—"))</td><td>\(source.cases)</td>"
+                h += "<td>\(source.exitStatus)\(escapeHTML(source.interrupted.map { " (interrupted: \($0))" } ?? ""))</td></tr>\n"
+            }
+            h += "</table>\n"
+        }
 
         for execution in report.executions {
             h += "<h2>\(escapeHTML(execution.dut)) · \(escapeHTML(execution.target)) <small>(\(escapeHTML(execution.execution)))</small></h2>\n"
@@ -142,10 +166,11 @@ public enum ReportWriters {
             for suite in execution.suites {
                 for result in suite.cases {
                     for table in result.perf {
-                        h += "<h3>\(escapeHTML(suite.name))/\(escapeHTML(result.name)): \(escapeHTML(table.title))</h3>\n<table><tr>"
-                        h += table.columns.map { "<th>\(escapeHTML($0))</th>" }.joined() + "</tr>\n"
+                        h += "<section class=\"perf-table\"><h3>\(escapeHTML(suite.name))/\(escapeHTML(result.name)): \(escapeHTML(table.title))</h3>\n"
+                        if let chart = PerfChartSVG.svg(table) { h += "<figure class=\"perf\">\(chart)</figure>\n" }
+                        h += "<table><tr>" + table.columnSpecs.map { "<th>\(escapeHTML($0.header))</th>" }.joined() + "</tr>\n"
                         for row in table.rows { h += "<tr>" + row.map { "<td>\(escapeHTML($0))</td>" }.joined() + "</tr>\n" }
-                        h += "</table>\n"
+                        h += "</table></section>\n"
                     }
                 }
             }

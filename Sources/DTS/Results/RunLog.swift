@@ -2,33 +2,31 @@ import Foundation
 import Logging
 import Synchronization
 
-/// The run's log files: `dts.log` gets everything; `<suite>.log` (in the suite directory) gets
-/// what happens while that suite runs; `<suite>/<case>.log` what happens during that case,
-/// including every command sent on DUT sessions and its output.
+/// The run's log files: `dts.log` gets everything; `<suite>/suite.log` gets what happens while
+/// that suite runs; `<suite>/<case>.log` what happens during that case, including every command
+/// sent on DUT sessions and its output.
 ///
-/// It is a ``SessionLogSink`` (give it to sessions) and backs a swift-log `Logger` (``logger(label:)``).
+/// When DUTs run in parallel, each DUT's worker writes through its own ``RunLogLane``
+/// (``lane(dutLog:)``): its lines go to `dts.log`, to the DUT's own `<dut>/dut.log`, and to that
+/// worker's suite and case logs only. A run with one DUT writes through ``primary``.
+///
+/// It is a ``SessionLogSink`` (give it to sessions) and backs a swift-log `Logger` (``logger(label:)``);
+/// both write through ``primary``.
 public final class RunLog: SessionLogSink, Sendable {
     /// The output directory.
     public let directory: String
-    /// The open logs: `dts.log`, the running suite's and the running case's.
-    private struct Files {
-        let main: FileHandle
-        var suite: FileHandle?
-        var testCase: FileHandle?
-    }
-    private let files: Mutex<Files>
-    private let echo: (@Sendable (String) -> Void)?
-    private let redactor: Redactor
+    private let main: RunLogMain
+    /// The lane of a run with one DUT worker (and of everything outside the workers).
+    public let primary: RunLogLane
 
     /// Opens (truncating) `<directory>/dts.log`. `echo` receives every line too (`--verbose`).
     public init(directory: String, redactor: Redactor = .shared, echo: (@Sendable (String) -> Void)? = nil) throws {
         self.directory = directory
-        self.echo = echo
-        self.redactor = redactor
-        files = Mutex(Files(main: try Self.open(directory + "/dts.log")))
+        main = RunLogMain(handle: try Self.open(directory + "/dts.log"), echo: echo, redactor: redactor)
+        primary = RunLogLane(directory: directory, main: main, own: nil)
     }
 
-    private static func open(_ path: String) throws -> FileHandle {
+    fileprivate static func open(_ path: String) throws -> FileHandle {
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
@@ -37,9 +35,99 @@ public final class RunLog: SessionLogSink, Sendable {
         return try FileHandle(forWritingTo: url)
     }
 
+    /// A lane for one DUT's worker; `dutLog` (relative to the output directory) gets every line of the lane.
+    public func lane(dutLog: String) throws -> RunLogLane {
+        RunLogLane(directory: directory, main: main, own: try Self.open(directory + "/" + dutLog))
+    }
+
+    /// A lane for one DUT's worker that writes no file of its own (its lines go to `dts.log` and
+    /// its suite and case logs).
+    public func lane() -> RunLogLane {
+        RunLogLane(directory: directory, main: main, own: nil)
+    }
+
+    /// Starts writing the suite log at `relativePath` (under the output directory) on ``primary``.
+    func beginSuite(_ relativePath: String) throws { try primary.beginSuite(relativePath) }
+    /// Stops writing the suite log of ``primary``.
+    func endSuite() { primary.endSuite() }
+    /// Starts (or, for a re-run, appends to) a case log at `relativePath` on ``primary``.
+    func beginCase(_ relativePath: String, append: Bool) throws { try primary.beginCase(relativePath, append: append) }
+    /// Stops writing the case log of ``primary``.
+    func endCase() { primary.endCase() }
+
+    /// Writes one line (timestamped) to `dts.log` and the open logs of ``primary``.
+    public func write(_ text: String) { primary.write(text) }
+
+    public func record(_ event: SessionLogEvent) { primary.record(event) }
+
+    /// A logger writing through ``primary``.
+    public func logger(label: String, level: Logger.Level = .debug) -> Logger { primary.logger(label: label, level: level) }
+
+    /// Closes every file (lanes close their own).
+    public func close() {
+        primary.close()
+        main.close()
+    }
+
+    fileprivate static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var parts = tm()
+        var seconds = now.tv_sec
+        gmtime_r(&seconds, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                      parts.tm_hour, parts.tm_min, parts.tm_sec, now.tv_nsec / 1_000_000)
+    }
+}
+
+/// `dts.log`, the echo and the redactor every lane of a run log shares.
+private final class RunLogMain: Sendable {
+    private let handle: Mutex<FileHandle?>
+    let echo: (@Sendable (String) -> Void)?
+    let redactor: Redactor
+
+    init(handle: FileHandle, echo: (@Sendable (String) -> Void)?, redactor: Redactor) {
+        self.handle = Mutex(handle)
+        self.echo = echo
+        self.redactor = redactor
+    }
+
+    func write(_ data: Data, line: String) {
+        handle.withLock { $0?.write(data) }
+        echo?(line)
+    }
+
+    func close() {
+        handle.withLock { handle in
+            try? handle?.close()
+            handle = nil
+        }
+    }
+}
+
+/// One worker's view of the ``RunLog``: every line goes to `dts.log` and to this lane's open files
+/// (its DUT log, the running suite's and the running case's), so two DUTs running at once never
+/// write into each other's suite or case logs.
+public final class RunLogLane: SessionLogSink, Sendable {
+    /// The output directory.
+    public let directory: String
+    private struct Files {
+        var own: FileHandle?
+        var suite: FileHandle?
+        var testCase: FileHandle?
+    }
+    private let files: Mutex<Files>
+    private let main: RunLogMain
+
+    fileprivate init(directory: String, main: RunLogMain, own: FileHandle?) {
+        self.directory = directory
+        self.main = main
+        files = Mutex(Files(own: own))
+    }
+
     /// Starts writing the suite log at `relativePath` (under the output directory).
     func beginSuite(_ relativePath: String) throws {
-        let handle = try Self.open(directory + "/" + relativePath)
+        let handle = try RunLog.open(directory + "/" + relativePath)
         files.withLock { $0.suite = handle }
     }
 
@@ -56,7 +144,7 @@ public final class RunLog: SessionLogSink, Sendable {
             handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             try handle.seekToEnd()
         } else {
-            handle = try Self.open(path)
+            handle = try RunLog.open(path)
         }
         files.withLock { $0.testCase = handle }
     }
@@ -66,16 +154,16 @@ public final class RunLog: SessionLogSink, Sendable {
         files.withLock { try? $0.testCase?.close(); $0.testCase = nil }
     }
 
-    /// Writes one line (timestamped) to every open log.
+    /// Writes one line (timestamped) to `dts.log` and every open log of the lane.
     public func write(_ text: String) {
-        let line = Self.timestamp() + " " + text + (text.hasSuffix("\n") ? "" : "\n")
+        let line = RunLog.timestamp() + " " + text + (text.hasSuffix("\n") ? "" : "\n")
         let data = Data(line.utf8)
         files.withLock { files in
-            files.main.write(data)
+            files.own?.write(data)
             files.suite?.write(data)
             files.testCase?.write(data)
         }
-        echo?(line)
+        main.write(data, line: line)
     }
 
     public func record(_ event: SessionLogEvent) {
@@ -99,32 +187,22 @@ public final class RunLog: SessionLogSink, Sendable {
         return logger
     }
 
-    /// Closes every file.
+    /// Closes the lane's files (not `dts.log`).
     public func close() {
         files.withLock { files in
             try? files.testCase?.close(); files.testCase = nil
             try? files.suite?.close(); files.suite = nil
-            try? files.main.close()
+            try? files.own?.close(); files.own = nil
         }
     }
 
-    private static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var parts = tm()
-        var seconds = now.tv_sec
-        gmtime_r(&seconds, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec, now.tv_nsec / 1_000_000)
-    }
-
-    fileprivate func redact(_ text: String) -> String { redactor.redact(text) }
+    fileprivate func redact(_ text: String) -> String { main.redactor.redact(text) }
 }
 
-/// swift-log handler that writes to a ``RunLog``.
+/// swift-log handler that writes to a ``RunLogLane``.
 struct RunLogHandler: LogHandler {
     let label: String
-    let log: RunLog
+    let log: RunLogLane
     var logLevel: Logger.Level = .debug
     var metadata: Logger.Metadata = [:]
 

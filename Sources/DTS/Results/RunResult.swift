@@ -17,28 +17,6 @@ public enum CaseStatus: String, Sendable, Codable, CaseIterable {
     public var dtsWord: String { rawValue.lowercased() }
 }
 
-/// A performance table a case recorded (columns and rows, as DTS's perf reports).
-public struct PerfTable: Sendable, Codable, Equatable {
-    /// A caption, e.g. `throughput`.
-    public var title: String
-    /// Column headers.
-    public var columns: [String]
-    /// Rows of cells, one per column.
-    public var rows: [[String]]
-
-    /// Creates a table.
-    public init(title: String, columns: [String], rows: [[String]] = []) {
-        self.title = title
-        self.columns = columns
-        self.rows = rows
-    }
-
-    /// Adds a row (cells rendered with `description`).
-    public mutating func add(_ cells: [any CustomStringConvertible]) {
-        rows.append(cells.map(\.description))
-    }
-}
-
 /// One run of a case (re-runs add more).
 public struct CaseAttempt: Sendable, Codable, Equatable {
     /// The outcome of this attempt.
@@ -88,6 +66,9 @@ public struct SuiteResult: Sendable, Codable, Equatable {
     public var log: String
     /// Seconds from setUpAll to the end of tearDownAll.
     public var duration: Double
+    /// The suite's perf tolerance in percent (`accepted_tolerance` in its `[suite]` section, as in
+    /// DTS), when it has one: `dts report compare` flags perf drops beyond it.
+    public var perfTolerance: Double? = nil
 }
 
 /// One DUT and target of an execution.
@@ -140,6 +121,10 @@ public struct RunReport: Sendable, Codable, Equatable {
     public var timeline: [BootStageEvent]
     /// The exit status the run ends with.
     public var exitStatus: Int32
+    /// Set when the run was one shard of a plan (`--shard K/N`).
+    public var shard: ShardRecord? = nil
+    /// Set by `dts report merge`: the output directories merged into this report.
+    public var merged: [MergedSource]? = nil
 
     /// Every case, with its suite, DUT and target.
     public var allCases: [(execution: ExecutionResult, suite: SuiteResult, case: CaseResult)] {
@@ -164,4 +149,32 @@ public struct RunReport: Sendable, Codable, Equatable {
         if statuses.contains(.failed) || statuses.contains(.blocked) { return DTSExitCode.testFailures.rawValue }
         return DTSExitCode.success.rawValue
     }
+}
+
+/// Which shard of which plan a run was (`results.json`), so that a merge can tell what is missing.
+public struct ShardRecord: Sendable, Codable, Equatable {
+    /// `K/N`.
+    public var shard: Shard
+    /// How many cases the whole plan (every shard) has.
+    public var planUnits: Int
+
+    /// Creates a record.
+    public init(shard: Shard, planUnits: Int) {
+        self.shard = shard
+        self.planUnits = planUnits
+    }
+}
+
+/// One output directory a merged report was made from.
+public struct MergedSource: Sendable, Codable, Equatable {
+    /// The directory, relative to the merged output directory when it could be made so.
+    public var directory: String
+    /// Its shard, if it was one.
+    public var shard: ShardRecord?
+    /// Its own exit status.
+    public var exitStatus: Int32
+    /// Set when it was interrupted.
+    public var interrupted: String?
+    /// How many cases it holds.
+    public var cases: Int
 }

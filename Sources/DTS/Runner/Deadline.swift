@@ -74,12 +74,14 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Lets a signal handler stop the run: it cancels the running step and makes the runner skip
-/// the remaining cases (tear-downs still run, bounded).
+/// Lets a signal handler stop the run: it cancels the running steps (one per DUT worker) and makes
+/// the runner skip the remaining cases (tear-downs still run, bounded).
 public final class RunControl: Sendable {
     private struct State {
         var reason: StopReason?
-        var current: (gate: Gate, task: Task<Void, Never>)?
+        /// The interruptible steps running now: one per DUT worker when DUTs run in parallel.
+        var running: [Int: (gate: Gate, task: Task<Void, Never>)] = [:]
+        var nextID = 0
     }
     private let state = Mutex(State())
 
@@ -89,14 +91,16 @@ public final class RunControl: Sendable {
     /// The stop reason, once requested.
     public var stopReason: StopReason? { state.withLock { $0.reason } }
 
-    /// Requests a stop: the running step's task is cancelled and its wait ends.
+    /// Requests a stop: every running step's task is cancelled and its wait ends.
     public func requestStop(_ why: StopReason) {
-        let running = state.withLock { state -> (gate: Gate, task: Task<Void, Never>)? in
+        let running = state.withLock { state -> [(gate: Gate, task: Task<Void, Never>)] in
             if state.reason == nil { state.reason = why }
-            return state.current
+            return Array(state.running.values)
         }
-        running?.task.cancel()
-        running?.gate.stop()
+        for step in running {
+            step.task.cancel()
+            step.gate.stop()
+        }
     }
 
     /// How a bounded step ended.
@@ -117,14 +121,17 @@ public final class RunControl: Sendable {
         let task = Task {
             do { try await operation(); gate.finish(.success(())) } catch { gate.finish(.failure(error)) }
         }
+        var id: Int?
         if interruptible {
-            let alreadyStopped = state.withLock { state -> Bool in
-                state.current = (gate, task)
-                return state.reason != nil
+            let (stepID, alreadyStopped) = state.withLock { state -> (Int, Bool) in
+                state.nextID += 1
+                state.running[state.nextID] = (gate, task)
+                return (state.nextID, state.reason != nil)
             }
+            id = stepID
             if alreadyStopped { task.cancel(); gate.stop() }
         }
-        defer { if interruptible { state.withLock { $0.current = nil } } }
+        defer { if let id { _ = state.withLock { $0.running.removeValue(forKey: id) } } }
         let wake = await gate.wait(timeout: timeout, ignoreStop: !interruptible)
         switch wake {
         case .done(let result):

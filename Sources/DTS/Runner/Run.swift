@@ -89,6 +89,17 @@ public actor Run {
         place = RunPlace(root: root, listenAddress: listenAddress, hugepageMount: hugepageMount, logger: self.logger)
     }
 
+    /// Another run under the same root, with the same listen address, hugepage mount, deadline
+    /// factor and logger, and its own directory, cleanups and timeline: what one DUT's worker
+    /// uses when DUTs run in parallel, so that ending one DUT's execution tears down only what
+    /// was started on that DUT. Ports stay unique across runs (the allocator reserves them host-wide).
+    /// A run with a root of its own (``isolated(prefix:listenAddress:hugepageMount:timeoutFactor:logger:)``)
+    /// gives its sibling another one.
+    public nonisolated func sibling() -> Run {
+        Run(root: place.root, listenAddress: place.listenAddress, hugepageMount: place.hugepageMount,
+            timeoutFactor: timeoutFactor, logger: logger)
+    }
+
     // MARK: Directory and allocator
 
     /// The run's private directory; made on first use, once the root proved to be this user's own

@@ -159,3 +159,33 @@ public struct RunPlan: Sendable {
         return RunPlan(executions: planned)
     }
 }
+
+extension RunPlan {
+    /// The executions grouped by DUT, each group in plan order, groups in the order their DUT
+    /// first appears: one worker per group, so executions on one DUT run one after another.
+    public var workerGroups: [(dut: String, executions: [Int])] {
+        var groups: [(dut: String, executions: [Int])] = []
+        for (index, execution) in executions.enumerated() {
+            if let group = groups.firstIndex(where: { $0.dut == execution.crb.name }) {
+                groups[group].executions.append(index)
+            } else {
+                groups.append((execution.crb.name, [index]))
+            }
+        }
+        return groups
+    }
+
+    /// Where a DUT's logs go, relative to the output directory: `<dut>/` when the plan has several
+    /// DUTs (each DUT's own subtree), else the output directory itself (`""`).
+    public func dutDirectory(_ dut: String) -> String {
+        Set(executions.map(\.crb.name)).count > 1 ? Runner.safe(dut) + "/" : ""
+    }
+
+    /// Where an execution's suite directories go, relative to the output directory: the DUT's
+    /// directory, then `<target>/` when that DUT has several executions.
+    public func logPrefix(of index: Int) -> String {
+        let execution = executions[index]
+        let onDUT = executions.filter { $0.crb.name == execution.crb.name }.count
+        return dutDirectory(execution.crb.name) + (onDUT > 1 ? Runner.safe(execution.target) + "/" : "")
+    }
+}

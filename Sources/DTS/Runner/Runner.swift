@@ -28,11 +28,21 @@ public struct RunnerOptions: Sendable {
     public var command: [String]
     /// Copies every `dts.log` line to standard error (`--verbose`).
     public var echoLog: Bool
+    /// How many DUTs run at once (`--jobs N`); `nil`: every DUT of the plan at once.
+    public var jobs: Int?
+    /// The part of the full plan this run is (`--shard K/N`), recorded in the results.
+    public var shard: ShardRecord?
+    /// The results to compare with at the end (`--baseline DIR`): `compare.html`, `compare.json`
+    /// and the top of `report.html`.
+    public var baseline: Baseline?
+    /// With a ``baseline``, the exit status is 1 for new failures and perf drops and 0 otherwise
+    /// (`--fail-on-regression`; interruptions keep theirs).
+    public var failOnRegression = false
 
     /// Creates options; defaults suit a lab run.
     public init(outputDirectory: String, settings: RunSettings = RunSettings(), reRuns: Int = 0, caseTimeout: Duration? = nil,
                 setUpAllTimeout: Duration = .seconds(1800), hookTimeout: Duration = .seconds(300),
-                cancelGrace: Duration = .seconds(10), command: [String] = [], echoLog: Bool = false) {
+                cancelGrace: Duration = .seconds(10), command: [String] = [], echoLog: Bool = false, jobs: Int? = nil) {
         self.outputDirectory = outputDirectory
         self.settings = settings
         self.reRuns = reRuns
@@ -42,6 +52,7 @@ public struct RunnerOptions: Sendable {
         self.cancelGrace = cancelGrace
         self.command = command
         self.echoLog = echoLog
+        self.jobs = jobs
     }
 }
 
@@ -61,8 +72,9 @@ public final class Runner: Sendable {
     private let redactor: Redactor
     /// The run every DUT of the plan belongs to (cleanups, VM directory, boot timeline).
     private let current: Run
-    /// The run's VM faults already reported, and the case (`suite/case`) or hook each broke first.
-    private let faultsReported = Mutex<[String]>([])
+    /// Per run (the run, or a DUT worker's sibling run): its VM faults already reported, and the
+    /// case (`suite/case`) or hook each broke first.
+    private let faultsReported = Mutex<[ObjectIdentifier: [String]]>([:])
 
     /// A connector for the local machine only, through ``LocalSession``; a remote DUT throws
     /// ``RunnerError/remoteNeedsSSH(crb:address:)``. (The default is ``DUTConnectors/standard(outputDirectory:)``.)
@@ -112,6 +124,11 @@ public final class Runner: Sendable {
     }
 
     /// Runs everything and writes the reports. Throws only when the output cannot be written.
+    ///
+    /// Executions on different DUTs run concurrently, one worker per DUT (at most
+    /// ``RunnerOptions/jobs`` at a time); the executions of one DUT run in plan order. With several
+    /// DUTs, each DUT's logs go to `<output>/<dut>/` (`dut.log`, suite and case logs, `vms/`); the
+    /// reports hold every DUT, in plan order.
     public func run() async throws -> RunReport {
         let start = Date()
         let clock = ContinuousClock.now
@@ -132,50 +149,29 @@ public final class Runner: Sendable {
         }
         let logger = log.logger(label: "dts")
         logger.info("dts run: \(options.command.joined(separator: " "))")
-        let several = plan.executions.count > 1
-        var executions: [ExecutionResult] = []
-        var cleaned: [String] = []
+        if let shard = options.shard { logger.info("shard \(shard.shard): \(plan.units.count) of the plan's \(shard.planUnits) cases") }
 
-        for planned in plan.executions {
-            if control.stopReason != nil { break }
-            let prefix = several ? "\(Self.safe(planned.crb.name))-\(Self.safe(planned.target))/" : ""
-            var result = ExecutionResult(execution: planned.name, dut: planned.crb.name, target: planned.target, suites: [])
-            logger.info("execution \(planned.name): DUT \(planned.crb.name) target \(planned.target)")
-            let dut: Dut
-            do {
-                var session = try await connector(planned.crb, log, redactor)
-                if session.sessionLog == nil {
-                    session = LoggingSession(wrapping: session, log: log, redactor: redactor)
-                }
-                var settings = options.settings
-                if settings.vmLogDirectory == nil { settings.vmLogDirectory = options.outputDirectory + "/vms" }
-                dut = Dut(name: planned.crb.name, settings: settings, session: session, run: current)
-            } catch {
-                logger.error("DUT \(planned.crb.name): \(error)")
-                let reason = Self.shortReason("DUT \(planned.crb.name): \(error)")
-                progress.note(reason)
-                result.suites = planned.suites.map { selection in
-                    let names = selection.caseNames(parameters: planned.parameters)
-                    return SuiteResult(name: selection.type.name, cases: names.map { name in
-                        let kind = SuiteInfo.cases(of: selection.type).first { $0.name == name }?.kind ?? .functional
-                        return CaseResult(name: name, kind: kind, status: .error, reason: reason,
-                                          attempts: [CaseAttempt(status: .error, reason: reason, start: Date(), duration: 0)],
-                                          log: "dts.log", perf: [], artifacts: [])
-                    }, setUpAllError: reason, tearDownAllError: nil, log: "dts.log", duration: 0)
-                }
-                executions.append(result)
-                continue
+        let groups = plan.workerGroups
+        let parallel = groups.count > 1
+        let jobs = max(1, min(options.jobs ?? groups.count, groups.count))
+        if parallel { logger.info("\(groups.count) DUTs (\(groups.map(\.dut).joined(separator: ", "))), \(jobs) at a time") }
+        var executions = [ExecutionResult?](repeating: nil, count: plan.executions.count)
+        var cleaned: [String] = []
+        var timeline: [BootStageEvent] = []
+        await withTaskGroup(of: WorkerOutcome.self) { group in
+            var next = 0
+            func startNext() {
+                let (dut, indexes) = groups[next]
+                next += 1
+                group.addTask { await self.runWorker(dut: dut, executions: indexes, parallel: parallel, log: log) }
             }
-            for selection in planned.suites {
-                if control.stopReason != nil { break }
-                let suite = await runSuite(selection, planned: planned, dut: dut, log: log, prefix: prefix)
-                result.suites.append(suite)
+            while next < min(jobs, groups.count) { startNext() }
+            for await outcome in group {
+                for (index, result) in outcome.results { executions[index] = result }
+                cleaned += outcome.cleaned
+                timeline += outcome.timeline
+                if next < groups.count && control.stopReason == nil { startNext() }
             }
-            // What the execution started on the DUT (VMs, backends, a remote DUT's VM directory)
-            // is torn down while the DUT's session is still open.
-            cleaned += await current.cleanUpAll()
-            await dut.close()
-            executions.append(result)
         }
 
         // What is left, then the run directory of the VMs (sockets, pid files).
@@ -184,13 +180,122 @@ public final class Runner: Sendable {
         if !cleaned.isEmpty { progress.note("cleaned up: " + cleaned.joined(separator: ", ")) }
 
         let signal: Int32? = control.stopReason.map { if case .signal(let n) = $0 { return n }; return SIGINT }
-        let report = RunReport(start: start, duration: (ContinuousClock.now - clock).seconds, command: options.command,
-                               interrupted: control.stopReason?.description, executions: executions,
-                               timeline: current.timeline.events,
-                               exitStatus: RunReport.exitStatus(for: executions, interruptedBy: signal))
-        try ReportWriters.writeAll(report, to: options.outputDirectory)
+        let ran = executions.compactMap { $0 }
+        var report = RunReport(start: start, duration: (ContinuousClock.now - clock).seconds, command: options.command,
+                               interrupted: control.stopReason?.description, executions: ran,
+                               timeline: current.timeline.events + timeline,
+                               exitStatus: RunReport.exitStatus(for: ran, interruptedBy: signal))
+        report.shard = options.shard
+        var comparison: RunComparison?
+        if let baseline = options.baseline {
+            let compared = RunComparison(old: baseline.report, new: report, oldLabel: baseline.directory,
+                                         newLabel: options.outputDirectory, scope: Set(plan.units.map(\.key)))
+            comparison = compared
+            logger.info("compared with \(baseline.directory): \(compared.summary)")
+            if options.failOnRegression, signal == nil {
+                report.exitStatus = compared.hasRegressions ? DTSExitCode.testFailures.rawValue : DTSExitCode.success.rawValue
+            }
+        }
+        try ReportWriters.writeAll(report, comparison: comparison, to: options.outputDirectory)
         logger.info("results written to \(options.outputDirectory); exit status \(report.exitStatus)")
         return report
+    }
+
+    /// What one DUT's worker leaves: its executions' results by plan index, what its run's
+    /// cleanups stopped and its VM start stages.
+    private struct WorkerOutcome: Sendable {
+        var results: [(Int, ExecutionResult)] = []
+        var cleaned: [String] = []
+        var timeline: [BootStageEvent] = []
+    }
+
+    /// Where one worker writes: its log lane, its progress, its run.
+    private struct Lane {
+        let log: RunLogLane
+        let progress: any RunProgress
+        let run: Run
+    }
+
+    /// Runs the executions of one DUT in order. In a parallel run the worker has a run of its own
+    /// (a ``Run/sibling()``: its cleanups and directory), a log lane writing `<dut>/dut.log` and a
+    /// progress line of its own; it tears its run down at the end, also after a stop request.
+    private func runWorker(dut: String, executions indexes: [Int], parallel: Bool, log: RunLog) async -> WorkerOutcome {
+        var outcome = WorkerOutcome()
+        var lane = Lane(log: log.primary, progress: progress, run: current)
+        if parallel {
+            let own: RunLogLane
+            do {
+                own = try log.lane(dutLog: plan.dutDirectory(dut) + "dut.log")
+            } catch {
+                log.primary.write("[error] dts: DUT \(dut): cannot open its log: \(error); its lines go to dts.log only")
+                own = log.lane()
+            }
+            lane = Lane(log: own, progress: progress.forDUT(dut), run: current.sibling())
+        }
+        for index in indexes {
+            if control.stopReason != nil { break }
+            let (result, cleaned) = await runExecution(plan.executions[index], prefix: plan.logPrefix(of: index),
+                                                       vmLogs: plan.dutDirectory(dut) + "vms", lane: lane)
+            outcome.results.append((index, result))
+            outcome.cleaned += cleaned
+        }
+        if parallel {
+            outcome.cleaned += await lane.run.tearDown()
+            for line in await lane.run.history { lane.log.write("[info] dts: cleanup \(line)") }
+            outcome.timeline = lane.run.timeline.events.map { event in
+                var event = event
+                event.vm = "\(dut): \(event.vm)"
+                return event
+            }
+            lane.progress.dutFinished()
+            lane.log.close()
+        }
+        return outcome
+    }
+
+    /// One execution (a DUT and target): connect, run its suites, tear down what it started on the
+    /// DUT while its session is still open, close the session. Returns its results and the names
+    /// of the cleanups that ran.
+    private func runExecution(_ planned: PlannedExecution, prefix: String, vmLogs: String,
+                              lane: Lane) async -> (ExecutionResult, [String]) {
+        let logger = lane.log.logger(label: "dts")
+        let progress = lane.progress
+        var result = ExecutionResult(execution: planned.name, dut: planned.crb.name, target: planned.target, suites: [])
+        logger.info("execution \(planned.name): DUT \(planned.crb.name) target \(planned.target)")
+        let dut: Dut
+        do {
+            var session = try await connector(planned.crb, lane.log, redactor)
+            if session.sessionLog == nil {
+                session = LoggingSession(wrapping: session, log: lane.log, redactor: redactor)
+            }
+            var settings = options.settings
+            if settings.vmLogDirectory == nil { settings.vmLogDirectory = options.outputDirectory + "/" + vmLogs }
+            dut = Dut(name: planned.crb.name, settings: settings, session: session, run: lane.run)
+        } catch {
+            logger.error("DUT \(planned.crb.name): \(error)")
+            let reason = Self.shortReason("DUT \(planned.crb.name): \(error)")
+            progress.note(reason)
+            result.suites = planned.suites.map { selection in
+                let names = selection.caseNames(parameters: planned.parameters)
+                return SuiteResult(name: selection.type.name, cases: names.map { name in
+                    let kind = SuiteInfo.cases(of: selection.type).first { $0.name == name }?.kind ?? .functional
+                    return CaseResult(name: name, kind: kind, status: .error, reason: reason,
+                                      attempts: [CaseAttempt(status: .error, reason: reason, start: Date(), duration: 0)],
+                                      log: "dts.log", perf: [], artifacts: [])
+                }, setUpAllError: reason, tearDownAllError: nil, log: "dts.log", duration: 0)
+            }
+            return (result, [])
+        }
+        for selection in planned.suites {
+            if control.stopReason != nil { break }
+            let suite = await runSuite(selection, planned: planned, dut: dut, lane: lane, prefix: prefix)
+            result.suites.append(suite)
+        }
+        // What the execution started on the DUT (VMs, backends, a remote DUT's VM directory)
+        // is torn down while the DUT's session is still open.
+        let cleaned = await lane.run.cleanUpAll()
+        await dut.close()
+        return (result, cleaned)
     }
 
     static func safe(_ text: String) -> String {
@@ -199,17 +304,19 @@ public final class Runner: Sendable {
 
     // MARK: one suite
 
-    private func runSuite(_ selection: SuiteSelection, planned: PlannedExecution, dut: Dut, log: RunLog,
+    private func runSuite(_ selection: SuiteSelection, planned: PlannedExecution, dut: Dut, lane: Lane,
                           prefix: String) async -> SuiteResult {
         func open<S: TestSuite>(_ type: S.Type) async -> SuiteResult {
             await runSuite(type, cases: selection.caseNames(parameters: planned.parameters), planned: planned, dut: dut,
-                           log: log, prefix: prefix)
+                           lane: lane, prefix: prefix)
         }
         return await open(selection.type)
     }
 
     private func runSuite<S: TestSuite>(_ type: S.Type, cases names: [String], planned: PlannedExecution, dut: Dut,
-                                        log: RunLog, prefix: String) async -> SuiteResult {
+                                        lane: Lane, prefix: String) async -> SuiteResult {
+        let log = lane.log
+        let progress = lane.progress
         let suiteStart = ContinuousClock.now
         let directory = prefix + S.name
         let suiteLog = directory + "/suite.log"
@@ -235,7 +342,8 @@ public final class Runner: Sendable {
         do {
             let config = try SuiteConfig(path: options.settings.confDirectory + "/" + S.name + ".cfg")
             context = TestContext(dut: dut, suiteName: S.name, target: planned.target, parameters: planned.parameters,
-                                  outputDirectory: options.outputDirectory, config: config, logger: logger)
+                                  outputDirectory: options.outputDirectory, config: config, logger: logger, directory: directory)
+            result.perfTolerance = PerfComparison.tolerance(in: config)
         } catch {
             result.setUpAllError = "suite config: \(error)"
             logger.error("\(result.setUpAllError!)")
@@ -257,7 +365,7 @@ public final class Runner: Sendable {
         case .interrupted: blocked = (.blocked, "setUpAll interrupted by \(control.stopReason?.description ?? "a stop request")")
         }
         if var (status, full) = blocked {
-            if status != .skipped, let found = await cause(of: full, in: "\(S.name) setUpAll", logger: logger) {
+            if status != .skipped, let found = await cause(of: full, in: "\(S.name) setUpAll", lane: lane, logger: logger) {
                 (status, full) = (.error, found)
             }
             logger.error("\(full)")
@@ -268,7 +376,7 @@ public final class Runner: Sendable {
         } else if let suite = holder.value {
             for testCase in cases {
                 if control.stopReason != nil { break }
-                result.cases.append(await runCase(testCase, suite: suite, context: context, log: log, logger: logger,
+                result.cases.append(await runCase(testCase, suite: suite, context: context, lane: lane, logger: logger,
                                                   logPath: directory + "/" + testCase.name + ".log"))
             }
         }
@@ -285,15 +393,17 @@ public final class Runner: Sendable {
             }
         }
         // A VM that died without breaking a case (during tearDownAll, say) is logged all the same.
-        _ = await cause(of: "", in: "\(S.name) tearDownAll", logger: logger, settling: .zero)
+        _ = await cause(of: "", in: "\(S.name) tearDownAll", lane: lane, logger: logger, settling: .zero)
         result.duration = (ContinuousClock.now - suiteStart).seconds
         return result
     }
 
     // MARK: one case
 
-    private func runCase<S: TestSuite>(_ testCase: TestCase<S>, suite: S, context: TestContext, log: RunLog, logger: Logger,
+    private func runCase<S: TestSuite>(_ testCase: TestCase<S>, suite: S, context: TestContext, lane: Lane, logger: Logger,
                                        logPath: String) async -> CaseResult {
+        let log = lane.log
+        let progress = lane.progress
         let timeout = options.caseTimeout ?? testCase.timeout ?? S.defaultCaseTimeout
         var attempts: [CaseAttempt] = []
         var perf: [PerfTable] = []
@@ -334,7 +444,7 @@ public final class Runner: Sendable {
             }
             // A case broken by a VM's death (a lost SSH channel, a closed QMP socket) says so.
             if status != .passed && status != .skipped, control.stopReason == nil,
-               let found = await cause(of: reason ?? "", in: "\(S.name)/\(testCase.name)", logger: logger) {
+               let found = await cause(of: reason ?? "", in: "\(S.name)/\(testCase.name)", lane: lane, logger: logger) {
                 (status, reason) = (.error, found)
             }
             // The log gets the whole reason, the results one or two lines of it.
@@ -361,12 +471,18 @@ public final class Runner: Sendable {
     /// details, and becomes the reason of `step`, the first one it broke; a fault reported before
     /// whose VM is still down is named in front of the reasons of the steps after. Waits up to
     /// `settling` for a fault while a VM is up: the symptom often comes a moment before the exit.
-    private func cause(of reason: String, in step: String, logger: Logger, settling: Duration = .seconds(1)) async -> String? {
-        let seen = faultsReported.withLock { $0.count }
-        let faults = await current.vmFaults(newerThan: seen, settling: settling)
+    /// The faults are those of the lane's run (a DUT worker's own when DUTs run in parallel).
+    private func cause(of reason: String, in step: String, lane: Lane, logger: Logger,
+                       settling: Duration = .seconds(1)) async -> String? {
+        let run = ObjectIdentifier(lane.run)
+        let progress = lane.progress
+        let seen = faultsReported.withLock { $0[run]?.count ?? 0 }
+        let faults = await lane.run.vmFaults(newerThan: seen, settling: settling)
         let brokeFirst = faultsReported.withLock { reported in
-            while reported.count < faults.count { reported.append(step) }
-            return reported
+            var steps = reported[run] ?? []
+            while steps.count < faults.count { steps.append(step) }
+            reported[run] = steps
+            return steps
         }
         let new = faults.dropFirst(seen)
         for record in new {

@@ -92,6 +92,8 @@ public actor Tester {
     /// ``OVSDPDKBackend``'s `networkNamespace`); `nil` is the DUT's own.
     public nonisolated let hostNamespace: String?
 
+    /// The DUT session the tester's commands run on.
+    public nonisolated let session: any DUTSession
     private let commands: HostCommands
     private let cleanup: CleanupHook
     private var registered = false
@@ -109,6 +111,7 @@ public actor Tester {
         self.hostNamespace = hostNamespace
         self.directory = workDirectory + "/tester-" + namespace
         self.python = python
+        self.session = session
         self.commands = HostCommands(session: session, component: "tester \(namespace)")
         self.cleanup = cleanup
     }
@@ -307,6 +310,22 @@ public actor Tester {
     public func stopTcpdump(_ capture: TcpdumpCapture) async {
         await commands.stop(pidFile: capture.pidFile, request: .signal("INT", within: .seconds(5)), grace: .seconds(1))
         await commands.bestEffort(["rm", "-f", capture.pidFile])
+    }
+
+    /// Writes `count` copies of `frame`, padded to `frameSize` bytes on the wire (CRC included, as
+    /// DTS counts frame sizes), into a pcap at `path` on the DUT with scapy: the DPDK generator's
+    /// source (``TrafficGenerator``). Returns the frame's length in the file (without CRC).
+    @discardableResult
+    public func writePcap(_ frame: FrameSpec, frameSize: Int, count: Int = 64, to path: String) async throws -> Int {
+        let helper = try await installHelper()
+        let spec = String(decoding: try JSONEncoder().encode(frame), as: UTF8.self)
+        let output = try await check([python, helper, "pcap", "--spec", spec, "--size", String(frameSize), "--count", String(count),
+                                      "--out", path], on: .host, timeout: .seconds(60)).output
+        guard let data = output.data(using: .utf8), let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let length = (json["length"] as? NSNumber)?.intValue else {
+            throw fail("pcap of \(frameSize)-byte frames", "unexpected helper output: \(HostCommands.tail(output))")
+        }
+        return length
     }
 
     /// Reads a pcap on the DUT with scapy and decodes its frames.

@@ -100,6 +100,18 @@ def cmd_capture(args):
     packets = sniff(**kwargs)
     print(json.dumps([decode(p) for p in packets]))
 
+def cmd_pcap(args):
+    # A pcap for the DPDK generator: the frame padded (or refused) to --size bytes on the wire, CRC
+    # included as DTS counts frame sizes, repeated --count times.
+    from scapy.utils import wrpcap
+    frame = build(json.loads(args.spec))
+    want = args.size - 4
+    if len(frame) > want:
+        sys.exit("frame of %d bytes (without CRC) does not fit --size %d" % (len(frame), args.size))
+    frame = frame / Raw(load=bytes(want - len(frame)))
+    wrpcap(args.out, [frame] * args.count)
+    print(json.dumps({"written": args.count, "length": len(frame)}))
+
 def cmd_read(args):
     print(json.dumps([decode(p) for p in rdpcap(args.pcap)]))
 
@@ -117,10 +129,15 @@ def main():
     c.add_argument("--duration", type=float, required=True)
     c.add_argument("--count", type=int, default=0)
     c.add_argument("--ready", default="")
+    p = sub.add_parser("pcap")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--count", type=int, default=64)
+    p.add_argument("--out", required=True)
     r = sub.add_parser("read")
     r.add_argument("pcap")
     args = parser.parse_args()
-    {"send": cmd_send, "capture": cmd_capture, "read": cmd_read}[args.command](args)
+    {"send": cmd_send, "capture": cmd_capture, "pcap": cmd_pcap, "read": cmd_read}[args.command](args)
 
 if __name__ == "__main__":
     main()

@@ -124,6 +124,9 @@ public struct Vdev: Sendable, Equatable, CustomStringConvertible {
 public struct TestpmdOptions: Sendable {
     /// The testpmd binary.
     public var binary: String = "dpdk-testpmd"
+    /// A command testpmd runs under, e.g. `["ip", "netns", "exec", "tst"]` for the tester's
+    /// namespace (it must exec testpmd, keeping its pid).
+    public var launcher: [String] = []
     /// DPDK `--file-prefix`: the instance's name (its `/var/run/dpdk/<prefix>` and hugepage files).
     /// Letters, digits, `-` and `_`.
     public var filePrefix: String
@@ -155,7 +158,7 @@ public struct TestpmdOptions: Sendable {
 
     /// The full command line.
     public var argv: [String] {
-        var argv = [binary] + cores.arguments + memory.arguments
+        var argv = launcher + [binary] + cores.arguments + memory.arguments
         if noPCI { argv.append("--no-pci") }
         argv.append("--file-prefix=\(filePrefix)")
         argv += allowedDevices.flatMap { ["-a", $0] }
