@@ -113,7 +113,12 @@ final class VhostUserLiveMigration: TestSuite {
         for (name, side) in zip(["host", "backup"], Self.sides) {
             let kvm = try QEMUKvm(dut: context.dut, vmName: name, suite: Self.name)
             var device = ["driver": "vhost-user", "opt_path": dir + "/vhost-net-\(side)", "opt_mac": Self.guestMAC, "opt_settings": settings]
-            if variant.queues > 1 { device["opt_queue"] = String(variant.queues) }
+            if variant.queues > 1 {
+                device["opt_queue"] = String(variant.queues)
+                // Linux's virtio-net enables min(queue pairs, vCPUs) pairs: with one vCPU, the
+                // frames the multi-queue TAP hashes to queues 1-3 would be dropped by the backend.
+                try kvm.setVMParam("cpu", "model=host,number=\(variant.queues)")
+            }
             try kvm.setVMDevice(device)
             kvms.append(kvm)
         }
