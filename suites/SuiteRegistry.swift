@@ -11,6 +11,7 @@ public enum SuiteRegistry {
         VM2VMVirtioNetPerf.self,
         VhostQemuMTU.self,
         VM2VMVirtioPMD.self,
+        VhostUserLiveMigration.self,
         PerfVirtioUserLoopback.self,
         RunnerSelfTest.self,
     ]

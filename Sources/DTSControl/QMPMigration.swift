@@ -116,9 +116,15 @@ extension QMPClient {
     /// No fixed sleeps: it reads `query-migrate`, then waits for the next `MIGRATION` event
     /// (turn on the `events` capability to get them) or, at the latest, `poll`, and reads again.
     /// `progress` sees every reading.
+    ///
+    /// With `since` (a cursor taken before `migrate`), the status is the one of the last
+    /// `MIGRATION` event after it, `setup` until there is one: the status `query-migrate`
+    /// reports on a QEMU that was once a migration destination (a restored snapshot) is that
+    /// incoming migration's `completed`, whatever its outgoing one does. The figures (RAM,
+    /// downtime, QEMU's error) are the outgoing migration's either way.
     /// - Throws: ``ControlError/noReply(_:what:timeout:)`` (`migration end`) when `timeout` passes first.
     @discardableResult
-    public func waitForMigration(timeout: Duration, poll: Duration = .milliseconds(500),
+    public func waitForMigration(timeout: Duration, poll: Duration = .milliseconds(500), since: QMPEventCursor? = nil,
                                  progress: (@Sendable (QMPMigrationInfo) -> Void)? = nil) async throws -> QMPMigrationInfo {
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -126,7 +132,8 @@ extension QMPClient {
             let cursor = eventCursor()
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { throw ControlError.noReply(endpoint, what: "migration end", timeout: timeout) }
-            let info = try await queryMigrate(timeout: max(remaining, .seconds(1)))
+            var info = try await queryMigrate(timeout: max(remaining, .seconds(1)))
+            if let since { info.status = lastMigrationStatus(after: since) ?? "setup" }
             progress?(info)
             switch info.status {
             case "completed": return info
@@ -141,5 +148,10 @@ extension QMPClient {
                 // No event within `poll`: read the state again.
             }
         }
+    }
+
+    /// The status of the last `MIGRATION` event after `cursor` (among the buffered events).
+    public func lastMigrationStatus(after cursor: QMPEventCursor) -> String? {
+        recentEvents().last { $0.name == "MIGRATION" && $0.sequence > cursor.sequence }?.data["status"]?.stringValue
     }
 }

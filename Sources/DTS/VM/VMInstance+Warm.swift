@@ -96,7 +96,10 @@ extension VMInstance {
     /// one, unless this machine's snapshots already failed before in the run), and QEMU's error
     /// goes to the run log.
     func dropSnapshot(_ target: SnapshotTarget, after error: VMStartError) async {
-        run.logger.warning("VM \(vmName): restoring snapshot \(target.key.short) failed, so it is removed and the VM boots cold: \(error)")
+        // QEMU's own words, also when QEMU reported the failure over QMP before it exited.
+        let text = "\(error)"
+        let words = text.contains("qemu stderr:") ? "" : QEMUExit.lastWords(error.qemuStderr)
+        run.logger.warning("VM \(vmName): restoring snapshot \(target.key.short) failed, so it is removed and the VM boots cold: \(text)\(words)")
         await target.store.remove(target.key.hex)
         run.warmBoot.restoreFailed(target.key.hex)
     }

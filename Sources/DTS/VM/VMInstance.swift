@@ -86,8 +86,10 @@ public final class VMInstance: Sendable {
         var stopping = false
         /// While restoring: when the restore's budget runs out.
         var restoreDeadline: ContinuousClock.Instant?
-        /// The incoming VM of the outgoing migration started last.
+        /// The incoming VM of the outgoing migration started last, and the QMP event cursor from
+        /// before its `migrate` (its state comes from the `MIGRATION` events after it).
         var migratingTo: String?
+        var migrationEvents: QMPEventCursor?
         /// The guest migrated away to another QEMU: this one only has to quit.
         var migratedAway = false
         /// Registered with the run while the VM is up (``Run/vmUp()``).

@@ -67,6 +67,45 @@ extension RealGuestTests {
             #expect(qmp.contains("\"migrate\"") && qmp.contains("completed"))
         }
 
+        /// A source restored from a snapshot (warm boot) migrates too: its QEMU was once a
+        /// migration destination, whose `query-migrate` keeps saying `completed`; the wait follows
+        /// the outgoing migration's own events and returns only once it really completed.
+        @Test func aRestoredVMMigrates() async throws {
+            try VMFixture.requireGuestImage()
+            let fixture = try VMFixture(["host": VMFixture.guest, "backup": Self.incoming])
+            let logs = fixture.dir.path + "/vms"
+            let cache = SnapshotCache(directory: fixture.dir.path + "/snapshots")
+            func warm(_ name: String, run: Run) throws -> QEMUKvm {
+                let settings = RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg, vmLogDirectory: logs, boot: .warm, snapshots: cache)
+                return try QEMUKvm(dut: Dut(settings: settings, run: run), vmName: name, suite: fixture.suite)
+            }
+            let first = testRun()
+            try await withTearDown(first) {
+                let host = try warm("host", run: first)
+                _ = try await host.start()
+                await host.stop()
+            }
+            #expect(cache.list().count == 1)
+            let run = testRun()
+            try await withTearDown(run) {
+                let host = try warm("host", run: run)
+                let source = try await host.start()
+                let stages = try #require(host.instance).stageEvents
+                try #require(stages.contains { $0.stage == .restore && $0.outcome == .passed }, "not restored: \(stages)")
+                #expect(try await #require(host.instance?.parts { $0.qmp }).queryMigrate().status == "completed")
+                let marker = UUID().uuidString
+                #expect(try await source.exec("echo \(marker) > /root/marker", timeout: .seconds(20)).succeeded)
+                let backup = try warm("backup", run: run)
+                let incoming = try await backup.startIncoming()
+                try await host.migrate(to: incoming)
+                let result = try await host.waitMigration(timeout: .seconds(120))
+                #expect(result.downtimeMilliseconds != nil && (result.transferredBytes ?? 0) > 1_000_000 && result.totalSeconds > 0, "\(result)")
+                let moved = try await backup.migratedStart()
+                #expect(try await moved.exec("cat /root/marker", timeout: .seconds(20)).output == marker + "\n")
+                await backup.stop()
+            }
+        }
+
         /// A destination that is not the same machine is refused before anything is sent, naming
         /// the difference; a destination that dies mid-way fails the migration with QEMU's error;
         /// either way the source keeps running and usable, and nothing is left afterwards.

@@ -69,8 +69,10 @@ extension VMInstance {
         all["events"] = true
         try await incoming.migrateSetCapabilities(all)
         try await qmp.migrateSetCapabilities(all)
+        // The migration's state is followed by its events from here (see followMigration).
+        let cursor = qmp.eventCursor()
         try await qmp.migrate(uri: uri)
-        parts { $0.migratingTo = destination.vmName }
+        parts { $0.migratingTo = destination.vmName; $0.migrationEvents = cursor }
     }
 
     /// Follows the outgoing migration until it ends: every reading goes to the run log, status
@@ -84,8 +86,9 @@ extension VMInstance {
         let phases = Mutex<(status: String, since: Date)?>(nil)
         let (vm, logger, timeline) = (vmName, run.logger, run.timeline)
         let started = ContinuousClock.now
+        let since = parts { $0.migrationEvents }
         do {
-            let info = try await qmp.waitForMigration(timeout: timeout) { info in
+            let info = try await qmp.waitForMigration(timeout: timeout, since: since) { info in
                 logger.info("VM \(vm) → \(destination): migration \(info.progressSummary)")
                 let now = Date()
                 phases.withLock { phase in
