@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs DTS's vhost/virtio suites in full on this machine (TCG guests), one `dts run` per suite,
 # under the machine lock other VM-heavy jobs take. CI (scripts/test.sh) runs one short case of
-# each (Tests/DTSTests/VirtioSuitesEndToEndTests.swift); this runs every case. See docs/running.md.
+# each (Tests/DTSTests/VirtioSuitesEndToEndTests.swift, VhostUserLiveMigrationEndToEndTests.swift);
+# this runs every case. See docs/running.md.
 # Usage: scripts/suites.sh [SUITE...]    (default: every vhost/virtio suite)
 # Results: ${DTS_OUTPUT:-output/suites}/<suite>/ (report.html, results.json, junit.xml, dts.log).
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/opt/swift/usr/bin"
 
 suites=("$@")
-[ "${#suites[@]}" -gt 0 ] || suites=(vm2vm_virtio_net_perf vhost_qemu_mtu vm2vm_virtio_pmd)
+[ "${#suites[@]}" -gt 0 ] || suites=(vm2vm_virtio_net_perf vhost_qemu_mtu vm2vm_virtio_pmd vhost_user_live_migration)
 out=${DTS_OUTPUT:-output/suites}
 lock=${DTS_VM_LOCK:-/work/.vm-heavy.lock}
 
