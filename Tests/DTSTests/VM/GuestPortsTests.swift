@@ -135,6 +135,14 @@ extension RealGuestTests {
         try await withTearDown(run) {
             let vm = try fixture.vm(run: run)
             let guest = try await vm.start()
+            // The copy first: in three full CI runs an exec opened right after the three shells
+            // closed lost the connection (dropbear 2022.83 in the guest, "Failed waiting for channel
+            // success"), never when run alone or under CPU load; open finding, see docs/sessions-ssh.md.
+            let made = try await guest.exec("head -c 1048576 /dev/urandom > /tmp/blob && sha256sum /tmp/blob", timeout: .seconds(30))
+            let guestSum = try #require(made.output.split(separator: " ").first.map(String.init))
+            try await guest.download(remotePath: "/tmp/blob", localPath: local.path + "/blob", progress: nil)
+            let hostSum = try await runProgram("/usr/bin/sha256sum", [local.path + "/blob"]).stdout.split(separator: " ").first.map(String.init)
+            #expect(hostSum == guestSum)
             let shells = [try await guest.openShell(), try await guest.openShell(), try await guest.openShell()]
             let started = ContinuousClock.now
             try await withThrowingTaskGroup(of: String.self) { group in
@@ -147,11 +155,6 @@ extension RealGuestTests {
             #expect(elapsed < .seconds(8), "three 3 s sleeps on three shells took \(elapsed): they did not run at once")
             for shell in shells { await shell.close() }
 
-            let made = try await guest.exec("head -c 1048576 /dev/urandom > /tmp/blob && sha256sum /tmp/blob", timeout: .seconds(30))
-            let guestSum = try #require(made.output.split(separator: " ").first.map(String.init))
-            try await guest.download(remotePath: "/tmp/blob", localPath: local.path + "/blob", progress: nil)
-            let hostSum = try await runProgram("/usr/bin/sha256sum", [local.path + "/blob"]).stdout.split(separator: " ").first.map(String.init)
-            #expect(hostSum == guestSum)
             await vm.stop()
         }
     }
