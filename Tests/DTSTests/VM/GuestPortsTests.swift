@@ -141,7 +141,7 @@ extension RealGuestTests {
             let made = try await guest.exec("head -c 1048576 /dev/urandom > /tmp/blob && sha256sum /tmp/blob", timeout: .seconds(30))
             let guestSum = try #require(made.output.split(separator: " ").first.map(String.init))
             try await guest.download(remotePath: "/tmp/blob", localPath: local.path + "/blob", progress: nil)
-            let hostSum = try await runProgram("/usr/bin/sha256sum", [local.path + "/blob"]).stdout.split(separator: " ").first.map(String.init)
+            let hostSum = try await runProgram("/usr/bin/sha256sum", [local.path + "/blob"]).stdout.split(separator: " ").first.map { String($0) }
             #expect(hostSum == guestSum)
             let shells = [try await guest.openShell(), try await guest.openShell(), try await guest.openShell()]
             let started = ContinuousClock.now
