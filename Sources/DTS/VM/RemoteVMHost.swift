@@ -321,9 +321,14 @@ final class RemoteVMHost: VMHost, Sendable {
     }
 
     func signal(_ pid: Int32, _ signal: Int32) async {
-        let argv = ["kill", "-\(signal)", String(pid)]
-        if (try? await run(argv, timeout: .seconds(10))) == nil {
-            _ = try? await usableConnection().exec(argv: argv, timeout: .seconds(10))
+        await runForCleanup(["kill", "-\(signal)", String(pid)], timeout: .seconds(10))
+    }
+
+    /// A clean-up command: through the DUT's logged session, or, when that fails (its connection
+    /// broke), through ``usableConnection()``.
+    private func runForCleanup(_ argv: [String], timeout: Duration) async {
+        if (try? await run(argv, timeout: timeout)) == nil {
+            _ = try? await usableConnection().exec(argv: argv, timeout: timeout)
         }
     }
 
@@ -358,7 +363,7 @@ final class RemoteVMHost: VMHost, Sendable {
         for file in ["console.log", "qemu.stderr", "qemu.stdout"] {
             try? await connection.download(remotePath: dir + "/" + file, localPath: localDirectory + "/" + file)
         }
-        _ = try? await connection.exec(argv: ["rm", "-rf", "--", dir], timeout: .seconds(30))
+        await runForCleanup(["rm", "-rf", "--", dir], timeout: .seconds(30))
         remoteAllocator.release(vm: vm)
     }
 
