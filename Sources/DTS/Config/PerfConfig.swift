@@ -74,7 +74,7 @@ public struct PerfConfig: Sendable {
         }
         testParameters = frames
         testDuration = try Self.number(config, "test_duration", default: 60, positive: true)
-        acceptedTolerance = try Self.number(config, "accepted_tolerance", default: 1, positive: false)
+        acceptedTolerance = try Self.acceptedTolerance(in: config) ?? 1
         if let literal = try config.literalIfPresent("update_expected") {
             guard case .bool(let flag) = literal.value else {
                 throw Self.wrong(config, "update_expected", literal, "expected True or False, got \(literal.pythonText)")
@@ -129,8 +129,18 @@ public struct PerfConfig: Sendable {
         }
     }
 
+    /// `accepted_tolerance` (percent, a number ≥ 0) of a suite's config, `nil` when absent: the one
+    /// reader of the key, for perf cases and for comparing runs.
+    public static func acceptedTolerance(in config: SuiteConfig) throws(ConfigError) -> Double? {
+        try number(config, "accepted_tolerance", positive: false)
+    }
+
     private static func number(_ config: SuiteConfig, _ key: String, default value: Double, positive: Bool) throws(ConfigError) -> Double {
-        guard let literal = try config.literalIfPresent(key) else { return value }
+        try number(config, key, positive: positive) ?? value
+    }
+
+    private static func number(_ config: SuiteConfig, _ key: String, positive: Bool) throws(ConfigError) -> Double? {
+        guard let literal = try config.literalIfPresent(key) else { return nil }
         guard let number = literal.number, positive ? number > 0 : number >= 0 else {
             throw wrong(config, key, literal, "expected a number\(positive ? " > 0" : " ≥ 0"), got \(literal.pythonText)")
         }

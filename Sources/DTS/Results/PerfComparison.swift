@@ -119,10 +119,11 @@ public enum PerfComparison {
     /// The tolerance in percent when neither the figure nor its suite gives one.
     public static let defaultTolerance = 5.0
 
-    /// A suite's tolerance: `accepted_tolerance` (percent) in its `[suite]` section, as DTS's perf
-    /// configs write it; `nil` when absent or not a number.
+    /// A suite's tolerance: `accepted_tolerance` (percent) in its `[suite]` section, read by
+    /// ``PerfConfig/acceptedTolerance(in:)``; `nil` when absent or not a number ≥ 0 (the suite's
+    /// perf cases report that error with its line).
     public static func tolerance(in config: SuiteConfig) -> Double? {
-        config.value("accepted_tolerance").flatMap { parse($0)?.value }
+        (try? PerfConfig.acceptedTolerance(in: config)) ?? nil
     }
 
     /// The figures of a table by row and column; rows keyed by their first cell (`#2`, `#3`

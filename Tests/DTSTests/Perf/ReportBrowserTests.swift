@@ -37,10 +37,11 @@ extension HostBackendTests {
             #expect(FileManager.default.fileExists(atPath: screenshot), "no screenshot: \(shot.stderr)")
             let size = (try? FileManager.default.attributesOfItem(atPath: screenshot)[.size] as? Int) ?? 0
             #expect(size > 10_000)
-            // Keep the screenshot where a person can look at it.
-            let keep = ProcessInfo.processInfo.environment["DTS_REPORT_SCREENSHOT"] ?? "/tmp/dts-report-screenshot.png"
-            try? FileManager.default.removeItem(atPath: keep)
-            try? FileManager.default.copyItem(atPath: screenshot, toPath: keep)
+            // DTS_REPORT_SCREENSHOT=PATH keeps the screenshot where a person can look at it.
+            if let keep = ProcessInfo.processInfo.environment["DTS_REPORT_SCREENSHOT"] {
+                try? FileManager.default.removeItem(atPath: keep)
+                try? FileManager.default.copyItem(atPath: screenshot, toPath: keep)
+            }
 
             let dom = try await runProgram("timeout", ["120", "chromium"] + common + ["--dump-dom", url])
             #expect(dom.status == 0, "\(dom.stderr)")
