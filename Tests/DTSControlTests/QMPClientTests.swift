@@ -323,6 +323,35 @@ extension FakeConnection {
         #expect(await peer.waitDone() == nil)
     }
 
+    /// QEMU 7.2 says `completed` before it has computed the total time and downtime: the wait
+    /// reads again until the figures are there (as captured at the end of a packed-ring migration).
+    @Test func completedMigrationWaitsForQEMUsFinalFigures() async throws {
+        let dir = try TempDir("qmpfake")
+        defer { dir.remove() }
+        let peer = try FakePeer(path: dir.file("qmp.sock"))
+        peer.serve { connection in
+            guard let id = connection.greetQMP() else { return }
+            connection.write(#"{"return": {}, "id": "\#(id)"}"# + "\n")
+            let replies = [
+                #"{"status": "completed", "setup-time": 5, "downtime": 0, "total-time": 0}"#,
+                #"{"status": "completed", "setup-time": 5, "downtime": 0, "total-time": 0}"#,
+                #"{"status": "completed", "setup-time": 5, "downtime": 85, "total-time": 4470}"#,
+            ]
+            for reply in replies {
+                guard let query = connection.readMessage(), let queryID = query["id"] as? String else { return }
+                connection.write(#"{"return": \#(reply), "id": "\#(queryID)"}"# + "\n")
+            }
+            _ = connection.readLine()  // wait for the client to close
+        }
+        let qmp = try await QMPClient.connect(path: peer.path, timeout: .seconds(5))
+        let info = try await qmp.waitForMigration(timeout: .seconds(10))
+        #expect(info.status == "completed")
+        #expect(info.totalTime == 4470)
+        #expect(info.downtime == 85)
+        qmp.close()
+        #expect(await peer.waitDone() == nil)
+    }
+
     @Test func silentPeerTimesOutWithCommandName() async throws {
         let dir = try TempDir("qmpfake")
         defer { dir.remove() }

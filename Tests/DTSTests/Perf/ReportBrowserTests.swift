@@ -41,6 +41,7 @@ extension HostBackendTests {
             if let keep = ProcessInfo.processInfo.environment["DTS_REPORT_SCREENSHOT"] {
                 try? FileManager.default.removeItem(atPath: keep)
                 try? FileManager.default.copyItem(atPath: screenshot, toPath: keep)
+                print("report screenshot: \(keep)")
             }
 
             let dom = try await runProgram("timeout", ["120", "chromium"] + common + ["--dump-dom", url])
@@ -56,7 +57,6 @@ extension HostBackendTests {
             for line in (shot.stderr + dom.stderr).split(separator: "\n") where line.contains("CONSOLE") || line.contains("Uncaught") {
                 Issue.record("console: \(line)")
             }
-            print("report screenshot: \(keep)")
         }
     }
 }
