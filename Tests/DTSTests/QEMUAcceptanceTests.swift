@@ -267,11 +267,14 @@ final class FreePortAllocator: VMResourceAllocator, @unchecked Sendable {
 }
 
 /// 2 MB hugepages reserved for a case that asks for hugepage-backed memory, released after.
+///
+/// A test process killed before ``release()`` would leave its mount and its pages behind: each
+/// reservation records itself (`<mount>.owner`: pid and pages), and the next reservation gives
+/// back those of dead owners.
 final class HugepageReservation: Sendable {
-    static let nrPath = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+    static let prefix = "/tmp/dts-huge-"
     let mount: String
     let added: Int
-    let ownMount: Bool
 
     static func ifNeeded(_ golden: GoldenCase) throws -> HugepageReservation? {
         let text = try String(contentsOfFile: golden.configPath, encoding: .utf8)
@@ -283,24 +286,47 @@ final class HugepageReservation: Sendable {
     }
 
     init(pages: Int) throws {
-        let before = Int((try String(contentsOfFile: Self.nrPath, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-        try "\(before + pages)".write(toFile: Self.nrPath, atomically: false, encoding: .utf8)
-        added = pages
-        let dir = "/tmp/dts-huge-\(UUID().uuidString.prefix(8))"
+        Self.reclaimLeftovers()
+        let dir = Self.prefix + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let counts = try Self.adjust(by: pages)
+        added = max(0, counts.after - counts.before)
+        mount = dir
+        try "\(getpid()) \(added)".write(toFile: dir + ".owner", atomically: true, encoding: .utf8)
         // A size limit makes the mount account its pages (statvfs), whatever else uses hugepages.
         let result = try runQuickProgram("/bin/mount", ["-t", "hugetlbfs", "-o", "pagesize=2M,size=\(pages * 2)M", "nodev", dir])
-        guard result.status == 0 else { throw AcceptanceError("mount hugetlbfs: \(result.stderr)") }
-        mount = dir
-        ownMount = true
+        guard result.status == 0 else {
+            release()
+            throw AcceptanceError("mount hugetlbfs: \(result.stderr)")
+        }
     }
 
-    func release() {
+    func release() { Self.release(mount: mount, pages: added) }
+
+    private static func release(mount: String, pages: Int) {
         _ = try? runQuickProgram("/bin/umount", [mount])
         try? FileManager.default.removeItem(atPath: mount)
-        if let now = try? String(contentsOfFile: Self.nrPath, encoding: .utf8),
-           let current = Int(now.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            try? "\(max(0, current - added))".write(toFile: Self.nrPath, atomically: false, encoding: .utf8)
+        if pages > 0 { _ = try? adjust(by: -pages) }
+        try? FileManager.default.removeItem(atPath: mount + ".owner")
+    }
+
+    private static func adjust(by delta: Int) throws -> (before: Int, after: Int) {
+        let argv = Hugepages.adjustmentArgv(by: delta)
+        let result = try runQuickProgram("/usr/bin/" + argv[0], Array(argv.dropFirst()))
+        guard result.status == 0, let counts = Hugepages.adjustmentCounts(result.stdout) else {
+            throw AcceptanceError("changing the hugepage reservation by \(delta): \(result.stdout) \(result.stderr)")
+        }
+        return counts
+    }
+
+    /// Unmounts the mounts and gives back the pages of reservations whose test process is gone.
+    private static func reclaimLeftovers() {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+        for file in files where ("/tmp/" + file).hasPrefix(prefix) && file.hasSuffix(".owner") {
+            let path = "/tmp/" + file
+            let fields = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+            guard fields.count == 2, kill(fields[0], 0) != 0, errno == ESRCH else { continue }
+            release(mount: String(path.dropLast(".owner".count)), pages: Int(fields[1]))
         }
     }
 }

@@ -59,14 +59,24 @@ public enum Hugepages {
     /// on `session`, under ``reservationLock`` so that concurrent dts runs do not lose each other's
     /// changes. Returns the counts before and after; the kernel may reserve fewer than asked.
     public static func adjustReservation(by delta: Int, on session: any DUTSession) async throws -> (before: Int, after: Int) {
-        let script = "n=$(cat \"$1\"); t=$((n + $2)); [ \"$t\" -ge 0 ] || t=0; echo \"$t\" > \"$1\"; echo \"$n $(cat \"$1\")\""
-        let result = try await session.exec(argv: ["flock", reservationLock, "sh", "-c", script, "sh", reservationCounter, String(delta)],
-                                            timeout: .seconds(120))
-        let numbers = result.output.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
-        guard result.succeeded, numbers.count == 2 else {
+        let result = try await session.exec(argv: adjustmentArgv(by: delta), timeout: .seconds(120))
+        guard result.succeeded, let counts = adjustmentCounts(result.output) else {
             throw ResourceError("changing the 2 MB hugepage reservation by \(delta) failed (status \(result.status)): \(result.output) \(result.errorOutput)")
         }
-        return (numbers[0], numbers[1])
+        return counts
+    }
+
+    /// The command that adds `delta` pages to the reservation under ``reservationLock`` and
+    /// prints the counts before and after (read them with ``adjustmentCounts(_:)``).
+    public static func adjustmentArgv(by delta: Int) -> [String] {
+        let script = "n=$(cat \"$1\"); t=$((n + $2)); [ \"$t\" -ge 0 ] || t=0; echo \"$t\" > \"$1\"; echo \"$n $(cat \"$1\")\""
+        return ["flock", reservationLock, "sh", "-c", script, "sh", reservationCounter, String(delta)]
+    }
+
+    /// The counts before and after that ``adjustmentArgv(by:)`` printed.
+    public static func adjustmentCounts(_ output: String) -> (before: Int, after: Int)? {
+        let numbers = output.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+        return numbers.count == 2 ? (numbers[0], numbers[1]) : nil
     }
 }
 
