@@ -39,7 +39,7 @@ struct ImageCommand: ParsableCommand {
             var rows = [["key", "size", "vm", "taken", "last used", "cold boot", "machine"]]
             for entry in entries {
                 rows.append([String(entry.record.key.prefix(12)), SnapshotCache.size(entry.bytes), entry.record.vm, dates.string(from: entry.record.created),
-                             dates.string(from: entry.lastUsed), String(format: "%.1f s", entry.record.coldBootSeconds), entry.record.summary])
+                             dates.string(from: entry.lastUsed), String(format: "%.1f s", entry.record.coldBootSeconds), entry.machine])
             }
             let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows {

@@ -68,6 +68,8 @@ extension VMParamSchema {
         OptionSpec("opt_if", .choice(["ide", "scsi", "virtio", "none", "sd", "pflash", "mtd", "floppy"]), default: "ide on x86_64, virtio on aarch64", "drive interface"),
         OptionSpec("opt_index", .integer(0...31), "index on the interface"),
         OptionSpec("opt_media", .choice(["disk", "cdrom"]), default: "disk", "media type"),
+        OptionSpec("overlay", .boolean, default: "no",
+                   "yes: the guest writes to a throw-away qcow2 overlay dts makes over the image and removes at stop; the image is only read, and warm boot still applies (needs opt_format)"),
     ])
 
     /// `kernel`: direct kernel boot.

@@ -23,6 +23,7 @@ public struct CommandLineDraft {
     var daemonize = false
     var hugepageMount: String?
     var filesQEMUOpens: [QEMUCommandLine.InputFile] = []
+    var overlays: [QEMUCommandLine.DiskOverlay] = []
     var passthrough: [QEMUCommandLine.Passthrough] = []
     var defaultDriver: QEMUCommandLine.DefaultDriver?
     var serialConfigured = false

@@ -65,6 +65,22 @@ public struct QEMUCommandLine: Sendable, Equatable {
         public var path: String
     }
 
+    /// A throw-away qcow2 overlay over a disk image (`disk = ...,overlay=yes;`): dts makes it in
+    /// the VM's runtime directory before QEMU starts (`qemu-img create -f qcow2 -b BASE -F FORMAT`,
+    /// or a copy of the one saved with a snapshot), QEMU writes to it, and it is removed when the
+    /// VM stops; the base image is only read.
+    public struct DiskOverlay: Sendable, Equatable {
+        /// The overlay file on the VM's host (in the runtime directory), the `-drive file=`.
+        public var path: String
+        /// The image it overlays.
+        public var base: String
+        /// The base image's format (`-F`).
+        public var baseFormat: String
+
+        /// The command that makes a fresh overlay: `qemu-img create -q -f qcow2 -b BASE -F FORMAT PATH`.
+        public var createArgv: [String] { ["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", baseFormat, path] }
+    }
+
     /// A host PCI device passed through to the guest, with the id used to find it in `info pci`.
     public struct Passthrough: Sendable, Equatable {
         public var id: String
@@ -132,6 +148,8 @@ public struct QEMUCommandLine: Sendable, Equatable {
     public var warnings: [ConfigWarning]
     /// Host ports the config fixes; the VM's host checks them before QEMU runs.
     public var fixedPorts: [FixedPort] = []
+    /// The disk overlays dts makes before QEMU starts and removes when it stops, in `-drive` order.
+    public var overlays: [DiskOverlay] = []
 
     /// The emulator and its arguments: ``binary``, then every option's ``QEMUOption/arguments``.
     public var argv: [String] { [binary] + options.flatMap(\.arguments) }

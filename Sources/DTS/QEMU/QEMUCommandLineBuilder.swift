@@ -152,7 +152,7 @@ public enum QEMUCommandLineBuilder {
             daemonize: draft.daemonize, memoryMiB: draft.context.memoryMiB, hugepageMount: draft.hugepageMount,
             filesQEMUOpens: draft.filesQEMUOpens, hasGuestAgent: draft.guestAgentConfigured,
             boot: boot, bootChoice: bootChoice, passthrough: draft.passthrough, defaultDriver: draft.defaultDriver,
-            warnings: draft.warnings, fixedPorts: draft.fixedPorts)
+            warnings: draft.warnings, fixedPorts: draft.fixedPorts, overlays: draft.overlays)
     }
 }
 

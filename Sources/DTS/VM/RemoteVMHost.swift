@@ -180,6 +180,8 @@ final class RemoteVMHost: VMHost, Sendable {
 
     // MARK: VMHost
 
+    func execute(_ argv: [String], timeout: Duration) async throws -> ExecResult { try await run(argv, timeout: timeout) }
+
     func refresh() async throws {
         let result = try await connection.exec("cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true", timeout: .seconds(30))
         remoteAllocator.setListening(RemoteResourceAllocator.listeningPorts(procNetTCP: result.output))

@@ -1,4 +1,5 @@
 import DTSProcess
+import DTSSession
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -47,6 +48,8 @@ protocol VMHost: AnyObject, Sendable {
     /// After QEMU stopped: frees the VM's ports, ends forwards, brings the host-side logs into
     /// `localDirectory` and removes the VM's files on the host.
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async
+    /// Runs an argument vector on the host (`qemu-img`, `cp`, `rm` for disk overlays).
+    func execute(_ argv: [String], timeout: Duration) async throws -> ExecResult
     /// The host's snapshot cache (warm boot), or `nil` where VMs always boot cold.
     var snapshots: (any SnapshotStore)? { get }
     /// Learns which of `paths` are executable files on the host, for the allocator's
@@ -58,6 +61,34 @@ protocol VMHost: AnyObject, Sendable {
 extension VMHost {
     var snapshots: (any SnapshotStore)? { nil }
     func probeExecutables(_ paths: [String]) async {}
+
+    /// Makes `command`'s disk overlays on the host before QEMU starts: each a fresh qcow2 over
+    /// its base image, or, for a restore, a copy of the one saved with `snapshot` (never the
+    /// saved file itself, which later restores start from too). On failure none is left.
+    func makeOverlays(of command: QEMUCommandLine, restoring snapshot: SnapshotEntry?) async throws {
+        if let snapshot, snapshot.overlayPaths.count != command.overlays.count {
+            throw ResourceError("snapshot \(snapshot.record.key.prefix(12)) holds \(snapshot.overlayPaths.count) disk overlays, the VM has \(command.overlays.count)")
+        }
+        for (index, overlay) in command.overlays.enumerated() {
+            let argv = snapshot.map { ["cp", "--", $0.overlayPaths[index], overlay.path] } ?? overlay.createArgv
+            let result: ExecResult
+            do { result = try await execute(argv, timeout: .seconds(60)) } catch {
+                await removeOverlays(of: command)
+                throw error
+            }
+            guard result.succeeded else {
+                await removeOverlays(of: command)
+                let output = (result.errorOutput + result.output).trimmingCharacters(in: .whitespacesAndNewlines)
+                throw ResourceError("\(label): cannot make the disk overlay \(overlay.path) over \(overlay.base) (\(argv.joined(separator: " "))): \(output)")
+            }
+        }
+    }
+
+    /// Removes `command`'s disk overlays from the host (the VM stopped, or never started).
+    func removeOverlays(of command: QEMUCommandLine) async {
+        guard !command.overlays.isEmpty else { return }
+        _ = try? await execute(["rm", "-f", "--"] + command.overlays.map(\.path), timeout: .seconds(30))
+    }
 }
 
 /// This machine as the VM host: QEMU is a supervised child of dts (killed with dts), files and
@@ -120,6 +151,10 @@ final class LocalVMHost: VMHost {
     }
 
     func isAlive(_ pid: Int32) async -> Bool { ProcessTable.isAlive(pid) }
+
+    func execute(_ argv: [String], timeout: Duration) async throws -> ExecResult {
+        try await LocalSession(endpoint: "localhost").exec(argv: argv, timeout: timeout)
+    }
 
     func signal(_ pid: Int32, _ signal: Int32) async { kill(pid, signal) }
 

@@ -42,9 +42,10 @@ extension VMInstance {
         _ = await qemu.waitForExit(within: deadlines.kill)
     }
 
-    /// Frees what the VM held on its host (sockets, pid file, forwards, ports), brings a remote
-    /// host's logs here, and moves the VM's files to the log directory, if one was given.
+    /// Frees what the VM held on its host (disk overlays, sockets, pid file, forwards, ports),
+    /// brings a remote host's logs here, and moves the VM's files to the log directory, if one was given.
     func collectLogs() async {
+        await host.removeOverlays(of: command)
         await host.finish(vm: vmName, command: command, localDirectory: localDirectory)
         guard let target = options.logDirectory else { return }
         let fm = FileManager.default

@@ -59,8 +59,9 @@ extension VMInstance {
     }
 
     /// `snapshot`: the guest paused, its state migrated to a file in the host's snapshot cache
-    /// (`exec:cat > FILE`), the file moved in place with its record, the guest continued and its
-    /// clock set again (it stood still while paused). Only ever costs time: a save that fails is
+    /// (`exec:cat > FILE`), the file moved in place with copies of the disk overlays (QEMU
+    /// flushed them when it paused the guest) and its record, the guest continued and its clock
+    /// set again (it stood still while paused). Only ever costs time: a save that fails is
     /// logged and the start goes on with the guest running.
     func saveSnapshot(_ target: SnapshotTarget) async {
         guard let qmp = parts({ $0.qmp }) else { return }
@@ -77,7 +78,7 @@ extension VMInstance {
                 let draft = SnapshotRecord(key: target.key.hex, vm: vmName, summary: target.key.summary, keyLines: target.key.lines,
                                            created: Date(), stateBytes: 0, coldBootSeconds: readySeconds,
                                            saveSeconds: (ContinuousClock.now - begin).seconds)
-                let stored = try await target.store.commit(draft, partial: partial)
+                let stored = try await target.store.commit(draft, partial: partial, overlays: command.overlays.map(\.path))
                 try await qmp.cont()
                 if let agent { try await Self.setClock(agent) }
                 return stored

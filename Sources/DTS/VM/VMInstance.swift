@@ -204,8 +204,8 @@ public final class VMInstance: Sendable {
     }
 
     /// Stops the VM and leaves nothing behind: guest-agent shutdown (bounded), QMP `quit`,
-    /// SIGTERM, SIGKILL, each only while QEMU still runs; then sockets, pid file, forwards and
-    /// reserved ports are freed, the logs brought to this machine and moved to the log directory.
+    /// SIGTERM, SIGKILL, each only while QEMU still runs; then disk overlays, sockets, pid file,
+    /// forwards and reserved ports are freed, the logs brought to this machine and moved to the log directory.
     /// Idempotent; safe after a crash and after a failed start.
     public func stop() async {
         guard parts({ state in defer { state.stopping = true }; return !state.stopping }) else { return }
@@ -254,8 +254,9 @@ public final class VMInstance: Sendable {
     // MARK: Prepare
 
     /// The `prepare` stage: the command line built with the host's allocator, the VM's local
-    /// directory made, what QEMU will need checked on the host, and the boot planned (a restore
-    /// starts QEMU waiting for the saved state).
+    /// directory made, what QEMU will need checked on the host, the boot planned (a restore
+    /// starts QEMU waiting for the saved state), and the disk overlays made (a restore's from the
+    /// snapshot's).
     private static func prepare(vmName: String, params: [VirtParam], buildOptions: QEMUBuildOptions, run: Run, host: any VMHost,
                                 options: VMStartOptions, restoreAllowed: Bool, incoming: Bool) async throws(VMStartError) -> VMInstance {
         var command: QEMUCommandLine
@@ -271,6 +272,8 @@ public final class VMInstance: Sendable {
                 : await WarmBoot.plan(vmName: vmName, command: command, host: host, run: run, restoreAllowed: restoreAllowed)
             if plan.restoring != nil { command = command.waitingForIncomingState() }
             try (command.command.joined(separator: "\n") + "\n").write(toFile: localDirectory + "/argv", atomically: true, encoding: .utf8)
+            // Last: from here on the instance's stop removes them.
+            try await host.makeOverlays(of: command, restoring: plan.restoring)
         } catch {
             host.release(vm: vmName)
             throw VMStartError(vm: vmName, stage: .prepare, reason: .failed("\(error)"), logDirectory: (try? run.directory.vmPath(vmName)) ?? "")

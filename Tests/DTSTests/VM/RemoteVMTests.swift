@@ -300,6 +300,54 @@ extension RealGuestTests {
             #expect(host.waitForNoSessions(), "dropbear still serves a connection after dts exited")
         }
 
+        /// A disk overlay on a remote DUT: made there with the DUT's `qemu-img`, saved with the
+        /// snapshot in the DUT's cache, restored from a copy there, gone with the VM.
+        @Test func aDiskOverlayOnARemoteDUTWarmStarts() async throws {
+            try VMFixture.requireGuestImage()
+            let host = try RemoteNamespaceHost()
+            defer { host.tearDown() }
+            // Where the DUT's user can read it (the namespace host shares this machine's /tmp).
+            let base = "/tmp/dts-remote-overlay-\(UInt32.random(in: 0...UInt32.max)).img"
+            #expect(FileManager.default.createFile(atPath: base, contents: Data(count: 1 << 20), attributes: [.posixPermissions: 0o644]))
+            defer { try? FileManager.default.removeItem(atPath: base) }
+            let baseDigest = try SHA256Hex.ofFile(base)
+            let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndisk = file=\(base),opt_format=raw,opt_if=virtio,overlay=yes;"])
+            let scratch = try TempDir("dts-remote-overlay")
+            let cache = "/home/\(RemoteNamespaceHost.user)/.cache/dts/snapshots"
+            let before = Set((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? [])
+            defer {
+                for name in Set((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []).subtracting(before) where !name.hasPrefix(".") {
+                    try? FileManager.default.removeItem(atPath: cache + "/" + name)
+                }
+            }
+            let dut = try await Dut.remote(host.crb("ns-dut"), settings: RunSettings(confDirectory: fixture.confDirectory, accelerator: .tcg, boot: .warm),
+                                           run: testRun(), knownHostsPath: scratch.path + "/known_hosts")
+            var restoredOnce = false
+            for start in 0..<2 {
+                let kvm = try QEMUKvm(dut: dut, vmName: "vm0", suite: fixture.suite)
+                let vm = try await kvm.start()
+                let instance = try #require(kvm.instance)
+                let overlay = try #require(instance.command.overlays.first).path
+                #expect(overlay.hasPrefix(instance.command.paths.runtimeDirectory + "/"))
+                #expect(FileManager.default.fileExists(atPath: overlay))
+                let stages = instance.stageEvents
+                if start == 0 {
+                    #expect(stages.contains { $0.stage == .snapshot && $0.outcome == .passed }, "\(stages)")
+                    let saved = ((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []).filter { $0.hasSuffix(".overlay0.qcow2") }
+                    #expect(saved.count == 1, "\(saved)")
+                } else {
+                    restoredOnce = try WarmBootTests.restored(kvm)
+                }
+                #expect(try await vm.exec("printf WRITTEN\(start) | dd of=/dev/vda conv=notrunc,fsync 2>&1", timeout: .seconds(20)).status == 0)
+                await kvm.stop()
+                #expect(!FileManager.default.fileExists(atPath: overlay), "the overlay \(overlay) outlived its VM")
+            }
+            #expect(restoredOnce, "the second start did not restore the snapshot")
+            #expect(try SHA256Hex.ofFile(base) == baseDigest, "the base image changed")
+            await dut.run.tearDown()
+            await dut.close()
+        }
+
         /// A file QEMU would open that the DUT does not have fails the start before QEMU runs,
         /// naming the DUT, the option and the path; nothing is left on the DUT.
         @Test func missingFileOnTheDUTFailsBeforeLaunch() async throws {

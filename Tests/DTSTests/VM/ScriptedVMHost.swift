@@ -1,5 +1,6 @@
 @testable import DTS
 import DTSProcess
+import DTSSession
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -116,6 +117,10 @@ final class ScriptedVMHost: VMHost, Sendable {
     }
 
     func release(vm: String) {}
+
+    func execute(_ argv: [String], timeout: Duration) async throws -> ExecResult {
+        try await LocalSession(endpoint: "localhost").exec(argv: argv, timeout: timeout)
+    }
 
     func finish(vm: String, command: QEMUCommandLine, localDirectory: String) async {
         closePeers()

@@ -154,5 +154,58 @@ extension RealGuestTests {
             }
             #expect(cache.list().isEmpty)
         }
+
+        /// A writable disk through a dts overlay: the snapshot holds the overlay as it was, every
+        /// warm start writes to a fresh copy, so what one start wrote is gone in the next; the
+        /// base image is never written, and no overlay outlives its VM.
+        @Test func aDiskOverlayWarmStartsAndForgetsWhatTheGuestWrote() async throws {
+            try VMFixture.requireGuestImage()
+            let scratch = try TempDir("dts-warm-overlay")
+            let base = scratch.file("base.img")
+            var content = Data(count: 1 << 20)
+            content.replaceSubrange(0..<8, with: Data("BASEDISK".utf8))
+            #expect(FileManager.default.createFile(atPath: base, contents: content))
+            let baseDigest = try SHA256Hex.ofFile(base)
+            let fixture = try VMFixture(["vm0": VMFixture.guest + "\ndisk = file=\(base),opt_format=raw,opt_if=virtio,overlay=yes;"])
+            let cache = SnapshotCache(directory: fixture.dir.path + "/snapshots")
+            try await Self.takeSnapshot(fixture, cache)
+            let saved = try #require(cache.list().first?.overlayPaths.first)
+            let savedDigest = try SHA256Hex.ofFile(saved)
+            let readHead = "head -c 8 /dev/vda"
+
+            /// A warm start: what the disk holds at first, then (when `write` is given) writes it
+            /// to the disk and checks it reached the overlay. Returns the first 8 bytes seen and the overlay's path.
+            func warmStart(writing write: String?) async throws -> (String, String) {
+                let run = Self.run()
+                var seen = ("", "")
+                try await withTearDown(run) {
+                    let vm = try fixture.vm(run: run, boot: .warm, snapshots: cache)
+                    let dut = try await vm.start()
+                    #expect(try Self.restored(vm), "\(vm.instance?.stageEvents ?? [])")
+                    let overlay = try #require(vm.instance?.command.overlays.first).path
+                    #expect(FileManager.default.fileExists(atPath: overlay))
+                    let head = try await dut.exec(readHead, timeout: .seconds(20)).output
+                    if let write {
+                        let wrote = try await dut.exec("printf \(write) | dd of=/dev/vda conv=notrunc,fsync 2>&1 && sync", timeout: .seconds(20))
+                        #expect(wrote.status == 0, "\(wrote.output)")
+                        let onHost = try #require(FileManager.default.contents(atPath: overlay))
+                        #expect(onHost.range(of: Data(write.utf8)) != nil, "the guest's write is not in the overlay \(overlay)")
+                    }
+                    await vm.stop()
+                    #expect(!FileManager.default.fileExists(atPath: overlay), "the overlay \(overlay) outlived its VM")
+                    let left = (try? FileManager.default.contentsOfDirectory(atPath: (overlay as NSString).deletingLastPathComponent)) ?? []
+                    #expect(!left.contains { $0.hasSuffix(".qcow2") }, "\(left)")
+                    seen = (head, overlay)
+                }
+                return seen
+            }
+            let (first, _) = try await warmStart(writing: "WRITTEN1")
+            #expect(first == "BASEDISK")
+            // The next warm start sees the disk as the snapshot has it, not as the last start left it.
+            let (second, _) = try await warmStart(writing: nil)
+            #expect(second == "BASEDISK", "a warm start saw what an earlier one wrote: \(second)")
+            #expect(try SHA256Hex.ofFile(base) == baseDigest, "the base image changed")
+            #expect(try SHA256Hex.ofFile(saved) == savedDigest, "the saved overlay changed: a start wrote to it")
+        }
     }
 }

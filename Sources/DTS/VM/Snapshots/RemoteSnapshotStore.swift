@@ -2,7 +2,7 @@ import DTSSession
 import Foundation
 
 /// The snapshot cache of a remote host DUT, `~/.cache/dts/snapshots` in the DUT user's home, with
-/// the same files as this machine's ``SnapshotCache``, worked through the DUT's SSH connection
+/// the same files as this machine's ``SnapshotCache`` (saved disk overlays included), worked through the DUT's SSH connection
 /// (`sh`, `stat`, `sha256sum`, `mv`, `rm` there). QEMU on the DUT writes and reads the state
 /// files itself. Content digests are remembered in `.digests` there, by path, size, modification
 /// time, inode and device, as on this machine.
@@ -68,25 +68,47 @@ struct RemoteSnapshotStore: SnapshotStore {
         let sizes = String(decoding: result.stdout[..<newline], as: UTF8.self).split(separator: " ").compactMap { Int64($0) }
         guard sizes.count == 3, let record = SnapshotRecord.decode(Data(result.stdout[(newline + 1)...])),
               record.key == key, record.stateBytes == sizes[0] else { return nil }
-        return SnapshotEntry(record: record, statePath: statePath(key), bytes: sizes[0] + sizes[1],
-                             lastUsed: Date(timeIntervalSince1970: Double(sizes[2])))
+        let overlayBytes = record.overlayBytes ?? []
+        let overlayPaths = overlayBytes.indices.map { overlayPath(key, $0) }
+        if !overlayPaths.isEmpty {
+            guard let stat = try? await exec(["stat", "-c", "%s", "--"] + overlayPaths), stat.succeeded,
+                  stat.output.split(separator: "\n").compactMap({ Int64($0) }) == overlayBytes else { return nil }
+        }
+        return SnapshotEntry(record: record, statePath: statePath(key), bytes: sizes[0] + sizes[1] + overlayBytes.reduce(0, +),
+                             lastUsed: Date(timeIntervalSince1970: Double(sizes[2])), overlayPaths: overlayPaths)
     }
 
     func partialPath(for key: String) -> String {
         "\(directory)/\(key).state.partial-\(UInt32.random(in: 0...UInt32.max))"
     }
 
-    func commit(_ record: SnapshotRecord, partial: String) async throws -> SnapshotRecord {
+    func commit(_ record: SnapshotRecord, partial: String, overlays: [String]) async throws -> SnapshotRecord {
         var record = record
         let size = try await exec(["stat", "-c", "%s", "--", partial])
         guard size.succeeded, let bytes = Int64(size.output.trimmingCharacters(in: .whitespacesAndNewlines)), bytes > 0 else {
             throw ResourceError("\(label): QEMU wrote no state file \(partial): \(size.errorOutput)")
         }
         record.stateBytes = bytes
-        // The record goes last: an entry is complete only once both are in place.
-        let script = #"mv -f -- "$1" "$2" && printf '%s' "$3" > "$4.partial" && mv -f -- "$4.partial" "$4""#
-        let moved = try await exec(["sh", "-c", script, "sh", partial, statePath(record.key),
-                                    String(decoding: record.encoded(), as: UTF8.self), recordPath(record.key)])
+        if !overlays.isEmpty {
+            // Copies of the overlays as they are now, moved in place below; their sizes go into the record.
+            let pairs = overlays.enumerated().flatMap { [$0.element, overlayPath(record.key, $0.offset) + ".partial"] }
+            let script = #"while [ $# -gt 0 ]; do cp -f -- "$1" "$2" && stat -c %s -- "$2" || exit 1; shift 2; done"#
+            let copied = try await exec(["sh", "-c", script, "sh"] + pairs)
+            let sizes = copied.output.split(separator: "\n").compactMap { Int64($0) }
+            guard copied.succeeded, sizes.count == overlays.count else {
+                _ = try? await exec(["rm", "-f", "--"] + overlays.indices.map { overlayPath(record.key, $0) + ".partial" })
+                throw ResourceError("\(label): cannot save the disk overlays with the snapshot: \(copied.errorOutput)")
+            }
+            record.overlayBytes = sizes
+        }
+        // The record goes last: an entry is complete only once everything else is in place.
+        let script = #"""
+            p=$1 s=$2 j=$3 r=$4 n=$5; shift 5
+            i=0; while [ $i -lt "$n" ]; do mv -f -- "$p.overlay$i.qcow2.partial" "$p.overlay$i.qcow2" || exit 1; i=$((i + 1)); done
+            mv -f -- "$s" "$p.state" && printf '%s' "$j" > "$r.partial" && mv -f -- "$r.partial" "$r"
+            """#
+        let moved = try await exec(["sh", "-c", script, "sh", "\(directory)/\(record.key)", partial,
+                                    String(decoding: record.encoded(), as: UTF8.self), recordPath(record.key), String(overlays.count)])
         guard moved.succeeded else { throw ResourceError("\(label): cannot move the snapshot into place: \(moved.errorOutput)") }
         await evict(keep: record.key)
         return record
@@ -96,7 +118,9 @@ struct RemoteSnapshotStore: SnapshotStore {
 
     func markUsed(_ key: String) async { _ = try? await exec(["touch", "-c", "--", recordPath(key)]) }
 
-    func remove(_ key: String) async { _ = try? await exec(["rm", "-f", "--", statePath(key), recordPath(key)]) }
+    func remove(_ key: String) async {
+        _ = try? await exec(["sh", "-c", #"rm -f -- "$1.state" "$1.json" "$1".overlay*.qcow2"#, "sh", "\(directory)/\(key)"])
+    }
 
     /// Removes the least recently used snapshots until the cache fits under ``capacity`` (never
     /// `keep`), and partial files older than an hour.
@@ -106,7 +130,8 @@ struct RemoteSnapshotStore: SnapshotStore {
                 [ -f "$r" ] || continue
                 k=${r##*/}; k=${k%.json}
                 s=$(stat -c %s -- "$1/$k.state" 2>/dev/null) || continue
-                echo "$k $s $(stat -c '%s %Y' -- "$r")"
+                o=$(stat -c %s -- "$1/$k".overlay*.qcow2 2>/dev/null | awk '{ t += $1 } END { print t + 0 }')
+                echo "$k $((s + o)) $(stat -c '%s %Y' -- "$r")"
             done
             find "$1" -maxdepth 1 -name '*.partial*' -mmin +60 -exec rm -f -- {} + 2>/dev/null
             true

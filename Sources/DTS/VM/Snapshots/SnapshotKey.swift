@@ -24,7 +24,8 @@ struct SnapshotInputs: Sendable, Equatable {
 /// It covers everything that shapes guest state: the QEMU binary (its path, version and content),
 /// the machine-shaping arguments in order (machine, accelerator, CPU model and count, memory size
 /// and backend, every device with its properties and MAC, the kernel command line, raw `usercmd`
-/// words), and the content of the kernel, initrd and disk images in place of their paths. Values
+/// words), and the content of the kernel, initrd and disk images (and of the base images of disk
+/// overlays) in place of their paths. Values
 /// that only concern the host are normalised away: the runtime directory, forwarded host ports
 /// and addresses, socket and log paths, the hugetlbfs mount, the VNC display, the pid file, the
 /// vmgenid generation id, and what only starts or stops QEMU (`-S`, `-daemonize`, `-incoming`).
@@ -99,6 +100,10 @@ public struct SnapshotKey: Sendable, Equatable {
                 normalised = hostFree(value)
             }
             result.append(option.name + " " + normalised)
+        }
+        // An overlay's drive names its path in the runtime directory; what it holds at first is its base's content.
+        for overlay in command.overlays {
+            result.append("overlay \(hostFree(overlay.path)) backing=\(file(overlay.base)) backing-format=\(overlay.baseFormat)")
         }
         return result
     }

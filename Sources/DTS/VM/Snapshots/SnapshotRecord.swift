@@ -19,9 +19,12 @@ public struct SnapshotRecord: Codable, Sendable, Equatable {
     public var coldBootSeconds: Double
     /// Seconds the save took (guest paused).
     public var saveSeconds: Double
+    /// The sizes of the VM's disk overlays saved with the state (`<key>.overlay<N>.qcow2`, in
+    /// ``QEMUCommandLine/overlays`` order); `nil` for a VM without overlays.
+    public var overlayBytes: [Int64]?
 
     public init(key: String, vm: String, summary: String, keyLines: [String], created: Date, stateBytes: Int64,
-                coldBootSeconds: Double, saveSeconds: Double) {
+                coldBootSeconds: Double, saveSeconds: Double, overlayBytes: [Int64]? = nil) {
         self.key = key
         self.vm = vm
         self.summary = summary
@@ -30,6 +33,7 @@ public struct SnapshotRecord: Codable, Sendable, Equatable {
         self.stateBytes = stateBytes
         self.coldBootSeconds = coldBootSeconds
         self.saveSeconds = saveSeconds
+        self.overlayBytes = overlayBytes
     }
 
     static func decode(_ data: Data) -> SnapshotRecord? {
@@ -52,12 +56,23 @@ public struct SnapshotEntry: Sendable, Equatable {
     public var record: SnapshotRecord
     /// The state file's path on the cache's host.
     public var statePath: String
-    /// Bytes on disk (state file and record).
+    /// Bytes on disk (state file, record and saved disk overlays).
     public var bytes: Int64
     /// When a start last used it (or it was taken): the eviction order.
     public var lastUsed: Date
+    /// The saved disk overlays on the cache's host, in ``QEMUCommandLine/overlays`` order: a
+    /// restore starts from copies of them, never from these files.
+    public var overlayPaths: [String] = []
 
     var usage: SnapshotUsage { SnapshotUsage(key: record.key, bytes: bytes, lastUsed: lastUsed) }
+
+    /// The machine for listings: the key's summary, and the disk overlays saved with the state
+    /// (`x86_64 pc tcg, 1 vCPU max, 256 MiB, kernel dts-guest/vmlinux, 1 disk; 1 disk overlay saved (0.2 MB)`).
+    public var machine: String {
+        guard let overlays = record.overlayBytes, !overlays.isEmpty else { return record.summary }
+        let count = overlays.count == 1 ? "1 disk overlay" : "\(overlays.count) disk overlays"
+        return record.summary + "; \(count) saved (\(SnapshotCache.size(overlays.reduce(0, +))))"
+    }
 }
 
 /// What eviction needs to know of a snapshot.

@@ -18,9 +18,10 @@ protocol SnapshotStore: Sendable {
     func entry(_ key: String) async -> SnapshotEntry?
     /// A path of its own in the cache for QEMU to write a state file to, before ``commit(_:partial:)``.
     func partialPath(for key: String) -> String
-    /// Moves a written state file in place with its record (its size filled in), then evicts
-    /// what no longer fits under the cap; returns the record as stored.
-    func commit(_ record: SnapshotRecord, partial: String) async throws -> SnapshotRecord
+    /// Moves a written state file in place with copies of the VM's disk `overlays` (as they are
+    /// now: the guest is paused) and its record (sizes filled in), then evicts what no longer
+    /// fits under the cap; returns the record as stored.
+    func commit(_ record: SnapshotRecord, partial: String, overlays: [String]) async throws -> SnapshotRecord
     /// Removes a partial state file.
     func discard(partial: String) async
     /// Records that a start used the snapshot (the eviction order).
@@ -34,11 +35,19 @@ extension SnapshotStore {
     func statePath(_ key: String) -> String { "\(directory)/\(key).state" }
     /// `<directory>/<key>.json`.
     func recordPath(_ key: String) -> String { "\(directory)/\(key).json" }
+    /// `<directory>/<key>.overlay<index>.qcow2`: the VM's disk overlay `index` as it was when the snapshot was taken.
+    func overlayPath(_ key: String, _ index: Int) -> String { "\(directory)/\(key).overlay\(index).qcow2" }
+
+    /// Commits a snapshot of a VM without disk overlays.
+    func commit(_ record: SnapshotRecord, partial: String) async throws -> SnapshotRecord {
+        try await commit(record, partial: partial, overlays: [])
+    }
 }
 
 /// The snapshot cache on this machine: `~/.cache/dts/snapshots` (`DTS_SNAPSHOT_DIR`), one
-/// `<key>.state` (QEMU's migration stream) and `<key>.json` (``SnapshotRecord``) per snapshot,
-/// at most ``capacity`` bytes, the least recently used evicted first.
+/// `<key>.state` (QEMU's migration stream), `<key>.json` (``SnapshotRecord``) and a
+/// `<key>.overlay<N>.qcow2` per disk overlay of the VM per snapshot, at most ``capacity`` bytes,
+/// the least recently used evicted first.
 ///
 /// Changes (commit, eviction, removal) hold an exclusive `flock` on `<directory>/.lock`, so
 /// concurrent dts processes never evict under each other; a state file QEMU is reading stays
@@ -126,13 +135,25 @@ public struct SnapshotCache: SnapshotStore {
         "\(directory)/\(key).state.partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     }
 
-    func commit(_ record: SnapshotRecord, partial: String) async throws -> SnapshotRecord {
+    func commit(_ record: SnapshotRecord, partial: String, overlays: [String]) async throws -> SnapshotRecord {
         var record = record
-        let attributes = try FileManager.default.attributesOfItem(atPath: partial)
-        record.stateBytes = (attributes[.size] as? NSNumber)?.int64Value ?? 0
+        record.stateBytes = Self.fileSize(partial) ?? 0
         guard record.stateBytes > 0 else { throw ResourceError("QEMU wrote an empty state file \(partial)") }
+        // Copied under names of their own first; whatever is not moved in place goes.
+        let copies = overlays.indices.map { overlayPath(record.key, $0) + ".partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+        defer { for copy in copies { unlink(copy) } }
+        for (overlay, copy) in zip(overlays, copies) {
+            do { try FileManager.default.copyItem(atPath: overlay, toPath: copy) } catch {
+                throw ResourceError("cannot save the disk overlay \(overlay) with the snapshot: \(error.localizedDescription)")
+            }
+        }
+        record.overlayBytes = overlays.isEmpty ? nil : copies.map { Self.fileSize($0) ?? 0 }
         try withLock {
-            // The record goes last: an entry is complete only once both are in place.
+            removeOverlays(record.key)
+            for (index, copy) in copies.enumerated() where rename(copy, overlayPath(record.key, index)) != 0 {
+                throw ResourceError("cannot move \(copy) into place: \(String(cString: strerror(errno)))")
+            }
+            // The record goes last: an entry is complete only once everything else is in place.
             guard rename(partial, statePath(record.key)) == 0 else {
                 throw ResourceError("cannot move \(partial) into place: \(String(cString: strerror(errno)))")
             }
@@ -162,13 +183,32 @@ public struct SnapshotCache: SnapshotStore {
               let stateAttributes = try? fm.attributesOfItem(atPath: statePath(key)),
               let stateBytes = (stateAttributes[.size] as? NSNumber)?.int64Value, stateBytes == record.stateBytes
         else { return nil }
+        let overlayBytes = record.overlayBytes ?? []
+        let overlayPaths = overlayBytes.indices.map { overlayPath(key, $0) }
+        guard zip(overlayPaths, overlayBytes).allSatisfy({ Self.fileSize($0) == $1 }) else { return nil }
         let used = recordAttributes[.modificationDate] as? Date ?? record.created
-        return SnapshotEntry(record: record, statePath: statePath(key), bytes: stateBytes + Int64(data.count), lastUsed: used)
+        return SnapshotEntry(record: record, statePath: statePath(key), bytes: stateBytes + Int64(data.count) + overlayBytes.reduce(0, +),
+                             lastUsed: used, overlayPaths: overlayPaths)
     }
 
     private func removeFiles(_ key: String) {
         unlink(statePath(key))
         unlink(recordPath(key))
+        removeOverlays(key)
+    }
+
+    /// Removes the saved disk overlays of the snapshot with `key` (not partial copies).
+    private func removeOverlays(_ key: String) {
+        let prefix = key + ".overlay"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where name.hasPrefix(prefix) && name.hasSuffix(".qcow2") {
+            unlink(directory + "/" + name)
+        }
+    }
+
+    /// The size of file `path`, if it is there.
+    static func fileSize(_ path: String) -> Int64? {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value
     }
 
     private func removeStalePartials() {

@@ -54,8 +54,10 @@ enum WarmBoot {
     ///
     /// A snapshot holds the guest's memory, so it is only consistent with the disk contents it was
     /// taken with: a writable disk rules it out (a read-only one, `opt_media=cdrom` or
-    /// `readonly=on`, does not). QEMU's own `snapshot=on` does not help: the writes of the first
-    /// boot go to a temporary file QEMU deletes, so they are not there when the memory is restored.
+    /// `readonly=on`, does not), unless QEMU writes to a dts overlay (`overlay=yes`), which is
+    /// saved with the snapshot and restored with it. QEMU's own `snapshot=on` does not help: the
+    /// writes of the first boot go to a temporary file QEMU deletes, so they are not there when
+    /// the memory is restored.
     static func unsafeReason(_ command: QEMUCommandLine) -> String? {
         if command.ports.migration != nil || command.options.contains(where: { $0.name == "-incoming" }) {
             return "it waits for an incoming live migration"
@@ -66,7 +68,9 @@ enum WarmBoot {
         if !command.passthrough.isEmpty {
             return "passthrough device \(command.passthrough.map(\.id).joined(separator: ", ")): a host device's state cannot be saved"
         }
+        let overlays = Set(command.overlays.map(\.path))
         for option in command.options {
+            if option.name == "-drive", let file = QEMUOpts.property("file", in: option.value ?? ""), overlays.contains(file) { continue }
             if let reason = writableDisk(option) { return reason }
         }
         return nil
@@ -82,9 +86,9 @@ enum WarmBoot {
             let file = property("file") ?? "(no file)"
             if property("media") == "cdrom" || property("readonly").flatMap(ValueKind.parseBool) == true { return nil }
             if property("snapshot").flatMap(ValueKind.parseBool) == true {
-                return "disk \(file) is opened with snapshot=on: what the guest writes while it boots goes to a temporary file QEMU deletes, so it cannot be restored with the memory"
+                return "disk \(file) is opened with snapshot=on: what the guest writes while it boots goes to a temporary file QEMU deletes, so it cannot be restored with the memory (a dts overlay, disk overlay=yes, can)"
             }
-            return "disk \(file) is writable and \(consistency) (a read-only disk, opt_media=cdrom, does not prevent warm boot)"
+            return "disk \(file) is writable and \(consistency) (a throw-away overlay, overlay=yes, or a read-only disk, opt_media=cdrom, does not prevent warm boot)"
         case "-hda", "-hdb", "-hdc", "-hdd", "-fda", "-fdb", "-sd", "-mtdblock", "-pflash":
             return "disk \(option.value ?? "") (\(option.name)) is writable and \(consistency)"
         case "-blockdev":
