@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Session round-trip benchmark: dts (libssh2) vs OpenSSH ControlMaster vs python3-pexpect pxssh;
-# then file copy: dts's SFTP copy vs OpenSSH's scp, a COPY_MB file (default 256) each way, MB/s and ratio.
+# then file copy: dts's SFTP copy vs OpenSSH's scp (as it chooses, and held to dts's cipher and MAC), a COPY_MB
+# file (default 256) each way, MB/s and ratios.
 # Starts a loopback dropbear with key auth for the dtstest user (scripts/setup.d/ssh.sh), runs
 # SessionBench, and cleans up (server, key, temp dir) on every exit path.
 # Usage: scripts/bench-sessions.sh [iterations]   (default 200; COPY_MB=0 skips the copy, COPY_ROUNDS=3)

@@ -5,7 +5,8 @@
 //   (d) python3-pexpect's pxssh (send a line, expect the prompt), as DTS uses it and with its
 //       50 ms delaybeforesend turned off.
 // Then file copy: a --copy-mb file (default 256 MB) uploaded and downloaded by dts's SFTP copy and
-// by OpenSSH's scp on the same server, in MB/s, with the ratio dts / scp.
+// by OpenSSH's scp on the same server (as it chooses, and held to dts's cipher and MAC), in MB/s,
+// with the ratios dts / scp.
 // Started by scripts/bench-sessions.sh, which runs a loopback dropbear with key auth.
 import DTSProcess
 import DTSSSH
@@ -162,20 +163,33 @@ func measurePexpect(_ args: Arguments, mode: String) throws -> Stats {
     return Stats(samples: values)
 }
 
-/// MB/s of an upload and a download of a `copyMB` file, by dts (SFTP over libssh2) and by
-/// OpenSSH's scp, each the best of `copyRounds` rounds that alternate the two (the machine is
-/// shared: the best round is the least disturbed); every copy is checked with `cmp`.
-func measureCopy(_ args: Arguments) async throws -> [(name: String, dts: Double, scp: Double)] {
-    var best = [(name: String, dts: Double, scp: Double)]()
-    for _ in 0..<max(1, args.copyRounds) {
-        let round = try await copyRound(args)
-        best = best.isEmpty ? round : zip(best, round).map { ($0.name, max($0.dts, $1.dts), max($0.scp, $1.scp)) }
-    }
-    return best
+/// One direction's MB/s: dts, scp with its own algorithms, scp held to dts's cipher and MAC.
+struct CopyRow {
+    var name: String
+    var dts: Double
+    var scp: Double
+    var scpSame: Double
 }
 
-/// One upload and one download each way, by dts and by scp, in MB/s.
-func copyRound(_ args: Arguments) async throws -> [(name: String, dts: Double, scp: Double)] {
+/// MB/s of an upload and a download of a `copyMB` file, by dts (SFTP over libssh2) and by
+/// OpenSSH's scp (once as it chooses, once with the cipher and MAC dts negotiated), each the best
+/// of `copyRounds` rounds that alternate them (the machine is shared: the best round is the least
+/// disturbed); every copy is checked with `cmp`. Also returns dts's algorithms.
+func measureCopy(_ args: Arguments) async throws -> (rows: [CopyRow], algorithms: String) {
+    var best = [CopyRow]()
+    var algorithms = ""
+    for _ in 0..<max(1, args.copyRounds) {
+        let (round, used) = try await copyRound(args)
+        algorithms = used
+        best = best.isEmpty ? round : zip(best, round).map {
+            CopyRow(name: $0.name, dts: max($0.dts, $1.dts), scp: max($0.scp, $1.scp), scpSame: max($0.scpSame, $1.scpSame))
+        }
+    }
+    return (best, algorithms)
+}
+
+/// One upload and one download each way, by dts and by scp (both ways of choosing its algorithms), in MB/s.
+func copyRound(_ args: Arguments) async throws -> (rows: [CopyRow], algorithms: String) {
     let source = args.workdir + "/copy-source"
     unlink(source) // runProgram appends
     guard try runProgram("/usr/bin/head", ["-c", "\(args.copyMB)M", "/dev/urandom"], output: source) == 0 else {
@@ -198,6 +212,7 @@ func copyRound(_ args: Arguments) async throws -> [(name: String, dts: Double, s
         authentication: .publicKeyFile(privateKeyPath: args.key),
         hostKeyPolicy: .recordOnFirstUse(knownHostsPath: args.workdir + "/known_hosts.dts"))
     let ssh = try await SSHConnection.connect(options)
+    let (cipher, mac) = try await ssh.algorithms
     let dtsUp = try await seconds { try await ssh.upload(localPath: source, remotePath: remote + "-dts") }
     try check(remote + "-dts")
     let dtsDown = try await seconds { try await ssh.download(remotePath: remote + "-dts", localPath: args.workdir + "/copy-dts") }
@@ -208,18 +223,25 @@ func copyRound(_ args: Arguments) async throws -> [(name: String, dts: Double, s
     let common = ["-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=\(args.workdir)/known_hosts.openssh",
                   "-i", args.key, "-P", String(args.port)]
     let target = "\(args.user)@\(args.host):\(remote)-scp"
-    let scpUp = try await seconds {
-        guard try runProgram("/usr/bin/scp", common + [source, target], output: log) == 0 else { throw BenchError(description: "scp upload failed; see \(log)") }
-    }
-    try check(remote + "-scp")
-    let scpDown = try await seconds {
-        guard try runProgram("/usr/bin/scp", common + [target, args.workdir + "/copy-scp"], output: log) == 0 else {
-            throw BenchError(description: "scp download failed; see \(log)")
+    func scp(_ extra: [String]) async throws -> (up: Double, down: Double) {
+        let up = try await seconds {
+            guard try runProgram("/usr/bin/scp", common + extra + [source, target], output: log) == 0 else { throw BenchError(description: "scp upload failed; see \(log)") }
         }
+        try check(remote + "-scp")
+        let down = try await seconds {
+            guard try runProgram("/usr/bin/scp", common + extra + [target, args.workdir + "/copy-scp"], output: log) == 0 else {
+                throw BenchError(description: "scp download failed; see \(log)")
+            }
+        }
+        try check(args.workdir + "/copy-scp")
+        unlink(args.workdir + "/copy-scp")
+        return (up, down)
     }
-    try check(args.workdir + "/copy-scp")
+    let own = try await scp([])
+    let same = try await scp(["-c", cipher, "-o", "MACs=\(mac)"])
     let mb = bytes / 1_000_000
-    return [("upload", mb / dtsUp, mb / scpUp), ("download", mb / dtsDown, mb / scpDown)]
+    return ([CopyRow(name: "upload", dts: mb / dtsUp, scp: mb / own.up, scpSame: mb / same.up),
+             CopyRow(name: "download", dts: mb / dtsDown, scp: mb / own.down, scpSame: mb / same.down)], "\(cipher) + \(mac)")
 }
 
 /// The floor of any exec path: starting the remote user's shell for one command (done locally).
@@ -261,10 +283,14 @@ do {
     if args.copyMB > 0 {
         print("")
         print("File copy, \(args.copyMB) MiB each way, best of \(args.copyRounds) rounds (same server; scp is OpenSSH's; checked with cmp)")
-        print("direction    dts MB/s    scp MB/s    dts / scp")
-        for row in try await measureCopy(args) {
-            print("\(row.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(String(format: "%.1f", row.dts).leftPad(11)) \(String(format: "%.1f", row.scp).leftPad(11)) \(String(format: "%.2fx", row.dts / row.scp).leftPad(12))")
-            print("copy_\(row.name)_ratio=\(String(format: "%.2f", row.dts / row.scp))")
+        let (rows, algorithms) = try await measureCopy(args)
+        print("(dts negotiates \(algorithms); \"scp same\" is scp told to use them too)")
+        print("direction    dts MB/s    scp MB/s    dts / scp    scp same MB/s    dts / scp same")
+        for row in rows {
+            print("\(row.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(String(format: "%.1f", row.dts).leftPad(11)) \(String(format: "%.1f", row.scp).leftPad(11)) \(String(format: "%.2fx", row.dts / row.scp).leftPad(12)) \(String(format: "%.1f", row.scpSame).leftPad(16)) \(String(format: "%.2fx", row.dts / row.scpSame).leftPad(17))")
+        }
+        for row in rows {
+            print("copy_\(row.name)_ratio=\(String(format: "%.2f", row.dts / row.scp)) copy_\(row.name)_ratio_same_algorithms=\(String(format: "%.2f", row.dts / row.scpSame))")
         }
     }
 } catch {

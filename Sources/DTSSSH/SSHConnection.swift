@@ -71,13 +71,15 @@ public final class SSHConnection: DUTSession, Sendable {
         return shell
     }
 
-    /// Uploads `localPath` to `remotePath` over SFTP in 256 KiB chunks, then sets the remote mode to
-    /// `mode` (or the local file's mode). `progress` is called on the connection thread.
+    /// Uploads `localPath` to `remotePath` over SFTP with many write requests in flight, checks the
+    /// remote size, then sets the remote mode to `mode` (or the local file's mode). On failure the
+    /// remote file is removed if it is a regular file. `progress` is called on the connection thread.
     public func upload(localPath: String, remotePath: String, mode: Int32? = nil, progress: CopyProgress? = nil) async throws {
         try await transfer(.upload, localPath: localPath, remotePath: remotePath, mode: mode, progress: progress)
     }
 
-    /// Downloads `remotePath` to `localPath` over SFTP in chunks; the local file gets the remote mode.
+    /// Downloads `remotePath` to `localPath` over SFTP with read-ahead; the local file gets the remote
+    /// mode, and is removed if the download fails (or ends short of the size the server reported).
     public func download(remotePath: String, localPath: String, progress: CopyProgress? = nil) async throws {
         try await transfer(.download, localPath: localPath, remotePath: remotePath, mode: nil, progress: progress)
     }
@@ -93,6 +95,21 @@ public final class SSHConnection: DUTSession, Sendable {
                 return nil
             }
             return op
+        }
+    }
+
+    /// The cipher and MAC negotiated for client-to-server traffic (for example `aes128-ctr` and
+    /// `hmac-sha2-256`); they bound copy throughput when the server's crypto is slow.
+    public var algorithms: (cipher: String, mac: String) {
+        get async throws {
+            try await core.onLoop { core in
+                if let error = core.unusableError() { throw error }
+                func method(_ type: Int32) -> String {
+                    guard let session = core.session, let name = libssh2_session_methods(session, type) else { return "" }
+                    return String(cString: name)
+                }
+                return (method(LIBSSH2_METHOD_CRYPT_CS), method(LIBSSH2_METHOD_MAC_CS))
+            }
         }
     }
 

@@ -10,7 +10,7 @@ import Glibc
 /// SFTP session so transfers never share SFTP state.
 final class TransferOperation: LoopOperation {
     enum Direction { case upload, download }
-    private enum Phase { case sftpInit, open, fstat, transfer, setMode, closeHandle, sendEOF, waitEOF, waitClosed, shutdown }
+    private enum Phase { case sftpInit, open, fstat, transfer, verify, setMode, checkPartial, closeHandle, removePartial, sendEOF, waitEOF, waitClosed, shutdown }
 
     private let direction: Direction
     private let localPath: String
@@ -23,13 +23,19 @@ final class TransferOperation: LoopOperation {
     private var sftp: OpaquePointer?
     private var handle: OpaquePointer?
     private var localFD: Int32 = -1
-    private let chunkSize = 256 * 1024
+    /// Bytes handed to libssh2 per call. libssh2 1.10 splits an upload into 30000-byte SFTP writes
+    /// and sends all of the buffer's requests at once (the upload keeps it full, see `uploadStep`);
+    /// a download asks for up to four times this much ahead.
+    static let bufferSize = 70 * 30_000
     private let buffer: UnsafeMutableRawPointer
     private var bufferStart = 0
     private var bufferEnd = 0
     private var localEOF = false
     private var done: Int64 = 0
     private var total: Int64 = 0
+    /// Set once a failed upload's remote file was found to be a regular file (so it is removed).
+    private var removeRemote = false
+    private var partialChecked = false
     private var error: SSHError?
     private var transient = TransientMark()
 
@@ -42,7 +48,7 @@ final class TransferOperation: LoopOperation {
         self.progress = progress
         self.stallTimeout = stallTimeout
         self.waiter = OnceContinuation(continuation)
-        self.buffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+        self.buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
         super.init()
         deadline = ContinuousClock.now + stallTimeout
     }
@@ -78,6 +84,8 @@ final class TransferOperation: LoopOperation {
             if direction == .download, error == nil, let mode { fchmod(localFD, mode_t(mode & 0o7777)) }
             close(localFD)
             localFD = -1
+            // A failed download leaves no partial file behind.
+            if direction == .download, error != nil { unlink(localPath) }
         }
         if let error {
             waiter.resume(throwing: error)
@@ -104,8 +112,16 @@ final class TransferOperation: LoopOperation {
         return cleanup(core)
     }
 
+    /// Records a copy that completed at the SFTP level but does not check out.
+    private func failCopy(_ core: ConnectionCore, _ what: String, _ reason: String) -> StepResult {
+        if error == nil { error = .sftpFailed(endpoint: core.endpoint, operation: what, path: remotePath, reason: reason) }
+        return cleanup(core)
+    }
+
     private func cleanup(_ core: ConnectionCore) -> StepResult {
-        if handle != nil { phase = .closeHandle } else if sftp != nil { phase = .shutdown } else { return finish(core) }
+        if direction == .upload, handle != nil, !partialChecked {
+            phase = .checkPartial
+        } else if handle != nil { phase = .closeHandle } else if sftp != nil { phase = .shutdown } else { return finish(core) }
         deadline = ContinuousClock.now + .seconds(2)
         return .progressed
     }
@@ -159,6 +175,16 @@ final class TransferOperation: LoopOperation {
             case .transfer:
                 let result = direction == .upload ? uploadStep(core) : downloadStep(core)
                 if let result { return result }
+            case .verify:
+                // The remote file holds exactly the bytes sent (libssh2 counts only acknowledged writes).
+                var attrs = LIBSSH2_SFTP_ATTRIBUTES()
+                let rc = libssh2_sftp_fstat_ex(handle, &attrs, 0)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 { return failSFTP(core, rc, "stat") }
+                if attrs.flags & UInt(LIBSSH2_SFTP_ATTR_SIZE) != 0, Int64(attrs.filesize) != done {
+                    return failCopy(core, "verify", "remote size \(attrs.filesize) after writing \(done) bytes")
+                }
+                phase = .setMode
             case .setMode:
                 var attrs = LIBSSH2_SFTP_ATTRIBUTES()
                 attrs.flags = UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS)
@@ -167,12 +193,38 @@ final class TransferOperation: LoopOperation {
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 if rc < 0 { return failSFTP(core, rc, "chmod") }
                 phase = .closeHandle
+            case .checkPartial:
+                // A failed upload removes its remote file, but only a regular one (never a device
+                // or FIFO it was writing to).
+                partialChecked = true
+                var attrs = LIBSSH2_SFTP_ATTRIBUTES()
+                let rc = libssh2_sftp_fstat_ex(handle, &attrs, 0)
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 && core.isFatal(rc) {
+                    core.markBroken(core.lastErrorMessage())
+                    return finish(core)
+                }
+                let isRegular = attrs.flags & UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0
+                    && attrs.permissions & UInt(LIBSSH2_SFTP_S_IFMT) == UInt(LIBSSH2_SFTP_S_IFREG)
+                removeRemote = rc == 0 && isRegular
+                phase = .closeHandle
             case .closeHandle:
                 let rc = libssh2_sftp_close_handle(handle)
                 if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
                 handle = nil
                 if rc < 0 && error == nil {
                     return failSFTP(core, rc, "close")
+                }
+                phase = removeRemote ? .removePartial : .sendEOF
+            case .removePartial:
+                let rc = remotePath.withCString { libssh2_sftp_unlink_ex(sftp, $0, UInt32(strlen($0))) }
+                if rc == LIBSSH2_ERROR_EAGAIN { return .blocked }
+                if rc < 0 {
+                    core.logger.warning("\(core.endpoint): could not remove the partial upload \(remotePath): \(core.lastErrorMessage())")
+                    if core.isFatal(rc) {
+                        core.markBroken(core.lastErrorMessage())
+                        return finish(core)
+                    }
                 }
                 phase = .sendEOF
             case .sendEOF, .waitEOF, .waitClosed:
@@ -208,25 +260,31 @@ final class TransferOperation: LoopOperation {
     }
 
     /// One round of upload; `nil` means the phase changed (continue the state machine).
+    /// The buffer holds the bytes from the first unacknowledged one on; libssh2 has already sent
+    /// requests for part of them and returns how many were acknowledged. It is topped up from the
+    /// file before every call, so requests stay in flight without a pause at each buffer's end.
     private func uploadStep(_ core: ConnectionCore) -> StepResult? {
         var moved = false
         while true {
-            if bufferStart == bufferEnd {
-                if localEOF {
-                    phase = .setMode
-                    return nil
-                }
-                let n = read(localFD, buffer, chunkSize)
+            if !localEOF && bufferStart >= Self.bufferSize / 2 {
+                memmove(buffer, buffer + bufferStart, bufferEnd - bufferStart)
+                bufferEnd -= bufferStart
+                bufferStart = 0
+            }
+            if !localEOF && bufferEnd < Self.bufferSize {
+                let n = read(localFD, buffer + bufferEnd, Self.bufferSize - bufferEnd)
                 if n < 0 {
+                    if errno == EINTR { continue }
                     error = .localFileFailed(path: localPath, reason: String(cString: strerror(errno)))
                     return cleanup(core)
                 }
-                if n == 0 {
-                    localEOF = true
-                    continue
-                }
-                bufferStart = 0
-                bufferEnd = n
+                if n == 0 { localEOF = true }
+                bufferEnd += n
+            }
+            if bufferStart == bufferEnd {
+                guard localEOF else { continue }
+                phase = .verify
+                return nil
             }
             let rc = libssh2_sftp_write(handle, buffer.assumingMemoryBound(to: CChar.self) + bufferStart, bufferEnd - bufferStart)
             if rc == Int(LIBSSH2_ERROR_EAGAIN) { return moved ? .progressed : .blocked }
@@ -242,10 +300,12 @@ final class TransferOperation: LoopOperation {
     private func downloadStep(_ core: ConnectionCore) -> StepResult? {
         var moved = false
         while true {
-            let rc = libssh2_sftp_read(handle, buffer.assumingMemoryBound(to: CChar.self), chunkSize)
+            let rc = libssh2_sftp_read(handle, buffer.assumingMemoryBound(to: CChar.self), Self.bufferSize)
             if rc == Int(LIBSSH2_ERROR_EAGAIN) { return moved ? .progressed : .blocked }
             if rc < 0 { return failSFTP(core, Int32(rc), "read") }
             if rc == 0 {
+                // Fewer bytes than the size the server reported at open: the file was cut short.
+                if done < total { return failCopy(core, "verify", "read \(done) of \(total) bytes") }
                 phase = .closeHandle
                 return nil
             }

@@ -144,6 +144,15 @@ func testOptions(port: Int, auth: SSHAuthentication, knownHosts: String, user: S
                       transcript: transcript)
 }
 
+/// Writes `size` random bytes to `path`.
+func writeRandomFile(_ path: String, size: Int) throws {
+    let random = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+    defer { try? random.close() }
+    let data = try random.read(upToCount: size) ?? Data()
+    guard data.count == size else { throw TestSetupError(description: "read \(data.count) of \(size) random bytes") }
+    try data.write(to: URL(fileURLWithPath: path))
+}
+
 /// sha256sum of a local file.
 func sha256(ofLocal path: String) throws -> String {
     let summed = try runQuickProgram("/usr/bin/sha256sum", [path])

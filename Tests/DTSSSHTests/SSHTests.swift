@@ -381,15 +381,14 @@ struct SSHTests {
             .hasPrefix("channel closed by peer while waiting for \"testpmd>\""))
     }
 
-    @Test("SFTP upload and download of a multi-MB file: same sha256, mode kept, progress reported")
+    @Test("SFTP upload and download of a file of many transfer buffers: same sha256, mode kept, progress reported")
     func fileCopy() async throws {
         try await withServer { _, ssh, dir in
             let local = dir.file("payload.bin")
-            let size = 6 * 1024 * 1024 + 12345
-            let random = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
-            let data = try random.read(upToCount: size) ?? Data()
-            try random.close()
-            try data.write(to: URL(fileURLWithPath: local))
+            // 24 MiB + 7: about twelve 2.1 MB transfer buffers, so the upload buffer is refilled and
+            // compacted many times, and the last SFTP request is a short one.
+            let size = 24 * 1024 * 1024 + 7
+            try writeRandomFile(local, size: size)
             chmod(local, 0o751)
             let remote = "/tmp/dts-ssh-test-\(UUID().uuidString)"
             try await removingRemote(ssh, remote) {
