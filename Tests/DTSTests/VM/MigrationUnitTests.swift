@@ -42,6 +42,16 @@ import Testing
         #expect(kernel.contains { $0.hasPrefix("kernel (-append)") }, "\(kernel)")
     }
 
+    @Test func aSourceWithADiskOverlayIsRefused() throws {
+        let machine = try Machine()
+        let disk = try machine.dir.write("disk.img", "base")
+        let withOverlay: (QEMUKvm) throws -> Void = { try $0.setVMParam("disk", "file=\(disk),opt_format=raw,opt_if=virtio,overlay=yes") }
+        let source = try command(machine, root: "/run/dts/a", change: withOverlay)
+        let destination = try command(machine, vm: "vm1", root: "/run/dts/b", change: withOverlay)
+        #expect(MigrationCompatibility.differences(source: source, destination: destination)
+                == ["disk \(disk): the source writes to a throw-away overlay (overlay=yes) that the destination cannot open; migrate VMs whose disks both ends share (without overlay=yes)"])
+    }
+
     @Test func progressSummaryNamesWhatIsLeft() throws {
         let active = try JSONDecoder().decode(QMPMigrationInfo.self, from: Data("""
             {"status": "active", "total-time": 300, "ram": {"transferred": 41000000, "remaining": 227000000, "total": 268435456,

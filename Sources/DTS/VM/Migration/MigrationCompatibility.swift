@@ -10,7 +10,9 @@ import Foundation
 /// - the VM's name (`-name`): source and destination are different VMs of the config;
 /// - NIC MAC addresses: a NIC's MAC travels with its device state;
 /// - files (kernel, initrd, disks) by their file name: each end opens its host's copy (a remote
-///   DUT's image cache), which must hold the same content.
+///   DUT's image cache), which must hold the same content;
+/// - throw-away disk overlays (`overlay=yes`) on the source: refused, the destination cannot
+///   open the source's overlay and a fresh one would lose what the guest wrote.
 public enum MigrationCompatibility {
     /// The differences between the machines of `source` and `destination`, one line each
     /// (`memory: source -m 256, destination -m 512`); empty when they are the same machine.
@@ -20,6 +22,11 @@ public enum MigrationCompatibility {
         }
         let a = machine(source), b = machine(destination)
         var found: [String] = []
+        // A throw-away overlay is the source VM's own file: the destination cannot open it, and
+        // a fresh overlay of its own would give the guest a disk without what it wrote.
+        for overlay in source.overlays {
+            found.append("disk \(overlay.base): the source writes to a throw-away overlay (overlay=yes) that the destination cannot open; migrate VMs whose disks both ends share (without overlay=yes)")
+        }
         func name(_ line: String) -> String { String(line.prefix { $0 != " " }) }
         var names: [String] = []
         for line in a + b where !names.contains(name(line)) { names.append(name(line)) }
