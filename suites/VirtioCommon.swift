@@ -28,6 +28,14 @@ struct VirtioCommon {
         return dir
     }
 
+    /// Stops what a case started, guests first: the guests' testpmd, the VMs, the host's vhost
+    /// testpmd (each idempotent, each also registered with the run's cleanups).
+    nonisolated(nonsending) func stopAll(guestPMDs: [PmdOutput] = [], kvms: [QEMUKvm], vhost: PmdOutput?) async {
+        for pmd in guestPMDs { await pmd.quit() }
+        for kvm in kvms { await kvm.stop() }
+        await vhost?.quit()
+    }
+
     // MARK: The host's vhost-user testpmd
 
     /// The vhost testpmd's options: `ports` net_vhost vdevs on `<dir>/vhost-net<N>` (QEMU as
