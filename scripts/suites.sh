@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/opt/swift/usr/bin"
 
 suites=("$@")
-[ "${#suites[@]}" -gt 0 ] || suites=(vm2vm_virtio_net_perf vhost_qemu_mtu vm2vm_virtio_pmd vhost_user_live_migration)
+[ "${#suites[@]}" -gt 0 ] || suites=(vm2vm_virtio_net_perf vhost_qemu_mtu vm2vm_virtio_pmd vhost_user_live_migration pvp_vhost_user_reconnect)
 out=${DTS_OUTPUT:-output/suites}
 lock=${DTS_VM_LOCK:-/work/.vm-heavy.lock}
 

@@ -12,6 +12,7 @@ public enum SuiteRegistry {
         VhostQemuMTU.self,
         VM2VMVirtioPMD.self,
         VhostUserLiveMigration.self,
+        PVPVhostUserReconnect.self,
         PerfVirtioUserLoopback.self,
         RunnerSelfTest.self,
     ]

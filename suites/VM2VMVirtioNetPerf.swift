@@ -47,11 +47,8 @@ final class VM2VMVirtioNetPerf: TestSuite {
     }
 
     func tearDown() async throws {
-        for kvm in kvms { await kvm.stop() }
-        kvms = []
-        vms = []
-        await vhost?.quit()
-        vhost = nil
+        await common.stopAll(kvms: kvms, vhost: vhost)
+        (kvms, vms, vhost) = ([], [], nil)
     }
 
     // MARK: Cases

@@ -77,13 +77,8 @@ final class VM2VMVirtioPMD: TestSuite {
     }
 
     func tearDown() async throws {
-        for pmd in guestPMDs { await pmd.quit() }
-        guestPMDs = []
-        for kvm in kvms { await kvm.stop() }
-        kvms = []
-        vms = []
-        await vhost?.quit()
-        vhost = nil
+        await common.stopAll(guestPMDs: guestPMDs, kvms: kvms, vhost: vhost)
+        (guestPMDs, kvms, vms, vhost) = ([], [], [], nil)
     }
 
     // MARK: Cases

@@ -28,6 +28,14 @@ struct VirtioCommon {
         return dir
     }
 
+    /// Stops what a case started, guests first: the guests' testpmd, the VMs, the host's vhost
+    /// testpmd (each idempotent, each also registered with the run's cleanups).
+    nonisolated(nonsending) func stopAll(guestPMDs: [PmdOutput] = [], kvms: [QEMUKvm], vhost: PmdOutput?) async {
+        for pmd in guestPMDs { await pmd.quit() }
+        for kvm in kvms { await kvm.stop() }
+        await vhost?.quit()
+    }
+
     // MARK: The host's vhost-user testpmd
 
     /// The vhost testpmd's options: `ports` net_vhost vdevs on `<dir>/vhost-net<N>` (QEMU as
@@ -149,8 +157,10 @@ struct VirtioCommon {
             if !ready { try await Task.sleep(for: .milliseconds(200)) }
         }
         guard ready else { throw TestFailure(message: "the iperf server in \(server.vmName) does not listen on port \(port)") }
-        let run = try await client.exec(argv: ["sh", "-c", "iperf -c \"$1\" -p \"$2\" -i 1 -t \"$3\" > \"$4\" 2>&1", "sh",
-                                               serverIP, String(port), String(seconds), clientLog],
+        // iperf -c waits forever on a stalled connection: `timeout` ends it (status 124), so a
+        // path that stopped carrying traffic is a failure with the log, not a hung session.
+        let run = try await client.exec(argv: ["sh", "-c", "timeout \"$5\" iperf -c \"$1\" -p \"$2\" -i 1 -t \"$3\" > \"$4\" 2>&1", "sh",
+                                               serverIP, String(port), String(seconds), clientLog, String(seconds + 30)],
                                         timeout: .seconds(Int64(seconds) + 60))
         _ = try? await server.exec("killall iperf", timeout: .seconds(10))
         let artifacts = try context.artifactDirectory()

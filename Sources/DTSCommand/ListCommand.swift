@@ -33,8 +33,11 @@ struct ListCommand: ParsableCommand {
         let shown = SuiteRegistry.all.filter { suites.isEmpty ? (all || !$0.isInternal) : suites.contains($0.name) }
         for type in shown {
             print(type.name + (type.isInternal ? " (internal)" : ""))
-            for info in SuiteInfo.cases(of: type) {
-                print("  " + info.name.padding(toLength: 36, withPad: " ", startingAt: 0)
+            let cases = SuiteInfo.cases(of: type)
+            // Names are shown whole (they are what --test-cases takes): the column fits the longest.
+            let width = max(36, (cases.map(\.name.count).max() ?? 0) + 2)
+            for info in cases {
+                print("  " + info.name.padding(toLength: width, withPad: " ", startingAt: 0)
                       + info.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + "timeout \(info.timeout.secondsText)")
             }
         }

@@ -51,6 +51,8 @@ enum DTSBinary {
         #expect(list.status == 0, "\(list.stderr)")
         #expect(list.stdout.contains("host_basic\n  test_kernel_release"))
         #expect(list.stdout.contains("test_perf_vxlan_sample") && list.stdout.contains("performance"))
+        // Long case names are shown whole, with their kind after a gap.
+        #expect(list.stdout.contains("  test_vm2vm_vhost_user_virtio95_pmd_with_mergeable_path_with_payload_valid_check  functional"))
         #expect(!list.stdout.contains("runner_selftest"), "an internal suite is listed:\n\(list.stdout)")
         let all = try await DTSBinary.run(["list", "--all"])
         #expect(all.status == 0, "\(all.stderr)")

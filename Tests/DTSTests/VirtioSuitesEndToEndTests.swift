@@ -76,5 +76,20 @@ extension HostBackendTests {
             withExtendedLifetime(out) {}
             #expect(log.contains("pdump captured 10: lengths [8000, 8000, 8000, 8000, 8000, 8000, 8000, 8000, 8000, 8000]"))
         }
+
+        /// PVP through one guest's testpmd with QEMU as the vhost-user server: the traffic from the
+        /// host's net_null port comes back before, after the vhost testpmd's relaunch and after
+        /// QEMU's restart, and the backend saw the link go down and up each time.
+        @Test func pvpVhostUserReconnectOneVM() async throws {
+            let name = "test_perf_split_ring_reconnet_one_vm"
+            let (dir, records, out) = try await Self.run("pvp_vhost_user_reconnect", [name], image: "dts-guest-dpdk")
+            let table = try #require(records[name]?.perf.first)
+            let cycle = try #require(table.columns.firstIndex(of: "Cycle")), rate = try #require(table.columns.firstIndex(of: "Throughput(Mpps)"))
+            #expect(table.rows.map { $0[cycle] } == ["Before relaunch", "After relaunch 1", "After relaunch 1"], "\(table.rows)")
+            #expect(table.rows.allSatisfy { Double($0[rate]).map { $0 > 0 } == true }, "\(table.rows)")
+            let log = try String(contentsOfFile: dir + "/pvp_vhost_user_reconnect/\(name).log", encoding: .utf8)
+            withExtendedLifetime(out) {}
+            #expect(log.contains("reconnect from vhost 1: ") && log.contains("reconnect from VM 1: "))
+        }
     }
 }

@@ -85,4 +85,20 @@ import Testing
         #expect(VM2VMVirtioPMD.Revision.virtio095.settings(mergeable: false).hasPrefix("disable-modern=true,mrg_rxbuf=off,"))
         #expect(VM2VMVirtioPMD.Revision.virtio11.settings(mergeable: true).hasSuffix(",guest_ecn=on,packed=on"))
     }
+
+    @Test func pvpVhostUserReconnectSettings() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let shipped = try PVPVhostUserReconnect.Settings(try SuiteConfig(path: root + "/conf/pvp_vhost_user_reconnect.cfg"))
+        #expect(shipped.reconnectTimes == 1 && shipped.maxDropPercent == 90 && shipped.frameSize == 64)
+        #expect(shipped.measureSeconds == 5 && shipped.minimumMpps == 0.0001 && shipped.iperfSeconds == 10)
+        let defaults = try PVPVhostUserReconnect.Settings(SuiteConfig(values: [:]))
+        #expect(defaults.reconnectTimes == 5 && defaults.maxDropPercent == 15 && defaults.minimumMpps == 5 && defaults.measureSeconds == 30,
+                "DTS's values when the config says nothing")
+        #expect(throws: ConfigError.self) { _ = try PVPVhostUserReconnect.Settings(SuiteConfig(values: ["reconnect_times": "0"])) }
+        #expect(throws: ConfigError.self) { _ = try PVPVhostUserReconnect.Settings(SuiteConfig(values: ["frame_size": "9000"])) }
+        #expect(throws: ConfigError.self) { _ = try PVPVhostUserReconnect.Settings(SuiteConfig(values: ["max_drop_percent": "a lot"])) }
+        // DTS's names, spelling included, and its nine cases.
+        #expect(PVPVhostUserReconnect.cases.count == 9)
+        #expect(PVPVhostUserReconnect.cases.allSatisfy { $0.name.contains("reconnet") })
+    }
 }

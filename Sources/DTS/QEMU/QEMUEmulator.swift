@@ -38,7 +38,7 @@ extension QEMUKvm {
     /// The emulator this VM will run on its DUT: the one chosen with ``setQemuEmulator(_:)`` or
     /// `--qemu`, else the last of ``qemuPaths`` that is an executable file on the DUT, else the
     /// architecture's `qemu-system-<arch>` from `PATH` (see ``QEMUPathParameter``).
-    public func resolvedEmulator() async throws -> String {
+    nonisolated(nonsending) public func resolvedEmulator() async throws -> String {
         if let chosen = emulator ?? dut.settings.qemuPath { return chosen }
         let param = params.last { $0.name == "qemu" }
         let executables = try await dut.executableFiles(param.map(QEMUPathParameter.paths(of:)) ?? [])
@@ -59,7 +59,7 @@ extension QEMUKvm {
     }
 
     /// The version of `path` (default: ``resolvedEmulator()``), from its `--version` on the DUT.
-    public func qemuVersion(of path: String? = nil) async throws -> QEMUVersion {
+    nonisolated(nonsending) public func qemuVersion(of path: String? = nil) async throws -> QEMUVersion {
         let binary: String
         if let path { binary = path } else { binary = try await resolvedEmulator() }
         let result = try await dut.exec(argv: [binary, "--version"], timeout: .seconds(30))

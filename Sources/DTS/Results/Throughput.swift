@@ -90,3 +90,33 @@ public struct ThroughputVerdict: Sendable {
         return ThroughputVerdict(table: table, failures: failures, noBaseline: noBaseline)
     }
 }
+
+/// A rate measured after a reconnect against the rate before it: DTS's `check_reconnect_perf`,
+/// which failed a case when `before - after >= before × 15 %`. The allowed drop is the suite's
+/// setting (DTS hard-coded 15 % for KVM lab hardware). Any unit, as long as both rates share it.
+public struct RateDrop: Sendable, Equatable {
+    /// The rate before the reconnect.
+    public var before: Double
+    /// The rate after it.
+    public var after: Double
+
+    /// A comparison of `after` with `before`.
+    public init(before: Double, after: Double) {
+        self.before = before
+        self.after = after
+    }
+
+    /// The drop as a fraction of `before` (negative when the rate rose); 1 when `before` is 0.
+    public var fraction: Double { before > 0 ? (before - after) / before : 1 }
+
+    /// Whether the drop stays under `maxDrop` (a fraction, 0.15 for DTS's 15 %), strictly as DTS
+    /// compared; a `before` of 0 never passes (nothing flowed to compare with).
+    public func isWithin(_ maxDrop: Double) -> Bool { before > 0 && before - after < before * maxDrop }
+
+    /// `12.3 -> 10.1 (drop 17.9 %)`, for logs and failures.
+    public var description: String {
+        "\(Self.format(before)) -> \(Self.format(after)) (drop \(String(format: "%.1f", fraction * 100)) %)"
+    }
+
+    private static func format(_ value: Double) -> String { String(format: value < 1 ? "%.4f" : "%.1f", value) }
+}

@@ -212,6 +212,22 @@ public actor PmdOutput {
         }
     }
 
+    /// Waits until every port of `ports` has link `status` (``waitForLink(_:_:timeout:interval:)``
+    /// on each in turn, one deadline for all).
+    public func waitForLinks(_ ports: [Int], _ status: TestpmdLinkStatus = .up, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        for port in ports {
+            try await waitForLink(port, status, timeout: max(deadline - ContinuousClock.now, .zero))
+        }
+    }
+
+    /// The ids of the ports whose device name starts with `prefix` (`net_vhost`, `net_null`), in
+    /// port order, from `show port info all`. A vdev's port id follows the EAL's probe order, so a
+    /// suite asks rather than assumes it.
+    public func ports(named prefix: String) async throws -> [Int] {
+        try await portInfoAll().filter { $0.deviceName?.hasPrefix(prefix) == true }.map(\.port)
+    }
+
     /// `show port stats N`.
     public func portStats(_ port: Int) async throws -> TestpmdPortStats {
         let output = try await execute("show port stats \(port)")
@@ -286,6 +302,16 @@ public actor PmdOutput {
             await commands.stop(pid, request: .signal("INT", within: .seconds(15)), grace: .seconds(5))
         }
         await quit()
+    }
+
+    /// DTS's relaunch of a vhost backend: ``interrupt()`` (SIGINT, as `killall -s INT`), then
+    /// ``start()`` anew with the same options; returns what it printed up to its prompt. Its
+    /// vhost-user peers (QEMU as server, for `client=1` ports) see the backend go and come back;
+    /// wait for them with ``waitForLinks(_:_:timeout:)``.
+    @discardableResult
+    public func restart() async throws -> String {
+        await interrupt()
+        return try await start()
     }
 
     /// Quits testpmd (`quit`, bounded), kills it if it is still there, closes its shell and

@@ -124,6 +124,14 @@ extension HostBackendTests {
             #expect(await vhost.processID != first)
             try await vhost.waitForLink(0, timeout: .seconds(30))
             try await user.waitForLink(0, timeout: .seconds(30))
+            // restart() is the same relaunch in one call; ports(named:) finds the vhost port.
+            let second = await vhost.processID
+            try await vhost.restart()
+            #expect(await vhost.processID != second)
+            #expect(try await vhost.ports(named: "net_vhost") == [0])
+            #expect(try await vhost.ports(named: "net_null").isEmpty)
+            try await vhost.waitForLinks([0], timeout: .seconds(30))
+            try await user.waitForLinks([0], timeout: .seconds(30))
             await vhost.quit()
             await user.quit()
         }
