@@ -10,12 +10,13 @@ import Foundation
 
 extension LoopOperation {
     /// Starts a channel open or SFTP start-up: `false` while it must wait (quirk mode with a
-    /// transient channel counted); otherwise the operation is now `exclusive`, so the loop steps
-    /// it alone until it clears the flag.
+    /// transient channel counted, or the server settling a child's exit first, see
+    /// `ConnectionCore.settleChildExits`); once `true`, the operation is `exclusive`, so the loop
+    /// steps it alone until it clears the flag.
     func beginExclusiveSetup(_ core: ConnectionCore) -> Bool {
-        if core.channelSetupMustWait { return false }
+        if !exclusive && core.channelSetupMustWait { return false }
         exclusive = true
-        return true
+        return core.settleChildExits()
     }
 }
 
@@ -121,6 +122,7 @@ struct TransientMark {
         if counted {
             counted = false
             core.transientChannels -= 1
+            if core.serializeSetups { core.childExitMayBePending = true }
         }
     }
 }

@@ -99,6 +99,9 @@ final class ConnectionCore: @unchecked Sendable {
     /// Channels whose server process may exit at any moment (running execs, SFTP sessions, shells
     /// being closed); with `serializeSetups`, channel opens wait until there are none.
     var transientChannels = 0
+    /// With `serializeSetups`: a transient channel ended since the last channel open, so the
+    /// next open first makes the server finish handling that child's exit (`settleChildExits`).
+    var childExitMayBePending = false
     /// The server's identification string.
     var serverBanner = ""
     private var shellCounter = 0
@@ -398,6 +401,26 @@ final class ConnectionCore: @unchecked Sendable {
 
     /// Adds an operation started by another one (a forward's listener accepting a connection).
     func adopt(_ op: LoopOperation) { operations.append(op) }
+
+    /// Makes the server handle a child exit it may not have handled yet, before a channel open
+    /// (non-blocking: `false` means call again). Dropbear learns of a child's exit through a
+    /// signal pipe that it reads at the top of its next loop; a session channel opened in that
+    /// same loop, still without a process, is closed by mistake and the connection dies on the
+    /// exec request (mkj/dropbear#321). Its CLOSE of the exited child's channel can go out one
+    /// loop before it reads the pipe, so waiting for that CLOSE is not enough. A round trip of
+    /// its own that the server handles in a loop of its own settles it: the open of a channel
+    /// type no server knows, which dropbear refuses at once (no channel, no process). One
+    /// round trip per open after a command, on those dropbear versions only.
+    func settleChildExits() -> Bool {
+        guard childExitMayBePending, let session else { return true }
+        let type = "settle@dts.invalid"
+        let channel = libssh2_channel_open_ex(session, type, UInt32(type.utf8.count), 32768, 32768, nil, 0)
+        if channel == nil, libssh2_session_last_errno(session) == LIBSSH2_ERROR_EAGAIN { return false }
+        // Refused, as expected; a server that accepted it gets the channel freed with no more ado.
+        if let channel { _ = libssh2_channel_free(channel) }
+        childExitMayBePending = false
+        return true
+    }
 
     /// Opens a `session` channel (non-blocking: `nil` plus `EAGAIN` means call again).
     func openSessionChannel() -> (OpaquePointer?, Int32) {

@@ -48,8 +48,11 @@ final class ExecOperation: ChannelOperation {
                 case .failed(.request, let rc): return fail(core, rc, "exec request")
                 case .ready:
                     transient.mark(core)
-                    // Timed out during the setup (see `expire`): nobody waits for the output.
-                    if finishingAlone { return closeInBackground(core) }
+                    // Timed out during the setup (see `expire`): nobody waits for the output. The
+                    // command has just started and may exit any moment: it stays counted until the
+                    // server closes its channel (at most the cleanup's 2 s), or a channel opened
+                    // meanwhile hits dropbear#321 and loses the connection.
+                    if finishingAlone { return closeInBackground(core, waitForPeer: true) }
                     phase = .sendEOF
                 }
             case .sendEOF:
