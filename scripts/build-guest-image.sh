@@ -17,6 +17,8 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 guest_dir=$script_dir/guest
 setup_script=$script_dir/setup.d/image.sh
 vfio_script=$script_dir/build-vfio-noiommu.sh
+# shellcheck source=lib/apt.sh
+. "$script_dir/lib/apt.sh"
 # Where the rebuilt vfio modules are cached, per kernel version (see build-vfio-noiommu.sh).
 kmod_cache=${HOME:?HOME is not set}/.cache/dts/kmod
 
@@ -164,6 +166,7 @@ inputs=$(
     echo "format=1"
     echo "build-script $(sha256sum < "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
     echo "vfio-noiommu-script $(sha256sum < "$vfio_script" | cut -d' ' -f1)"
+    echo "apt-lib $(sha256sum < "$script_dir/lib/apt.sh" | cut -d' ' -f1)"
     (cd "$guest_dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
     for p in "${packages[@]}"; do echo "package $p=${pkg_version[$p]}"; done
     echo "$host_versions"
@@ -204,15 +207,11 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dts-guest-image.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp"
-mkdir -p "$tmp/debs" "$tmp/x"
-# apt-get download drops privileges to _apt: let it write into the download directory.
-id _apt >/dev/null 2>&1 && chown _apt "$tmp/debs"
-
+mkdir -p "$tmp/x"
 info "downloading ${packages[*]}"
 pins=()
 for p in "${packages[@]}"; do pins+=("$p=${pkg_version[$p]}"); done
-(cd "$tmp/debs" && apt-get download -q "${pins[@]}" >"$tmp/download.log" 2>&1) \
-    || { cat "$tmp/download.log" >&2; die "apt-get download failed"; }
+apt_download "$tmp/debs" "${pins[@]}" || die "apt-get download failed"
 for p in "${packages[@]}"; do
     deb=$(find "$tmp/debs" -maxdepth 1 -name "${p}_*.deb" -print -quit)
     [ -n "$deb" ] || die "apt-get download produced no .deb for $p"

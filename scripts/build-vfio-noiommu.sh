@@ -17,6 +17,8 @@
 set -euo pipefail
 
 prog=build-vfio-noiommu.sh
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 die() { echo "$prog: error: $*" >&2; exit 1; }
 info() { echo "$prog: $*" >&2; }
 
@@ -73,13 +75,11 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dts-vfio-noiommu.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp"
-mkdir -p "$tmp/debs" "$tmp/x"
-id _apt >/dev/null 2>&1 && chown _apt "$tmp/debs"
+mkdir -p "$tmp/x"
 info "downloading ${needed[*]} ($version)"
 pins=()
 for p in "${needed[@]}"; do pins+=("$p=$version"); done
-(cd "$tmp/debs" && apt-get download -q "${pins[@]}" >"$tmp/download.log" 2>&1) \
-    || { cat "$tmp/download.log" >&2; die "apt-get download failed"; }
+apt_download "$tmp/debs" "${pins[@]}" || die "apt-get download failed"
 for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$tmp/x" || die "cannot unpack $deb"; done
 
 headers=$tmp/x/usr/src/linux-headers-$kver
