@@ -16,6 +16,11 @@ prog=build-guest-image.sh
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 guest_dir=$script_dir/guest
 setup_script=$script_dir/setup.d/image.sh
+vfio_script=$script_dir/build-vfio-noiommu.sh
+# shellcheck source=lib/apt.sh
+. "$script_dir/lib/apt.sh"
+# Where the rebuilt vfio modules are cached, per kernel version (see build-vfio-noiommu.sh).
+kmod_cache=${HOME:?HOME is not set}/.cache/dts/kmod
 
 die() { echo "$prog: error: $*" >&2; exit 1; }
 info() { echo "$prog: $*"; }
@@ -73,7 +78,8 @@ fi
 # before them, resolved with modinfo from the kernel package).
 # e1000 goes first: /init brings the management NIC up right after its driver
 # loads, so the (slow, emulated) link negotiation overlaps the other insmods.
-# vfio, vfio_iommu_type1 and vfio_pci let DPDK use vfio-pci in no-IOMMU mode (a guest has no vIOMMU).
+# vfio, vfio_iommu_type1 and vfio_pci let DPDK use vfio-pci in no-IOMMU mode (a guest has no vIOMMU):
+# Debian's kernel lacks CONFIG_VFIO_NOIOMMU, so they are rebuilt with it (build-vfio-noiommu.sh).
 modules=(e1000 virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
          failover net_failover virtio_net virtio_console virtio_blk uio uio_pci_generic
          vfio vfio_iommu_type1 vfio_pci)
@@ -95,7 +101,8 @@ export LC_ALL=C
 # ---- host prerequisites -------------------------------------------------------
 host_ready() {
     local c p
-    for c in apt-get apt-cache dpkg-deb dpkg-query cpio zstd xz modinfo openssl ldd sha256sum mknod flock od; do
+    for c in apt-get apt-cache dpkg-deb dpkg-query cpio zstd xz modinfo openssl ldd sha256sum mknod flock od \
+             tar make gcc-12 strip; do
         command -v "$c" >/dev/null 2>&1 || return 1
     done
     for p in "${host_lib_packages[@]}" $([ "$with_dpdk" = 1 ] && echo dpdk-dev); do
@@ -158,6 +165,8 @@ keys_sha=none
 inputs=$(
     echo "format=1"
     echo "build-script $(sha256sum < "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
+    echo "vfio-noiommu-script $(sha256sum < "$vfio_script" | cut -d' ' -f1)"
+    echo "apt-lib $(sha256sum < "$script_dir/lib/apt.sh" | cut -d' ' -f1)"
     (cd "$guest_dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
     for p in "${packages[@]}"; do echo "package $p=${pkg_version[$p]}"; done
     echo "$host_versions"
@@ -198,15 +207,11 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dts-guest-image.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp"
-mkdir -p "$tmp/debs" "$tmp/x"
-# apt-get download drops privileges to _apt: let it write into the download directory.
-id _apt >/dev/null 2>&1 && chown _apt "$tmp/debs"
-
+mkdir -p "$tmp/x"
 info "downloading ${packages[*]}"
 pins=()
 for p in "${packages[@]}"; do pins+=("$p=${pkg_version[$p]}"); done
-(cd "$tmp/debs" && apt-get download -q "${pins[@]}" >"$tmp/download.log" 2>&1) \
-    || { cat "$tmp/download.log" >&2; die "apt-get download failed"; }
+apt_download "$tmp/debs" "${pins[@]}" || die "apt-get download failed"
 for p in "${packages[@]}"; do
     deb=$(find "$tmp/debs" -maxdepth 1 -name "${p}_*.deb" -print -quit)
     [ -n "$deb" ] || die "apt-get download produced no .deb for $p"
@@ -324,11 +329,15 @@ if [ "$with_dpdk" = 1 ]; then
 fi
 
 # Kernel modules: resolve dependencies with modinfo, copy the .ko files, and
-# write the load order for /init.
+# write the load order for /init. The vfio modules come rebuilt with CONFIG_VFIO_NOIOMMU=y.
+info "vfio modules with no-IOMMU mode for $kver"
+vfio_dir=$(bash "$vfio_script" --kernel-version "$kver" --package-version "${pkg_version[$kernel_pkg]}" \
+               --cache "$kmod_cache" | tail -n 1) || die "cannot rebuild the vfio modules with no-IOMMU mode"
+[ -f "$vfio_dir/vfio.ko" ] || die "$vfio_script gave no vfio.ko (in '$vfio_dir')"
 declare -A kmod_path kmod_done
 while read -r f; do
     n=$(basename "$f" .ko); kmod_path[${n//-/_}]=$f
-done < <(find "$kmoddir/kernel" -name '*.ko')
+done < <(find "$kmoddir/kernel" "$vfio_dir" -name '*.ko')   # the rebuilt ones last: they win
 load_order=()
 resolve_module() {
     local m=${1//-/_} deps d
@@ -435,6 +444,7 @@ rm -f "$tmp/vmlinux.xz"
     echo "with_dpdk=$with_dpdk"
     [ "$with_dpdk" = 1 ] && echo "dpdk_version=$dpdk_version" && echo "dpdk_pmds=${dpdk_pmds[*]}"
     echo "modules=${load_order[*]}"
+    echo "vfio_noiommu=yes"
     echo "login_user=$login_user"
     echo "login_password=$login_password"
     echo "login_home=$home"

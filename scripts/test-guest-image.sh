@@ -201,13 +201,14 @@ out=$(ssh_password 'set -e
     sleep 1; ping -c 2 127.0.0.1 >/dev/null; sleep 1; cat /tmp/td.out
     iperf -s -p 5201 >/dev/null 2>&1 & s=$!
     sleep 1; iperf -c 127.0.0.1 -p 5201 -t 1 -f m; kill $s
-    ls -d /sys/bus/pci/drivers/vfio-pci') || { echo "$out" >&2; fail "iperf/ethtool/tcpdump/vfio in the guest failed"; }
+    ls -d /sys/bus/pci/drivers/vfio-pci /sys/module/vfio/parameters/enable_unsafe_noiommu_mode') || { echo "$out" >&2; fail "iperf/ethtool/tcpdump/vfio in the guest failed"; }
 grep -q '^driver: virtio_net' <<<"$out" || { echo "$out" >&2; fail "ethtool -i eth0 does not name virtio_net"; }
 grep -q "tx-tcp-segmentation:" <<<"$out" || { echo "$out" >&2; fail "ethtool -k eth0 lists no TSO feature"; }
 grep -q 'ICMP echo request' <<<"$out" || { echo "$out" >&2; fail "tcpdump on lo saw no ICMP echo request"; }
 grep -q 'Mbits/sec' <<<"$out" || { echo "$out" >&2; fail "iperf over lo reported no rate"; }
 grep -q '/sys/bus/pci/drivers/vfio-pci' <<<"$out" || fail "vfio-pci is not loaded"
-pass "ethtool, tcpdump and iperf work in the guest; vfio-pci is loaded"
+grep -q 'enable_unsafe_noiommu_mode' <<<"$out" || fail "vfio has no no-IOMMU mode (the rebuilt modules are missing)"
+pass "ethtool, tcpdump and iperf work in the guest; vfio-pci is loaded, with vfio's no-IOMMU mode"
 
 # ---- SFTP: password session (commands on stdin: -b would force BatchMode and
 # forbid passwords), then a key login with the key uploaded by SFTP, then SFTP

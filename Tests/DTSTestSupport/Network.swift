@@ -50,3 +50,20 @@ public func waitUntilListening(_ server: ChildProcess, port: Int, host: String =
     }
     return false
 }
+
+/// Sends one UDP datagram with `payload` to `host`:`port` (an IPv4 address) from an ephemeral port.
+public func sendUDP(port: Int, payload: [UInt8], host: String = "127.0.0.1") throws {
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw TestSetupError(description: "socket: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr(host)
+    address.sin_port = UInt16(port).bigEndian
+    let sent = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { to in
+            payload.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, to, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+    guard sent == payload.count else { throw TestSetupError(description: "sendto \(host):\(port): \(String(cString: strerror(errno)))") }
+}

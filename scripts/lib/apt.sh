@@ -12,3 +12,14 @@ apt_install() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# apt_download DIR PKG=VERSION...: downloads the pinned .deb files into DIR (created). apt-get
+# download drops privileges to _apt, so _apt may write there. On failure prints apt's output on
+# stderr and returns 1.
+apt_download() {
+    local dir=$1
+    shift
+    mkdir -p "$dir" || return 1
+    if id _apt >/dev/null 2>&1; then chown _apt "$dir"; fi
+    (cd "$dir" && apt-get download -q "$@" >"$dir/download.log" 2>&1) || { cat "$dir/download.log" >&2; return 1; }
+}

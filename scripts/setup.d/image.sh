@@ -15,6 +15,9 @@ packages=(
     # building the image
     dpkg cpio zstd xz-utils kmod openssl coreutils findutils util-linux
     busybox-static dropbear-bin openssh-sftp-server qemu-guest-agent bash
+    # rebuilding the guest kernel's vfio modules with no-IOMMU mode (build-vfio-noiommu.sh):
+    # the kernel's compiler, make, strip, and the libraries of the kernel's prebuilt objtool
+    tar make gcc-12 binutils libelf1
     # libraries of the guest binaries (their ldd closure is copied from the host)
     libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g libgmp10
     libglib2.0-0 libudev1 libnuma1 liburing2 libpcre2-8-0 libtinfo6

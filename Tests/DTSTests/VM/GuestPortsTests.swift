@@ -6,13 +6,15 @@ import Testing
 
 extension RealGuestTests {
 /// The guest side of a VM DUT on a booted guest: its test NICs (``VirtDut/portsInfo()``), bound
-/// to vfio-pci (no-IOMMU) and uio_pci_generic and back to the kernel, testpmd on them through
-/// ``PmdOutput``, several shells at once, and files copied back to the host.
+/// to uio_pci_generic or (at start, from `def_driver`) to vfio-pci in no-IOMMU mode and back to the
+/// kernel, testpmd on them through ``PmdOutput``, several shells at once, and files copied back to
+/// the host.
 @Suite struct GuestPortsTests {
     static let macs = ["00:00:20:00:00:41", "00:00:20:00:00:42"]
 
-    /// Two virtio-net test NICs (on user-network backends) besides the e1000 management NIC.
-    static func fixture() throws -> VMFixture {
+    /// Two virtio-net test NICs (on user-network backends, each with a UDP forward to the guest's
+    /// port 9) besides the e1000 management NIC; `defDriver` is a `def_driver` value.
+    static func fixture(defDriver: String? = nil) throws -> VMFixture {
         try VMFixture(["vm0": """
             enable_kvm = enable=no;
             cpu = model=host,number=2;
@@ -26,7 +28,7 @@ extension RealGuestTests {
                 type=user,opt_vlan=1,opt_hostfwd=udp:127.0.0.1:0-:9;
                 type=nic,opt_vlan=2,opt_model=virtio-net-pci,opt_macaddr=\(macs[1]);
                 type=user,opt_vlan=2,opt_hostfwd=udp:127.0.0.1:0-:9;
-            """])
+            """ + (defDriver.map { "\ndef_driver = \($0)" } ?? "")])
     }
 
     @Test func discoverBindRunTestpmdAndGiveBack() async throws {
@@ -50,24 +52,9 @@ extension RealGuestTests {
             #expect(try await guest.pciAddress(ofMAC: Self.macs[1].uppercased()) == ports[1].pci)
             await #expect(throws: BackendError.self) { _ = try await guest.pciAddress(ofMAC: "00:00:20:00:00:99") }
 
-            // vfio-pci in no-IOMMU mode (DTS's def_driver spelling) where the guest kernel has it
-            // (CONFIG_VFIO_NOIOMMU); Debian's kernels do not, and then the error says so. Then
-            // uio_pci_generic: no interface any more, the MAC remembered.
-            let noIOMMU = try await guest.exec("test -e /sys/module/vfio/parameters/enable_unsafe_noiommu_mode", timeout: .seconds(10)).succeeded
-            let driver: GuestPortDriver
-            if noIOMMU {
-                driver = .vfioPCI(noIOMMU: true)
-                let bound = try await guest.bindTestPorts(driver: "vfio-pci", mode: "noiommu")
-                #expect(bound.map(\.driver) == ["vfio-pci", "vfio-pci"])
-                let groups = try await guest.exec("ls /dev/vfio", timeout: .seconds(10)).output
-                #expect(groups.contains("noiommu-"), "no no-IOMMU vfio groups: \(groups)")
-            } else {
-                driver = .uioPCIGeneric
-                let error = await #expect(throws: BackendError.self) { try await guest.bindTestPorts(driver: "vfio-pci", mode: "noiommu") }
-                #expect(error?.detail.contains("CONFIG_VFIO_NOIOMMU") == true, "\(error.map { "\($0)" } ?? "")")
-                let loaded = try await guest.exec("ls -d /sys/bus/pci/drivers/vfio-pci", timeout: .seconds(10))
-                #expect(loaded.succeeded, "the image loads vfio-pci at boot")
-            }
+            // uio_pci_generic (vfio-pci: startBindsToVfioNoIOMMUAndTestpmdForwards): no interface
+            // any more, the MAC remembered.
+            let driver = GuestPortDriver.uioPCIGeneric
             let bound = try await guest.bindTestPorts(driver: driver)
             #expect(bound.map(\.driver) == Array(repeating: driver.sysfsName, count: 2) && bound.allSatisfy { $0.interface == nil })
             #expect(bound.map(\.mac) == Self.macs)
@@ -104,10 +91,7 @@ extension RealGuestTests {
     /// `def_driver` and leaves the management NIC alone; without it the NICs stay on virtio-net.
     @Test func startBindsTheTestNICsToDefDriverWhenAsked() async throws {
         try VMFixture.requireGuestImage("dts-guest-dpdk")
-        let base = try Self.fixture()
-        let text = try String(contentsOfFile: base.confDirectory + "/" + base.suite + ".cfg", encoding: .utf8)
-        try (text + "def_driver = driver_name=uio_pci_generic;\n").write(toFile: base.confDirectory + "/" + base.suite + ".cfg",
-                                                                          atomically: true, encoding: .utf8)
+        let base = try Self.fixture(defDriver: "driver_name=uio_pci_generic;")
         let run = testRun()
         try await withTearDown(run) {
             let vm = try base.vm(run: run)
@@ -123,6 +107,72 @@ extension RealGuestTests {
             let unbound = try await plain.start()
             #expect(try await unbound.portsInfo().map(\.driver) == ["virtio-pci", "virtio-pci"])
             await plain.stop()
+        }
+    }
+
+    /// DTS's stock `def_driver = driver_name=vfio-pci; driver_mode=noiommu;` with `bindDevices`:
+    /// the start turns on vfio's no-IOMMU mode (the image's vfio is rebuilt with
+    /// CONFIG_VFIO_NOIOMMU, see docs/guest-image.md) and binds both virtio NICs to vfio-pci; testpmd
+    /// probes them through vfio and forwards what QEMU's user network sends them; then back to virtio.
+    @Test func startBindsToVfioNoIOMMUAndTestpmdForwards() async throws {
+        try VMFixture.requireGuestImage("dts-guest-dpdk")
+        let manifest = try String(contentsOfFile: HostFacts.imageDirectory + "/dts-guest-dpdk/manifest", encoding: .utf8)
+        try #require(manifest.contains("\nvfio_noiommu=yes\n"),
+                     "the dts-guest-dpdk image predates vfio's no-IOMMU mode: rebuild it with scripts/build-guest-image.sh --with-dpdk")
+        let fixture = try Self.fixture(defDriver: "driver_name=vfio-pci; driver_mode=noiommu;")
+        let run = testRun()
+        try await withTearDown(run) {
+            let vm = try fixture.vm(run: run)
+            let guest = try await vm.start(VMStartOptions(bindDevices: true))
+            #expect(guest.defaultDriver?.name == "vfio-pci" && guest.defaultDriver?.mode == "noiommu")
+            let ports = try await guest.portsInfo()
+            #expect(ports.map(\.driver) == ["vfio-pci", "vfio-pci"] && ports.map(\.mac) == Self.macs, "\(ports)")
+            #expect(ports.allSatisfy { $0.interface == nil })
+            // No-IOMMU mode on, a no-IOMMU group per NIC, and the kernel tainted E (bit 13): the
+            // rebuilt vfio modules are unsigned, and load all the same.
+            let state = try await guest.exec(argv: ["sh", "-c", "cat /sys/module/vfio/parameters/enable_unsafe_noiommu_mode; ls /dev/vfio; cat /proc/sys/kernel/tainted"],
+                                             timeout: .seconds(10)).output.split(separator: "\n").map(String.init)
+            #expect(state.first == "Y", "\(state)")
+            #expect(state.filter { $0.hasPrefix("noiommu-") }.count == 2, "\(state)")
+            let tainted = try #require(state.last.flatMap { Int($0) }, "\(state)")
+            #expect(tainted & (1 << 13) != 0, "kernel taint \(tainted): no unsigned module loaded?")
+
+            // testpmd probes both NICs through vfio-pci and forwards port 0 <-> 1 (io mode).
+            try await guest.reserveHugepages(64)
+            var options = TestpmdOptions(filePrefix: "noiommu", cores: .list("0-1"), memory: .hugepages(megabytes: 96))
+            options.allowedDevices = ports.map(\.pci)
+            options.arguments = ["--total-num-mbufs=2048", "--nb-cores=1", "--forward-mode=io"]
+            options.startTimeout = .seconds(120)
+            let pmd = PmdOutput(session: guest, options: options, cleanup: .run(run))
+            let banner = try await pmd.start()
+            #expect(TestpmdParser.startupPorts(banner).count == 2, "\(banner)")
+            let infos = try await pmd.portInfoAll()
+            #expect(infos.map { $0.mac?.lowercased() } == Self.macs && infos.allSatisfy { $0.driverName == "net_virtio" }, "\(infos)")
+            try await pmd.waitForLink(0, .up, timeout: .seconds(20))
+            try await pmd.waitForLink(1, .up, timeout: .seconds(20))
+            // A datagram to each NIC's UDP forward: QEMU's user network first asks for the guest's
+            // MAC (ARP), and testpmd receives that on the NIC and sends it out of the other one.
+            let forwards = try await guest.qmp.usernetForwards().filter { $0.transport == "UDP" && $0.guestPort == 9 }
+            #expect(forwards.count == 2, "\(forwards)")
+            try await pmd.startForwarding()
+            for _ in 0..<3 {
+                for forward in forwards { try sendUDP(port: forward.hostPort, payload: Array("dts-noiommu".utf8)) }
+                try await Task.sleep(for: .seconds(1))
+            }
+            let stats = try await pmd.stopForwarding()
+            for port in [0, 1] {
+                #expect((stats.ports[port]?.rxPackets ?? 0) > 0 && (stats.ports[port]?.txPackets ?? 0) > 0, "port \(port): \(stats)")
+            }
+            await pmd.quit()
+
+            let kernel = try await guest.bindTestPorts(driver: .kernel)
+            #expect(kernel.map(\.driver) == ["virtio-pci", "virtio-pci"] && kernel.allSatisfy { $0.interface != nil })
+            #expect(kernel.map(\.mac) == Self.macs)
+            // driver_mode=iommu needs an IOMMU group, which a guest without a vIOMMU has only while
+            // vfio's no-IOMMU mode lends one to a bound device.
+            let error = await #expect(throws: BackendError.self) { try await guest.bindTestPorts(driver: "vfio-pci", mode: "iommu") }
+            #expect(error?.detail.contains("no IOMMU group") == true, "\(error.map { "\($0)" } ?? "")")
+            await vm.stop()
         }
     }
 
