@@ -6,8 +6,8 @@
 //       50 ms delaybeforesend turned off.
 // Then file copy: a --copy-mb file (default 256 MB) uploaded and downloaded by dts's SFTP copy and
 // by OpenSSH's scp on the same server (as it chooses, and held to dts's cipher and MAC), in MB/s,
-// with the ratios dts / scp.
-// Started by scripts/bench-sessions.sh, which runs a loopback dropbear with key auth.
+// with the ratios dts / scp; with --sshd-port, the copy runs again against an OpenSSH sshd on that port.
+// Started by scripts/bench-sessions.sh, which runs a loopback dropbear and a loopback sshd with key auth.
 import DTSProcess
 import DTSSSH
 import DTSSession
@@ -29,6 +29,8 @@ struct Arguments {
     var pexpectIterations = 200
     var copyMB = 256
     var copyRounds = 3
+    /// An OpenSSH sshd on `host` for a second copy benchmark (0: none).
+    var sshdPort = 0
 
     init(_ argv: [String]) throws {
         var it = argv.dropFirst().makeIterator()
@@ -44,6 +46,7 @@ struct Arguments {
             case "--pexpect-iterations": pexpectIterations = Int(value) ?? 200
             case "--copy-mb": copyMB = Int(value) ?? 256
             case "--copy-rounds": copyRounds = Int(value) ?? 3
+            case "--sshd-port": sshdPort = Int(value) ?? 0
             default: throw BenchError(description: "unknown option \(flag)")
             }
         }
@@ -175,11 +178,12 @@ struct CopyRow {
 /// OpenSSH's scp (once as it chooses, once with the cipher and MAC dts negotiated), each the best
 /// of `copyRounds` rounds that alternate them (the machine is shared: the best round is the least
 /// disturbed); every copy is checked with `cmp`. Also returns dts's algorithms.
-func measureCopy(_ args: Arguments) async throws -> (rows: [CopyRow], algorithms: String) {
+/// `port` is the server's (the dropbear's or the sshd's).
+func measureCopy(_ args: Arguments, port: Int) async throws -> (rows: [CopyRow], algorithms: String) {
     var best = [CopyRow]()
     var algorithms = ""
     for _ in 0..<max(1, args.copyRounds) {
-        let (round, used) = try await copyRound(args)
+        let (round, used) = try await copyRound(args, port: port)
         algorithms = used
         best = best.isEmpty ? round : zip(best, round).map {
             CopyRow(name: $0.name, dts: max($0.dts, $1.dts), scp: max($0.scp, $1.scp), scpSame: max($0.scpSame, $1.scpSame))
@@ -189,7 +193,7 @@ func measureCopy(_ args: Arguments) async throws -> (rows: [CopyRow], algorithms
 }
 
 /// One upload and one download each way, by dts and by scp (both ways of choosing its algorithms), in MB/s.
-func copyRound(_ args: Arguments) async throws -> (rows: [CopyRow], algorithms: String) {
+func copyRound(_ args: Arguments, port: Int) async throws -> (rows: [CopyRow], algorithms: String) {
     let source = args.workdir + "/copy-source"
     unlink(source) // runProgram appends
     guard try runProgram("/usr/bin/head", ["-c", "\(args.copyMB)M", "/dev/urandom"], output: source) == 0 else {
@@ -208,9 +212,9 @@ func copyRound(_ args: Arguments) async throws -> (rows: [CopyRow], algorithms: 
         return (ContinuousClock.now - start).seconds
     }
     let options = SSHConnectOptions(
-        host: args.host, port: args.port, user: args.user,
+        host: args.host, port: port, user: args.user,
         authentication: .publicKeyFile(privateKeyPath: args.key),
-        hostKeyPolicy: .recordOnFirstUse(knownHostsPath: args.workdir + "/known_hosts.dts"))
+        hostKeyPolicy: .recordOnFirstUse(knownHostsPath: args.workdir + "/known_hosts.dts.\(port)"))
     let ssh = try await SSHConnection.connect(options)
     let (cipher, mac) = try await ssh.algorithms
     let dtsUp = try await seconds { try await ssh.upload(localPath: source, remotePath: remote + "-dts") }
@@ -220,8 +224,8 @@ func copyRound(_ args: Arguments) async throws -> (rows: [CopyRow], algorithms: 
     await ssh.close()
 
     let log = args.workdir + "/scp.log"
-    let common = ["-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=\(args.workdir)/known_hosts.openssh",
-                  "-i", args.key, "-P", String(args.port)]
+    let common = ["-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=\(args.workdir)/known_hosts.openssh.\(port)",
+                  "-i", args.key, "-P", String(port)]
     let target = "\(args.user)@\(args.host):\(remote)-scp"
     func scp(_ extra: [String]) async throws -> (up: Double, down: Double) {
         let up = try await seconds {
@@ -281,17 +285,27 @@ do {
     }
     print("p50_ms=\(format(base)) vs_pexpect=\(String(format: "%.1f", pexpectDefault.p50 / base)) vs_controlmaster=\(String(format: "%.1f", controlMaster.p50 / base))")
     if args.copyMB > 0 {
+        // The dropbear's keys keep their names; the sshd's end in `_sshd`.
+        var servers = [("dropbear", args.port, "")]
+        if args.sshdPort > 0 { servers.append(("OpenSSH sshd", args.sshdPort, "_sshd")) }
+        var summary: [String] = []
+        for (server, port, suffix) in servers {
+            print("")
+            print("File copy against \(server) on \(args.host):\(port), \(args.copyMB) MiB each way, best of \(args.copyRounds) rounds (scp is OpenSSH's; checked with cmp)")
+            let (rows, algorithms) = try await measureCopy(args, port: port)
+            print("(dts negotiates \(algorithms); \"scp same\" is scp told to use them too)")
+            print("direction    dts MB/s    scp MB/s    dts / scp    scp same MB/s    dts / scp same")
+            for row in rows {
+                print("\(row.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(String(format: "%.1f", row.dts).leftPad(11)) \(String(format: "%.1f", row.scp).leftPad(11)) \(String(format: "%.2fx", row.dts / row.scp).leftPad(12)) \(String(format: "%.1f", row.scpSame).leftPad(16)) \(String(format: "%.2fx", row.dts / row.scpSame).leftPad(17))")
+            }
+            for row in rows {
+                summary.append("copy_\(row.name)_ratio\(suffix)=\(String(format: "%.2f", row.dts / row.scp))")
+                summary.append("copy_\(row.name)_ratio_same_algorithms\(suffix)=\(String(format: "%.2f", row.dts / row.scpSame))")
+            }
+        }
         print("")
-        print("File copy, \(args.copyMB) MiB each way, best of \(args.copyRounds) rounds (same server; scp is OpenSSH's; checked with cmp)")
-        let (rows, algorithms) = try await measureCopy(args)
-        print("(dts negotiates \(algorithms); \"scp same\" is scp told to use them too)")
-        print("direction    dts MB/s    scp MB/s    dts / scp    scp same MB/s    dts / scp same")
-        for row in rows {
-            print("\(row.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(String(format: "%.1f", row.dts).leftPad(11)) \(String(format: "%.1f", row.scp).leftPad(11)) \(String(format: "%.2fx", row.dts / row.scp).leftPad(12)) \(String(format: "%.1f", row.scpSame).leftPad(16)) \(String(format: "%.2fx", row.dts / row.scpSame).leftPad(17))")
-        }
-        for row in rows {
-            print("copy_\(row.name)_ratio=\(String(format: "%.2f", row.dts / row.scp)) copy_\(row.name)_ratio_same_algorithms=\(String(format: "%.2f", row.dts / row.scpSame))")
-        }
+        print("(copy ratios are dts / scp; keys without a suffix are against dropbear, `_sshd` against OpenSSH sshd)")
+        print(summary.joined(separator: " "))
     }
 } catch {
     FileHandle.standardError.write(Data("SessionBench: \(error)\n".utf8))
