@@ -16,7 +16,7 @@ import Glibc
 /// - VM2VM virtio-net cases: two VMs' kernel NICs, iperf from VM1 to VM0.
 ///
 /// See docs/suites/pvp_vhost_user_reconnect.md.
-final class PVPVhostUserReconnect: TestSuite {
+final class PVPVhostUserReconnect: VirtioSuite, TestSuite {
     static let name = "pvp_vhost_user_reconnect"
     // DTS's names (with its spelling, "reconnet") and its split of reconnects per case.
     static let cases: [TestCase<PVPVhostUserReconnect>] = [
@@ -65,25 +65,13 @@ final class PVPVhostUserReconnect: TestSuite {
         }
     }
 
-    let context: TestContext
-    private lazy var common = VirtioCommon(context: context, suite: Self.name)
     private var settings: Settings?
-    private var dir = ""
-    private var vhost: PmdOutput?
-    private var kvms: [QEMUKvm] = []
-    private var vms: [VirtDut] = []
-    private var guestPMDs: [PmdOutput] = []
 
-    init(context: TestContext) { self.context = context }
+    init(context: TestContext) { super.init(context: context, suite: Self.name) }
 
     func setUpAll() async throws {
         settings = try Settings(context.config)
-        dir = try await common.makeWorkDirectory()
-    }
-
-    func tearDown() async throws {
-        await common.stopAll(guestPMDs: guestPMDs, kvms: kvms, vhost: vhost)
-        (guestPMDs, kvms, vms, vhost) = ([], [], [], nil)
+        try await makeWorkDirectory()
     }
 
     // MARK: Cases

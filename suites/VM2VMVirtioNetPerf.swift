@@ -8,7 +8,7 @@ import Foundation
 /// over 1518 bytes in both directions (TSO: the guests hand over whole segments); the capability
 /// cases check that the guests' virtio-net offers TSO, ECN and TCP6 segmentation.
 /// See docs/suites/vm2vm_virtio_net_perf.md.
-final class VM2VMVirtioNetPerf: TestSuite {
+final class VM2VMVirtioNetPerf: VirtioSuite, TestSuite {
     static let name = "vm2vm_virtio_net_perf"
     static let cases: [TestCase<VM2VMVirtioNetPerf>] = [
         .functional("test_vm2vm_split_ring_iperf_with_tso") { try await $0.iperfWithTSO(mergeable: false, packed: false) },
@@ -31,24 +31,13 @@ final class VM2VMVirtioNetPerf: TestSuite {
         }
     }
 
-    let context: TestContext
-    private lazy var common = VirtioCommon(context: context, suite: Self.name)
     private var settings: Settings?
-    private var dir = ""
-    private var vhost: PmdOutput?
-    private var kvms: [QEMUKvm] = []
-    private var vms: [VirtDut] = []
 
-    init(context: TestContext) { self.context = context }
+    init(context: TestContext) { super.init(context: context, suite: Self.name) }
 
     func setUpAll() async throws {
         settings = try Settings(context.config)
-        dir = try await common.makeWorkDirectory()
-    }
-
-    func tearDown() async throws {
-        await common.stopAll(kvms: kvms, vhost: vhost)
-        (kvms, vms, vhost) = ([], [], nil)
+        try await makeWorkDirectory()
     }
 
     // MARK: Cases

@@ -9,7 +9,7 @@ import Foundation
 /// vhost receives from VM1; the payload cases send ten 8000-byte chained frames and check, from a
 /// `dpdk-pdump` capture in VM0, that all ten arrived with the same payload.
 /// See docs/suites/vm2vm_virtio_pmd.md.
-final class VM2VMVirtioPMD: TestSuite {
+final class VM2VMVirtioPMD: VirtioSuite, TestSuite {
     static let name = "vm2vm_virtio_pmd"
     static let cases: [TestCase<VM2VMVirtioPMD>] = [
         .functional("test_vm2vm_vhost_user_virtio95_pmd_with_vector_rx_path") { try await $0.pathCase(.virtio095, .vectorRX) },
@@ -60,25 +60,13 @@ final class VM2VMVirtioPMD: TestSuite {
         }
     }
 
-    let context: TestContext
-    private lazy var common = VirtioCommon(context: context, suite: Self.name)
     private var settings: Settings?
-    private var dir = ""
-    private var vhost: PmdOutput?
-    private var kvms: [QEMUKvm] = []
-    private var vms: [VirtDut] = []
-    private var guestPMDs: [PmdOutput] = []
 
-    init(context: TestContext) { self.context = context }
+    init(context: TestContext) { super.init(context: context, suite: Self.name) }
 
     func setUpAll() async throws {
         settings = try Settings(context.config)
-        dir = try await common.makeWorkDirectory()
-    }
-
-    func tearDown() async throws {
-        await common.stopAll(guestPMDs: guestPMDs, kvms: kvms, vhost: vhost)
-        (guestPMDs, kvms, vms, vhost) = ([], [], [], nil)
+        try await makeWorkDirectory()
     }
 
     // MARK: Cases
