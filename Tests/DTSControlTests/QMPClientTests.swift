@@ -278,6 +278,13 @@ extension FakeConnection {
         write(QMPFakePeerTests.greeting + "\n")
         return readMessage()?["id"] as? String
     }
+
+    /// Greets and accepts `qmp_capabilities`, as QEMU does; `false` when none came.
+    func acceptQMP() -> Bool {
+        guard let id = greetQMP() else { return false }
+        write(#"{"return": {}, "id": "\#(id)"}"# + "\n")
+        return true
+    }
 }
 
 /// QMP protocol edge cases against a scripted peer.
@@ -330,8 +337,7 @@ extension FakeConnection {
         defer { dir.remove() }
         let peer = try FakePeer(path: dir.file("qmp.sock"))
         peer.serve { connection in
-            guard let id = connection.greetQMP() else { return }
-            connection.write(#"{"return": {}, "id": "\#(id)"}"# + "\n")
+            guard connection.acceptQMP() else { return }
             let replies = [
                 #"{"status": "completed", "setup-time": 5, "downtime": 0, "total-time": 0}"#,
                 #"{"status": "completed", "setup-time": 5, "downtime": 0, "total-time": 0}"#,
@@ -357,8 +363,7 @@ extension FakeConnection {
         defer { dir.remove() }
         let peer = try FakePeer(path: dir.file("qmp.sock"))
         peer.serve { connection in
-            guard let id = connection.greetQMP() else { return }
-            connection.write(#"{"return": {}, "id": "\#(id)"}"# + "\n")
+            guard connection.acceptQMP() else { return }
             _ = connection.readLine()
             _ = connection.readLine()  // wait for the client to close
         }
